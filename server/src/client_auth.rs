@@ -1,0 +1,364 @@
+//! Client authentication at `/bc-authorize` and `/oauth/token`:
+//! `client_secret_basic`, `client_secret_post` (RFC 6749 2.3.1) and
+//! `private_key_jwt` (OpenID Core 9, RFC 7523).
+
+use std::{fmt, str::FromStr};
+
+use assent_shared::oauth::JWT_BEARER_ASSERTION_TYPE;
+use axum::http::{header, HeaderMap};
+use base64::{engine::general_purpose::STANDARD, Engine};
+use jsonwebtoken::{
+    decode_header,
+    jwk::{Jwk, JwkSet},
+    DecodingKey, Validation,
+};
+use serde::Deserialize;
+
+use crate::{
+    clock::now_ms,
+    oauth_error::OAuthError,
+    params::Params,
+    secrets::{b64url_decode, secret_matches_digest, sha256_hex},
+    state::Assent,
+    storage::ClientRow,
+    tokens::CLIENT_ASSERTION_ALGS,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    PrivateKeyJwt,
+}
+
+impl AuthMethod {
+    pub const ALL: [AuthMethod; 3] = [
+        AuthMethod::ClientSecretBasic,
+        AuthMethod::ClientSecretPost,
+        AuthMethod::PrivateKeyJwt,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
+        }
+    }
+
+    pub fn uses_secret(self) -> bool {
+        self != AuthMethod::PrivateKeyJwt
+    }
+}
+
+impl fmt::Display for AuthMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for AuthMethod {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        AuthMethod::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| format!("unknown authentication method {s:?}"))
+    }
+}
+
+/// Longest accepted `client_assertion`, in bytes.
+const MAX_ASSERTION_LEN: usize = 8 * 1024;
+/// Longest accepted client id or secret, in bytes.
+const MAX_CREDENTIAL_LEN: usize = 256;
+/// Assertions may not live longer than this: it bounds the replay cache.
+const MAX_ASSERTION_LIFETIME_SECS: i64 = 3600;
+
+/// Authenticates the calling client. `endpoint_url` is the URL of the
+/// endpoint being called, accepted as the assertion audience besides the
+/// issuer and the token endpoint.
+pub async fn authenticate(
+    assent: &Assent,
+    headers: &HeaderMap,
+    params: &Params,
+    endpoint_url: &str,
+) -> Result<ClientRow, OAuthError> {
+    let basic = basic_credentials(headers)?;
+    let post_secret = params.optional("client_secret", MAX_CREDENTIAL_LEN)?;
+    let assertion = params.optional("client_assertion", MAX_ASSERTION_LEN)?;
+    let methods_used = usize::from(basic.is_some())
+        + usize::from(post_secret.is_some())
+        + usize::from(assertion.is_some());
+    if methods_used > 1 {
+        return Err(OAuthError::invalid_request(
+            "use exactly one client authentication method",
+        ));
+    }
+    let client_id_param = params.optional("client_id", MAX_CREDENTIAL_LEN)?;
+
+    if let Some((id, secret)) = basic {
+        if client_id_param.is_some_and(|p| p != id) {
+            return Err(OAuthError::invalid_request(
+                "client_id does not match the HTTP Basic credentials",
+            ));
+        }
+        return check_secret(assent, &id, &secret, AuthMethod::ClientSecretBasic).await;
+    }
+    if let Some(secret) = post_secret {
+        let id = client_id_param
+            .ok_or_else(|| OAuthError::invalid_request("client_secret requires client_id"))?;
+        return check_secret(assent, id, secret, AuthMethod::ClientSecretPost).await;
+    }
+    if let Some(assertion) = assertion {
+        match params.get("client_assertion_type") {
+            Some(JWT_BEARER_ASSERTION_TYPE) => {}
+            Some(_) => {
+                return Err(OAuthError::invalid_request(
+                    "unsupported client_assertion_type",
+                ))
+            }
+            None => {
+                return Err(OAuthError::invalid_request(
+                    "client_assertion requires client_assertion_type",
+                ))
+            }
+        }
+        return check_assertion(assent, assertion, client_id_param, endpoint_url).await;
+    }
+    Err(OAuthError::invalid_client(
+        "client authentication is required",
+        true,
+    ))
+}
+
+/// Credentials of an `Authorization: Basic` header, form-urldecoded as
+/// RFC 6749 2.3.1 requires. Other schemes are not client authentication.
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, String)>, OAuthError> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(OAuthError::invalid_request("repeated Authorization header"));
+    }
+    let bad = || OAuthError::invalid_client("malformed HTTP Basic credentials", true);
+    let value = value.to_str().map_err(|_| bad())?;
+    let Some((scheme, encoded)) = value.split_once(' ') else {
+        return Ok(None);
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Ok(None);
+    }
+    if encoded.len() > 4 * MAX_CREDENTIAL_LEN {
+        return Err(bad());
+    }
+    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| bad())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
+    let unescape = |s: &str| -> Result<String, OAuthError> {
+        let mut parts = form_urlencoded::parse(format!("x={s}").as_bytes())
+            .map(|(_, v)| v.into_owned())
+            .collect::<Vec<_>>();
+        parts.pop().ok_or_else(bad)
+    };
+    let (id, secret) = (unescape(id)?, unescape(secret)?);
+    if id.is_empty() || secret.is_empty() {
+        return Err(bad());
+    }
+    Ok(Some((id, secret)))
+}
+
+async fn check_secret(
+    assent: &Assent,
+    client_id: &str,
+    secret: &str,
+    used: AuthMethod,
+) -> Result<ClientRow, OAuthError> {
+    let basic = used == AuthMethod::ClientSecretBasic;
+    let client = assent.store.client(client_id).await?;
+    let digest_ok = match client.as_ref().and_then(|c| c.secret_sha256.as_deref()) {
+        Some(digest) => secret_matches_digest(secret, digest),
+        // Hash anyway, so that unknown clients take as long as wrong secrets.
+        None => {
+            std::hint::black_box(sha256_hex(secret));
+            false
+        }
+    };
+    let Some(client) = client else {
+        return Err(OAuthError::invalid_client(
+            "client authentication failed",
+            basic,
+        ));
+    };
+    if client.token_endpoint_auth_method != used.as_str() {
+        return Err(OAuthError::invalid_client(
+            format!(
+                "this client must authenticate with {}",
+                client.token_endpoint_auth_method
+            ),
+            basic,
+        ));
+    }
+    if !digest_ok {
+        return Err(OAuthError::invalid_client(
+            "client authentication failed",
+            basic,
+        ));
+    }
+    Ok(client)
+}
+
+#[derive(Deserialize)]
+struct UnverifiedIssuer {
+    iss: Option<String>,
+    sub: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct AssertionClaims {
+    exp: i64,
+    jti: Option<String>,
+}
+
+async fn check_assertion(
+    assent: &Assent,
+    assertion: &str,
+    client_id_param: Option<&str>,
+    endpoint_url: &str,
+) -> Result<ClientRow, OAuthError> {
+    let fail = |why: &'static str| OAuthError::invalid_client(why, false);
+    let header =
+        decode_header(assertion).map_err(|_| fail("client_assertion is not a valid JWT"))?;
+    if !CLIENT_ASSERTION_ALGS.contains(&header.alg) {
+        return Err(fail("client_assertion algorithm is not accepted"));
+    }
+    // The client is named by the (not yet verified) `sub`; the signature
+    // check below is what proves it.
+    let payload = assertion
+        .split('.')
+        .nth(1)
+        .and_then(b64url_decode)
+        .and_then(|bytes| serde_json::from_slice::<UnverifiedIssuer>(&bytes).ok())
+        .ok_or_else(|| fail("client_assertion payload is not valid JSON"))?;
+    let client_id = payload
+        .sub
+        .or(payload.iss)
+        .ok_or_else(|| fail("client_assertion has no sub"))?;
+    if client_id_param.is_some_and(|p| p != client_id) {
+        return Err(OAuthError::invalid_request(
+            "client_id does not match the client_assertion subject",
+        ));
+    }
+    let client = assent
+        .store
+        .client(&client_id)
+        .await?
+        .ok_or_else(|| fail("client authentication failed"))?;
+    if client.token_endpoint_auth_method != AuthMethod::PrivateKeyJwt.as_str() {
+        return Err(OAuthError::invalid_client(
+            format!(
+                "this client must authenticate with {}",
+                client.token_endpoint_auth_method
+            ),
+            false,
+        ));
+    }
+    let jwks: JwkSet = client
+        .jwks
+        .as_deref()
+        .and_then(|j| serde_json::from_str(j).ok())
+        .ok_or_else(|| fail("client has no usable keys registered"))?;
+
+    let endpoints = &assent.endpoints;
+    let mut validation = Validation::new(header.alg);
+    validation.set_issuer(&[client_id.as_str()]);
+    validation.sub = Some(client_id.clone());
+    validation.set_audience(&[
+        endpoints.issuer.as_str(),
+        endpoints.issuer.trim_end_matches('/'),
+        endpoint_url,
+        endpoints.token.as_str(),
+    ]);
+    validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+    validation.leeway = 30;
+
+    let candidates = jwks.keys.iter().filter(|k| match &header.kid {
+        Some(kid) => k.common.key_id.as_deref() == Some(kid.as_str()),
+        None => key_fits(k, header.alg),
+    });
+    let mut claims = None;
+    for jwk in candidates {
+        let Ok(key) = DecodingKey::from_jwk(jwk) else {
+            continue;
+        };
+        if let Ok(data) = jsonwebtoken::decode::<AssertionClaims>(assertion, &key, &validation) {
+            claims = Some(data.claims);
+            break;
+        }
+    }
+    let claims = claims.ok_or_else(|| fail("client_assertion signature or claims are invalid"))?;
+    let now_secs = now_ms() / 1000;
+    if claims.exp > now_secs + MAX_ASSERTION_LIFETIME_SECS {
+        return Err(fail("client_assertion expires too far in the future"));
+    }
+    let jti = claims
+        .jti
+        .filter(|j| !j.is_empty() && j.len() <= 256)
+        .ok_or_else(|| fail("client_assertion must carry a jti"))?;
+    let first_use = assent
+        .store
+        .use_jti(
+            &format!("client:{client_id}"),
+            &jti,
+            (claims.exp + 60) * 1000,
+        )
+        .await?;
+    if !first_use {
+        return Err(fail("client_assertion has already been used"));
+    }
+    Ok(client)
+}
+
+/// Whether `jwk` can verify `alg` (used when the assertion names no `kid`).
+fn key_fits(jwk: &Jwk, alg: jsonwebtoken::Algorithm) -> bool {
+    use jsonwebtoken::jwk::AlgorithmParameters as P;
+    use jsonwebtoken::Algorithm as A;
+    let kind_ok = match (&jwk.algorithm, alg) {
+        (P::RSA(_), A::RS256 | A::RS384 | A::RS512 | A::PS256 | A::PS384 | A::PS512) => true,
+        (P::EllipticCurve(_), A::ES256 | A::ES384) => true,
+        (P::OctetKeyPair(_), A::EdDSA) => true,
+        _ => false,
+    };
+    let alg_ok = jwk
+        .common
+        .key_algorithm
+        .is_none_or(|ka| format!("{ka:?}") == format!("{alg:?}"));
+    kind_ok && alg_ok
+}
+
+/// Validates a JWKS given at client registration: parseable, public keys
+/// only, each usable for one of the accepted algorithms.
+pub fn validate_client_jwks(text: &str) -> anyhow::Result<String> {
+    let raw: serde_json::Value = serde_json::from_str(text)?;
+    let keys = raw
+        .get("keys")
+        .and_then(|k| k.as_array())
+        .ok_or_else(|| anyhow::anyhow!("a JWKS needs a \"keys\" array"))?;
+    if keys.is_empty() {
+        anyhow::bail!("the JWKS has no keys");
+    }
+    for key in keys {
+        for private in ["d", "p", "q", "dp", "dq", "qi", "k"] {
+            if key.get(private).is_some() {
+                anyhow::bail!(
+                    "the JWKS contains private key material ({private}): register public keys only"
+                );
+            }
+        }
+    }
+    let set: JwkSet = serde_json::from_value(raw.clone())?;
+    for jwk in &set.keys {
+        DecodingKey::from_jwk(jwk)?;
+    }
+    Ok(serde_json::to_string(&raw)?)
+}

@@ -1,0 +1,118 @@
+//! Metadata endpoints: OpenID discovery, JWKS, OpenAPI, health.
+//! Their bodies never change while the process runs, so they are rendered once.
+
+use axum::{
+    extract::State,
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+};
+use serde_json::json;
+
+use super::AppState;
+use crate::{
+    ciba::{CIBA_GRANT, REFRESH_GRANT, STANDARD_SCOPES},
+    client_auth::AuthMethod,
+    keys::TokenAlg,
+    state::Assent,
+};
+
+/// The OpenAPI document, with the server URL filled in at start-up.
+pub const OPENAPI_TEMPLATE: &str = include_str!("../../openapi.json");
+
+pub struct Rendered {
+    openid_configuration: String,
+    jwks: String,
+    openapi: String,
+}
+
+impl Rendered {
+    pub fn new(assent: &Assent) -> Self {
+        let e = &assent.endpoints;
+        let algs: Vec<&str> = TokenAlg::ALL.iter().map(|a| a.as_str()).collect();
+        let openid_configuration = json!({
+            "issuer": e.issuer,
+            "token_endpoint": e.token,
+            "backchannel_authentication_endpoint": e.backchannel_authentication,
+            "backchannel_token_delivery_modes_supported": ["poll"],
+            "backchannel_user_code_parameter_supported": false,
+            "userinfo_endpoint": e.userinfo,
+            "jwks_uri": e.jwks,
+            "grant_types_supported": [CIBA_GRANT, REFRESH_GRANT],
+            "response_types_supported": [],
+            "subject_types_supported": ["public"],
+            "token_endpoint_auth_methods_supported":
+                AuthMethod::ALL.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
+            "token_endpoint_auth_signing_alg_values_supported":
+                ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"],
+            "id_token_signing_alg_values_supported": algs,
+            "userinfo_signing_alg_values_supported": [],
+            "scopes_supported": STANDARD_SCOPES,
+            "claims_supported": [
+                "sub", "iss", "aud", "exp", "iat", "auth_time", "acr", "amr", "azp",
+                "at_hash", "name", "email", "email_verified", "updated_at",
+                "urn:openid:params:jwt:claim:auth_req_id"
+            ],
+            "claims_parameter_supported": false,
+            "request_parameter_supported": false,
+            "authorization_details_types_supported": [],
+        })
+        .to_string();
+        let mut openapi: serde_json::Value =
+            serde_json::from_str(OPENAPI_TEMPLATE).expect("openapi.json is valid JSON");
+        openapi["servers"] = json!([{ "url": e.issuer.trim_end_matches('/') }]);
+        Self {
+            openid_configuration,
+            jwks: assent.keys.jwks_json().to_string(),
+            openapi: openapi.to_string(),
+        }
+    }
+}
+
+fn json_response(body: &str, cache: &'static str) -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
+        ],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+pub async fn openid_configuration(State(state): State<AppState>) -> Response {
+    json_response(&state.rendered.openid_configuration, "public, max-age=300")
+}
+
+pub async fn jwks(State(state): State<AppState>) -> Response {
+    let mut response = json_response(&state.rendered.jwks, "public, max-age=300");
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/jwk-set+json"),
+    );
+    response
+}
+
+pub async fn openapi(State(state): State<AppState>) -> Response {
+    json_response(&state.rendered.openapi, "public, max-age=300")
+}
+
+/// Liveness: the process answers.
+pub async fn healthz() -> Response {
+    json_response(r#"{"status":"ok"}"#, "no-store")
+}
+
+/// Readiness: the database answers too.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    match state.assent.store.ping().await {
+        Ok(()) => json_response(r#"{"status":"ready"}"#, "no-store"),
+        Err(err) => {
+            tracing::warn!(error = %err, "readiness check: database unreachable");
+            let mut r = json_response(r#"{"status":"database unreachable"}"#, "no-store");
+            *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            r
+        }
+    }
+}

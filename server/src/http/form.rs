@@ -1,0 +1,75 @@
+//! Extractors that enforce OAuth's input discipline before a handler runs.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::{
+    extract::{ConnectInfo, FromRequest, FromRequestParts, Request},
+    http::{header, request::Parts, HeaderMap},
+};
+
+use super::AppState;
+use crate::{oauth_error::OAuthError, params::Params};
+
+/// Largest request body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// A form-encoded body: `application/x-www-form-urlencoded` required, size
+/// capped, repeated parameters refused.
+pub struct Form(pub Params);
+
+impl FromRequest<AppState> for Form {
+    type Rejection = OAuthError;
+
+    async fn from_request(req: Request, _state: &AppState) -> Result<Self, Self::Rejection> {
+        if !is_form(req.headers()) {
+            return Err(OAuthError::unsupported_media_type(
+                "the request body must be application/x-www-form-urlencoded",
+            ));
+        }
+        let body = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
+            .await
+            .map_err(|_| OAuthError::payload_too_large("the request body is too large"))?;
+        Params::parse(&body).map(Form)
+    }
+}
+
+pub fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| {
+            mime.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
+/// The address of whoever made the request: the peer, or the first
+/// `X-Forwarded-For` entry when the operator trusts a proxy in front.
+pub struct RequesterAddr(pub Option<IpAddr>);
+
+impl FromRequestParts<AppState> for RequesterAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if state.assent.settings.trust_x_forwarded_for {
+            let forwarded = parts
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .and_then(|v| v.trim().parse().ok());
+            if forwarded.is_some() {
+                return Ok(Self(forwarded));
+            }
+        }
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        Ok(Self(peer))
+    }
+}

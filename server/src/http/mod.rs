@@ -1,0 +1,116 @@
+//! The HTTP surface: routing, extraction and response shaping only. Every
+//! decision is delegated to the domain modules.
+
+mod discovery;
+mod form;
+mod oauth;
+mod userinfo;
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    http::{Method, StatusCode},
+    response::IntoResponse,
+    routing::{get, post, MethodRouter},
+    Router,
+};
+use tower_http::{catch_panic::CatchPanicLayer, timeout::TimeoutLayer, trace::TraceLayer};
+
+pub use form::{RequesterAddr, MAX_BODY_BYTES};
+
+use crate::{oauth_error::OAuthError, state::Assent};
+
+/// Handler state: the shared server state plus responses rendered at start-up.
+#[derive(Clone)]
+pub struct AppState {
+    pub assent: Assent,
+    pub rendered: Arc<discovery::Rendered>,
+}
+
+/// One route of the server: path, the methods it answers, its handlers.
+pub struct Route {
+    pub path: &'static str,
+    pub methods: &'static [Method],
+    handler: MethodRouter<AppState>,
+}
+
+/// Every route the server has. The router is built from this table and the
+/// OpenAPI test compares the table with `openapi.json`, so neither can drift.
+pub fn route_table() -> Vec<Route> {
+    vec![
+        Route {
+            path: "/.well-known/openid-configuration",
+            methods: &[Method::GET],
+            handler: get(discovery::openid_configuration),
+        },
+        Route {
+            path: "/.well-known/jwks.json",
+            methods: &[Method::GET],
+            handler: get(discovery::jwks),
+        },
+        Route {
+            path: "/bc-authorize",
+            methods: &[Method::POST],
+            handler: post(oauth::bc_authorize),
+        },
+        Route {
+            path: "/oauth/token",
+            methods: &[Method::POST],
+            handler: post(oauth::token),
+        },
+        Route {
+            path: "/userinfo",
+            methods: &[Method::GET, Method::POST],
+            handler: get(userinfo::userinfo).post(userinfo::userinfo),
+        },
+        Route {
+            path: "/openapi.json",
+            methods: &[Method::GET],
+            handler: get(discovery::openapi),
+        },
+        Route {
+            path: "/healthz",
+            methods: &[Method::GET],
+            handler: get(discovery::healthz),
+        },
+        Route {
+            path: "/readyz",
+            methods: &[Method::GET],
+            handler: get(discovery::readyz),
+        },
+    ]
+}
+
+/// The complete application.
+pub fn router(assent: Assent) -> Router {
+    let rendered = Arc::new(discovery::Rendered::new(&assent));
+    let state = AppState { assent, rendered };
+    let mut router = Router::new();
+    for route in route_table() {
+        router = router.route(route.path, route.handler);
+    }
+    router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(
+            // Spans carry method and path only: query strings and bodies may
+            // hold secrets and never reach the logs.
+            TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+                tracing::debug_span!("http", method = %request.method(), path = %request.uri().path())
+            }),
+        )
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(30),
+        ))
+        .layer(CatchPanicLayer::custom(|_| OAuthError::server_error().into_response()))
+}
+
+async fn not_found() -> OAuthError {
+    OAuthError::not_found("no such endpoint")
+}
+
+async fn method_not_allowed() -> OAuthError {
+    OAuthError::method_not_allowed("method not allowed on this endpoint")
+}

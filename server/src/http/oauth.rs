@@ -1,0 +1,81 @@
+//! `POST /bc-authorize` and `POST /oauth/token`.
+
+use assent_shared::oauth::{BackchannelAuthenticationResponse, TokenResponse};
+use axum::{
+    extract::State,
+    http::{header, HeaderMap, HeaderValue},
+    response::{IntoResponse, Response},
+    Json,
+};
+
+use super::{form::Form, AppState, RequesterAddr};
+use crate::{
+    ciba::{self, RequesterContext, CIBA_GRANT, REFRESH_GRANT},
+    client_auth,
+    oauth_error::OAuthError,
+};
+
+pub async fn bc_authorize(
+    State(state): State<AppState>,
+    RequesterAddr(ip): RequesterAddr,
+    headers: HeaderMap,
+    Form(params): Form,
+) -> Result<Json<BackchannelAuthenticationResponse>, OAuthError> {
+    let assent = &state.assent;
+    let client = client_auth::authenticate(
+        assent,
+        &headers,
+        &params,
+        &assent.endpoints.backchannel_authentication,
+    )
+    .await?;
+    let request = ciba::parse_backchannel_request(&params, |iss| assent.endpoints.is_issuer(iss))?;
+    let requester = RequesterContext {
+        ip: ip.map(|ip| ip.to_string()),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+    };
+    ciba::start_backchannel(assent, &client, request, requester)
+        .await
+        .map(Json)
+}
+
+pub async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(params): Form,
+) -> Result<NoStore<TokenResponse>, OAuthError> {
+    let assent = &state.assent;
+    let client =
+        client_auth::authenticate(assent, &headers, &params, &assent.endpoints.token).await?;
+    let response = match params.get("grant_type") {
+        Some(CIBA_GRANT) => ciba::poll(assent, &client, &params).await?,
+        Some(REFRESH_GRANT) => ciba::refresh(assent, &client, &params).await?,
+        Some(_) => {
+            return Err(OAuthError::unsupported_grant_type(
+                "grant_type must be urn:openid:params:grant-type:ciba or refresh_token",
+            ))
+        }
+        None => {
+            return Err(OAuthError::invalid_request(
+                "missing required parameter grant_type",
+            ))
+        }
+    };
+    Ok(NoStore(response))
+}
+
+/// JSON that must not be cached: token responses (RFC 6749 5.1).
+pub struct NoStore<T>(pub T);
+
+impl<T: serde::Serialize> IntoResponse for NoStore<T> {
+    fn into_response(self) -> Response {
+        let mut response = Json(self.0).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        response
+    }
+}

@@ -1,0 +1,135 @@
+//! Running the HTTP server: bind, serve, housekeep, shut down gracefully.
+
+use std::{future::Future, net::SocketAddr, time::Duration};
+
+use anyhow::Context;
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+
+use crate::{clock::now_ms, config::Settings, http, state::Assent, storage::Store};
+
+/// A server running in this process (used by `serve` and by tests).
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub assent: Assent,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningServer {
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting connections and waits for in-flight requests.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        self.task.await.context("server task panicked")?
+    }
+}
+
+/// Binds `settings.listen` (port 0 picks a free port), opens the database,
+/// loads keys, and serves until [`RunningServer::shutdown`].
+pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("binding {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    let issuer = settings
+        .issuer
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let store = Store::connect(&settings.database_url, settings.database_max_connections).await?;
+    let grace = settings.shutdown_grace;
+    let assent = Assent::open(store, settings, &issuer).await?;
+    let (shutdown, mut shutdown_rx) = watch::channel(false);
+
+    let app = http::router(assent.clone());
+    let housekeeping = tokio::spawn(housekeep(assent.clone(), shutdown.subscribe()));
+    let store = assent.store.clone();
+    let task = tokio::spawn(async move {
+        let mut stop = shutdown_rx.clone();
+        let serve = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        });
+        // In-flight requests get `grace` to finish once shutdown starts.
+        let deadline = async move {
+            let _ = shutdown_rx.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+        };
+        let result = tokio::select! {
+            r = serve => r.context("HTTP server failed"),
+            () = deadline => {
+                tracing::warn!("shutdown grace period over: dropping remaining connections");
+                Ok(())
+            }
+        };
+        housekeeping.abort();
+        store.close().await;
+        result
+    });
+    tracing::info!(address = %addr, issuer = %issuer, database = assent.store.backend(), "listening");
+    Ok(RunningServer {
+        addr,
+        assent,
+        shutdown,
+        task,
+    })
+}
+
+/// Serves until `stop` resolves (SIGINT/SIGTERM for the binary).
+pub async fn run_until(settings: Settings, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let server = start(settings).await?;
+    stop.await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    server.shutdown().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
+
+/// Deletes expired single-use records and old requests once a minute.
+/// Every process does it; the deletes are idempotent.
+async fn housekeep(assent: Assent, mut stop: watch::Receiver<bool>) {
+    let retention_ms = assent.settings.request_retention as i64 * 1000;
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            () = tokio::time::sleep(Duration::from_secs(60)) => {}
+        }
+        match assent.store.purge_expired(now_ms(), retention_ms).await {
+            Ok(c) if c.auth_requests + c.refresh_tokens + c.jtis > 0 => tracing::debug!(
+                auth_requests = c.auth_requests,
+                refresh_tokens = c.refresh_tokens,
+                jtis = c.jtis,
+                "purged expired records"
+            ),
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "housekeeping failed"),
+        }
+    }
+}

@@ -1,0 +1,639 @@
+//! All database access, for SQLite and PostgreSQL alike.
+//!
+//! The schema and nearly every statement are written once in the common
+//! subset of both dialects (`$N` placeholders, `RETURNING`, partial indexes,
+//! `ON CONFLICT`), and [`on_pool!`] expands each use for both native drivers.
+//! That keeps one copy of the SQL while avoiding `sqlx::Any`'s value
+//! conversions on the hot path.
+//!
+//! Invariants that must hold across several server processes live here, in
+//! single statements: "first decision wins", "exactly one token response per
+//! approved request", "a JWT id is used once" are all one conditional `UPDATE`
+//! or `INSERT` each, never a read followed by a write.
+
+use std::{str::FromStr, time::Duration};
+
+use anyhow::Context;
+use sqlx::{
+    postgres::PgPoolOptions,
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    FromRow, PgPool, SqlitePool,
+};
+
+/// A connection pool to one of the supported databases.
+#[derive(Clone, Debug)]
+pub enum Store {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same code against whichever pool `store` holds.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            Store::Sqlite($pool) => $body,
+            Store::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// The `INSERT` of one refresh token, bound and ready for any executor.
+macro_rules! insert_refresh_token_query {
+    ($t:expr) => {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (token_sha256, family_id, client_id, user_sub, scope, \
+             audience, authorization_details, acr, auth_time, state, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(&$t.token_sha256)
+        .bind(&$t.family_id)
+        .bind(&$t.client_id)
+        .bind(&$t.user_sub)
+        .bind(&$t.scope)
+        .bind(&$t.audience)
+        .bind(&$t.authorization_details)
+        .bind(&$t.acr)
+        .bind($t.auth_time)
+        .bind(&$t.state)
+        .bind($t.created_at)
+        .bind($t.expires_at)
+    };
+}
+#[derive(Debug, Clone, FromRow)]
+pub struct SigningKeyRow {
+    pub kid: String,
+    pub alg: String,
+    pub private_key_pkcs8: String,
+    pub state: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct ClientRow {
+    pub client_id: String,
+    pub name: String,
+    pub token_endpoint_auth_method: String,
+    pub secret_sha256: Option<String>,
+    pub jwks: Option<String>,
+    pub id_token_signed_response_alg: String,
+    pub grant_types: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct UserRow {
+    pub sub: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub name: Option<String>,
+    pub blocked: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A back-channel request about to be stored; the user is resolved by the
+/// same statement that inserts it (see [`Store::insert_auth_request`]).
+#[derive(Debug, Clone)]
+pub struct NewAuthRequest {
+    pub id: String,
+    pub auth_req_id_sha256: String,
+    pub client_id: String,
+    pub scope: String,
+    pub binding_message: String,
+    pub audience: Option<String>,
+    pub authorization_details: Option<String>,
+    pub acr: Option<String>,
+    pub requester_ip: Option<String>,
+    pub requester_user_agent: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub poll_interval: i64,
+}
+
+/// How to find the user a request is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserLookup {
+    /// Matches `users.sub` exactly; preferred over an e-mail match.
+    pub sub: String,
+    /// Matches `users.email_normalized` (lower-cased) when no `sub` matches.
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsertRequestOutcome {
+    Created,
+    UnknownUser,
+    BlockedUser,
+}
+
+/// What one token poll found and did, from the single `UPDATE` of
+/// [`Store::poll_auth_request`].
+#[derive(Debug, Clone, FromRow)]
+pub struct PollRow {
+    /// `issued` (this poll won the tokens), `pending`, `slow_down`, `denied`,
+    /// `expired` or `replayed`.
+    pub last_poll_outcome: String,
+    pub poll_interval: i64,
+    pub user_sub: String,
+    pub scope: String,
+    pub audience: Option<String>,
+    pub authorization_details: Option<String>,
+    pub acr: Option<String>,
+    pub decided_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct AuthRequestState {
+    pub id: String,
+    pub client_id: String,
+    pub user_sub: String,
+    pub status: String,
+    pub deny_reason: Option<String>,
+    pub binding_message: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct RefreshTokenRow {
+    pub token_sha256: String,
+    pub family_id: String,
+    pub client_id: String,
+    pub user_sub: String,
+    pub scope: String,
+    pub audience: Option<String>,
+    pub authorization_details: Option<String>,
+    pub acr: Option<String>,
+    pub auth_time: i64,
+    pub state: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Debug)]
+pub enum RotateOutcome {
+    /// The presented token was active; it is now `rotated` and the
+    /// replacement is stored. Carries the presented token's grant.
+    Rotated(RefreshTokenRow),
+    /// The presented token had already been rotated: its whole family is now revoked.
+    ReuseDetected,
+    /// Unknown, foreign, expired, revoked, or its user is blocked.
+    Invalid,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PurgeCounts {
+    pub auth_requests: u64,
+    pub refresh_tokens: u64,
+    pub jtis: u64,
+}
+
+const USER_COLUMNS: &str = "sub, email, email_verified, name, blocked, created_at, updated_at";
+const CLIENT_COLUMNS: &str = "client_id, name, token_endpoint_auth_method, secret_sha256, jwks, \
+     id_token_signed_response_alg, grant_types, created_at";
+
+impl Store {
+    /// Opens a pool for `url` (`sqlite://FILE[?...]` or `postgres://...`).
+    /// SQLite files are created when absent and run in WAL mode.
+    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
+        if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .with_context(|| "invalid SQLite database URL")?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(max_connections)
+                .connect_with(options)
+                .await
+                .with_context(|| "opening the SQLite database")?;
+            Ok(Store::Sqlite(pool))
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await
+                .with_context(|| "connecting to PostgreSQL")?;
+            Ok(Store::Postgres(pool))
+        } else {
+            anyhow::bail!("unsupported database URL: use sqlite://FILE or postgres://...")
+        }
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Applies pending migrations. PostgreSQL serialises concurrent runs with
+    /// an advisory lock, so several processes may start at once.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match self {
+            Store::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
+            Store::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
+    }
+
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await)
+    }
+
+    // ---- signing keys ---------------------------------------------------
+
+    pub async fn signing_keys(&self) -> Result<Vec<SigningKeyRow>, sqlx::Error> {
+        let sql = "SELECT kid, alg, private_key_pkcs8, state, created_at FROM signing_keys \
+                   ORDER BY created_at";
+        on_pool!(self, pool => sqlx::query_as(sql).fetch_all(pool).await)
+    }
+
+    /// Stores `key` as the active key of its algorithm unless another process
+    /// got there first. Returns whether this key was stored.
+    pub async fn insert_active_signing_key(
+        &self,
+        key: &SigningKeyRow,
+    ) -> Result<bool, sqlx::Error> {
+        let sql = "INSERT INTO signing_keys (kid, alg, private_key_pkcs8, state, created_at) \
+                   VALUES ($1, $2, $3, 'active', $4) ON CONFLICT DO NOTHING";
+        on_pool!(self, pool => sqlx::query(sql)
+            .bind(&key.kid)
+            .bind(&key.alg)
+            .bind(&key.private_key_pkcs8)
+            .bind(key.created_at)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected() == 1))
+    }
+
+    // ---- clients --------------------------------------------------------
+
+    pub async fn insert_client(&self, c: &ClientRow) -> Result<(), sqlx::Error> {
+        let sql =
+            "INSERT INTO clients (client_id, name, token_endpoint_auth_method, secret_sha256, \
+                   jwks, id_token_signed_response_alg, grant_types, created_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+        on_pool!(self, pool => sqlx::query(sql)
+            .bind(&c.client_id)
+            .bind(&c.name)
+            .bind(&c.token_endpoint_auth_method)
+            .bind(&c.secret_sha256)
+            .bind(&c.jwks)
+            .bind(&c.id_token_signed_response_alg)
+            .bind(&c.grant_types)
+            .bind(c.created_at)
+            .execute(pool)
+            .await
+            .map(|_| ()))
+    }
+
+    pub async fn client(&self, client_id: &str) -> Result<Option<ClientRow>, sqlx::Error> {
+        let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = $1");
+        on_pool!(self, pool => sqlx::query_as(&sql).bind(client_id).fetch_optional(pool).await)
+    }
+
+    pub async fn clients(&self) -> Result<Vec<ClientRow>, sqlx::Error> {
+        let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY created_at, client_id");
+        on_pool!(self, pool => sqlx::query_as(&sql).fetch_all(pool).await)
+    }
+
+    pub async fn delete_client(&self, client_id: &str) -> Result<bool, sqlx::Error> {
+        on_pool!(self, pool => sqlx::query("DELETE FROM clients WHERE client_id = $1")
+            .bind(client_id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected() == 1))
+    }
+
+    // ---- users ----------------------------------------------------------
+
+    pub async fn insert_user(&self, u: &UserRow) -> Result<(), sqlx::Error> {
+        let sql =
+            "INSERT INTO users (sub, email, email_normalized, email_verified, name, blocked, \
+                   created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+        let normalized = u.email.as_deref().map(normalize_email);
+        on_pool!(self, pool => sqlx::query(sql)
+            .bind(&u.sub)
+            .bind(&u.email)
+            .bind(&normalized)
+            .bind(u.email_verified)
+            .bind(&u.name)
+            .bind(u.blocked)
+            .bind(u.created_at)
+            .bind(u.updated_at)
+            .execute(pool)
+            .await
+            .map(|_| ()))
+    }
+
+    pub async fn user(&self, sub: &str) -> Result<Option<UserRow>, sqlx::Error> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE sub = $1");
+        on_pool!(self, pool => sqlx::query_as(&sql).bind(sub).fetch_optional(pool).await)
+    }
+
+    pub async fn users(&self) -> Result<Vec<UserRow>, sqlx::Error> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY created_at, sub");
+        on_pool!(self, pool => sqlx::query_as(&sql).fetch_all(pool).await)
+    }
+
+    pub async fn delete_user(&self, sub: &str) -> Result<bool, sqlx::Error> {
+        on_pool!(self, pool => sqlx::query("DELETE FROM users WHERE sub = $1")
+            .bind(sub)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected() == 1))
+    }
+
+    pub async fn set_user_blocked(
+        &self,
+        sub: &str,
+        blocked: bool,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let sql = "UPDATE users SET blocked = $2, updated_at = $3 WHERE sub = $1";
+        on_pool!(self, pool => sqlx::query(sql)
+            .bind(sub)
+            .bind(blocked)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected() == 1))
+    }
+
+    // ---- back-channel authentication requests ---------------------------
+
+    /// Resolves the user and stores the request in one statement; only when
+    /// nothing was stored does a second query tell why.
+    pub async fn insert_auth_request(
+        &self,
+        r: &NewAuthRequest,
+        user: &UserLookup,
+    ) -> Result<InsertRequestOutcome, sqlx::Error> {
+        let sql = "INSERT INTO auth_requests (id, auth_req_id_sha256, client_id, user_sub, scope, \
+                   binding_message, audience, authorization_details, acr, requester_ip, \
+                   requester_user_agent, status, created_at, expires_at, poll_interval) \
+                   SELECT $1, $2, $3, u.sub, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12, $13 \
+                   FROM users u WHERE (u.sub = $14 OR u.email_normalized = $15) AND NOT u.blocked \
+                   ORDER BY CASE WHEN u.sub = $14 THEN 0 ELSE 1 END LIMIT 1";
+        let email = user.email.as_deref().map(normalize_email);
+        let inserted = on_pool!(self, pool => sqlx::query(sql)
+            .bind(&r.id)
+            .bind(&r.auth_req_id_sha256)
+            .bind(&r.client_id)
+            .bind(&r.scope)
+            .bind(&r.binding_message)
+            .bind(&r.audience)
+            .bind(&r.authorization_details)
+            .bind(&r.acr)
+            .bind(&r.requester_ip)
+            .bind(&r.requester_user_agent)
+            .bind(r.created_at)
+            .bind(r.expires_at)
+            .bind(r.poll_interval)
+            .bind(&user.sub)
+            .bind(&email)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        if inserted == 1 {
+            return Ok(InsertRequestOutcome::Created);
+        }
+        let sql = "SELECT blocked FROM users WHERE sub = $1 OR email_normalized = $2 \
+                   ORDER BY CASE WHEN sub = $1 THEN 0 ELSE 1 END LIMIT 1";
+        let blocked: Option<bool> = on_pool!(self, pool => sqlx::query_scalar(sql)
+            .bind(&user.sub)
+            .bind(&email)
+            .fetch_optional(pool)
+            .await?);
+        Ok(match blocked {
+            Some(true) => InsertRequestOutcome::BlockedUser,
+            _ => InsertRequestOutcome::UnknownUser,
+        })
+    }
+
+    /// One token poll, decided and recorded by a single `UPDATE`.
+    ///
+    /// All `SET` expressions see the row as it was before the update, and the
+    /// row is locked (PostgreSQL) or the database is (SQLite) while it runs, so
+    /// concurrent polls are serialised: of any number of simultaneous polls on
+    /// an approved request exactly one sees `approved` and moves it to
+    /// `issued`; the rest see `issued` and get `replayed`.
+    pub async fn poll_auth_request(
+        &self,
+        auth_req_id_sha256: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<Option<PollRow>, sqlx::Error> {
+        let sql = "UPDATE auth_requests SET \
+               last_poll_outcome = CASE \
+                 WHEN status = 'issued' THEN 'replayed' \
+                 WHEN status = 'denied' THEN 'denied' \
+                 WHEN expires_at <= $3 THEN 'expired' \
+                 WHEN status = 'approved' THEN 'issued' \
+                 WHEN last_polled_at IS NOT NULL AND $3 < last_polled_at + poll_interval * 1000 \
+                   THEN 'slow_down' \
+                 ELSE 'pending' END, \
+               poll_interval = CASE \
+                 WHEN status = 'pending' AND expires_at > $3 AND last_polled_at IS NOT NULL \
+                   AND $3 < last_polled_at + poll_interval * 1000 THEN poll_interval + 5 \
+                 ELSE poll_interval END, \
+               last_polled_at = CASE WHEN status = 'pending' THEN $3 ELSE last_polled_at END, \
+               issued_at = CASE WHEN status = 'approved' AND expires_at > $3 THEN $3 \
+                 ELSE issued_at END, \
+               status = CASE WHEN status = 'approved' AND expires_at > $3 THEN 'issued' \
+                 ELSE status END \
+             WHERE auth_req_id_sha256 = $1 AND client_id = $2 \
+             RETURNING last_poll_outcome, poll_interval, user_sub, scope, audience, \
+               authorization_details, acr, decided_at";
+        on_pool!(self, pool => sqlx::query_as(sql)
+            .bind(auth_req_id_sha256)
+            .bind(client_id)
+            .bind(now)
+            .fetch_optional(pool)
+            .await)
+    }
+
+    /// Moves a pending, unexpired request of `user_sub` to `approved` or
+    /// `denied`. Returns whether this call made the decision: the first
+    /// decision wins, whichever process or device sends it.
+    pub async fn decide_auth_request(
+        &self,
+        request_id: &str,
+        user_sub: &str,
+        new_status: &str,
+        deny_reason: Option<&str>,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let sql = "UPDATE auth_requests SET status = $3, deny_reason = $4, decided_at = $5 \
+                   WHERE id = $1 AND user_sub = $2 AND status = 'pending' AND expires_at > $5";
+        on_pool!(self, pool => sqlx::query(sql)
+            .bind(request_id)
+            .bind(user_sub)
+            .bind(new_status)
+            .bind(deny_reason)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected() == 1))
+    }
+
+    pub async fn auth_request(
+        &self,
+        request_id: &str,
+    ) -> Result<Option<AuthRequestState>, sqlx::Error> {
+        let sql =
+            "SELECT id, client_id, user_sub, status, deny_reason, binding_message, created_at, \
+                   expires_at FROM auth_requests WHERE id = $1";
+        on_pool!(self, pool => sqlx::query_as(sql).bind(request_id).fetch_optional(pool).await)
+    }
+
+    pub async fn auth_request_by_auth_req_id(
+        &self,
+        auth_req_id_sha256: &str,
+    ) -> Result<Option<AuthRequestState>, sqlx::Error> {
+        let sql =
+            "SELECT id, client_id, user_sub, status, deny_reason, binding_message, created_at, \
+                   expires_at FROM auth_requests WHERE auth_req_id_sha256 = $1";
+        on_pool!(self, pool => sqlx::query_as(sql)
+            .bind(auth_req_id_sha256)
+            .fetch_optional(pool)
+            .await)
+    }
+
+    // ---- refresh tokens -------------------------------------------------
+
+    pub async fn insert_refresh_token(&self, t: &RefreshTokenRow) -> Result<(), sqlx::Error> {
+        on_pool!(self, pool => insert_refresh_token_query!(t).execute(pool).await.map(|_| ()))
+    }
+
+    /// Refresh-token rotation with reuse detection (OAuth 2.0 Security BCP 4.14):
+    /// the presented token is retired and `replacement` takes its place in one
+    /// transaction; presenting an already-rotated token revokes its family.
+    /// `replacement` inherits family and grant from the presented token.
+    pub async fn rotate_refresh_token(
+        &self,
+        presented_sha256: &str,
+        client_id: &str,
+        replacement_sha256: &str,
+        replacement_expires_at: i64,
+        now: i64,
+    ) -> Result<RotateOutcome, sqlx::Error> {
+        // The transaction opens with a write so that SQLite takes its write
+        // lock up front (a deferred read-then-write could fail with BUSY).
+        let retire = "UPDATE refresh_tokens SET state = 'rotated' \
+             WHERE token_sha256 = $1 AND client_id = $2 AND state = 'active' AND expires_at > $3 \
+               AND EXISTS (SELECT 1 FROM users WHERE users.sub = refresh_tokens.user_sub \
+                           AND NOT users.blocked) \
+             RETURNING token_sha256, family_id, client_id, user_sub, scope, audience, \
+               authorization_details, acr, auth_time, state, created_at, expires_at";
+        let revoke_family_if_reused = "UPDATE refresh_tokens SET state = 'revoked' \
+             WHERE family_id = (SELECT family_id FROM refresh_tokens \
+                                WHERE token_sha256 = $1 AND client_id = $2 AND state = 'rotated')";
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let retired: Option<RefreshTokenRow> = sqlx::query_as(retire)
+                .bind(presented_sha256)
+                .bind(client_id)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let outcome = match retired {
+                Some(old) => {
+                    let new = RefreshTokenRow {
+                        token_sha256: replacement_sha256.to_string(),
+                        state: "active".into(),
+                        created_at: now,
+                        expires_at: replacement_expires_at,
+                        ..old.clone()
+                    };
+                    insert_refresh_token_query!(new).execute(&mut *tx).await?;
+                    RotateOutcome::Rotated(old)
+                }
+                None => {
+                    let revoked = sqlx::query(revoke_family_if_reused)
+                        .bind(presented_sha256)
+                        .bind(client_id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    if revoked > 0 { RotateOutcome::ReuseDetected } else { RotateOutcome::Invalid }
+                }
+            };
+            tx.commit().await?;
+            Ok(outcome)
+        })
+    }
+
+    pub async fn refresh_token(
+        &self,
+        sha256: &str,
+    ) -> Result<Option<RefreshTokenRow>, sqlx::Error> {
+        let sql = "SELECT token_sha256, family_id, client_id, user_sub, scope, audience, \
+                   authorization_details, acr, auth_time, state, created_at, expires_at \
+                   FROM refresh_tokens WHERE token_sha256 = $1";
+        on_pool!(self, pool => sqlx::query_as(sql).bind(sha256).fetch_optional(pool).await)
+    }
+
+    // ---- single-use JWT ids ---------------------------------------------
+
+    /// Records `jti` from `issuer` until `expires_at`. Returns false when it
+    /// was already recorded: a replay.
+    pub async fn use_jti(
+        &self,
+        issuer: &str,
+        jti: &str,
+        expires_at: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let sql = "INSERT INTO used_jtis (issuer, jti, expires_at) VALUES ($1, $2, $3) \
+                   ON CONFLICT DO NOTHING";
+        on_pool!(self, pool => sqlx::query(sql)
+            .bind(issuer)
+            .bind(jti)
+            .bind(expires_at)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected() == 1))
+    }
+
+    // ---- housekeeping ---------------------------------------------------
+
+    /// Deletes what can no longer matter: JWT ids past their expiry, refresh
+    /// tokens past theirs, requests expired longer ago than `retention_ms`.
+    pub async fn purge_expired(
+        &self,
+        now: i64,
+        retention_ms: i64,
+    ) -> Result<PurgeCounts, sqlx::Error> {
+        on_pool!(self, pool => {
+            let jtis = sqlx::query("DELETE FROM used_jtis WHERE expires_at < $1")
+                .bind(now)
+                .execute(pool)
+                .await?
+                .rows_affected();
+            let refresh_tokens = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")
+                .bind(now)
+                .execute(pool)
+                .await?
+                .rows_affected();
+            let auth_requests = sqlx::query("DELETE FROM auth_requests WHERE expires_at < $1")
+                .bind(now - retention_ms)
+                .execute(pool)
+                .await?
+                .rows_affected();
+            Ok(PurgeCounts { auth_requests, refresh_tokens, jtis })
+        })
+    }
+}
+
+/// E-mail addresses are matched case-insensitively.
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
