@@ -531,6 +531,10 @@ pub async fn refresh(
         .transpose()?;
     let now = now_ms();
     let replacement = new_secret();
+    // RFC 6749 6: a narrower scope applies to the new access token only; the
+    // refresh token keeps the original grant. A wider one is refused before
+    // the presented token is spent.
+    let mut not_granted = None;
     let outcome = assent
         .store
         .rotate_refresh_token(
@@ -539,10 +543,25 @@ pub async fn refresh(
             &sha256_hex(&replacement),
             now + assent.settings.refresh_token_ttl as i64 * 1000,
             now,
+            |old| {
+                let granted: Vec<&str> = old.scope.split(' ').collect();
+                not_granted = requested_scope
+                    .iter()
+                    .flatten()
+                    .find(|s| !granted.contains(&s.as_str()))
+                    .cloned();
+                not_granted.is_none()
+            },
         )
         .await?;
     let old = match outcome {
         RotateOutcome::Rotated(old) => old,
+        RotateOutcome::Refused => {
+            let shown: String = not_granted.unwrap_or_default().chars().take(64).collect();
+            return Err(OAuthError::invalid_scope(format!(
+                "scope {shown} was not granted"
+            )));
+        }
         RotateOutcome::ReuseDetected => {
             tracing::warn!(client_id = %client.client_id, "refresh token reuse detected: token family revoked");
             return Err(OAuthError::invalid_grant(
@@ -551,19 +570,8 @@ pub async fn refresh(
         }
         RotateOutcome::Invalid => return Err(OAuthError::invalid_grant("invalid refresh token")),
     };
-    // RFC 6749 6: a narrower scope applies to the new access token only;
-    // the refresh token keeps the original grant.
     let scope = match requested_scope {
-        Some(requested) => {
-            let granted: Vec<&str> = old.scope.split(' ').collect();
-            if let Some(extra) = requested.iter().find(|s| !granted.contains(&s.as_str())) {
-                let shown: String = extra.chars().take(64).collect();
-                return Err(OAuthError::invalid_scope(format!(
-                    "scope {shown} was not granted"
-                )));
-            }
-            requested.join(" ")
-        }
+        Some(requested) => requested.join(" "),
         None => old.scope.clone(),
     };
     let grant = Grant {

@@ -179,6 +179,8 @@ pub enum RotateOutcome {
     ReuseDetected,
     /// Unknown, foreign, expired, revoked, or its user is blocked.
     Invalid,
+    /// The caller's check refused the grant: nothing changed.
+    Refused,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -518,6 +520,8 @@ impl Store {
     /// the presented token is retired and `replacement` takes its place in one
     /// transaction; presenting an already-rotated token revokes its family.
     /// `replacement` inherits family and grant from the presented token.
+    /// `accept` sees the presented token's grant before anything is
+    /// committed; refusing it leaves the token untouched.
     pub async fn rotate_refresh_token(
         &self,
         presented_sha256: &str,
@@ -525,6 +529,7 @@ impl Store {
         replacement_sha256: &str,
         replacement_expires_at: i64,
         now: i64,
+        accept: impl FnOnce(&RefreshTokenRow) -> bool,
     ) -> Result<RotateOutcome, sqlx::Error> {
         // The transaction opens with a write so that SQLite takes its write
         // lock up front (a deferred read-then-write could fail with BUSY).
@@ -546,6 +551,10 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
             let outcome = match retired {
+                Some(old) if !accept(&old) => {
+                    tx.rollback().await?;
+                    return Ok(RotateOutcome::Refused);
+                }
                 Some(old) => {
                     let new = RefreshTokenRow {
                         token_sha256: replacement_sha256.to_string(),

@@ -1,0 +1,214 @@
+//! A registered OAuth client that talks to a test server over HTTP.
+
+use assent_server::{
+    client_auth::AuthMethod,
+    clock::now_ms,
+    keys::{SigningKey, TokenAlg},
+    secrets::{new_secret, random_token, sha256_hex},
+    storage::{ClientRow, Store, UserRow},
+};
+use assent_shared::oauth::{CIBA_GRANT_TYPE, JWT_BEARER_ASSERTION_TYPE, REFRESH_TOKEN_GRANT_TYPE};
+use jsonwebtoken::{EncodingKey, Header};
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+
+use crate::TestServer;
+
+pub enum Credentials {
+    SecretBasic(String),
+    SecretPost(String),
+    /// PKCS#8 of the client's ES256 key and its `kid`.
+    PrivateKeyJwt {
+        pkcs8: Vec<u8>,
+        kid: String,
+    },
+}
+
+pub struct TestClient {
+    pub client_id: String,
+    pub credentials: Credentials,
+}
+
+impl TestClient {
+    /// Registers a client the way `assent-server client create` does.
+    pub async fn register(store: &Store, method: AuthMethod, alg: TokenAlg) -> Self {
+        Self::register_with_grants(
+            store,
+            method,
+            alg,
+            &[CIBA_GRANT_TYPE, REFRESH_TOKEN_GRANT_TYPE],
+        )
+        .await
+    }
+
+    pub async fn register_with_grants(
+        store: &Store,
+        method: AuthMethod,
+        alg: TokenAlg,
+        grants: &[&str],
+    ) -> Self {
+        let client_id = random_token(16);
+        let (credentials, secret_sha256, jwks) = match method {
+            AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost => {
+                let secret = new_secret();
+                let digest = sha256_hex(&secret);
+                let creds = if method == AuthMethod::ClientSecretBasic {
+                    Credentials::SecretBasic(secret)
+                } else {
+                    Credentials::SecretPost(secret)
+                };
+                (creds, Some(digest), None)
+            }
+            AuthMethod::PrivateKeyJwt => {
+                let (key, pkcs8) = SigningKey::generate(TokenAlg::ES256).unwrap();
+                let jwks = json!({ "keys": [key.public_jwk()] }).to_string();
+                (
+                    Credentials::PrivateKeyJwt {
+                        pkcs8,
+                        kid: key.kid.clone(),
+                    },
+                    None,
+                    Some(jwks),
+                )
+            }
+        };
+        store
+            .insert_client(&ClientRow {
+                client_id: client_id.clone(),
+                name: format!("Test client ({method})"),
+                token_endpoint_auth_method: method.as_str().into(),
+                secret_sha256,
+                jwks,
+                id_token_signed_response_alg: alg.as_str().into(),
+                grant_types: grants.join(" "),
+                created_at: now_ms(),
+            })
+            .await
+            .unwrap();
+        Self {
+            client_id,
+            credentials,
+        }
+    }
+
+    /// A `private_key_jwt` assertion for `aud`, with claims overridable by `patch`.
+    pub fn assertion_with(&self, aud: &str, patch: impl FnOnce(&mut Value)) -> String {
+        let Credentials::PrivateKeyJwt { pkcs8, kid } = &self.credentials else {
+            panic!("not a private_key_jwt client");
+        };
+        let now = now_ms() / 1000;
+        let mut claims = json!({
+            "iss": self.client_id,
+            "sub": self.client_id,
+            "aud": aud,
+            "iat": now,
+            "exp": now + 60,
+            "jti": random_token(16),
+        });
+        patch(&mut claims);
+        let mut header = Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some(kid.clone());
+        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ec_der(pkcs8)).unwrap()
+    }
+
+    /// POSTs `params` to `path` with this client's authentication added.
+    pub async fn post(&self, server: &TestServer, path: &str, params: &[(&str, &str)]) -> Response {
+        let mut form: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut request = server.http.post(server.url(path));
+        match &self.credentials {
+            Credentials::SecretBasic(secret) => {
+                request = request.basic_auth(&self.client_id, Some(secret));
+            }
+            Credentials::SecretPost(secret) => {
+                form.push(("client_id".into(), self.client_id.clone()));
+                form.push(("client_secret".into(), secret.clone()));
+            }
+            Credentials::PrivateKeyJwt { .. } => {
+                form.push((
+                    "client_assertion_type".into(),
+                    JWT_BEARER_ASSERTION_TYPE.into(),
+                ));
+                form.push((
+                    "client_assertion".into(),
+                    self.assertion_with(server.issuer(), |_| {}),
+                ));
+            }
+        }
+        request.form(&form).send().await.unwrap()
+    }
+
+    pub async fn bc_authorize(&self, server: &TestServer, params: &[(&str, &str)]) -> Response {
+        self.post(server, "/bc-authorize", params).await
+    }
+
+    /// Starts a request for `login_hint` and returns its `auth_req_id`.
+    pub async fn start(&self, server: &TestServer, login_hint: &str, scope: &str) -> Value {
+        let response = self
+            .bc_authorize(
+                server,
+                &[
+                    ("scope", scope),
+                    ("login_hint", login_hint),
+                    ("binding_message", "Order 1234"),
+                ],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
+
+    pub async fn poll(&self, server: &TestServer, auth_req_id: &str) -> Response {
+        self.post(
+            server,
+            "/oauth/token",
+            &[
+                ("grant_type", CIBA_GRANT_TYPE),
+                ("auth_req_id", auth_req_id),
+            ],
+        )
+        .await
+    }
+}
+
+/// Asserts an OAuth error response and returns its body.
+pub async fn expect_error(response: Response, status: StatusCode, error: &str) -> Value {
+    let actual_status = response.status();
+    let headers = response.headers().clone();
+    let body: Value = response.json().await.expect("error body is JSON");
+    assert_eq!(
+        (actual_status, body["error"].as_str()),
+        (status, Some(error)),
+        "unexpected response {body}"
+    );
+    assert_eq!(
+        headers.get("cache-control").map(|v| v.to_str().unwrap()),
+        Some("no-store")
+    );
+    let description = body["error_description"].as_str().unwrap_or_default();
+    assert!(
+        description
+            .bytes()
+            .all(|b| (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\'),
+        "error_description outside RFC 6749 charset: {description}"
+    );
+    body
+}
+
+pub async fn create_user(store: &Store, sub: &str, email: Option<&str>, name: Option<&str>) {
+    let now = now_ms();
+    store
+        .insert_user(&UserRow {
+            sub: sub.into(),
+            email: email.map(str::to_string),
+            email_verified: true,
+            name: name.map(str::to_string),
+            blocked: false,
+            created_at: now,
+            updated_at: now,
+        })
+        .await
+        .unwrap();
+}

@@ -1,0 +1,115 @@
+//! `assent-server` as a child process, the way operators run it.
+
+use std::{
+    path::PathBuf,
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+};
+
+/// The `assent-server` binary next to this test executable
+/// (`target/debug/deps/TEST` → `target/debug/assent-server`).
+pub fn server_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target directory");
+    let bin = dir.join(format!("assent-server{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first with `cargo build -p assent-server`",
+        bin.display()
+    );
+    bin
+}
+
+/// An `assent-server` command with a clean environment for configuration.
+pub fn server_command(database_url: &str) -> Command {
+    let mut cmd = Command::new(server_binary());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("ASSENT_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("ASSENT_DATABASE_URL", database_url);
+    cmd.kill_on_drop(true);
+    cmd
+}
+
+/// Runs an operator subcommand to completion and returns its stdout.
+pub async fn run_cli(database_url: &str, args: &[&str]) -> String {
+    let output = server_command(database_url)
+        .args(args)
+        .output()
+        .await
+        .expect("run assent-server");
+    assert!(
+        output.status.success(),
+        "assent-server {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8 output")
+}
+
+/// A `serve` child process and the address it bound.
+pub struct ServeProcess {
+    pub child: Child,
+    pub base_url: String,
+}
+
+impl ServeProcess {
+    /// Starts `assent-server serve` on an ephemeral port and waits for its
+    /// "listening" log line.
+    pub async fn start(database_url: &str, extra_env: &[(&str, &str)]) -> Self {
+        let mut cmd = server_command(database_url);
+        cmd.arg("serve")
+            .env("ASSENT_LISTEN", "127.0.0.1:0")
+            .env("ASSENT_LOG_FORMAT", "json")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn assent-server serve");
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let address = loop {
+            let line = tokio::time::timeout_at(deadline.into(), lines.next_line())
+                .await
+                .expect("server did not report listening in time")
+                .expect("read server log")
+                .expect("server exited before listening");
+            let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if entry["message"] == "listening" {
+                break entry["address"].as_str().unwrap().to_string();
+            }
+        };
+        // Keep draining the log so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Self {
+            child,
+            base_url: format!("http://{address}"),
+        }
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("server did not stop after SIGTERM")
+            .expect("wait for server")
+    }
+}
