@@ -1,0 +1,319 @@
+//! Every error the issue lists, with its exact `error` code and HTTP status,
+//! and proof that a refused request left nothing behind.
+
+use assent_server::{
+    ciba::{self, Decision},
+    client_auth::AuthMethod,
+    keys::TokenAlg,
+};
+use assent_shared::oauth::{CIBA_GRANT_TYPE, JWT_BEARER_ASSERTION_TYPE};
+use assent_tests::{
+    client::{create_user, expect_error},
+    on_both_backends, TestClient, TestServer,
+};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+const OK: [(&str, &str); 3] = [
+    ("scope", "openid"),
+    ("login_hint", "alice"),
+    ("binding_message", "Order 1234"),
+];
+
+/// `OK` with `name` replaced (or removed when `value` is None).
+fn with(name: &'static str, value: Option<&'static str>) -> Vec<(&'static str, &'static str)> {
+    let mut p: Vec<_> = OK.iter().copied().filter(|(k, _)| *k != name).collect();
+    if let Some(v) = value {
+        p.push((name, v));
+    }
+    p
+}
+
+async fn count_requests(server: &TestServer) -> i64 {
+    match server.store() {
+        assent_server::storage::Store::Sqlite(pool) => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM auth_requests")
+                .fetch_one(pool)
+                .await
+                .unwrap()
+        }
+        assent_server::storage::Store::Postgres(pool) => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM auth_requests")
+                .fetch_one(pool)
+                .await
+                .unwrap()
+        }
+    }
+}
+
+on_both_backends! {
+    async fn bc_authorize_errors(backend: Backend) {
+        let server = TestServer::start(backend).await;
+        create_user(server.store(), "alice", Some("alice@example.com"), None).await;
+        create_user(server.store(), "mallory", None, None).await;
+        server.store().set_user_blocked("mallory", true, 0).await.unwrap();
+        let client = TestClient::register(server.store(), AuthMethod::ClientSecretBasic, TokenAlg::RS256).await;
+        let refresh_only = TestClient::register_with_grants(
+            server.store(), AuthMethod::ClientSecretBasic, TokenAlg::RS256, &["refresh_token"],
+        ).await;
+        let issuer = server.issuer().to_string();
+        let foreign_iss = r#"{"format":"iss_sub","iss":"https://tenant.auth0.com/","sub":"alice"}"#;
+        let ours = format!(r#"{{"format":"iss_sub","iss":"{issuer}/","sub":"nobody"}}"#);
+        let ours: &'static str = Box::leak(ours.into_boxed_str());
+
+        let cases: Vec<(Vec<(&str, &str)>, StatusCode, &str)> = vec![
+            (with("scope", None), StatusCode::BAD_REQUEST, "invalid_request"),
+            (with("scope", Some("profile email")), StatusCode::BAD_REQUEST, "invalid_scope"),
+            (with("scope", Some("openid bad\"scope")), StatusCode::BAD_REQUEST, "invalid_scope"),
+            (with("login_hint", None), StatusCode::BAD_REQUEST, "invalid_request"),
+            ([with("login_hint", Some("alice")), vec![("id_token_hint", "x.y.z")]].concat(), StatusCode::BAD_REQUEST, "invalid_request"),
+            (with("login_hint", Some(foreign_iss)), StatusCode::BAD_REQUEST, "invalid_request"),
+            (with("login_hint", Some(r#"{"format":"iss_sub""#)), StatusCode::BAD_REQUEST, "invalid_request"),
+            ([with("login_hint", None), vec![("login_hint_token", "eyJ.x.y")]].concat(), StatusCode::BAD_REQUEST, "invalid_request"),
+            ([with("login_hint", None), vec![("id_token_hint", "not-a-jwt")]].concat(), StatusCode::BAD_REQUEST, "invalid_request"),
+            (with("login_hint", Some("nobody")), StatusCode::BAD_REQUEST, "unknown_user_id"),
+            (with("login_hint", Some("nobody@example.com")), StatusCode::BAD_REQUEST, "unknown_user_id"),
+            (with("login_hint", Some(ours)), StatusCode::BAD_REQUEST, "unknown_user_id"),
+            (with("login_hint", Some("mallory")), StatusCode::FORBIDDEN, "access_denied"),
+            (with("binding_message", None), StatusCode::BAD_REQUEST, "invalid_request"),
+            (with("binding_message", Some("semi;colon")), StatusCode::BAD_REQUEST, "invalid_binding_message"),
+            (with("binding_message", Some("x".repeat(65).leak())), StatusCode::BAD_REQUEST, "invalid_binding_message"),
+            ([OK.to_vec(), vec![("requested_expiry", "0")]].concat(), StatusCode::BAD_REQUEST, "invalid_request"),
+            ([OK.to_vec(), vec![("requested_expiry", "301")]].concat(), StatusCode::BAD_REQUEST, "invalid_request"),
+            ([OK.to_vec(), vec![("requested_expiry", "ten")]].concat(), StatusCode::BAD_REQUEST, "invalid_request"),
+            ([OK.to_vec(), vec![("authorization_details", "{\"type\":\"x\"}")]].concat(), StatusCode::BAD_REQUEST, "invalid_request"),
+            ([OK.to_vec(), vec![("authorization_details", "[{\"kind\":\"x\"}]")]].concat(), StatusCode::BAD_REQUEST, "invalid_request"),
+            ([OK.to_vec(), vec![("authorization_details", "[nope")]].concat(), StatusCode::BAD_REQUEST, "invalid_request"),
+            ([OK.to_vec(), vec![("audience", "https://a"), ("resource", "https://b")]].concat(), StatusCode::BAD_REQUEST, "invalid_request"),
+            ([OK.to_vec(), vec![("request", "eyJ.x.y")]].concat(), StatusCode::BAD_REQUEST, "invalid_request"),
+            ([OK.to_vec(), vec![("scope", "openid")]].concat(), StatusCode::BAD_REQUEST, "invalid_request"),
+        ];
+        for (params, status, error) in &cases {
+            let response = client.bc_authorize(&server, params).await;
+            let body = expect_error(response, *status, error).await;
+            assert!(body["error_description"].as_str().is_some_and(|d| !d.is_empty()), "{params:?}");
+        }
+        let response = refresh_only.bc_authorize(&server, &OK).await;
+        expect_error(response, StatusCode::BAD_REQUEST, "unauthorized_client").await;
+        assert_eq!(count_requests(&server).await, 0, "refused requests left no state");
+
+        // The accepted variants do store a request.
+        let ok = client
+            .bc_authorize(&server, &[OK.to_vec(), vec![("requested_expiry", "60"), ("audience", "https://api.example"),
+                ("authorization_details", r#"[{"type":"payment","amount":"12.50"}]"#), ("acr_values", "urn:a urn:b")]].concat())
+            .await;
+        assert_eq!(ok.status(), StatusCode::OK);
+        assert_eq!(ok.json::<Value>().await.unwrap()["expires_in"], 60);
+        assert_eq!(count_requests(&server).await, 1);
+    }
+}
+
+on_both_backends! {
+    async fn client_authentication_errors(backend: Backend) {
+        let server = TestServer::start(backend).await;
+        create_user(server.store(), "alice", None, None).await;
+        let basic = TestClient::register(server.store(), AuthMethod::ClientSecretBasic, TokenAlg::RS256).await;
+        let jwt = TestClient::register(server.store(), AuthMethod::PrivateKeyJwt, TokenAlg::ES256).await;
+        let url = server.url("/bc-authorize");
+        let http = &server.http;
+
+        // No authentication at all.
+        let r = http.post(&url).form(&OK).send().await.unwrap();
+        assert!(r.headers().get("www-authenticate").is_some());
+        expect_error(r, StatusCode::UNAUTHORIZED, "invalid_client").await;
+
+        // Wrong secret over Basic: 401 with a Basic challenge.
+        let r = http.post(&url).basic_auth(&basic.client_id, Some("wrong")).form(&OK).send().await.unwrap();
+        assert!(r.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic"));
+        expect_error(r, StatusCode::UNAUTHORIZED, "invalid_client").await;
+
+        // Unknown client.
+        let r = http.post(&url).basic_auth("nobody", Some("x")).form(&OK).send().await.unwrap();
+        expect_error(r, StatusCode::UNAUTHORIZED, "invalid_client").await;
+
+        // A Basic client using client_secret_post.
+        let secret = match &basic.credentials {
+            assent_tests::client::Credentials::SecretBasic(s) => s.clone(),
+            _ => unreachable!(),
+        };
+        let params = [OK.to_vec(), vec![("client_id", basic.client_id.as_str()), ("client_secret", secret.as_str())]].concat();
+        let r = http.post(&url).form(&params).send().await.unwrap();
+        expect_error(r, StatusCode::UNAUTHORIZED, "invalid_client").await;
+
+        // Two methods at once.
+        let r = http.post(&url).basic_auth(&basic.client_id, Some(&secret)).form(&params).send().await.unwrap();
+        expect_error(r, StatusCode::BAD_REQUEST, "invalid_request").await;
+
+        // private_key_jwt: the endpoint URL is an accepted audience...
+        let assertion = jwt.assertion_with(&url, |_| {});
+        fn form(a: &str) -> Vec<(&str, &str)> {
+            [OK.to_vec(), vec![("client_assertion_type", JWT_BEARER_ASSERTION_TYPE), ("client_assertion", a)]].concat()
+        }
+        let r = http.post(&url).form(&form(&assertion)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        // ...but its jti is single use.
+        let r = http.post(&url).form(&form(&assertion)).send().await.unwrap();
+        expect_error(r, StatusCode::UNAUTHORIZED, "invalid_client").await;
+
+        let bad_assertions = [
+            jwt.assertion_with("https://someone-else.example", |_| {}),
+            jwt.assertion_with(server.issuer(), |c| { c.as_object_mut().unwrap().remove("exp"); }),
+            jwt.assertion_with(server.issuer(), |c| { c.as_object_mut().unwrap().remove("jti"); }),
+            jwt.assertion_with(server.issuer(), |c| c["exp"] = Value::from(1_000_000_000)),
+            jwt.assertion_with(server.issuer(), |c| c["exp"] = Value::from(assent_server::clock::now_ms() / 1000 + 7200)),
+            jwt.assertion_with(server.issuer(), |c| c["iss"] = Value::from("someone")),
+            // Signed by another client's key.
+            TestClient::register(server.store(), AuthMethod::PrivateKeyJwt, TokenAlg::ES256)
+                .await
+                .assertion_with(server.issuer(), |c| { c["iss"] = jwt.client_id.clone().into(); c["sub"] = jwt.client_id.clone().into(); }),
+        ];
+        for assertion in &bad_assertions {
+            let r = http.post(&url).form(&form(assertion)).send().await.unwrap();
+            expect_error(r, StatusCode::UNAUTHORIZED, "invalid_client").await;
+        }
+        // alg "none" is never accepted.
+        let none = {
+            let good = jwt.assertion_with(server.issuer(), |_| {});
+            let payload = good.split('.').nth(1).unwrap().to_string();
+            format!("{}.{}.", assent_server::secrets::b64url(br#"{"alg":"none","typ":"JWT"}"#), payload)
+        };
+        let r = http.post(&url).form(&form(&none)).send().await.unwrap();
+        expect_error(r, StatusCode::UNAUTHORIZED, "invalid_client").await;
+        assert_eq!(count_requests(&server).await, 1, "only the one valid request was stored");
+    }
+}
+
+on_both_backends! {
+    async fn token_endpoint_errors(backend: Backend) {
+        let server = TestServer::start_with(backend, |s| s.poll_interval = 1).await;
+        create_user(server.store(), "alice", None, None).await;
+        let client = TestClient::register(server.store(), AuthMethod::ClientSecretBasic, TokenAlg::ES256).await;
+        let other = TestClient::register(server.store(), AuthMethod::ClientSecretBasic, TokenAlg::ES256).await;
+        let refresh_only = TestClient::register_with_grants(
+            server.store(), AuthMethod::ClientSecretBasic, TokenAlg::RS256, &["refresh_token"],
+        ).await;
+        let ack = client.start(&server, "alice", "openid").await;
+        let id = ack["auth_req_id"].as_str().unwrap();
+
+        expect_error(client.poll(&server, "unknown").await, StatusCode::BAD_REQUEST, "invalid_grant").await;
+        expect_error(other.poll(&server, id).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
+        expect_error(refresh_only.poll(&server, id).await, StatusCode::BAD_REQUEST, "unauthorized_client").await;
+        expect_error(
+            client.post(&server, "/oauth/token", &[("grant_type", "password")]).await,
+            StatusCode::BAD_REQUEST, "unsupported_grant_type",
+        ).await;
+        expect_error(
+            client.post(&server, "/oauth/token", &[("auth_req_id", id)]).await,
+            StatusCode::BAD_REQUEST, "invalid_request",
+        ).await;
+        expect_error(
+            client.post(&server, "/oauth/token", &[("grant_type", CIBA_GRANT_TYPE)]).await,
+            StatusCode::BAD_REQUEST, "invalid_request",
+        ).await;
+        expect_error(
+            client.post(&server, "/oauth/token", &[("grant_type", "refresh_token"), ("refresh_token", "nope")]).await,
+            StatusCode::BAD_REQUEST, "invalid_grant",
+        ).await;
+        // The other client's poll did not disturb the request: the owner's
+        // first poll is still a plain authorization_pending.
+        expect_error(client.poll(&server, id).await, StatusCode::BAD_REQUEST, "authorization_pending").await;
+
+        let request_id = ciba::request_id_for_auth_req_id(server.store(), id).await.unwrap().unwrap();
+        ciba::decide(server.store(), &request_id, "alice", Decision::Approve).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        assert_eq!(client.poll(&server, id).await.status(), StatusCode::OK);
+        // After the token was issued: single use.
+        expect_error(client.poll(&server, id).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
+        let late = ciba::decide(server.store(), &request_id, "alice", Decision::Approve).await;
+        assert!(matches!(late, Err(ciba::DecisionError::AlreadyDecided(s)) if s == "issued"));
+    }
+}
+
+on_both_backends! {
+    async fn input_discipline(backend: Backend) {
+        let server = TestServer::start(backend).await;
+        create_user(server.store(), "alice", None, None).await;
+        let client = TestClient::register(server.store(), AuthMethod::ClientSecretPost, TokenAlg::ES256).await;
+        let http = &server.http;
+        let url = server.url("/bc-authorize");
+
+        // Repeated parameter.
+        let r = http.post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("scope=openid&scope=openid&login_hint=alice&binding_message=x")
+            .send().await.unwrap();
+        expect_error(r, StatusCode::BAD_REQUEST, "invalid_request").await;
+        // Wrong content type.
+        let r = http.post(&url).json(&serde_json::json!({"scope": "openid"})).send().await.unwrap();
+        expect_error(r, StatusCode::BAD_REQUEST, "invalid_request").await;
+        // Oversized body.
+        let r = http.post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("scope={}", "a".repeat(100 * 1024)))
+            .send().await.unwrap();
+        expect_error(r, StatusCode::PAYLOAD_TOO_LARGE, "invalid_request").await;
+        // Oversized parameter.
+        let long = "o".repeat(2000);
+        let r = client.bc_authorize(&server, &[("scope", long.as_str()), ("login_hint", "alice"), ("binding_message", "x")]).await;
+        expect_error(r, StatusCode::BAD_REQUEST, "invalid_request").await;
+        // Unknown path and wrong method.
+        let r = http.get(server.url("/no/such/path")).send().await.unwrap();
+        expect_error(r, StatusCode::NOT_FOUND, "not_found").await;
+        let r = http.get(&url).send().await.unwrap();
+        assert_eq!(r.headers().get("allow").map(|v| v.to_str().unwrap()), Some("POST"));
+        expect_error(r, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
+        let r = http.delete(server.url("/oauth/token")).send().await.unwrap();
+        expect_error(r, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
+        assert_eq!(count_requests(&server).await, 0);
+    }
+}
+
+on_both_backends! {
+    async fn userinfo_errors(backend: Backend) {
+        let server = TestServer::start_with(backend, |s| s.poll_interval = 1).await;
+        create_user(server.store(), "alice", None, None).await;
+        let client = TestClient::register(server.store(), AuthMethod::ClientSecretBasic, TokenAlg::RS256).await;
+        let http = &server.http;
+        let url = server.url("/userinfo");
+
+        let r = http.get(&url).send().await.unwrap();
+        assert_eq!(r.headers()["www-authenticate"], "Bearer realm=\"assent\"");
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+        let r = http.get(&url).bearer_auth("not.a.token").send().await.unwrap();
+        assert!(r.headers()["www-authenticate"].to_str().unwrap().contains("error=\"invalid_token\""));
+        expect_error(r, StatusCode::UNAUTHORIZED, "invalid_token").await;
+
+        // A real token without openid (issued through the domain with a
+        // custom scope only) is refused with insufficient_scope.
+        let grant = assent_server::tokens::Grant {
+            user_sub: "alice", client_id: &client.client_id, scope: "read:balance",
+            audience: None, authorization_details: None, acr: None, auth_time: 0, auth_req_id: None,
+        };
+        let minted = assent_server::tokens::mint(
+            &server.assent().keys, &server.assent().endpoints, TokenAlg::RS256,
+            assent_server::tokens::Lifetimes { access_token: 60, id_token: 60 }, &grant,
+            assent_server::clock::now_ms() / 1000,
+        );
+        let r = http.get(&url).bearer_auth(&minted.access_token).send().await.unwrap();
+        assert!(r.headers()["www-authenticate"].to_str().unwrap().contains("insufficient_scope"));
+        expect_error(r, StatusCode::FORBIDDEN, "insufficient_scope").await;
+
+        // The ID token is not an access token.
+        let ack = client.start(&server, "alice", "openid").await;
+        let id = ack["auth_req_id"].as_str().unwrap();
+        let request_id = ciba::request_id_for_auth_req_id(server.store(), id).await.unwrap().unwrap();
+        ciba::decide(server.store(), &request_id, "alice", Decision::Approve).await.unwrap();
+        let tokens: assent_shared::oauth::TokenResponse = client.poll(&server, id).await.json().await.unwrap();
+        let r = http.get(&url).bearer_auth(&tokens.id_token).send().await.unwrap();
+        expect_error(r, StatusCode::UNAUTHORIZED, "invalid_token").await;
+        // Token in both header and body.
+        let r = http.post(&url).bearer_auth(&tokens.access_token)
+            .form(&[("access_token", tokens.access_token.as_str())]).send().await.unwrap();
+        expect_error(r, StatusCode::BAD_REQUEST, "invalid_request").await;
+        // A deleted user's token stops working.
+        server.store().delete_user("alice").await.unwrap();
+        let r = http.get(&url).bearer_auth(&tokens.access_token).send().await.unwrap();
+        expect_error(r, StatusCode::UNAUTHORIZED, "invalid_token").await;
+    }
+}
