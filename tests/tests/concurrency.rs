@@ -84,7 +84,12 @@ on_both_backends! {
 }
 
 async fn approve_won(server: &TestServer, request_id: &str) -> bool {
-    let state = server.store().auth_request(request_id).await.unwrap().unwrap();
+    let state = server
+        .store()
+        .auth_request(request_id)
+        .await
+        .unwrap()
+        .unwrap();
     matches!(state.status.as_str(), "approved" | "issued")
 }
 
