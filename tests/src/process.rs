@@ -28,7 +28,8 @@ pub fn server_binary() -> PathBuf {
     bin
 }
 
-/// An `assent-server` command with a clean environment for configuration.
+/// An `assent-server` command with a clean environment for configuration
+/// (an empty `database_url` leaves the database to other configuration).
 pub fn server_command(database_url: &str) -> Command {
     let mut cmd = Command::new(server_binary());
     for (key, _) in std::env::vars() {
@@ -36,7 +37,9 @@ pub fn server_command(database_url: &str) -> Command {
             cmd.env_remove(key);
         }
     }
-    cmd.env("ASSENT_DATABASE_URL", database_url);
+    if !database_url.is_empty() {
+        cmd.env("ASSENT_DATABASE_URL", database_url);
+    }
     cmd.kill_on_drop(true);
     cmd
 }

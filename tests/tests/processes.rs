@@ -1,0 +1,383 @@
+//! `assent-server` as operators run it: separate processes, the CLI, signals.
+
+use std::time::Duration;
+
+use assent_server::{
+    ciba::{self, Decision},
+    storage::Store,
+};
+use assent_shared::oauth::{BackchannelAuthenticationResponse, TokenResponse, CIBA_GRANT_TYPE};
+use assent_tests::{
+    process::{run_cli, server_command, ServeProcess},
+    Backend, TestDb,
+};
+use reqwest::StatusCode;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn create_secret_client(db: &str) -> (String, String) {
+    let out: Value = serde_json::from_str(
+        &run_cli(db, &["client", "create", "--name", "Call center", "--json"]).await,
+    )
+    .unwrap();
+    (
+        out["client_id"].as_str().unwrap().to_string(),
+        out["client_secret"].as_str().unwrap().to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_serve_processes_on_one_postgres_database_behave_as_one_server() {
+    let db = TestDb::create(Backend::Postgres).await;
+    run_cli(&db.url, &["user", "create", "--sub", "alice", "--json"]).await;
+    let (client_id, secret) = create_secret_client(&db.url).await;
+    let env = [
+        ("ASSENT_ISSUER", "http://assent.test"),
+        ("ASSENT_POLL_INTERVAL", "1"),
+    ];
+    // Both start at once on an empty key table: exactly one key per algorithm must win.
+    let (a, b) = tokio::join!(
+        ServeProcess::start(&db.url, &env),
+        ServeProcess::start(&db.url, &env)
+    );
+    let http = reqwest::Client::new();
+    let jwks = |p: &ServeProcess| {
+        http.get(format!("{}/.well-known/jwks.json", p.base_url))
+            .send()
+    };
+    let (ja, jb) = (
+        jwks(&a).await.unwrap().text().await.unwrap(),
+        jwks(&b).await.unwrap().text().await.unwrap(),
+    );
+    assert_eq!(ja, jb, "both processes publish the same keys");
+
+    let ack: BackchannelAuthenticationResponse = http
+        .post(format!("{}/bc-authorize", a.base_url))
+        .basic_auth(&client_id, Some(&secret))
+        .form(&[
+            ("scope", "openid"),
+            ("login_hint", "alice"),
+            ("binding_message", "Across processes"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let poll = |p: &ServeProcess| {
+        http.post(format!("{}/oauth/token", p.base_url))
+            .basic_auth(&client_id, Some(&secret))
+            .form(&[
+                ("grant_type", CIBA_GRANT_TYPE),
+                ("auth_req_id", ack.auth_req_id.as_str()),
+            ])
+            .send()
+    };
+    let first: Value = poll(&b).await.unwrap().json().await.unwrap();
+    assert_eq!(
+        first["error"], "authorization_pending",
+        "B sees the request A created"
+    );
+    let second: Value = poll(&a).await.unwrap().json().await.unwrap();
+    assert_eq!(second["error"], "slow_down", "A sees the poll B recorded");
+
+    let store = Store::connect(&db.url, 1).await.unwrap();
+    let request_id = ciba::request_id_for_auth_req_id(&store, &ack.auth_req_id)
+        .await
+        .unwrap()
+        .unwrap();
+    ciba::decide(&store, &request_id, "alice", Decision::Approve)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let response = poll(&b).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let tokens: TokenResponse = response.json().await.unwrap();
+    let replay = poll(&a).await.unwrap();
+    assert_eq!(
+        replay.status(),
+        StatusCode::BAD_REQUEST,
+        "A knows B already issued the tokens"
+    );
+
+    // A token issued by B is accepted by A.
+    let info: Value = http
+        .get(format!("{}/userinfo", a.base_url))
+        .bearer_auth(&tokens.access_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["sub"], "alice");
+    assert!(a.terminate().await.success());
+    assert!(b.terminate().await.success());
+}
+
+#[tokio::test]
+async fn the_default_run_command_serves_discovery_on_port_8080_with_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = server_command("");
+    cmd.current_dir(dir.path())
+        .arg("serve")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let http = reqwest::Client::new();
+    let mut meta = None;
+    for _ in 0..100 {
+        if let Ok(r) = http
+            .get("http://127.0.0.1:8080/.well-known/openid-configuration")
+            .send()
+            .await
+        {
+            meta = Some(r.json::<Value>().await.unwrap());
+            break;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "assent-server exited: is port 8080 in use?"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let meta = meta.expect("discovery answered on 127.0.0.1:8080");
+    assert_eq!(meta["issuer"], "http://127.0.0.1:8080");
+    assert!(
+        dir.path().join("assent.db").exists(),
+        "the SQLite database was created"
+    );
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(child.wait().await.unwrap().success());
+}
+
+#[tokio::test]
+async fn sigterm_lets_an_in_flight_request_finish() {
+    let db = TestDb::create(Backend::Sqlite).await;
+    let server = ServeProcess::start(&db.url, &[]).await;
+    let addr = server.base_url.trim_start_matches("http://").to_string();
+    let body = "scope=openid&login_hint=alice&binding_message=late";
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /bc-authorize HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body.as_bytes()[..10]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let pid = server.child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // New connections are refused while the old one is served to the end.
+    assert!(
+        tokio::net::TcpStream::connect(&addr).await.is_err(),
+        "listener closed after SIGTERM"
+    );
+    stream.write_all(&body.as_bytes()[10..]).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 401"), "{response}");
+    assert!(response.contains("invalid_client"));
+    assert!(server.terminate().await.success());
+}
+
+#[tokio::test]
+async fn operator_cli_is_scriptable_with_json() {
+    let db = TestDb::create(Backend::Sqlite).await;
+    let url = db.url.as_str();
+    let dir = tempfile::tempdir().unwrap();
+
+    let created: Value = serde_json::from_str(
+        &run_cli(
+            url,
+            &[
+                "user",
+                "create",
+                "--sub",
+                "auth0|42",
+                "--email",
+                "Ann@Example.com",
+                "--name",
+                "Ann",
+                "--json",
+            ],
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(created["sub"], "auth0|42");
+    assert_eq!(created["email"], "Ann@Example.com");
+    let users: Value =
+        serde_json::from_str(&run_cli(url, &["user", "list", "--json"]).await).unwrap();
+    assert_eq!(users.as_array().unwrap().len(), 1);
+    run_cli(url, &["user", "block", "auth0|42"]).await;
+    let users: Value =
+        serde_json::from_str(&run_cli(url, &["user", "list", "--json"]).await).unwrap();
+    assert_eq!(users[0]["blocked"], true);
+
+    let post: Value = serde_json::from_str(
+        &run_cli(
+            url,
+            &[
+                "client",
+                "create",
+                "--name",
+                "Post",
+                "--auth-method",
+                "client_secret_post",
+                "--id-token-signed-response-alg",
+                "ES256",
+                "--json",
+            ],
+        )
+        .await,
+    )
+    .unwrap();
+    assert_eq!(post["token_endpoint_auth_method"], "client_secret_post");
+    assert_eq!(post["id_token_signed_response_alg"], "ES256");
+    assert!(post["client_secret"].as_str().unwrap().len() >= 43);
+
+    let (key, _) =
+        assent_server::keys::SigningKey::generate(assent_server::keys::TokenAlg::ES256).unwrap();
+    let jwks_path = dir.path().join("jwks.json");
+    std::fs::write(
+        &jwks_path,
+        serde_json::json!({"keys": [key.public_jwk()]}).to_string(),
+    )
+    .unwrap();
+    let jwt: Value = serde_json::from_str(
+        &run_cli(
+            url,
+            &[
+                "client",
+                "create",
+                "--name",
+                "Jwt",
+                "--auth-method",
+                "private_key_jwt",
+                "--jwks",
+                jwks_path.to_str().unwrap(),
+                "--json",
+            ],
+        )
+        .await,
+    )
+    .unwrap();
+    assert!(
+        jwt.get("client_secret").is_none(),
+        "no secret for private_key_jwt"
+    );
+
+    let clients: Value =
+        serde_json::from_str(&run_cli(url, &["client", "list", "--json"]).await).unwrap();
+    assert_eq!(clients.as_array().unwrap().len(), 2);
+    assert!(
+        !clients
+            .to_string()
+            .contains(post["client_secret"].as_str().unwrap()),
+        "secrets are never listed"
+    );
+    run_cli(
+        url,
+        &["client", "delete", post["client_id"].as_str().unwrap()],
+    )
+    .await;
+    let clients: Value =
+        serde_json::from_str(&run_cli(url, &["client", "list", "--json"]).await).unwrap();
+    assert_eq!(clients.as_array().unwrap().len(), 1);
+    run_cli(url, &["user", "delete", "auth0|42"]).await;
+
+    // Refusals exit non-zero with a message.
+    let private = serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "x": "a", "y": "b", "d": "secret"}]});
+    std::fs::write(&jwks_path, private.to_string()).unwrap();
+    for args in [
+        vec![
+            "client",
+            "create",
+            "--name",
+            "x",
+            "--auth-method",
+            "private_key_jwt",
+        ],
+        vec![
+            "client",
+            "create",
+            "--name",
+            "x",
+            "--auth-method",
+            "private_key_jwt",
+            "--jwks",
+            jwks_path.to_str().unwrap(),
+        ],
+        vec![
+            "client",
+            "create",
+            "--name",
+            "x",
+            "--auth-method",
+            "nonsense",
+        ],
+        vec!["user", "delete", "nobody"],
+        vec!["client", "delete", "nobody"],
+    ] {
+        let out = server_command(url).args(&args).output().await.unwrap();
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(!out.stderr.is_empty(), "{args:?} explains itself");
+    }
+    run_cli(url, &["user", "create", "--sub", "dup"]).await;
+    let out = server_command(url)
+        .args(["user", "create", "--sub", "dup"])
+        .output()
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+}
+
+#[tokio::test]
+async fn configuration_file_environment_and_flags_stack() {
+    let db = TestDb::create(Backend::Sqlite).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("assent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "database_url = \"{}\"\npoll_interval = 7\nissuer = \"http://from-file.test\"\n",
+            db.url
+        ),
+    )
+    .unwrap();
+    let server = ServeProcess::start(
+        "",
+        &[
+            ("ASSENT_CONFIG", config.to_str().unwrap()),
+            ("ASSENT_ISSUER", "http://from-env.test"),
+        ],
+    )
+    .await;
+    let meta: Value = reqwest::get(format!(
+        "{}/.well-known/openid-configuration",
+        server.base_url
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        meta["issuer"], "http://from-env.test",
+        "environment beats file"
+    );
+    assert!(server.terminate().await.success());
+    assert!(db.url.starts_with("sqlite://"));
+    // The database from the file was used (migrated and keyed).
+    let store = Store::connect(&db.url, 1).await.unwrap();
+    assert_eq!(store.signing_keys().await.unwrap().len(), 2);
+}
