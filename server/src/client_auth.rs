@@ -323,12 +323,15 @@ async fn check_assertion(
 fn key_fits(jwk: &Jwk, alg: jsonwebtoken::Algorithm) -> bool {
     use jsonwebtoken::jwk::AlgorithmParameters as P;
     use jsonwebtoken::Algorithm as A;
-    let kind_ok = match (&jwk.algorithm, alg) {
-        (P::RSA(_), A::RS256 | A::RS384 | A::RS512 | A::PS256 | A::PS384 | A::PS512) => true,
-        (P::EllipticCurve(_), A::ES256 | A::ES384) => true,
-        (P::OctetKeyPair(_), A::EdDSA) => true,
-        _ => false,
-    };
+    let kind_ok = matches!(
+        (&jwk.algorithm, alg),
+        (
+            P::RSA(_),
+            A::RS256 | A::RS384 | A::RS512 | A::PS256 | A::PS384 | A::PS512
+        ) | (P::EllipticCurve(_), A::ES256 | A::ES384)
+            | (P::OctetKeyPair(_), A::EdDSA)
+    );
+    // `KeyAlgorithm` and `Algorithm` share variant names (RS256, ES256, ...).
     let alg_ok = jwk
         .common
         .key_algorithm

@@ -174,7 +174,7 @@ pub struct RefreshTokenRow {
 pub enum RotateOutcome {
     /// The presented token was active; it is now `rotated` and the
     /// replacement is stored. Carries the presented token's grant.
-    Rotated(RefreshTokenRow),
+    Rotated(Box<RefreshTokenRow>),
     /// The presented token had already been rotated: its whole family is now revoked.
     ReuseDetected,
     /// Unknown, foreign, expired, revoked, or its user is blocked.
@@ -564,7 +564,7 @@ impl Store {
                         ..old.clone()
                     };
                     insert_refresh_token_query!(new).execute(&mut *tx).await?;
-                    RotateOutcome::Rotated(old)
+                    RotateOutcome::Rotated(Box::new(old))
                 }
                 None => {
                     let revoked = sqlx::query(revoke_family_if_reused)

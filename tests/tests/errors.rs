@@ -14,6 +14,9 @@ use assent_tests::{
 use reqwest::StatusCode;
 use serde_json::Value;
 
+/// Form parameters, expected status, expected `error`.
+type Case = (Vec<(&'static str, &'static str)>, StatusCode, &'static str);
+
 const OK: [(&str, &str); 3] = [
     ("scope", "openid"),
     ("login_hint", "alice"),
@@ -61,7 +64,7 @@ on_both_backends! {
         let ours = format!(r#"{{"format":"iss_sub","iss":"{issuer}/","sub":"nobody"}}"#);
         let ours: &'static str = Box::leak(ours.into_boxed_str());
 
-        let cases: Vec<(Vec<(&str, &str)>, StatusCode, &str)> = vec![
+        let cases: Vec<Case> = vec![
             (with("scope", None), StatusCode::BAD_REQUEST, "invalid_request"),
             (with("scope", Some("profile email")), StatusCode::BAD_REQUEST, "invalid_scope"),
             (with("scope", Some("openid bad\"scope")), StatusCode::BAD_REQUEST, "invalid_scope"),
