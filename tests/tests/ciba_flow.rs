@@ -316,3 +316,36 @@ on_both_backends! {
         expect_error(after, StatusCode::BAD_REQUEST, "invalid_grant").await;
     }
 }
+
+on_both_backends! {
+    async fn audience_authorization_details_and_acr_reach_the_tokens(backend: Backend) {
+        let server = TestServer::start(backend).await;
+        create_user(server.store(), "ivan", None, None).await;
+        let client = TestClient::register(server.store(), AuthMethod::ClientSecretBasic, TokenAlg::ES256).await;
+        let details = r#"[{"type":"payment_initiation","instructedAmount":{"currency":"EUR","amount":"123.50"},"creditorName":"Merchant A"}]"#;
+        let response = client
+            .bc_authorize(&server, &[
+                ("scope", "openid read:balance"),
+                ("login_hint", "ivan"),
+                ("binding_message", "Pay 123,50 EUR #A7"),
+                ("resource", "https://api.bank.example"),
+                ("authorization_details", details),
+                ("acr_values", "urn:assent:acr:push urn:other"),
+            ])
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let ack: Value = response.json().await.unwrap();
+        let id = ack["auth_req_id"].as_str().unwrap();
+        approve(&server, id, "ivan").await;
+        let tokens: TokenResponse = client.poll(&server, id).await.json().await.unwrap();
+        assert_eq!(tokens.scope, "openid read:balance");
+
+        let access = verify_with_jwks(&server, &tokens.access_token, "https://api.bank.example").await;
+        assert_eq!(access["aud"], serde_json::json!(["https://api.bank.example", server.url("/userinfo")]));
+        assert_eq!(access["authorization_details"], serde_json::from_str::<Value>(details).unwrap());
+        assert_eq!(access["acr"], "urn:assent:acr:push");
+        let id_token = verify_with_jwks(&server, &tokens.id_token, &client.client_id).await;
+        assert_eq!(id_token["acr"], "urn:assent:acr:push");
+        assert_eq!(id_token["amr"], serde_json::json!(["swk"]));
+    }
+}
