@@ -79,3 +79,27 @@ impl TestServer {
         &self.server.assent.store
     }
 }
+
+/// The request id (as devices see it) behind an `auth_req_id`; panics when unknown.
+pub async fn request_id(store: &Store, auth_req_id: &str) -> String {
+    assent_server::ciba::request_id_for_auth_req_id(store, auth_req_id)
+        .await
+        .unwrap()
+        .expect("the request is stored")
+}
+
+/// Decides the request behind `auth_req_id` as `sub`, the way a device will.
+pub async fn decide(
+    store: &Store,
+    auth_req_id: &str,
+    sub: &str,
+    decision: assent_server::ciba::Decision,
+) -> Result<(), assent_server::ciba::DecisionError> {
+    let id = request_id(store, auth_req_id).await;
+    assent_server::ciba::decide(store, &id, sub, decision).await
+}
+
+/// GET `url` and parse the JSON body.
+pub async fn get_json(http: &reqwest::Client, url: &str) -> serde_json::Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
+}

@@ -19,26 +19,17 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 async fn approve(server: &TestServer, auth_req_id: &str, sub: &str) {
-    let request_id = ciba::request_id_for_auth_req_id(server.store(), auth_req_id)
-        .await
-        .unwrap()
-        .expect("request exists");
-    ciba::decide(server.store(), &request_id, sub, Decision::Approve)
+    assent_tests::decide(server.store(), auth_req_id, sub, Decision::Approve)
         .await
         .expect("approval succeeds");
 }
 
 /// Verifies `token` against the server's published JWKS, fetched over HTTP.
 async fn verify_with_jwks(server: &TestServer, token: &str, aud: &str) -> Value {
-    let jwks: JwkSet = server
-        .http
-        .get(server.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: JwkSet = serde_json::from_value(
+        assent_tests::get_json(&server.http, &server.url("/.well-known/jwks.json")).await,
+    )
+    .unwrap();
     let header = jsonwebtoken::decode_header(token).unwrap();
     let jwk = jwks
         .find(header.kid.as_deref().expect("kid"))
@@ -154,7 +145,7 @@ on_both_backends! {
         for reason in [DenyReason::Unspecified, DenyReason::NotMe] {
             let ack = client.start(&server, "carol", "openid").await;
             let auth_req_id = ack["auth_req_id"].as_str().unwrap();
-            let request_id = ciba::request_id_for_auth_req_id(server.store(), auth_req_id).await.unwrap().unwrap();
+            let request_id = assent_tests::request_id(server.store(), auth_req_id).await;
             ciba::decide(server.store(), &request_id, "carol", Decision::Deny(reason)).await.unwrap();
             let stored = server.store().auth_request(&request_id).await.unwrap().unwrap();
             assert_eq!(stored.status, "denied");
@@ -187,7 +178,7 @@ on_both_backends! {
             .unwrap();
         assert_eq!(ack["expires_in"], 1);
         let auth_req_id = ack["auth_req_id"].as_str().unwrap();
-        let request_id = ciba::request_id_for_auth_req_id(server.store(), auth_req_id).await.unwrap().unwrap();
+        let request_id = assent_tests::request_id(server.store(), auth_req_id).await;
 
         let wrong_user = ciba::decide(server.store(), &request_id, "erin", Decision::Approve).await;
         assert!(matches!(wrong_user, Err(ciba::DecisionError::WrongUser)));
@@ -251,10 +242,7 @@ on_both_backends! {
         let response = client.bc_authorize(&server, &p).await;
         assert_eq!(response.status(), StatusCode::OK);
         let second: Value = response.json().await.unwrap();
-        let request_id = ciba::request_id_for_auth_req_id(server.store(), second["auth_req_id"].as_str().unwrap())
-            .await
-            .unwrap()
-            .unwrap();
+        let request_id = assent_tests::request_id(server.store(), second["auth_req_id"].as_str().unwrap()).await;
         assert_eq!(server.store().auth_request(&request_id).await.unwrap().unwrap().user_sub, "grace");
 
         // Another client cannot use it.

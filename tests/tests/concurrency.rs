@@ -20,10 +20,7 @@ on_both_backends! {
         for round in 0..3 {
             let ack = client.start(&server, "alice", "openid offline_access").await;
             let auth_req_id = ack["auth_req_id"].as_str().unwrap().to_string();
-            let request_id = ciba::request_id_for_auth_req_id(server.store(), &auth_req_id)
-                .await
-                .unwrap()
-                .unwrap();
+            let request_id = assent_tests::request_id(server.store(), &auth_req_id).await;
             ciba::decide(server.store(), &request_id, "alice", Decision::Approve).await.unwrap();
 
             let barrier = Arc::new(tokio::sync::Barrier::new(50));
@@ -58,10 +55,7 @@ on_both_backends! {
         for _ in 0..20 {
             let ack = client.start(&server, "bob", "openid").await;
             let auth_req_id = ack["auth_req_id"].as_str().unwrap().to_string();
-            let request_id = ciba::request_id_for_auth_req_id(server.store(), &auth_req_id)
-                .await
-                .unwrap()
-                .unwrap();
+            let request_id = assent_tests::request_id(server.store(), &auth_req_id).await;
             let barrier = Arc::new(tokio::sync::Barrier::new(2));
             let decide = |decision| {
                 let (store, id, barrier) = (server.store().clone(), request_id.clone(), barrier.clone());

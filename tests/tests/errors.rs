@@ -221,7 +221,7 @@ on_both_backends! {
         // first poll is still a plain authorization_pending.
         expect_error(client.poll(&server, id).await, StatusCode::BAD_REQUEST, "authorization_pending").await;
 
-        let request_id = ciba::request_id_for_auth_req_id(server.store(), id).await.unwrap().unwrap();
+        let request_id = assent_tests::request_id(server.store(), id).await;
         ciba::decide(server.store(), &request_id, "alice", Decision::Approve).await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
         assert_eq!(client.poll(&server, id).await.status(), StatusCode::OK);
@@ -305,7 +305,7 @@ on_both_backends! {
         // The ID token is not an access token.
         let ack = client.start(&server, "alice", "openid").await;
         let id = ack["auth_req_id"].as_str().unwrap();
-        let request_id = ciba::request_id_for_auth_req_id(server.store(), id).await.unwrap().unwrap();
+        let request_id = assent_tests::request_id(server.store(), id).await;
         ciba::decide(server.store(), &request_id, "alice", Decision::Approve).await.unwrap();
         let tokens: assent_shared::oauth::TokenResponse = client.poll(&server, id).await.json().await.unwrap();
         let r = http.get(&url).bearer_auth(&tokens.id_token).send().await.unwrap();

@@ -90,15 +90,11 @@ async fn openapi_document_matches_the_router() {
 #[tokio::test]
 async fn discovery_and_jwks_describe_the_server() {
     let server = TestServer::start(Backend::Sqlite).await;
-    let meta: Value = server
-        .http
-        .get(server.url("/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let meta: Value = assent_tests::get_json(
+        &server.http,
+        &server.url("/.well-known/openid-configuration"),
+    )
+    .await;
     let issuer = server.issuer();
     assert_eq!(meta["issuer"], issuer);
     assert_eq!(meta["token_endpoint"], format!("{issuer}/oauth/token"));

@@ -83,10 +83,7 @@ async fn two_serve_processes_on_one_postgres_database_behave_as_one_server() {
     assert_eq!(second["error"], "slow_down", "A sees the poll B recorded");
 
     let store = Store::connect(&db.url, 1).await.unwrap();
-    let request_id = ciba::request_id_for_auth_req_id(&store, &ack.auth_req_id)
-        .await
-        .unwrap()
-        .unwrap();
+    let request_id = assent_tests::request_id(&store, &ack.auth_req_id).await;
     ciba::decide(&store, &request_id, "alice", Decision::Approve)
         .await
         .unwrap();
