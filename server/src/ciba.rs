@@ -7,12 +7,15 @@ use std::fmt;
 use assent_shared::oauth::{BackchannelAuthenticationResponse, TokenResponse};
 use serde::Deserialize;
 
+use assent_shared::protocol::{self, ChallengeClaims, Requester};
+
 use crate::{
     clock::now_ms,
+    device,
     keys::TokenAlg,
     oauth_error::OAuthError,
     params::Params,
-    secrets::{new_secret, sha256_hex},
+    secrets::{new_secret, random_token, sha256_hex},
     state::Assent,
     storage::{
         ClientRow, InsertRequestOutcome, NewAuthRequest, RefreshTokenRow, RotateOutcome, Store,
@@ -367,8 +370,38 @@ pub async fn start_backchannel(
     let expires_in = request.requested_expiry.unwrap_or(settings.request_expiry);
     let now = now_ms();
     let auth_req_id = new_secret();
+    let id = uuid::Uuid::new_v4().to_string();
+    let nonce = random_token(16);
+    let requester_user_agent: Option<String> = requester
+        .user_agent
+        .map(|ua| ua.chars().take(512).collect());
+    let expires_at = now + expires_in as i64 * 1000;
+    let (challenge_jws, challenge_sha256) = device::sign_challenge(
+        assent,
+        &ChallengeClaims {
+            v: protocol::VERSION,
+            iss: assent.endpoints.issuer.clone(),
+            request_id: id.clone(),
+            nonce: nonce.clone(),
+            client_id: client.client_id.clone(),
+            client_name: client.name.clone(),
+            binding_message: request.binding_message.clone(),
+            scope: scope.split(' ').map(str::to_string).collect(),
+            audience: request.audience.clone(),
+            authorization_details: request
+                .authorization_details
+                .as_deref()
+                .and_then(|d| serde_json::from_str(d).ok()),
+            requester: Requester {
+                ip: requester.ip.clone(),
+                user_agent: requester_user_agent.clone(),
+            },
+            iat: now / 1000,
+            exp: expires_at / 1000,
+        },
+    );
     let row = NewAuthRequest {
-        id: uuid::Uuid::new_v4().to_string(),
+        id,
         auth_req_id_sha256: sha256_hex(&auth_req_id),
         client_id: client.client_id.clone(),
         scope,
@@ -377,12 +410,13 @@ pub async fn start_backchannel(
         authorization_details: request.authorization_details,
         acr: request.acr,
         requester_ip: requester.ip,
-        requester_user_agent: requester
-            .user_agent
-            .map(|ua| ua.chars().take(512).collect()),
+        requester_user_agent,
         created_at: now,
-        expires_at: now + expires_in as i64 * 1000,
+        expires_at,
         poll_interval: settings.poll_interval as i64,
+        nonce,
+        challenge_jws,
+        challenge_sha256,
     };
     match assent.store.insert_auth_request(&row, &user).await? {
         InsertRequestOutcome::Created => {
@@ -643,13 +677,24 @@ pub async fn decide(
     user_sub: &str,
     decision: Decision,
 ) -> Result<(), DecisionError> {
+    decide_on_device(store, request_id, user_sub, decision, None).await
+}
+
+/// [`decide`], recording which device made the decision.
+pub async fn decide_on_device(
+    store: &Store,
+    request_id: &str,
+    user_sub: &str,
+    decision: Decision,
+    device_id: Option<&str>,
+) -> Result<(), DecisionError> {
     let now = now_ms();
     let (status, reason) = match decision {
         Decision::Approve => ("approved", None),
         Decision::Deny(reason) => ("denied", reason.as_str()),
     };
     if store
-        .decide_auth_request(request_id, user_sub, status, reason, now)
+        .decide_auth_request(request_id, user_sub, status, reason, device_id, now)
         .await?
     {
         if reason == Some("not_me") {

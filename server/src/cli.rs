@@ -13,10 +13,13 @@ use crate::{
     client_auth::{validate_client_jwks, AuthMethod},
     clock::{now_ms, rfc3339},
     config::{ConfigArgs, LogFormat, Settings},
+    device,
     keys::TokenAlg,
+    qr,
     secrets::{new_secret, random_token, sha256_hex},
     server,
-    storage::{ClientRow, Store, UserRow},
+    state::Assent,
+    storage::{AdminTokenRow, ClientRow, DeviceRow, Store, UserRow},
 };
 
 #[derive(Debug, Parser)]
@@ -44,6 +47,70 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Enroll devices.
+    #[command(subcommand)]
+    Enroll(EnrollCommand),
+    /// Manage enrolled devices.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+    /// Manage operator API tokens.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EnrollCommand {
+    /// Issue a single-use enrollment ticket: an assent://enroll link and QR code.
+    Ticket {
+        #[arg(long)]
+        user: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = crate::device::DEFAULT_TICKET_TTL_SECS)]
+        ttl: u64,
+        /// Also write the QR code to this .png or .svg file.
+        #[arg(long)]
+        qr: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// List devices.
+    List {
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a device: it can do nothing more.
+    Revoke { device_id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Operator API tokens.
+    #[command(subcommand)]
+    Token(AdminTokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminTokenCommand {
+    /// Create a token for the operator HTTP API (shown once, stored as a digest).
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tokens (never their values).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a token by id.
+    Delete { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -124,6 +191,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Client(cmd) => client_command(&open_store(&settings).await?, cmd).await,
         Command::User(cmd) => user_command(&open_store(&settings).await?, cmd).await,
+        Command::Enroll(cmd) => enroll_command(&settings, cmd).await,
+        Command::Device(cmd) => device_command(&open_store(&settings).await?, cmd).await,
+        Command::Admin(AdminCommand::Token(cmd)) => {
+            admin_token_command(&open_store(&settings).await?, cmd).await
+        }
     }
 }
 
@@ -340,4 +412,140 @@ async fn set_blocked(store: &Store, sub: &str, blocked: bool) -> anyhow::Result<
         if blocked { "blocked" } else { "unblocked" }
     );
     Ok(())
+}
+
+async fn enroll_command(settings: &Settings, cmd: EnrollCommand) -> anyhow::Result<()> {
+    let EnrollCommand::Ticket {
+        user,
+        ttl,
+        qr,
+        json,
+    } = cmd;
+    let store = open_store(settings).await?;
+    let issuer = settings
+        .issuer
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", settings.listen));
+    let assent = Assent::open(store, settings.clone(), &issuer).await?;
+    let ticket = device::create_enrollment_ticket(&assent, &user, ttl).await?;
+    if let Some(path) = &qr {
+        qr::write_file(&ticket.enrollment_uri, path)?;
+    }
+    if json {
+        let mut out = json!({
+            "enrollment_uri": ticket.enrollment_uri,
+            "user": ticket.user,
+            "expires_at": rfc3339(ticket.expires_at),
+        });
+        if let Some(path) = &qr {
+            out["qr_file"] = json!(path.display().to_string());
+        }
+        print_json(&out);
+    } else {
+        println!("{}", qr::unicode(&ticket.enrollment_uri)?);
+        println!("{}", ticket.enrollment_uri);
+        println!("expires at {} (single use)", rfc3339(ticket.expires_at));
+        if let Some(path) = &qr {
+            println!("QR code written to {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+fn device_json(d: &DeviceRow) -> Value {
+    json!({
+        "device_id": d.id,
+        "user": d.user_sub,
+        "name": d.name,
+        "platform": d.platform,
+        "key_thumbprint": d.key_thumbprint,
+        "push": d.push_channel.is_some(),
+        "created_at": rfc3339(d.created_at),
+        "revoked_at": d.revoked_at.map(rfc3339),
+        "revoke_reason": d.revoke_reason,
+    })
+}
+
+async fn device_command(store: &Store, cmd: DeviceCommand) -> anyhow::Result<()> {
+    match cmd {
+        DeviceCommand::List { user, json } => {
+            let devices = store.devices(user.as_deref()).await?;
+            if json {
+                print_json(&Value::Array(devices.iter().map(device_json).collect()));
+            } else {
+                println!(
+                    "{:<36} {:<24} {:<12} {:<10} NAME",
+                    "DEVICE_ID", "USER", "PLATFORM", "STATE"
+                );
+                for d in &devices {
+                    let state = if d.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    };
+                    println!(
+                        "{:<36} {:<24} {:<12} {:<10} {}",
+                        d.id, d.user_sub, d.platform, state, d.name
+                    );
+                }
+            }
+            Ok(())
+        }
+        DeviceCommand::Revoke { device_id } => {
+            if !store
+                .revoke_device(&device_id, "revoked by operator", now_ms())
+                .await?
+            {
+                bail!("no active device {device_id:?}");
+            }
+            println!("revoked device {device_id}");
+            Ok(())
+        }
+    }
+}
+
+async fn admin_token_command(store: &Store, cmd: AdminTokenCommand) -> anyhow::Result<()> {
+    match cmd {
+        AdminTokenCommand::Create { name, json } => {
+            let token = format!("assent_admin_{}", new_secret());
+            let row = AdminTokenRow {
+                id: random_token(12),
+                name,
+                created_at: now_ms(),
+            };
+            store.insert_admin_token(&sha256_hex(&token), &row).await?;
+            if json {
+                print_json(
+                    &json!({"id": row.id, "name": row.name, "token": token, "created_at": rfc3339(row.created_at)}),
+                );
+            } else {
+                println!("id:    {}", row.id);
+                println!("token: {token}");
+                println!("(the token is shown only now: store it safely)");
+            }
+            Ok(())
+        }
+        AdminTokenCommand::List { json } => {
+            let tokens = store.admin_tokens().await?;
+            if json {
+                let list: Vec<Value> = tokens
+                    .iter()
+                    .map(|t| json!({"id": t.id, "name": t.name, "created_at": rfc3339(t.created_at)}))
+                    .collect();
+                print_json(&Value::Array(list));
+            } else {
+                for t in &tokens {
+                    println!("{:<18} {} {}", t.id, rfc3339(t.created_at), t.name);
+                }
+            }
+            Ok(())
+        }
+        AdminTokenCommand::Delete { id } => {
+            if !store.delete_admin_token(&id).await? {
+                bail!("no admin token {id:?}");
+            }
+            println!("deleted admin token {id}");
+            Ok(())
+        }
+    }
 }

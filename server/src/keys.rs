@@ -159,6 +159,16 @@ impl SigningKey {
         })
     }
 
+    /// The public key as a P-256 JWK (only for ES256 keys).
+    pub fn ec_public_jwk(&self) -> Option<assent_shared::jose::EcPublicJwk> {
+        match self.alg {
+            TokenAlg::ES256 => {
+                serde_json::from_value(serde_json::Value::Object(self.public_members.clone())).ok()
+            }
+            TokenAlg::RS256 => None,
+        }
+    }
+
     /// The public JWK as published in the JWKS.
     pub fn public_jwk(&self) -> serde_json::Value {
         let mut jwk = self.public_members.clone();
@@ -240,10 +250,23 @@ pub struct Verifier {
     pub key: DecodingKey,
 }
 
-/// The server's keys: one active signing key per algorithm and the
-/// verifiers of every key still published.
+/// What a key signs. Keys of one purpose never sign for another.
+pub const TOKEN_PURPOSE: &str = "token";
+/// Signs the challenges shown on devices; pinned by devices at enrollment.
+pub const DEVICE_PURPOSE: &str = "device";
+
+/// Every (purpose, algorithm) that must have an active key.
+const REQUIRED_KEYS: [(&str, TokenAlg); 3] = [
+    (TOKEN_PURPOSE, TokenAlg::RS256),
+    (TOKEN_PURPOSE, TokenAlg::ES256),
+    (DEVICE_PURPOSE, TokenAlg::ES256),
+];
+
+/// The server's keys: one active token-signing key per algorithm, the
+/// challenge-signing key, and the verifiers of every token key still published.
 pub struct KeySet {
     active: HashMap<TokenAlg, SigningKey>,
+    device: SigningKey,
     verifiers: HashMap<String, Verifier>,
     jwks_json: String,
 }
@@ -262,10 +285,10 @@ impl KeySet {
     /// the unique index lets one key per algorithm win and everyone reloads.
     pub async fn load_or_generate(store: &Store) -> anyhow::Result<Self> {
         let mut rows = store.signing_keys().await?;
-        for alg in TokenAlg::ALL {
+        for (purpose, alg) in REQUIRED_KEYS {
             let have = rows
                 .iter()
-                .any(|r| r.alg == alg.as_str() && r.state == "active");
+                .any(|r| r.purpose == purpose && r.alg == alg.as_str() && r.state == "active");
             if have {
                 continue;
             }
@@ -276,6 +299,7 @@ impl KeySet {
             let stored = store
                 .insert_active_signing_key(&SigningKeyRow {
                     kid: key.kid.clone(),
+                    purpose: purpose.into(),
                     alg: alg.as_str().into(),
                     private_key_pkcs8: b64url(&pkcs8),
                     state: "active".into(),
@@ -283,7 +307,7 @@ impl KeySet {
                 })
                 .await?;
             if stored {
-                tracing::info!(kid = %key.kid, alg = %alg, "generated token-signing key");
+                tracing::info!(kid = %key.kid, alg = %alg, purpose, "generated signing key");
             }
         }
         rows = store.signing_keys().await?;
@@ -292,6 +316,7 @@ impl KeySet {
 
     pub fn from_rows(rows: &[SigningKeyRow]) -> anyhow::Result<Self> {
         let mut active = HashMap::new();
+        let mut device = None;
         let mut verifiers = HashMap::new();
         let mut published = Vec::new();
         for row in rows {
@@ -300,6 +325,12 @@ impl KeySet {
                 .ok_or_else(|| anyhow!("signing key {} is not valid base64url", row.kid))?;
             let key = SigningKey::from_pkcs8(alg, &der)
                 .with_context(|| format!("loading signing key {}", row.kid))?;
+            if row.purpose == DEVICE_PURPOSE {
+                if row.state == "active" {
+                    device = Some(key);
+                }
+                continue;
+            }
             let jwk_value = key.public_jwk();
             let jwk: Jwk = serde_json::from_value(jwk_value.clone())?;
             verifiers.insert(
@@ -319,9 +350,11 @@ impl KeySet {
                 bail!("no active {alg} signing key");
             }
         }
+        let device = device.ok_or_else(|| anyhow!("no active device challenge key"))?;
         let jwks_json = serde_json::to_string(&json!({ "keys": published }))?;
         Ok(Self {
             active,
+            device,
             verifiers,
             jwks_json,
         })
@@ -329,6 +362,11 @@ impl KeySet {
 
     pub fn signing_key(&self, alg: TokenAlg) -> &SigningKey {
         &self.active[&alg]
+    }
+
+    /// The key that signs device challenges.
+    pub fn device_key(&self) -> &SigningKey {
+        &self.device
     }
 
     pub fn verifier(&self, kid: &str) -> Option<&Verifier> {

@@ -62,6 +62,8 @@ macro_rules! insert_refresh_token_query {
 #[derive(Debug, Clone, FromRow)]
 pub struct SigningKeyRow {
     pub kid: String,
+    /// `token` (ID/access tokens, published in the JWKS) or `device` (challenges).
+    pub purpose: String,
     pub alg: String,
     pub private_key_pkcs8: String,
     pub state: String,
@@ -108,6 +110,10 @@ pub struct NewAuthRequest {
     pub created_at: i64,
     pub expires_at: i64,
     pub poll_interval: i64,
+    pub nonce: String,
+    /// The server-signed challenge devices are shown, and its SHA-256 (base64url).
+    pub challenge_jws: String,
+    pub challenge_sha256: String,
 }
 
 /// How to find the user a request is for.
@@ -152,6 +158,47 @@ pub struct AuthRequestState {
     pub binding_message: String,
     pub created_at: i64,
     pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct DecisionTarget {
+    pub user_sub: String,
+    pub status: String,
+    pub expires_at: i64,
+    pub nonce: Option<String>,
+    pub challenge_sha256: Option<String>,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct DeviceRow {
+    pub id: String,
+    pub user_sub: String,
+    pub name: String,
+    pub platform: String,
+    pub public_jwk: String,
+    pub key_thumbprint: String,
+    pub push_channel: Option<String>,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+    pub revoke_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnrollOutcome {
+    /// The device is stored for this user.
+    Enrolled(String),
+    UnknownTicket,
+    TicketUsed,
+    TicketExpired,
+    /// Another device already holds this public key.
+    KeyInUse,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct AdminTokenRow {
+    pub id: String,
+    pub name: String,
+    pub created_at: i64,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -253,24 +300,27 @@ impl Store {
     // ---- signing keys ---------------------------------------------------
 
     pub async fn signing_keys(&self) -> Result<Vec<SigningKeyRow>, sqlx::Error> {
-        let sql = "SELECT kid, alg, private_key_pkcs8, state, created_at FROM signing_keys \
+        let sql =
+            "SELECT kid, purpose, alg, private_key_pkcs8, state, created_at FROM signing_keys \
                    ORDER BY created_at";
         on_pool!(self, pool => sqlx::query_as(sql).fetch_all(pool).await)
     }
 
-    /// Stores `key` as the active key of its algorithm unless another process
+    /// Stores `key` as the active key of its purpose and algorithm unless another process
     /// got there first. Returns whether this key was stored.
     pub async fn insert_active_signing_key(
         &self,
         key: &SigningKeyRow,
     ) -> Result<bool, sqlx::Error> {
-        let sql = "INSERT INTO signing_keys (kid, alg, private_key_pkcs8, state, created_at) \
-                   VALUES ($1, $2, $3, 'active', $4) ON CONFLICT DO NOTHING";
+        let sql =
+            "INSERT INTO signing_keys (kid, purpose, alg, private_key_pkcs8, state, created_at) \
+                   VALUES ($1, $5, $2, $3, 'active', $4) ON CONFLICT DO NOTHING";
         on_pool!(self, pool => sqlx::query(sql)
             .bind(&key.kid)
             .bind(&key.alg)
             .bind(&key.private_key_pkcs8)
             .bind(key.created_at)
+            .bind(&key.purpose)
             .execute(pool)
             .await
             .map(|r| r.rows_affected() == 1))
@@ -381,8 +431,10 @@ impl Store {
     ) -> Result<InsertRequestOutcome, sqlx::Error> {
         let sql = "INSERT INTO auth_requests (id, auth_req_id_sha256, client_id, user_sub, scope, \
                    binding_message, audience, authorization_details, acr, requester_ip, \
-                   requester_user_agent, status, created_at, expires_at, poll_interval) \
-                   SELECT $1, $2, $3, u.sub, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12, $13 \
+                   requester_user_agent, status, created_at, expires_at, poll_interval, nonce, \
+                   challenge_jws, challenge_sha256) \
+                   SELECT $1, $2, $3, u.sub, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12, $13, \
+                   $16, $17, $18 \
                    FROM users u WHERE (u.sub = $14 OR u.email_normalized = $15) AND NOT u.blocked \
                    ORDER BY CASE WHEN u.sub = $14 THEN 0 ELSE 1 END LIMIT 1";
         let email = user.email.as_deref().map(normalize_email);
@@ -402,6 +454,9 @@ impl Store {
             .bind(r.poll_interval)
             .bind(&user.sub)
             .bind(&email)
+            .bind(&r.nonce)
+            .bind(&r.challenge_jws)
+            .bind(&r.challenge_sha256)
             .execute(pool)
             .await?
             .rows_affected());
@@ -472,9 +527,11 @@ impl Store {
         user_sub: &str,
         new_status: &str,
         deny_reason: Option<&str>,
+        device_id: Option<&str>,
         now: i64,
     ) -> Result<bool, sqlx::Error> {
-        let sql = "UPDATE auth_requests SET status = $3, deny_reason = $4, decided_at = $5 \
+        let sql = "UPDATE auth_requests SET status = $3, deny_reason = $4, decided_at = $5, \
+                   decided_by_device = $6 \
                    WHERE id = $1 AND user_sub = $2 AND status = 'pending' AND expires_at > $5";
         on_pool!(self, pool => sqlx::query(sql)
             .bind(request_id)
@@ -482,6 +539,7 @@ impl Store {
             .bind(new_status)
             .bind(deny_reason)
             .bind(now)
+            .bind(device_id)
             .execute(pool)
             .await
             .map(|r| r.rows_affected() == 1))
@@ -591,6 +649,228 @@ impl Store {
         on_pool!(self, pool => sqlx::query_as(sql).bind(sha256).fetch_optional(pool).await)
     }
 
+    // ---- devices --------------------------------------------------------
+
+    pub async fn insert_enrollment_ticket(
+        &self,
+        ticket_sha256: &str,
+        user_sub: &str,
+        created_at: i64,
+        expires_at: i64,
+    ) -> Result<(), sqlx::Error> {
+        let sql =
+            "INSERT INTO enrollment_tickets (ticket_sha256, user_sub, created_at, expires_at) \
+                   VALUES ($1, $2, $3, $4)";
+        on_pool!(self, pool => sqlx::query(sql)
+            .bind(ticket_sha256)
+            .bind(user_sub)
+            .bind(created_at)
+            .bind(expires_at)
+            .execute(pool)
+            .await
+            .map(|_| ()))
+    }
+
+    /// Spends the ticket and stores the device in one transaction: a ticket
+    /// enrolls exactly one device, however many devices race for it.
+    /// `device.user_sub` is ignored: the ticket names the user.
+    pub async fn enroll_device(
+        &self,
+        ticket_sha256: &str,
+        device: &DeviceRow,
+        now: i64,
+    ) -> Result<EnrollOutcome, sqlx::Error> {
+        let spend = "UPDATE enrollment_tickets SET used_at = $2, device_id = $3 \
+                     WHERE ticket_sha256 = $1 AND used_at IS NULL AND expires_at > $2 \
+                     RETURNING user_sub";
+        let why = "SELECT used_at, expires_at FROM enrollment_tickets WHERE ticket_sha256 = $1";
+        let insert =
+            "INSERT INTO devices (id, user_sub, name, platform, public_jwk, key_thumbprint, \
+                      push_channel, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                      ON CONFLICT (key_thumbprint) DO NOTHING";
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let user: Option<String> = sqlx::query_scalar(spend)
+                .bind(ticket_sha256)
+                .bind(now)
+                .bind(&device.id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(user) = user else {
+                let state: Option<(Option<i64>, i64)> = sqlx::query_as(why)
+                    .bind(ticket_sha256)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                tx.rollback().await?;
+                return Ok(match state {
+                    None => EnrollOutcome::UnknownTicket,
+                    Some((Some(_), _)) => EnrollOutcome::TicketUsed,
+                    Some((None, _)) => EnrollOutcome::TicketExpired,
+                });
+            };
+            let inserted = sqlx::query(insert)
+                .bind(&device.id)
+                .bind(&user)
+                .bind(&device.name)
+                .bind(&device.platform)
+                .bind(&device.public_jwk)
+                .bind(&device.key_thumbprint)
+                .bind(&device.push_channel)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if inserted == 0 {
+                tx.rollback().await?;
+                return Ok(EnrollOutcome::KeyInUse);
+            }
+            tx.commit().await?;
+            Ok(EnrollOutcome::Enrolled(user))
+        })
+    }
+
+    pub async fn device(&self, id: &str) -> Result<Option<DeviceRow>, sqlx::Error> {
+        let sql = "SELECT id, user_sub, name, platform, public_jwk, key_thumbprint, push_channel, \
+                   created_at, revoked_at, revoke_reason FROM devices WHERE id = $1";
+        on_pool!(self, pool => sqlx::query_as(sql).bind(id).fetch_optional(pool).await)
+    }
+
+    /// Devices, of one user or of everyone, oldest first.
+    pub async fn devices(&self, user_sub: Option<&str>) -> Result<Vec<DeviceRow>, sqlx::Error> {
+        let sql = "SELECT id, user_sub, name, platform, public_jwk, key_thumbprint, push_channel, \
+                   created_at, revoked_at, revoke_reason FROM devices \
+                   WHERE $1 IS NULL OR user_sub = $1 ORDER BY created_at, id";
+        on_pool!(self, pool => sqlx::query_as(sql).bind(user_sub).fetch_all(pool).await)
+    }
+
+    /// Revokes an active device; returns false if it is unknown or already revoked.
+    pub async fn revoke_device(
+        &self,
+        id: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let sql = "UPDATE devices SET revoked_at = $3, revoke_reason = $2 \
+                   WHERE id = $1 AND revoked_at IS NULL";
+        on_pool!(self, pool => sqlx::query(sql)
+            .bind(id)
+            .bind(reason)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected() == 1))
+    }
+
+    pub async fn set_push_channel(
+        &self,
+        id: &str,
+        channel: Option<&str>,
+    ) -> Result<bool, sqlx::Error> {
+        let sql = "UPDATE devices SET push_channel = $2 WHERE id = $1 AND revoked_at IS NULL";
+        on_pool!(self, pool => sqlx::query(sql)
+            .bind(id)
+            .bind(channel)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected() == 1))
+    }
+
+    /// Replaces the device key, only if `old_thumbprint` is still current
+    /// (two rotations cannot both win). `Ok(None)` when the new key belongs
+    /// to another device.
+    pub async fn rotate_device_key(
+        &self,
+        id: &str,
+        old_thumbprint: &str,
+        new_jwk: &str,
+        new_thumbprint: &str,
+    ) -> Result<Option<bool>, sqlx::Error> {
+        let sql = "UPDATE devices SET public_jwk = $3, key_thumbprint = $4 \
+                   WHERE id = $1 AND key_thumbprint = $2 AND revoked_at IS NULL";
+        let result = on_pool!(self, pool => sqlx::query(sql)
+            .bind(id)
+            .bind(old_thumbprint)
+            .bind(new_jwk)
+            .bind(new_thumbprint)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()));
+        match result {
+            Ok(rows) => Ok(Some(rows == 1)),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The stored challenges of a user's pending, unexpired requests, oldest first.
+    pub async fn pending_challenges(
+        &self,
+        user_sub: &str,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<String>, sqlx::Error> {
+        let sql = "SELECT challenge_jws FROM auth_requests \
+                   WHERE user_sub = $1 AND status = 'pending' AND expires_at > $2 \
+                   AND challenge_jws IS NOT NULL ORDER BY created_at, id LIMIT $3";
+        on_pool!(self, pool => sqlx::query_scalar(sql)
+            .bind(user_sub)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)
+    }
+
+    pub async fn decision_target(
+        &self,
+        request_id: &str,
+    ) -> Result<Option<DecisionTarget>, sqlx::Error> {
+        let sql =
+            "SELECT user_sub, status, expires_at, nonce, challenge_sha256 FROM auth_requests \
+                   WHERE id = $1";
+        on_pool!(self, pool => sqlx::query_as(sql).bind(request_id).fetch_optional(pool).await)
+    }
+
+    // ---- admin tokens ---------------------------------------------------
+
+    pub async fn insert_admin_token(
+        &self,
+        token_sha256: &str,
+        row: &AdminTokenRow,
+    ) -> Result<(), sqlx::Error> {
+        let sql =
+            "INSERT INTO admin_tokens (token_sha256, id, name, created_at) VALUES ($1, $2, $3, $4)";
+        on_pool!(self, pool => sqlx::query(sql)
+            .bind(token_sha256)
+            .bind(&row.id)
+            .bind(&row.name)
+            .bind(row.created_at)
+            .execute(pool)
+            .await
+            .map(|_| ()))
+    }
+
+    /// The admin token with this digest, if any.
+    pub async fn admin_token(
+        &self,
+        token_sha256: &str,
+    ) -> Result<Option<AdminTokenRow>, sqlx::Error> {
+        let sql = "SELECT id, name, created_at FROM admin_tokens WHERE token_sha256 = $1";
+        on_pool!(self, pool => sqlx::query_as(sql).bind(token_sha256).fetch_optional(pool).await)
+    }
+
+    pub async fn admin_tokens(&self) -> Result<Vec<AdminTokenRow>, sqlx::Error> {
+        let sql = "SELECT id, name, created_at FROM admin_tokens ORDER BY created_at, id";
+        on_pool!(self, pool => sqlx::query_as(sql).fetch_all(pool).await)
+    }
+
+    pub async fn delete_admin_token(&self, id: &str) -> Result<bool, sqlx::Error> {
+        on_pool!(self, pool => sqlx::query("DELETE FROM admin_tokens WHERE id = $1")
+            .bind(id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected() == 1))
+    }
+
     // ---- single-use JWT ids ---------------------------------------------
 
     /// Records `jti` from `issuer` until `expires_at`. Returns false when it
@@ -637,6 +917,10 @@ impl Store {
                 .execute(pool)
                 .await?
                 .rows_affected();
+            sqlx::query("DELETE FROM enrollment_tickets WHERE expires_at < $1")
+                .bind(now - retention_ms)
+                .execute(pool)
+                .await?;
             Ok(PurgeCounts { auth_requests, refresh_tokens, jtis })
         })
     }

@@ -376,5 +376,9 @@ async fn configuration_file_environment_and_flags_stack() {
     assert!(db.url.starts_with("sqlite://"));
     // The database from the file was used (migrated and keyed).
     let store = Store::connect(&db.url, 1).await.unwrap();
-    assert_eq!(store.signing_keys().await.unwrap().len(), 2);
+    assert_eq!(
+        store.signing_keys().await.unwrap().len(),
+        3,
+        "two token keys and the device challenge key"
+    );
 }

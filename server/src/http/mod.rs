@@ -1,6 +1,7 @@
 //! The HTTP surface: routing, extraction and response shaping only. Every
 //! decision is delegated to the domain modules.
 
+mod device;
 mod discovery;
 mod form;
 mod oauth;
@@ -62,6 +63,41 @@ pub fn route_table() -> Vec<Route> {
             path: "/userinfo",
             methods: &[Method::GET, Method::POST],
             handler: get(userinfo::userinfo).post(userinfo::userinfo),
+        },
+        Route {
+            path: "/device/v1/enroll",
+            methods: &[Method::POST],
+            handler: post(device::enroll),
+        },
+        Route {
+            path: "/device/v1/requests",
+            methods: &[Method::GET],
+            handler: get(device::pending),
+        },
+        Route {
+            path: "/device/v1/requests/{request_id}/decision",
+            methods: &[Method::POST],
+            handler: post(device::decision),
+        },
+        Route {
+            path: "/device/v1/push-channel",
+            methods: &[Method::POST],
+            handler: post(device::push_channel),
+        },
+        Route {
+            path: "/device/v1/key",
+            methods: &[Method::POST],
+            handler: post(device::rotate_key),
+        },
+        Route {
+            path: "/device/v1/unenroll",
+            methods: &[Method::POST],
+            handler: post(device::unenroll),
+        },
+        Route {
+            path: "/admin/v1/enrollment-tickets",
+            methods: &[Method::POST],
+            handler: post(device::create_ticket),
         },
         Route {
             path: "/openapi.json",

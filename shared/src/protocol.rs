@@ -1,0 +1,332 @@
+//! The Assent device protocol, version 1: messages between an enrolled
+//! device and the server. `docs/protocol.md` explains each one, what is signed
+//! and why; `test-vectors/protocol-v1.json` pins their exact encoding.
+
+use serde::{Deserialize, Serialize};
+
+use crate::jose::EcPublicJwk;
+
+pub const VERSION: u32 = 1;
+
+/// A device-signed request is accepted when its `iat` is within this many
+/// seconds of the server's clock, either way.
+pub const MAX_CLOCK_SKEW_SECS: i64 = 60;
+/// A decision's `exp` may be at most this many seconds after its `iat`.
+pub const MAX_DECISION_LIFETIME_SECS: i64 = 60;
+
+/// The JWS `typ` of each message: a signature made for one purpose can never
+/// be replayed as another.
+pub mod typ {
+    pub const ENROLL: &str = "assent-enroll+jwt";
+    pub const PROOF: &str = "assent-proof+jwt";
+    pub const CHALLENGE: &str = "assent-challenge+jwt";
+    pub const DECISION: &str = "assent-decision+jwt";
+    pub const PUSH_CHANNEL: &str = "assent-push-channel+jwt";
+    pub const ROTATE_KEY: &str = "assent-rotate-key+jwt";
+    pub const NEW_KEY: &str = "assent-new-key+jwt";
+    pub const UNENROLL: &str = "assent-unenroll+jwt";
+}
+
+/// Routes of the device API, relative to the server base URL.
+pub mod path {
+    pub const ENROLL: &str = "/device/v1/enroll";
+    pub const REQUESTS: &str = "/device/v1/requests";
+    pub const PUSH_CHANNEL: &str = "/device/v1/push-channel";
+    pub const KEY: &str = "/device/v1/key";
+    pub const UNENROLL: &str = "/device/v1/unenroll";
+
+    pub fn decision(request_id: &str) -> String {
+        format!("{REQUESTS}/{request_id}/decision")
+    }
+}
+
+/// `Authorization` scheme of device-signed GET requests.
+pub const PROOF_SCHEME: &str = "AssentProof";
+/// Content type of device-signed request bodies (a compact JWS).
+pub const JOSE_CONTENT_TYPE: &str = "application/jose";
+
+/// What an enrollment QR code or link carries:
+/// `assent://enroll?v=1&server=URL&ticket=T&pin=THUMBPRINT[&account=LABEL]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrollmentUri {
+    pub version: u32,
+    /// Server base URL (its issuer).
+    pub server: String,
+    /// Single-use enrollment ticket.
+    pub ticket: String,
+    /// RFC 7638 thumbprint of the server's challenge-signing key: the device
+    /// refuses a server that answers with any other key.
+    pub pin: String,
+    /// What to call the account in the app (the user's e-mail or sub).
+    pub account: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EnrollmentUriError {
+    #[error("not an assent://enroll link")]
+    WrongScheme,
+    #[error("the link is missing {0}")]
+    Missing(&'static str),
+    #[error("protocol version {0} is not supported by this app")]
+    UnsupportedVersion(String),
+    #[error("the server address must be an http(s) URL")]
+    BadServer,
+}
+
+impl EnrollmentUri {
+    pub fn to_uri(&self) -> String {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        query.append_pair("v", &self.version.to_string());
+        query.append_pair("server", &self.server);
+        query.append_pair("ticket", &self.ticket);
+        query.append_pair("pin", &self.pin);
+        if let Some(account) = &self.account {
+            query.append_pair("account", account);
+        }
+        format!("assent://enroll?{}", query.finish())
+    }
+
+    pub fn parse(uri: &str) -> Result<Self, EnrollmentUriError> {
+        let query = uri
+            .trim()
+            .strip_prefix("assent://enroll?")
+            .ok_or(EnrollmentUriError::WrongScheme)?;
+        let (mut v, mut server, mut ticket, mut pin, mut account) = (None, None, None, None, None);
+        for (k, value) in form_urlencoded::parse(query.as_bytes()) {
+            let slot = match k.as_ref() {
+                "v" => &mut v,
+                "server" => &mut server,
+                "ticket" => &mut ticket,
+                "pin" => &mut pin,
+                "account" => &mut account,
+                _ => continue,
+            };
+            *slot = Some(value.into_owned());
+        }
+        let v = v.ok_or(EnrollmentUriError::Missing("v"))?;
+        if v != VERSION.to_string() {
+            return Err(EnrollmentUriError::UnsupportedVersion(v));
+        }
+        let server = server.ok_or(EnrollmentUriError::Missing("server"))?;
+        if !(server.starts_with("https://") || server.starts_with("http://")) {
+            return Err(EnrollmentUriError::BadServer);
+        }
+        Ok(Self {
+            version: VERSION,
+            server: server.trim_end_matches('/').to_string(),
+            ticket: ticket.ok_or(EnrollmentUriError::Missing("ticket"))?,
+            pin: pin.ok_or(EnrollmentUriError::Missing("pin"))?,
+            account,
+        })
+    }
+}
+
+/// Binds a device-signed message to one HTTP request (as DPoP, RFC 9449):
+/// method, URL without query, issue time and a single-use id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestBinding {
+    pub htm: String,
+    pub htu: String,
+    pub iat: i64,
+    pub jti: String,
+}
+
+/// A Web Push subscription in the browser's standard JSON form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushSubscription {
+    pub endpoint: String,
+    pub keys: PushSubscriptionKeys,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushSubscriptionKeys {
+    pub p256dh: String,
+    pub auth: String,
+}
+
+/// Payload of the enrollment JWS (`typ` [`typ::ENROLL`], the new public key
+/// in the `jwk` header: proof of possession).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollmentClaims {
+    #[serde(flatten)]
+    pub binding: RequestBinding,
+    pub ticket: String,
+    /// The `pin` of the enrollment link, echoed so the server can refuse a
+    /// device that was shown another server's key.
+    pub pin: String,
+    pub name: String,
+    pub platform: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push: Option<PushSubscription>,
+}
+
+/// What the server tells devices about timing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    pub protocol_version: u32,
+    pub max_clock_skew_secs: i64,
+    pub max_decision_lifetime_secs: i64,
+    /// Recommended interval of background polling for pending requests.
+    pub poll_interval_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollmentResponse {
+    pub device_id: String,
+    /// The user (`sub`) this device now belongs to.
+    pub user: String,
+    /// The server's challenge-signing key; its thumbprint equals the link's `pin`.
+    pub server_key: EcPublicJwk,
+    pub policy: Policy,
+}
+
+/// Payload of a GET proof (`typ` [`typ::PROOF`], `kid` = device id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProofClaims {
+    #[serde(flatten)]
+    pub binding: RequestBinding,
+}
+
+/// Where a request came from, as the server saw the `/bc-authorize` call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Requester {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+}
+
+/// Payload of a server-signed challenge (`typ` [`typ::CHALLENGE`], `kid` =
+/// server key thumbprint): everything the device shows before asking.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChallengeClaims {
+    pub v: u32,
+    pub iss: String,
+    pub request_id: String,
+    pub nonce: String,
+    pub client_id: String,
+    pub client_name: String,
+    pub binding_message: String,
+    pub scope: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_details: Option<serde_json::Value>,
+    pub requester: Requester,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+/// Answer of `GET /device/v1/requests`: the pending challenges, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingRequests {
+    pub requests: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Approve,
+    Deny,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DenyReason {
+    /// "This wasn't me": the user did not start this login.
+    NotMe,
+    Cancelled,
+}
+
+/// Payload of a decision (`typ` [`typ::DECISION`], `kid` = device id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionClaims {
+    #[serde(flatten)]
+    pub binding: RequestBinding,
+    pub exp: i64,
+    pub request_id: String,
+    pub nonce: String,
+    pub decision: Verdict,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deny_reason: Option<DenyReason>,
+    /// base64url SHA-256 of the exact challenge JWS the device showed.
+    pub challenge_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionResponse {
+    pub request_id: String,
+    /// `approved` or `denied`.
+    pub status: String,
+}
+
+/// Payload of a push-channel update (`typ` [`typ::PUSH_CHANNEL`]); `None` removes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushChannelClaims {
+    #[serde(flatten)]
+    pub binding: RequestBinding,
+    pub push: Option<PushSubscription>,
+}
+
+/// Payload of a key rotation (`typ` [`typ::ROTATE_KEY`], signed by the
+/// current key) carrying a proof signed by the new key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotateKeyClaims {
+    #[serde(flatten)]
+    pub binding: RequestBinding,
+    /// A JWS of `typ` [`typ::NEW_KEY`] with the new key in its `jwk` header.
+    pub new_key_proof: String,
+}
+
+/// Payload of the new key's proof inside a rotation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewKeyClaims {
+    pub device_id: String,
+    /// Thumbprint of the key being replaced: the proof is good for this rotation only.
+    pub replaces: String,
+    pub iat: i64,
+}
+
+/// Payload of an unenrollment (`typ` [`typ::UNENROLL`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnenrollClaims {
+    #[serde(flatten)]
+    pub binding: RequestBinding,
+}
+
+/// Error body of the device API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceApiError {
+    pub error: String,
+    pub error_description: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enrollment_uri_round_trips() {
+        let uri = EnrollmentUri {
+            version: VERSION,
+            server: "https://login.example.com".into(),
+            ticket: "t1&x=y".into(),
+            pin: "pin".into(),
+            account: Some("alice@example.com".into()),
+        };
+        let text = uri.to_uri();
+        assert!(text.starts_with(
+            "assent://enroll?v=1&server=https%3A%2F%2Flogin.example.com&ticket=t1%26x%3Dy"
+        ));
+        assert_eq!(EnrollmentUri::parse(&text).unwrap(), uri);
+        assert_eq!(
+            EnrollmentUri::parse("https://x").unwrap_err(),
+            EnrollmentUriError::WrongScheme
+        );
+        assert_eq!(
+            EnrollmentUri::parse("assent://enroll?v=2&server=https://x&ticket=t&pin=p")
+                .unwrap_err(),
+            EnrollmentUriError::UnsupportedVersion("2".into())
+        );
+    }
+}
