@@ -1,0 +1,297 @@
+//! Talking to the server: every request signed by the device key.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use assent_shared::{
+    jose::DeviceKey,
+    protocol::{
+        path, typ, DecisionClaims, DecisionResponse, DenyReason, DeviceApiError, EnrollmentClaims,
+        EnrollmentResponse, EnrollmentUri, EnrollmentUriError, NewKeyClaims, PendingRequests,
+        ProofClaims, PushChannelClaims, PushSubscription, RequestBinding, RotateKeyClaims,
+        UnenrollClaims, Verdict, JOSE_CONTENT_TYPE, PROOF_SCHEME,
+    },
+};
+use serde::de::DeserializeOwned;
+
+use crate::{
+    challenge::{verify_challenge, ChallengeRejected, VerifiedChallenge},
+    state::Account,
+};
+
+/// Failures, worded for the person holding the device.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceClientError {
+    #[error("cannot reach the server: {0}")]
+    Unreachable(String),
+    #[error("{description} ({code})")]
+    Server {
+        status: u16,
+        code: String,
+        description: String,
+    },
+    #[error("the server gave an unexpected answer: {0}")]
+    Protocol(String),
+    #[error("the server's key does not match the enrollment link: enrollment refused")]
+    PinMismatch,
+    #[error(transparent)]
+    Link(#[from] EnrollmentUriError),
+}
+
+impl DeviceClientError {
+    /// The protocol error code when the server refused the request.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            DeviceClientError::Server { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// Pending requests: the verified ones, and how many were refused because
+/// their server signature did not check out (they are never shown).
+#[derive(Debug, Clone, Default)]
+pub struct Pending {
+    pub verified: Vec<VerifiedChallenge>,
+    pub rejected: Vec<ChallengeRejected>,
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+fn binding(method: &str, url: &str) -> RequestBinding {
+    RequestBinding {
+        htm: method.into(),
+        htu: url.into(),
+        iat: now_secs(),
+        jti: uuid::Uuid::new_v4().simple().to_string(),
+    }
+}
+
+/// An HTTP client fit for the protocol: bounded time, no redirects (a
+/// redirect could carry a signed request to a URL it was not signed for).
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("assent-device/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("HTTP client")
+}
+
+async fn read<T: DeserializeOwned>(
+    response: Result<reqwest::Response, reqwest::Error>,
+) -> Result<T, DeviceClientError> {
+    let response = response.map_err(|e| DeviceClientError::Unreachable(e.to_string()))?;
+    let status = response.status();
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| DeviceClientError::Unreachable(e.to_string()))?;
+    if status.is_success() {
+        return serde_json::from_slice(&bytes)
+            .map_err(|e| DeviceClientError::Protocol(e.to_string()));
+    }
+    match serde_json::from_slice::<DeviceApiError>(&bytes) {
+        Ok(err) => Err(DeviceClientError::Server {
+            status: status.as_u16(),
+            code: err.error,
+            description: err.error_description,
+        }),
+        Err(_) => Err(DeviceClientError::Protocol(format!("HTTP {status}"))),
+    }
+}
+
+/// An enrolled device talking to its server.
+#[derive(Debug, Clone)]
+pub struct DeviceClient {
+    http: reqwest::Client,
+    pub account: Account,
+    key: DeviceKey,
+}
+
+impl DeviceClient {
+    pub fn new(account: Account, key: DeviceKey) -> Self {
+        Self {
+            http: http_client(),
+            account,
+            key,
+        }
+    }
+
+    pub fn key(&self) -> &DeviceKey {
+        &self.key
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.account.server)
+    }
+
+    /// Enrolls a new key with the ticket of `link`. The server's answer is
+    /// trusted only if its key matches the link's pin.
+    pub async fn enroll(
+        link: &EnrollmentUri,
+        device_name: &str,
+        platform: &str,
+        push: Option<PushSubscription>,
+    ) -> Result<Self, DeviceClientError> {
+        let http = http_client();
+        let key = DeviceKey::generate();
+        let url = format!("{}{}", link.server, path::ENROLL);
+        let claims = EnrollmentClaims {
+            binding: binding("POST", &url),
+            ticket: link.ticket.clone(),
+            pin: link.pin.clone(),
+            name: device_name.into(),
+            platform: platform.into(),
+            push,
+        };
+        let jws = key.sign(typ::ENROLL, None, true, &claims);
+        let response: EnrollmentResponse = read(
+            http.post(&url)
+                .header("content-type", JOSE_CONTENT_TYPE)
+                .body(jws)
+                .send()
+                .await,
+        )
+        .await?;
+        if response.server_key.thumbprint() != link.pin {
+            return Err(DeviceClientError::PinMismatch);
+        }
+        let enrolled_at = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let account = Account {
+            server: link.server.clone(),
+            device_id: response.device_id,
+            user: response.user.clone(),
+            label: link.account.clone().unwrap_or(response.user),
+            server_key: response.server_key,
+            policy: response.policy,
+            device_name: device_name.into(),
+            enrolled_at,
+        };
+        Ok(Self { http, account, key })
+    }
+
+    /// Fetches the pending requests and verifies each against the pinned key.
+    pub async fn pending(&self) -> Result<Pending, DeviceClientError> {
+        let url = self.url(path::REQUESTS);
+        let proof = self.key.sign(
+            typ::PROOF,
+            Some(&self.account.device_id),
+            false,
+            &ProofClaims {
+                binding: binding("GET", &url),
+            },
+        );
+        let list: PendingRequests = read(
+            self.http
+                .get(&url)
+                .header("authorization", format!("{PROOF_SCHEME} {proof}"))
+                .send()
+                .await,
+        )
+        .await?;
+        let mut pending = Pending::default();
+        for jws in list.requests {
+            match verify_challenge(&jws, &self.account.server_key, &self.account.server) {
+                Ok(challenge) => pending.verified.push(challenge),
+                Err(why) => pending.rejected.push(why),
+            }
+        }
+        Ok(pending)
+    }
+
+    /// Signs and sends a decision about a challenge the user was shown.
+    pub async fn decide(
+        &self,
+        challenge: &VerifiedChallenge,
+        verdict: Verdict,
+        deny_reason: Option<DenyReason>,
+    ) -> Result<DecisionResponse, DeviceClientError> {
+        let url = self.url(&path::decision(&challenge.claims.request_id));
+        let binding = binding("POST", &url);
+        let claims = DecisionClaims {
+            exp: binding.iat + 30,
+            binding,
+            request_id: challenge.claims.request_id.clone(),
+            nonce: challenge.claims.nonce.clone(),
+            decision: verdict,
+            deny_reason,
+            challenge_hash: challenge.hash(),
+        };
+        self.post_signed(&url, typ::DECISION, &claims).await
+    }
+
+    /// Registers (or with `None` removes) this device's Web Push subscription.
+    pub async fn set_push_channel(
+        &self,
+        push: Option<PushSubscription>,
+    ) -> Result<serde_json::Value, DeviceClientError> {
+        let url = self.url(path::PUSH_CHANNEL);
+        let claims = PushChannelClaims {
+            binding: binding("POST", &url),
+            push,
+        };
+        self.post_signed(&url, typ::PUSH_CHANNEL, &claims).await
+    }
+
+    /// Replaces the device key. On success the client holds the new key;
+    /// the caller must persist it.
+    pub async fn rotate_key(&mut self) -> Result<(), DeviceClientError> {
+        let url = self.url(path::KEY);
+        let new_key = DeviceKey::generate();
+        let new_key_proof = new_key.sign(
+            typ::NEW_KEY,
+            None,
+            true,
+            &NewKeyClaims {
+                device_id: self.account.device_id.clone(),
+                replaces: self.key.public_jwk().thumbprint(),
+                iat: now_secs(),
+            },
+        );
+        let claims = RotateKeyClaims {
+            binding: binding("POST", &url),
+            new_key_proof,
+        };
+        let _: serde_json::Value = self.post_signed(&url, typ::ROTATE_KEY, &claims).await?;
+        self.key = new_key;
+        Ok(())
+    }
+
+    /// Tells the server to forget this device.
+    pub async fn unenroll(&self) -> Result<(), DeviceClientError> {
+        let url = self.url(path::UNENROLL);
+        let claims = UnenrollClaims {
+            binding: binding("POST", &url),
+        };
+        let _: serde_json::Value = self.post_signed(&url, typ::UNENROLL, &claims).await?;
+        Ok(())
+    }
+
+    async fn post_signed<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        jws_typ: &str,
+        claims: &impl serde::Serialize,
+    ) -> Result<T, DeviceClientError> {
+        let jws = self
+            .key
+            .sign(jws_typ, Some(&self.account.device_id), false, claims);
+        read(
+            self.http
+                .post(url)
+                .header("content-type", JOSE_CONTENT_TYPE)
+                .body(jws)
+                .send()
+                .await,
+        )
+        .await
+    }
+}

@@ -1,0 +1,11 @@
+//! The device side of Assent without any user interface: key handling,
+//! enrollment, fetching and verifying challenges, and signed decisions.
+//! The headless `assent-device` and the desktop app are both built on it.
+
+pub mod challenge;
+pub mod client;
+pub mod state;
+
+pub use challenge::{verify_challenge, ChallengeRejected, VerifiedChallenge};
+pub use client::{DeviceClient, DeviceClientError};
+pub use state::{Account, StateDir};

@@ -1,0 +1,348 @@
+//! `assent-device`: a headless Assent authenticator. It enrolls, lists the
+//! pending requests (each verified against the server key pinned at
+//! enrollment) and approves or denies them with signed decisions.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::{bail, Context};
+use assent_device::{client::Pending, DeviceClient, StateDir, VerifiedChallenge};
+use assent_shared::protocol::{DenyReason, EnrollmentUri, PushSubscription, Verdict};
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::{json, Value};
+
+#[derive(Parser)]
+#[command(
+    name = "assent-device",
+    version,
+    about = "Headless Assent authenticator"
+)]
+struct Cli {
+    /// Directory of this device's account (key file kept with mode 0600).
+    #[arg(long, env = "ASSENT_DEVICE_STATE", global = true)]
+    state: Option<PathBuf>,
+    /// Machine-readable output.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Enroll this device with an assent://enroll link.
+    Enroll {
+        uri: String,
+        /// Name shown to operators [default: host name].
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, default_value = "linux-cli")]
+        platform: String,
+        /// A Web Push subscription (standard JSON) to register.
+        #[arg(long)]
+        push_subscription: Option<PathBuf>,
+    },
+    /// Show the pending requests.
+    Pending,
+    /// Approve a request.
+    Approve {
+        /// Request id (see `pending`).
+        id: Option<String>,
+        /// The oldest pending request.
+        #[arg(long, conflicts_with = "id")]
+        next: bool,
+    },
+    /// Deny a request.
+    Deny {
+        id: Option<String>,
+        #[arg(long, conflicts_with = "id")]
+        next: bool,
+        #[arg(long, value_enum)]
+        reason: Option<Reason>,
+    },
+    /// Register or remove the Web Push subscription.
+    PushChannel {
+        #[arg(long, required_unless_present = "remove")]
+        push_subscription: Option<PathBuf>,
+        #[arg(long)]
+        remove: bool,
+    },
+    /// Replace the device key with a new one.
+    RotateKey,
+    /// Remove this device from the server and forget the account.
+    Unenroll,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Reason {
+    /// "This wasn't me".
+    NotMe,
+    Cancelled,
+}
+
+fn default_state_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("assent-device")
+}
+
+fn read_subscription(path: &PathBuf) -> anyhow::Result<PushSubscription> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| {
+        format!("{} is not a Web Push subscription ({{\"endpoint\", \"keys\": {{\"p256dh\", \"auth\"}}}})", path.display())
+    })
+}
+
+fn challenge_json(c: &VerifiedChallenge) -> Value {
+    let claims = &c.claims;
+    json!({
+        "request_id": claims.request_id,
+        "client_id": claims.client_id,
+        "client_name": claims.client_name,
+        "binding_message": claims.binding_message,
+        "scope": claims.scope,
+        "audience": claims.audience,
+        "authorization_details": claims.authorization_details,
+        "requester": claims.requester,
+        "created_at": claims.iat,
+        "expires_at": claims.exp,
+    })
+}
+
+fn print_pending(pending: &Pending, json_out: bool) {
+    if json_out {
+        let list: Vec<Value> = pending.verified.iter().map(challenge_json).collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({"requests": list, "rejected": pending.rejected.len()})
+            )
+            .unwrap()
+        );
+        return;
+    }
+    if pending.verified.is_empty() {
+        println!("no pending requests");
+    }
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    for c in &pending.verified {
+        let claims = &c.claims;
+        println!(
+            "request {}  (expires in {} s)",
+            claims.request_id,
+            (claims.exp - now).max(0)
+        );
+        println!("  \"{}\"", claims.binding_message);
+        println!("  from:  {} ({})", claims.client_name, claims.client_id);
+        println!("  asks:  {}", claims.scope.join(" "));
+        if let Some(aud) = &claims.audience {
+            println!("  for:   {aud}");
+        }
+        if let Some(details) = &claims.authorization_details {
+            println!("  details: {details}");
+        }
+        let ip = claims.requester.ip.as_deref().unwrap_or("unknown address");
+        let ua = claims
+            .requester
+            .user_agent
+            .as_deref()
+            .unwrap_or("unknown client");
+        println!("  via:   {ip}, {ua}");
+    }
+    for why in &pending.rejected {
+        eprintln!("warning: a request was not shown: {why}");
+    }
+}
+
+async fn pick(
+    client: &DeviceClient,
+    id: Option<String>,
+    next: bool,
+) -> anyhow::Result<VerifiedChallenge> {
+    let pending = client.pending().await?;
+    for why in &pending.rejected {
+        eprintln!("warning: a request was not shown: {why}");
+    }
+    let found = match (id, next) {
+        (Some(id), _) => pending
+            .verified
+            .into_iter()
+            .find(|c| c.claims.request_id == id),
+        (None, true) => pending.verified.into_iter().next(),
+        (None, false) => bail!("name a request id or use --next"),
+    };
+    found.context("no such pending request (already answered or expired?)")
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let state = StateDir::new(cli.state.clone().unwrap_or_else(default_state_dir));
+    match cli.command {
+        Command::Enroll {
+            uri,
+            name,
+            platform,
+            push_subscription,
+        } => {
+            if state.is_enrolled() {
+                bail!(
+                    "{} already holds an account: unenroll first or use another --state",
+                    state.path.display()
+                );
+            }
+            let link = EnrollmentUri::parse(&uri)?;
+            let push = push_subscription
+                .as_ref()
+                .map(read_subscription)
+                .transpose()?;
+            let name = name.unwrap_or_else(|| {
+                std::fs::read_to_string("/etc/hostname")
+                    .map(|h| h.trim().to_string())
+                    .unwrap_or_else(|_| "assent-device".into())
+            });
+            let client = DeviceClient::enroll(&link, &name, &platform, push).await?;
+            state.save(&client.account, client.key())?;
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json!({
+                        "device_id": client.account.device_id,
+                        "user": client.account.user,
+                        "server": client.account.server,
+                        "state": state.path,
+                    }))?
+                );
+            } else {
+                println!(
+                    "enrolled as device {} for {} at {}",
+                    client.account.device_id, client.account.label, client.account.server
+                );
+            }
+        }
+        Command::Pending => {
+            let (account, key) = state.load()?;
+            let client = DeviceClient::new(account, key);
+            print_pending(&client.pending().await?, cli.json);
+        }
+        Command::Approve { id, next } => {
+            let (account, key) = state.load()?;
+            let client = DeviceClient::new(account, key);
+            let challenge = pick(&client, id, next).await?;
+            let result = client.decide(&challenge, Verdict::Approve, None).await?;
+            report(cli.json, &result.request_id, &result.status, &challenge)?;
+        }
+        Command::Deny { id, next, reason } => {
+            let (account, key) = state.load()?;
+            let client = DeviceClient::new(account, key);
+            let challenge = pick(&client, id, next).await?;
+            let reason = reason.map(|r| match r {
+                Reason::NotMe => DenyReason::NotMe,
+                Reason::Cancelled => DenyReason::Cancelled,
+            });
+            let result = client.decide(&challenge, Verdict::Deny, reason).await?;
+            report(cli.json, &result.request_id, &result.status, &challenge)?;
+        }
+        Command::PushChannel {
+            push_subscription,
+            remove,
+        } => {
+            let (account, key) = state.load()?;
+            let client = DeviceClient::new(account, key);
+            let push = if remove {
+                None
+            } else {
+                push_subscription
+                    .as_ref()
+                    .map(read_subscription)
+                    .transpose()?
+            };
+            let result = client.set_push_channel(push).await?;
+            println!(
+                "{}",
+                if cli.json {
+                    result.to_string()
+                } else {
+                    "push channel updated".into()
+                }
+            );
+        }
+        Command::RotateKey => {
+            let (account, key) = state.load()?;
+            let mut client = DeviceClient::new(account, key);
+            client.rotate_key().await?;
+            state.save_key(client.key())?;
+            let thumbprint = client.key().public_jwk().thumbprint();
+            if cli.json {
+                println!(
+                    "{}",
+                    json!({"device_id": client.account.device_id, "key_thumbprint": thumbprint})
+                );
+            } else {
+                println!("device key replaced (new key {thumbprint})");
+            }
+        }
+        Command::Unenroll => {
+            let (account, key) = state.load()?;
+            let client = DeviceClient::new(account, key);
+            client.unenroll().await?;
+            state.forget()?;
+            println!(
+                "{}",
+                if cli.json {
+                    json!({"status": "unenrolled"}).to_string()
+                } else {
+                    "unenrolled".into()
+                }
+            );
+        }
+    }
+    Ok(())
+}
+
+fn report(
+    json_out: bool,
+    request_id: &str,
+    status: &str,
+    challenge: &VerifiedChallenge,
+) -> anyhow::Result<()> {
+    if json_out {
+        println!(
+            "{}",
+            json!({"request_id": request_id, "status": status, "binding_message": challenge.claims.binding_message})
+        );
+    } else {
+        println!(
+            "{status}: \"{}\" ({request_id})",
+            challenge.claims.binding_message
+        );
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json_out = cli.json;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            if json_out {
+                let code = err
+                    .downcast_ref::<assent_device::DeviceClientError>()
+                    .and_then(|e| e.code())
+                    .unwrap_or("error");
+                eprintln!(
+                    "{}",
+                    json!({"error": code, "error_description": format!("{err:#}")})
+                );
+            } else {
+                eprintln!("error: {err:#}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! An enrolled account on disk: `account.json` (what the device knows about
+//! its server) and `device-key.json` (the private key, mode 0600).
+
+use std::{
+    fs,
+    io::Write,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{bail, Context};
+use assent_shared::{
+    jose::{DeviceKey, EcPrivateJwk, EcPublicJwk},
+    protocol::Policy,
+};
+use serde::{Deserialize, Serialize};
+
+/// What a device remembers about its enrollment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// Server base URL.
+    pub server: String,
+    pub device_id: String,
+    /// The user (`sub`) this device approves for.
+    pub user: String,
+    /// Display name of the account (e-mail or sub).
+    pub label: String,
+    /// The server's challenge-signing key, pinned at enrollment.
+    pub server_key: EcPublicJwk,
+    pub policy: Policy,
+    pub device_name: String,
+    /// RFC 3339.
+    pub enrolled_at: String,
+}
+
+/// A directory holding one account.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    pub path: PathBuf,
+}
+
+const ACCOUNT_FILE: &str = "account.json";
+const KEY_FILE: &str = "device-key.json";
+
+impl StateDir {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    pub fn is_enrolled(&self) -> bool {
+        self.path.join(ACCOUNT_FILE).exists()
+    }
+
+    pub fn load(&self) -> anyhow::Result<(Account, DeviceKey)> {
+        if !self.is_enrolled() {
+            bail!("no account in {}: enroll first", self.path.display());
+        }
+        let account: Account = serde_json::from_slice(
+            &fs::read(self.path.join(ACCOUNT_FILE)).context("reading account.json")?,
+        )
+        .context("account.json is damaged")?;
+        let jwk: EcPrivateJwk = serde_json::from_slice(
+            &fs::read(self.path.join(KEY_FILE)).context("reading device-key.json")?,
+        )
+        .context("device-key.json is damaged")?;
+        let key =
+            DeviceKey::from_private_jwk(&jwk).map_err(|e| anyhow::anyhow!("device key: {e}"))?;
+        Ok((account, key))
+    }
+
+    /// Writes the key first (0600), then the account, each atomically.
+    pub fn save(&self, account: &Account, key: &DeviceKey) -> anyhow::Result<()> {
+        fs::create_dir_all(&self.path)
+            .with_context(|| format!("creating {}", self.path.display()))?;
+        write_private(
+            &self.path.join(KEY_FILE),
+            &serde_json::to_vec_pretty(&key.to_private_jwk())?,
+        )?;
+        write_private(
+            &self.path.join(ACCOUNT_FILE),
+            &serde_json::to_vec_pretty(account)?,
+        )?;
+        Ok(())
+    }
+
+    pub fn save_key(&self, key: &DeviceKey) -> anyhow::Result<()> {
+        write_private(
+            &self.path.join(KEY_FILE),
+            &serde_json::to_vec_pretty(&key.to_private_jwk())?,
+        )
+    }
+
+    /// Removes the account and its key.
+    pub fn forget(&self) -> anyhow::Result<()> {
+        for file in [KEY_FILE, ACCOUNT_FILE] {
+            match fs::remove_file(self.path.join(file)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes `data` to `path` through a temporary file created with mode 0600,
+/// so the key is never readable by others, not even for a moment.
+fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    {
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        file.write_all(data)?;
+        file.sync_all()?;
+    }
+    fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_round_trips_and_the_key_file_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path().join("acct"));
+        let key = DeviceKey::generate();
+        let account = Account {
+            server: "http://127.0.0.1:8080".into(),
+            device_id: "d1".into(),
+            user: "alice".into(),
+            label: "alice".into(),
+            server_key: DeviceKey::generate().public_jwk(),
+            policy: Policy {
+                protocol_version: 1,
+                max_clock_skew_secs: 60,
+                max_decision_lifetime_secs: 60,
+                poll_interval_secs: 30,
+            },
+            device_name: "laptop".into(),
+            enrolled_at: "2026-11-22T00:00:00Z".into(),
+        };
+        state.save(&account, &key).unwrap();
+        let (loaded, loaded_key) = state.load().unwrap();
+        assert_eq!(loaded, account);
+        assert_eq!(loaded_key.public_jwk(), key.public_jwk());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(state.path.join(KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        state.forget().unwrap();
+        assert!(!state.is_enrolled());
+    }
+}
