@@ -116,3 +116,39 @@ impl ServeProcess {
             .expect("wait for server")
     }
 }
+
+/// The `assent-device` binary next to this test executable.
+pub fn device_binary() -> PathBuf {
+    let server = server_binary();
+    let bin = server.with_file_name(format!("assent-device{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first with `cargo build -p assent-device`",
+        bin.display()
+    );
+    bin
+}
+
+/// Runs `assent-device --state DIR --json ARGS`; returns success, parsed
+/// stdout (or `null`) and stderr.
+pub async fn run_device(
+    state: &std::path::Path,
+    args: &[&str],
+) -> (bool, serde_json::Value, String) {
+    let output = Command::new(device_binary())
+        .arg("--state")
+        .arg(state)
+        .arg("--json")
+        .args(args)
+        .env_remove("ASSENT_DEVICE_STATE")
+        .output()
+        .await
+        .expect("run assent-device");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let value = serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null);
+    (
+        output.status.success(),
+        value,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}

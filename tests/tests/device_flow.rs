@@ -1,0 +1,149 @@
+//! The device protocol end to end with the real binaries: the operator's
+//! `assent-server enroll ticket`, the headless `assent-device`, and an OAuth
+//! client polling over HTTP, on SQLite and PostgreSQL.
+
+use std::time::Duration;
+
+use assent_server::{client_auth::AuthMethod, keys::TokenAlg};
+use assent_shared::oauth::TokenResponse;
+use assent_tests::{
+    client::{create_user, expect_error},
+    on_both_backends,
+    process::{run_cli, run_device},
+    TestClient, TestServer,
+};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+async fn ticket(server: &TestServer, user: &str) -> String {
+    let out = run_cli(
+        &server.db.url,
+        &[
+            "--issuer",
+            server.issuer(),
+            "enroll",
+            "ticket",
+            "--user",
+            user,
+            "--json",
+        ],
+    )
+    .await;
+    let out: Value = serde_json::from_str(&out).unwrap();
+    assert!(out["expires_at"].is_string());
+    out["enrollment_uri"].as_str().unwrap().to_string()
+}
+
+fn jwt_payload(token: &str) -> Value {
+    let part = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&assent_server::secrets::b64url_decode(part).unwrap()).unwrap()
+}
+
+on_both_backends! {
+    async fn enroll_approve_and_deny_with_assent_device(backend: Backend) {
+        let server = TestServer::start_with(backend, |s| s.poll_interval = 1).await;
+        create_user(server.store(), "auth0|alice", Some("alice@example.com"), Some("Alice")).await;
+        let client = TestClient::register(server.store(), AuthMethod::ClientSecretBasic, TokenAlg::ES256).await;
+        let state = tempfile::tempdir().unwrap();
+        let state = state.path().join("alice-laptop");
+
+        let uri = ticket(&server, "auth0|alice").await;
+        assert!(uri.starts_with("assent://enroll?v=1&server="));
+        let (ok, enrolled, err) = run_device(&state, &["enroll", &uri, "--name", "Alice's laptop"]).await;
+        assert!(ok, "{err}");
+        assert_eq!(enrolled["user"], "auth0|alice");
+        let device_id = enrolled["device_id"].as_str().unwrap().to_string();
+
+        // Approve.
+        let ack = client
+            .bc_authorize(&server, &[
+                ("scope", "openid email"),
+                ("login_hint", "alice@example.com"),
+                ("binding_message", "Transfer 250 EUR #4711"),
+            ])
+            .await
+            .json::<Value>()
+            .await
+            .unwrap();
+        let auth_req_id = ack["auth_req_id"].as_str().unwrap();
+        let (ok, pending, err) = run_device(&state, &["pending"]).await;
+        assert!(ok, "{err}");
+        let requests = pending["requests"].as_array().unwrap();
+        assert_eq!(requests.len(), 1);
+        assert_eq!(requests[0]["binding_message"], "Transfer 250 EUR #4711");
+        assert_eq!(requests[0]["client_name"], "Test client (client_secret_basic)");
+        assert_eq!(requests[0]["requester"]["ip"], "127.0.0.1");
+        assert_eq!(pending["rejected"], 0);
+
+        expect_error(client.poll(&server, auth_req_id).await, StatusCode::BAD_REQUEST, "authorization_pending").await;
+        let (ok, decided, err) = run_device(&state, &["approve", "--next"]).await;
+        assert!(ok, "{err}");
+        assert_eq!(decided["status"], "approved");
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let response = client.poll(&server, auth_req_id).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let tokens: TokenResponse = response.json().await.unwrap();
+        assert_eq!(jwt_payload(&tokens.id_token)["sub"], "auth0|alice");
+        assert_eq!(jwt_payload(&tokens.access_token)["sub"], "auth0|alice");
+
+        // Deny, and "this wasn't me".
+        for (args, reason) in [(vec!["deny", "--next"], None), (vec!["deny", "--next", "--reason", "not-me"], Some("not_me"))] {
+            let ack = client.start(&server, "auth0|alice", "openid").await;
+            let auth_req_id = ack["auth_req_id"].as_str().unwrap();
+            let (ok, decided, err) = run_device(&state, &args).await;
+            assert!(ok, "{err}");
+            assert_eq!(decided["status"], "denied");
+            expect_error(client.poll(&server, auth_req_id).await, StatusCode::FORBIDDEN, "access_denied").await;
+            let id = assent_tests::request_id(server.store(), auth_req_id).await;
+            let stored = server.store().auth_request(&id).await.unwrap().unwrap();
+            assert_eq!(stored.deny_reason.as_deref(), reason);
+        }
+
+        // Nothing left to answer.
+        let (ok, _, err) = run_device(&state, &["approve", "--next"]).await;
+        assert!(!ok);
+        assert!(err.contains("no such pending request"), "{err}");
+
+        // Operators see the device; unenrolling revokes it.
+        let list: Value = serde_json::from_str(&run_cli(&server.db.url, &["device", "list", "--user", "auth0|alice", "--json"]).await).unwrap();
+        assert_eq!(list[0]["device_id"], device_id.as_str());
+        assert_eq!(list[0]["name"], "Alice's laptop");
+        let (ok, _, err) = run_device(&state, &["unenroll"]).await;
+        assert!(ok, "{err}");
+        let list: Value = serde_json::from_str(&run_cli(&server.db.url, &["device", "list", "--json"]).await).unwrap();
+        assert_eq!(list[0]["revoke_reason"], "unenrolled");
+        let (ok, _, err) = run_device(&state, &["pending"]).await;
+        assert!(!ok && err.contains("enroll first"), "{err}");
+    }
+}
+
+on_both_backends! {
+    async fn key_rotation_keeps_the_device_working_and_retires_the_old_key(backend: Backend) {
+        let server = TestServer::start_with(backend, |s| s.poll_interval = 1).await;
+        create_user(server.store(), "bob", None, None).await;
+        let client = TestClient::register(server.store(), AuthMethod::ClientSecretPost, TokenAlg::ES256).await;
+        let state = tempfile::tempdir().unwrap();
+        let state = state.path().join("bob");
+        let uri = ticket(&server, "bob").await;
+        assert!(run_device(&state, &["enroll", &uri]).await.0);
+        let old_key = std::fs::read_to_string(state.join("device-key.json")).unwrap();
+
+        let (ok, rotated, err) = run_device(&state, &["rotate-key"]).await;
+        assert!(ok, "{err}");
+        let new_key = std::fs::read_to_string(state.join("device-key.json")).unwrap();
+        assert_ne!(old_key, new_key);
+        let list: Value = serde_json::from_str(&run_cli(&server.db.url, &["device", "list", "--json"]).await).unwrap();
+        assert_eq!(list[0]["key_thumbprint"], rotated["key_thumbprint"]);
+
+        let ack = client.start(&server, "bob", "openid").await;
+        assert!(run_device(&state, &["approve", "--next"]).await.0);
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert_eq!(client.poll(&server, ack["auth_req_id"].as_str().unwrap()).await.status(), StatusCode::OK);
+
+        // The old key can no longer act for the device.
+        std::fs::write(state.join("device-key.json"), old_key).unwrap();
+        let (ok, _, err) = run_device(&state, &["pending"]).await;
+        assert!(!ok);
+        assert!(err.contains("invalid_proof"), "{err}");
+    }
+}
