@@ -1,0 +1,173 @@
+//! Protocol test vectors: fixed keys, messages and signatures in
+//! `test-vectors/protocol-v1.json`, checked here so that the encoding never
+//! drifts and another implementation can be verified against the file.
+//!
+//! Device signatures are deterministic (RFC 6979), so re-signing a vector's
+//! claims with its key must reproduce the JWS byte for byte. To rewrite the
+//! file after an intended protocol change: `ASSENT_WRITE_VECTORS=1 cargo test -p assent-shared --test vectors`.
+
+use assent_shared::{
+    jose::{b64url, sha256, sha256_b64url, DeviceKey, EcPrivateJwk, EcPublicJwk, UnverifiedJws},
+    protocol::{
+        path, typ, ChallengeClaims, DecisionClaims, DenyReason, EnrollmentClaims, EnrollmentUri,
+        ProofClaims, RequestBinding, Requester, Verdict, VERSION,
+    },
+};
+use serde_json::{json, Value};
+
+const FILE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/test-vectors/protocol-v1.json");
+const SERVER: &str = "https://assent.example";
+const DEVICE_ID: &str = "0b5cf5a4-2a0e-4c8e-9d0c-7f1e3f6f9d21";
+
+/// A P-256 key whose scalar is the SHA-256 of `label`.
+fn fixed_key(label: &str) -> DeviceKey {
+    let d = sha256(label.as_bytes());
+    let signing = p256::ecdsa::SigningKey::from_slice(&d).expect("a valid P-256 scalar");
+    let jwk = EcPrivateJwk {
+        public: EcPublicJwk::from_verifying_key(signing.verifying_key()),
+        d: b64url(&d),
+    };
+    DeviceKey::from_private_jwk(&jwk).expect("consistent key")
+}
+
+fn binding(method: &str, path: &str, iat: i64, jti: &str) -> RequestBinding {
+    RequestBinding {
+        htm: method.into(),
+        htu: format!("{SERVER}{path}"),
+        iat,
+        jti: jti.into(),
+    }
+}
+
+/// Builds every vector from the fixed keys and claims.
+fn build() -> Value {
+    let device = fixed_key("assent protocol v1 test vector: device key");
+    let server = fixed_key("assent protocol v1 test vector: server challenge key");
+    let server_pin = server.public_jwk().thumbprint();
+
+    let link = EnrollmentUri {
+        version: VERSION,
+        server: SERVER.into(),
+        ticket: "q9Xo2gk4q3mJ3yKkQ0sHc7fX1w0bqf8tH2bqgQ2rV1E".into(),
+        pin: server_pin.clone(),
+        account: Some("alice@example.com".into()),
+    };
+    let enrollment = EnrollmentClaims {
+        binding: binding("POST", path::ENROLL, 1_767_225_600, "enroll-1"),
+        ticket: link.ticket.clone(),
+        pin: link.pin.clone(),
+        name: "Alice's phone".into(),
+        platform: "android".into(),
+        push: None,
+    };
+    let proof = ProofClaims {
+        binding: binding("GET", path::REQUESTS, 1_767_225_660, "proof-1"),
+    };
+    let challenge = ChallengeClaims {
+        v: VERSION,
+        iss: SERVER.into(),
+        request_id: "5d0c8f9e-6b1a-4f37-9a53-0c7b8d2e4f61".into(),
+        nonce: "n-9Qe2XKc0wz3VYpQm5f4A".into(),
+        client_id: "cc-desk".into(),
+        client_name: "Bank call center".into(),
+        binding_message: "Transfer 250 EUR #4711".into(),
+        scope: vec!["openid".into(), "payments".into()],
+        audience: Some("https://api.bank.example".into()),
+        authorization_details: Some(
+            json!([{"type": "payment_initiation", "amount": "250.00", "currency": "EUR"}]),
+        ),
+        requester: Requester {
+            ip: Some("203.0.113.7".into()),
+            user_agent: Some("CallCenter/5.1".into()),
+        },
+        iat: 1_767_225_650,
+        exp: 1_767_225_950,
+    };
+    let challenge_jws = server.sign(typ::CHALLENGE, Some(&server_pin), false, &challenge);
+    let challenge_hash = sha256_b64url(challenge_jws.as_bytes());
+    let decision_path = path::decision(&challenge.request_id);
+    let approve = DecisionClaims {
+        binding: binding("POST", &decision_path, 1_767_225_670, "decision-1"),
+        exp: 1_767_225_700,
+        request_id: challenge.request_id.clone(),
+        nonce: challenge.nonce.clone(),
+        decision: Verdict::Approve,
+        deny_reason: None,
+        challenge_hash: challenge_hash.clone(),
+    };
+    let deny = DecisionClaims {
+        binding: binding("POST", &decision_path, 1_767_225_671, "decision-2"),
+        decision: Verdict::Deny,
+        deny_reason: Some(DenyReason::NotMe),
+        ..approve.clone()
+    };
+    json!({
+        "description": "Assent device protocol v1 test vectors (docs/protocol.md). Keys are P-256; signatures are ES256 with RFC 6979 deterministic nonces, so signing the payload with the key reproduces `jws` exactly. `claims` shows each payload with sorted members; verify over the exact `jws` bytes, and compare claims as JSON values.",
+        "server": SERVER,
+        "device_id": DEVICE_ID,
+        "keys": {
+            "device": device.to_private_jwk(),
+            "device_thumbprint": device.public_jwk().thumbprint(),
+            "server_challenge": server.to_private_jwk(),
+            "server_challenge_thumbprint": server_pin,
+        },
+        "enrollment_uri": { "fields": {"v": 1, "server": link.server, "ticket": link.ticket, "pin": link.pin, "account": link.account}, "uri": link.to_uri() },
+        "enrollment": { "claims": enrollment, "jws": device.sign(typ::ENROLL, None, true, &enrollment) },
+        "proof": { "claims": proof, "jws": device.sign(typ::PROOF, Some(DEVICE_ID), false, &proof) },
+        "challenge": { "claims": challenge, "jws": challenge_jws, "sha256": challenge_hash },
+        "decision_approve": { "claims": approve, "jws": device.sign(typ::DECISION, Some(DEVICE_ID), false, &approve) },
+        "decision_deny_not_me": { "claims": deny, "jws": device.sign(typ::DECISION, Some(DEVICE_ID), false, &deny) },
+    })
+}
+
+#[test]
+fn protocol_v1_vectors_hold() {
+    let built = build();
+    if std::env::var_os("ASSENT_WRITE_VECTORS").is_some() {
+        std::fs::write(FILE, serde_json::to_string_pretty(&built).unwrap() + "\n").unwrap();
+    }
+    let file: Value =
+        serde_json::from_str(&std::fs::read_to_string(FILE).expect("vector file")).unwrap();
+    assert_eq!(
+        file, built,
+        "the protocol encoding changed: update docs/protocol.md and regenerate the vectors"
+    );
+
+    // Independently of how they were built: each JWS verifies with the
+    // published public key and carries exactly the listed claims.
+    let device: EcPrivateJwk = serde_json::from_value(file["keys"]["device"].clone()).unwrap();
+    let server: EcPrivateJwk =
+        serde_json::from_value(file["keys"]["server_challenge"].clone()).unwrap();
+    assert_eq!(
+        device.public.thumbprint(),
+        file["keys"]["device_thumbprint"]
+    );
+    assert_eq!(
+        server.public.thumbprint(),
+        file["keys"]["server_challenge_thumbprint"]
+    );
+    for (name, key, expected_typ) in [
+        ("enrollment", &device.public, typ::ENROLL),
+        ("proof", &device.public, typ::PROOF),
+        ("challenge", &server.public, typ::CHALLENGE),
+        ("decision_approve", &device.public, typ::DECISION),
+        ("decision_deny_not_me", &device.public, typ::DECISION),
+    ] {
+        let jws = file[name]["jws"].as_str().unwrap();
+        let parsed = UnverifiedJws::parse(jws).unwrap();
+        assert_eq!(parsed.header.typ, expected_typ);
+        let claims: Value = parsed.verify(key).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(claims, file[name]["claims"], "{name}");
+    }
+    let challenge_jws = file["challenge"]["jws"].as_str().unwrap();
+    assert_eq!(
+        sha256_b64url(challenge_jws.as_bytes()),
+        file["challenge"]["sha256"]
+    );
+    assert_eq!(
+        file["decision_approve"]["claims"]["challenge_hash"],
+        file["challenge"]["sha256"]
+    );
+    let link = EnrollmentUri::parse(file["enrollment_uri"]["uri"].as_str().unwrap()).unwrap();
+    assert_eq!(link.pin, file["keys"]["server_challenge_thumbprint"]);
+}
