@@ -147,3 +147,66 @@ on_both_backends! {
         assert!(err.contains("invalid_proof"), "{err}");
     }
 }
+
+#[tokio::test]
+async fn enrollment_qr_codes_decode_to_the_link() {
+    let server = TestServer::start(assent_tests::Backend::Sqlite).await;
+    create_user(server.store(), "frank", Some("frank@example.com"), None).await;
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["ticket.png", "ticket.svg"] {
+        let path = dir.path().join(file);
+        let out: Value = serde_json::from_str(
+            &run_cli(
+                &server.db.url,
+                &[
+                    "--issuer",
+                    server.issuer(),
+                    "enroll",
+                    "ticket",
+                    "--user",
+                    "frank",
+                    "--qr",
+                    path.to_str().unwrap(),
+                    "--json",
+                ],
+            )
+            .await,
+        )
+        .unwrap();
+        let uri = out["enrollment_uri"].as_str().unwrap();
+        if file.ends_with(".png") {
+            // Decode with an independent QR reader.
+            let decoder =
+                png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&path).unwrap()));
+            let mut reader = decoder.read_info().unwrap();
+            let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+            let info = reader.next_frame(&mut pixels).unwrap();
+            let (w, h) = (info.width as usize, info.height as usize);
+            let mut image =
+                rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| pixels[y * w + x]);
+            let grids = image.detect_grids();
+            assert_eq!(grids.len(), 1);
+            let (_, content) = grids[0].decode().unwrap();
+            assert_eq!(content, uri);
+        } else {
+            let svg = std::fs::read_to_string(&path).unwrap();
+            assert!(svg.starts_with("<?xml") && svg.contains("<svg"));
+        }
+    }
+    // The terminal rendering prints a QR code above the link.
+    let text = run_cli(
+        &server.db.url,
+        &[
+            "--issuer",
+            server.issuer(),
+            "enroll",
+            "ticket",
+            "--user",
+            "frank",
+        ],
+    )
+    .await;
+    assert!(text.contains('█') || text.contains('▀') || text.contains('▄'));
+    assert!(text.contains("assent://enroll?v=1"));
+    assert!(text.contains("single use"));
+}
