@@ -134,10 +134,13 @@ on_both_backends! {
         long.exp = long.binding.iat + 600;
         assert_error(post_decision(&server, &id, sign(alice.key(), &alice_id, &long)).await, StatusCode::UNAUTHORIZED, "invalid_proof");
         // The hash of a challenge with another binding message; another nonce.
-        let mut forged = challenge.clone();
-        forged.jws = forged.jws.replacen('.', ".x", 1);
+        // A challenge like the real one but with another binding message
+        // (what a device fooled by a tampered display would have hashed).
+        let mut other_message = challenge.claims.clone();
+        other_message.binding_message = "Transfer 9999 EUR".into();
+        let other_challenge = DeviceKey::generate().sign(typ::CHALLENGE, None, false, &other_message);
         let mut wrong_hash = decision(&server, &challenge, Verdict::Approve);
-        wrong_hash.challenge_hash = sha256_b64url(forged.jws.as_bytes());
+        wrong_hash.challenge_hash = sha256_b64url(other_challenge.as_bytes());
         assert_error(post_decision(&server, &id, sign(alice.key(), &alice_id, &wrong_hash)).await, StatusCode::BAD_REQUEST, "challenge_mismatch");
         let mut wrong_nonce = decision(&server, &challenge, Verdict::Approve);
         wrong_nonce.nonce = "guess".into();

@@ -210,3 +210,55 @@ async fn enrollment_qr_codes_decode_to_the_link() {
     assert!(text.contains("assent://enroll?v=1"));
     assert!(text.contains("single use"));
 }
+
+on_both_backends! {
+    async fn operator_api_push_channel_and_revocation(backend: Backend) {
+        let server = TestServer::start(backend).await;
+        create_user(server.store(), "gina", None, None).await;
+        let url = server.url("/admin/v1/enrollment-tickets");
+        let token: Value = serde_json::from_str(&run_cli(&server.db.url, &["admin", "token", "create", "--name", "helpdesk", "--json"]).await).unwrap();
+        let token = token["token"].as_str().unwrap().to_string();
+        let listed = run_cli(&server.db.url, &["admin", "token", "list", "--json"]).await;
+        assert!(listed.contains("helpdesk") && !listed.contains(&token), "tokens are never listed");
+
+        // Without, or with a wrong, admin token: 401.
+        let r = server.http.post(&url).json(&serde_json::json!({"user": "gina"})).send().await.unwrap();
+        expect_error(r, StatusCode::UNAUTHORIZED, "invalid_token").await;
+        let r = server.http.post(&url).bearer_auth("assent_admin_wrong").json(&serde_json::json!({"user": "gina"})).send().await.unwrap();
+        expect_error(r, StatusCode::UNAUTHORIZED, "invalid_token").await;
+        let r = server.http.post(&url).bearer_auth(&token).json(&serde_json::json!({"user": "nobody"})).send().await.unwrap();
+        expect_error(r, StatusCode::NOT_FOUND, "unknown_user").await;
+        let r = server.http.post(&url).bearer_auth(&token).json(&serde_json::json!({"user": "gina", "ttl": 5})).send().await.unwrap();
+        expect_error(r, StatusCode::BAD_REQUEST, "invalid_request").await;
+
+        let r = server.http.post(&url).bearer_auth(&token).json(&serde_json::json!({"user": "gina", "ttl": 120})).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let ticket: Value = r.json().await.unwrap();
+        assert!(ticket["qr_svg"].as_str().unwrap().contains("<svg"));
+        let uri = ticket["enrollment_uri"].as_str().unwrap();
+
+        // Enroll with a Web Push subscription, then change it.
+        let dir = tempfile::tempdir().unwrap();
+        let subscription = dir.path().join("subscription.json");
+        std::fs::write(&subscription, r#"{"endpoint":"https://push.example/send/abc","keys":{"p256dh":"BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM","auth":"tBHItJI5svbpez7KI4CCXg"}}"#).unwrap();
+        let state = dir.path().join("gina");
+        let (ok, enrolled, err) = run_device(&state, &["enroll", uri, "--push-subscription", subscription.to_str().unwrap()]).await;
+        assert!(ok, "{err}");
+        let device_id = enrolled["device_id"].as_str().unwrap().to_string();
+        let device = server.store().device(&device_id).await.unwrap().unwrap();
+        assert!(device.push_channel.unwrap().contains("push.example"));
+        let (ok, _, err) = run_device(&state, &["push-channel", "--remove"]).await;
+        assert!(ok, "{err}");
+        assert!(server.store().device(&device_id).await.unwrap().unwrap().push_channel.is_none());
+        let (ok, _, err) = run_device(&state, &["push-channel", "--push-subscription", subscription.to_str().unwrap()]).await;
+        assert!(ok, "{err}");
+        assert!(server.store().device(&device_id).await.unwrap().unwrap().push_channel.is_some());
+
+        // The operator revokes the device: it can do nothing more.
+        run_cli(&server.db.url, &["device", "revoke", &device_id]).await;
+        let (ok, _, err) = run_device(&state, &["pending"]).await;
+        assert!(!ok && err.contains("device_revoked"), "{err}");
+        let list: Value = serde_json::from_str(&run_cli(&server.db.url, &["device", "list", "--json"]).await).unwrap();
+        assert_eq!(list[0]["revoke_reason"], "revoked by operator");
+    }
+}
