@@ -19,7 +19,7 @@ use crate::{
     secrets::{new_secret, random_token, sha256_hex},
     server,
     state::Assent,
-    storage::{AdminTokenRow, ClientRow, DeviceRow, Store, UserRow},
+    storage::{AdminTokenRow, ClientRow, DeviceRow, RequestSummary, Store, UserRow},
 };
 
 #[derive(Debug, Parser)]
@@ -56,6 +56,25 @@ pub enum Command {
     /// Manage operator API tokens.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Inspect back-channel requests.
+    #[command(subcommand)]
+    Request(RequestCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RequestCommand {
+    /// Recent requests, newest first.
+    List {
+        #[arg(long)]
+        user: Option<String>,
+        /// Only requests the user denied with "this wasn't me".
+        #[arg(long)]
+        not_me: bool,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -193,6 +212,37 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(cmd) => user_command(&open_store(&settings).await?, cmd).await,
         Command::Enroll(cmd) => enroll_command(&settings, cmd).await,
         Command::Device(cmd) => device_command(&open_store(&settings).await?, cmd).await,
+        Command::Request(RequestCommand::List {
+            user,
+            not_me,
+            limit,
+            json,
+        }) => {
+            let store = open_store(&settings).await?;
+            let requests = store
+                .recent_requests(user.as_deref(), not_me, limit.clamp(1, 10_000))
+                .await?;
+            if json {
+                print_json(&Value::Array(requests.iter().map(request_json).collect()));
+            } else {
+                println!(
+                    "{:<20} {:<9} {:<8} {:<20} {:<20} MESSAGE",
+                    "CREATED", "STATUS", "REASON", "USER", "CLIENT"
+                );
+                for r in &requests {
+                    println!(
+                        "{:<20} {:<9} {:<8} {:<20} {:<20} {}",
+                        rfc3339(r.created_at).chars().take(19).collect::<String>(),
+                        shown_status(r),
+                        r.deny_reason.as_deref().unwrap_or("-"),
+                        r.user_sub,
+                        r.client_id,
+                        r.binding_message
+                    );
+                }
+            }
+            Ok(())
+        }
         Command::Admin(AdminCommand::Token(cmd)) => {
             admin_token_command(&open_store(&settings).await?, cmd).await
         }
@@ -548,4 +598,30 @@ async fn admin_token_command(store: &Store, cmd: AdminTokenCommand) -> anyhow::R
             Ok(())
         }
     }
+}
+
+/// `pending` requests past their expiry read as `expired`.
+fn shown_status(r: &RequestSummary) -> &str {
+    if r.status == "pending" && r.expires_at <= now_ms() {
+        "expired"
+    } else {
+        &r.status
+    }
+}
+
+fn request_json(r: &RequestSummary) -> Value {
+    json!({
+        "request_id": r.id,
+        "client_id": r.client_id,
+        "user": r.user_sub,
+        "binding_message": r.binding_message,
+        "scope": r.scope,
+        "status": shown_status(r),
+        "deny_reason": r.deny_reason,
+        "decided_by_device": r.decided_by_device,
+        "requester_ip": r.requester_ip,
+        "created_at": rfc3339(r.created_at),
+        "expires_at": rfc3339(r.expires_at),
+        "decided_at": r.decided_at.map(rfc3339),
+    })
 }

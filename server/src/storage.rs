@@ -160,6 +160,23 @@ pub struct AuthRequestState {
     pub expires_at: i64,
 }
 
+/// A request as operators see it.
+#[derive(Debug, Clone, FromRow)]
+pub struct RequestSummary {
+    pub id: String,
+    pub client_id: String,
+    pub user_sub: String,
+    pub binding_message: String,
+    pub scope: String,
+    pub status: String,
+    pub deny_reason: Option<String>,
+    pub decided_by_device: Option<String>,
+    pub requester_ip: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub decided_at: Option<i64>,
+}
+
 #[derive(Debug, Clone, FromRow)]
 pub struct DecisionTarget {
     pub user_sub: String,
@@ -828,6 +845,27 @@ impl Store {
             "SELECT user_sub, status, expires_at, nonce, challenge_sha256 FROM auth_requests \
                    WHERE id = $1";
         on_pool!(self, pool => sqlx::query_as(sql).bind(request_id).fetch_optional(pool).await)
+    }
+
+    /// Recent requests, newest first, optionally of one user and/or only
+    /// those the user reported as not started by them.
+    pub async fn recent_requests(
+        &self,
+        user_sub: Option<&str>,
+        only_not_me: bool,
+        limit: i64,
+    ) -> Result<Vec<RequestSummary>, sqlx::Error> {
+        let sql = "SELECT id, client_id, user_sub, binding_message, scope, status, deny_reason, \
+                   decided_by_device, requester_ip, created_at, expires_at, decided_at \
+                   FROM auth_requests WHERE ($1 IS NULL OR user_sub = $1) \
+                   AND ($2 = FALSE OR deny_reason = 'not_me') \
+                   ORDER BY created_at DESC, id LIMIT $3";
+        on_pool!(self, pool => sqlx::query_as(sql)
+            .bind(user_sub)
+            .bind(only_not_me)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)
     }
 
     // ---- admin tokens ---------------------------------------------------

@@ -99,6 +99,16 @@ on_both_backends! {
             assert_eq!(stored.deny_reason.as_deref(), reason);
         }
 
+        // Operators see the "this wasn't me" report, and which device made it.
+        let reports: Value = serde_json::from_str(&run_cli(&server.db.url, &["request", "list", "--not-me", "--json"]).await).unwrap();
+        let reports = reports.as_array().unwrap();
+        assert_eq!(reports.len(), 1);
+        assert_eq!(reports[0]["deny_reason"], "not_me");
+        assert_eq!(reports[0]["status"], "denied");
+        assert_eq!(reports[0]["decided_by_device"], device_id.as_str());
+        let all: Value = serde_json::from_str(&run_cli(&server.db.url, &["request", "list", "--user", "auth0|alice", "--json"]).await).unwrap();
+        assert_eq!(all.as_array().unwrap().len(), 3);
+
         // Nothing left to answer.
         let (ok, _, err) = run_device(&state, &["approve", "--next"]).await;
         assert!(!ok);
