@@ -82,6 +82,41 @@ pub struct ConfigArgs {
     /// Seconds that in-flight requests get to finish after SIGINT/SIGTERM [default: 30].
     #[arg(long, env = "ASSENT_SHUTDOWN_GRACE", global = true)]
     pub shutdown_grace: Option<u64>,
+
+    /// Web Push endpoints allowed although private, loopback or plain http:
+    /// comma-separated `host` or `host:port` (TOML: `[push] allowed_hosts`).
+    #[arg(
+        long,
+        env = "ASSENT_PUSH_ALLOWED_HOSTS",
+        global = true,
+        value_delimiter = ','
+    )]
+    #[serde(skip)]
+    pub push_allowed_hosts: Option<Vec<String>>,
+
+    /// Seconds one Web Push send may take [default: 10] (TOML: `[push] timeout`).
+    #[arg(long, env = "ASSENT_PUSH_TIMEOUT", global = true)]
+    #[serde(skip)]
+    pub push_timeout: Option<u64>,
+
+    /// VAPID `sub` contact, `mailto:` or `https:` [default: the issuer when https]
+    /// (TOML: `[push] vapid_subject`).
+    #[arg(long, env = "ASSENT_PUSH_VAPID_SUBJECT", global = true)]
+    #[serde(skip)]
+    pub push_vapid_subject: Option<String>,
+
+    /// The `[push]` table of the configuration file.
+    #[arg(skip)]
+    #[serde(default)]
+    pub push: Option<PushFileConfig>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushFileConfig {
+    pub allowed_hosts: Option<Vec<String>>,
+    pub timeout: Option<u64>,
+    pub vapid_subject: Option<String>,
 }
 
 /// The resolved configuration.
@@ -102,6 +137,9 @@ pub struct Settings {
     pub request_retention: u64,
     pub trust_x_forwarded_for: bool,
     pub shutdown_grace: Duration,
+    pub push_allowed_hosts: Vec<String>,
+    pub push_timeout: Duration,
+    pub push_vapid_subject: Option<String>,
 }
 
 /// Largest `requested_expiry` accepted (Auth0: 1-300 s).
@@ -124,6 +162,9 @@ impl Default for Settings {
             request_retention: 7 * 24 * 3600,
             trust_x_forwarded_for: false,
             shutdown_grace: Duration::from_secs(30),
+            push_allowed_hosts: Vec::new(),
+            push_timeout: Duration::from_secs(10),
+            push_vapid_subject: None,
         }
     }
 }
@@ -141,6 +182,7 @@ impl Settings {
             None => ConfigArgs::default(),
         };
         let d = Settings::default();
+        let file_push = file.push.clone().unwrap_or_default();
         macro_rules! pick {
             ($field:ident) => {
                 args.$field.clone().or(file.$field.clone())
@@ -164,6 +206,24 @@ impl Settings {
             shutdown_grace: pick!(shutdown_grace)
                 .map(Duration::from_secs)
                 .unwrap_or(d.shutdown_grace),
+            push_allowed_hosts: args
+                .push_allowed_hosts
+                .clone()
+                .or_else(|| file_push.allowed_hosts.clone())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|h| h.trim().to_ascii_lowercase())
+                .filter(|h| !h.is_empty())
+                .collect(),
+            push_timeout: args
+                .push_timeout
+                .or(file_push.timeout)
+                .map(Duration::from_secs)
+                .unwrap_or(d.push_timeout),
+            push_vapid_subject: args
+                .push_vapid_subject
+                .clone()
+                .or_else(|| file_push.vapid_subject.clone()),
         };
         settings.validate()?;
         Ok(settings)
@@ -190,6 +250,14 @@ impl Settings {
         }
         if let Some(issuer) = &self.issuer {
             validate_issuer(issuer)?;
+        }
+        if self.push_timeout.is_zero() || self.push_timeout > Duration::from_secs(120) {
+            bail!("push timeout must be 1 to 120 seconds");
+        }
+        if let Some(sub) = &self.push_vapid_subject {
+            if !(sub.starts_with("mailto:") || sub.starts_with("https://")) {
+                bail!("push vapid_subject must be a mailto: or https: URI");
+            }
         }
         Ok(())
     }
@@ -225,7 +293,8 @@ mod tests {
         let path = dir.path().join("assent.toml");
         std::fs::write(
             &path,
-            "listen = \"127.0.0.1:9000\"\npoll_interval = 7\ndatabase_url = \"sqlite://x.db\"\n",
+            "listen = \"127.0.0.1:9000\"\npoll_interval = 7\ndatabase_url = \"sqlite://x.db\"\n\
+             [push]\nallowed_hosts = [\"push.internal:8443\"]\n",
         )
         .unwrap();
         let cli = Cli::parse_from([
@@ -240,6 +309,7 @@ mod tests {
         assert_eq!(s.listen.port(), 9000);
         assert_eq!(s.database_url, "sqlite://x.db");
         assert_eq!(s.access_token_ttl, 3600);
+        assert_eq!(s.push_allowed_hosts, ["push.internal:8443"]);
     }
 
     #[test]

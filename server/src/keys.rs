@@ -10,7 +10,7 @@ use std::{collections::HashMap, fmt, str::FromStr};
 
 use anyhow::{anyhow, bail, Context};
 use aws_lc_rs::{
-    encoding::{AsDer, Pkcs8V1Der},
+    encoding::{AsBigEndian, AsDer, EcPrivateKeyBin, Pkcs8V1Der},
     rand::SystemRandom,
     rsa::KeySize,
     signature::{
@@ -169,6 +169,26 @@ impl SigningKey {
         }
     }
 
+    /// The raw private scalar of an ES256 key (what VAPID libraries take).
+    pub fn ec_private_scalar(&self) -> Option<Vec<u8>> {
+        match &self.material {
+            KeyMaterial::Ec(pair) => {
+                let bytes: Result<EcPrivateKeyBin, _> = pair.private_key().as_be_bytes();
+                bytes.ok().map(|b| b.as_ref().to_vec())
+            }
+            KeyMaterial::Rsa(_) => None,
+        }
+    }
+
+    /// The uncompressed public point of an ES256 key, base64url (the form
+    /// browsers' `applicationServerKey` takes).
+    pub fn ec_public_point_b64(&self) -> Option<String> {
+        match &self.material {
+            KeyMaterial::Ec(pair) => Some(b64url(pair.public_key().as_ref())),
+            KeyMaterial::Rsa(_) => None,
+        }
+    }
+
     /// The public JWK as published in the JWKS.
     pub fn public_jwk(&self) -> serde_json::Value {
         let mut jwk = self.public_members.clone();
@@ -255,11 +275,15 @@ pub const TOKEN_PURPOSE: &str = "token";
 /// Signs the challenges shown on devices; pinned by devices at enrollment.
 pub const DEVICE_PURPOSE: &str = "device";
 
+/// Signs VAPID JWTs for Web Push (RFC 8292); its public key goes to devices.
+pub const VAPID_PURPOSE: &str = "vapid";
+
 /// Every (purpose, algorithm) that must have an active key.
-const REQUIRED_KEYS: [(&str, TokenAlg); 3] = [
+const REQUIRED_KEYS: [(&str, TokenAlg); 4] = [
     (TOKEN_PURPOSE, TokenAlg::RS256),
     (TOKEN_PURPOSE, TokenAlg::ES256),
     (DEVICE_PURPOSE, TokenAlg::ES256),
+    (VAPID_PURPOSE, TokenAlg::ES256),
 ];
 
 /// The server's keys: one active token-signing key per algorithm, the
@@ -267,6 +291,7 @@ const REQUIRED_KEYS: [(&str, TokenAlg); 3] = [
 pub struct KeySet {
     active: HashMap<TokenAlg, SigningKey>,
     device: SigningKey,
+    vapid: SigningKey,
     verifiers: HashMap<String, Verifier>,
     jwks_json: String,
 }
@@ -317,6 +342,7 @@ impl KeySet {
     pub fn from_rows(rows: &[SigningKeyRow]) -> anyhow::Result<Self> {
         let mut active = HashMap::new();
         let mut device = None;
+        let mut vapid = None;
         let mut verifiers = HashMap::new();
         let mut published = Vec::new();
         for row in rows {
@@ -325,9 +351,14 @@ impl KeySet {
                 .ok_or_else(|| anyhow!("signing key {} is not valid base64url", row.kid))?;
             let key = SigningKey::from_pkcs8(alg, &der)
                 .with_context(|| format!("loading signing key {}", row.kid))?;
-            if row.purpose == DEVICE_PURPOSE {
+            if row.purpose == DEVICE_PURPOSE || row.purpose == VAPID_PURPOSE {
                 if row.state == "active" {
-                    device = Some(key);
+                    let slot = if row.purpose == DEVICE_PURPOSE {
+                        &mut device
+                    } else {
+                        &mut vapid
+                    };
+                    *slot = Some(key);
                 }
                 continue;
             }
@@ -351,10 +382,12 @@ impl KeySet {
             }
         }
         let device = device.ok_or_else(|| anyhow!("no active device challenge key"))?;
+        let vapid = vapid.ok_or_else(|| anyhow!("no active VAPID key"))?;
         let jwks_json = serde_json::to_string(&json!({ "keys": published }))?;
         Ok(Self {
             active,
             device,
+            vapid,
             verifiers,
             jwks_json,
         })
@@ -367,6 +400,11 @@ impl KeySet {
     /// The key that signs device challenges.
     pub fn device_key(&self) -> &SigningKey {
         &self.device
+    }
+
+    /// The VAPID key pair (RFC 8292).
+    pub fn vapid_key(&self) -> &SigningKey {
+        &self.vapid
     }
 
     pub fn verifier(&self, kid: &str) -> Option<&Verifier> {
