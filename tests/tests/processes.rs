@@ -378,7 +378,7 @@ async fn configuration_file_environment_and_flags_stack() {
     let store = Store::connect(&db.url, 1).await.unwrap();
     assert_eq!(
         store.signing_keys().await.unwrap().len(),
-        3,
-        "two token keys and the device challenge key"
+        4,
+        "two token keys, the device challenge key and the VAPID key"
     );
 }
