@@ -11,6 +11,7 @@ pub mod http;
 pub mod keys;
 pub mod oauth_error;
 pub mod params;
+pub mod push;
 pub mod qr;
 pub mod secrets;
 pub mod server;

@@ -1,0 +1,416 @@
+//! Web Push (RFC 8030) with `aes128gcm` payloads (RFC 8291) and VAPID
+//! (RFC 8292), through the `web-push` crate, sent with our own HTTP client so
+//! that every send is bounded in time, never follows a redirect, reads at
+//! most a few KiB of answer, and only reaches endpoints the policy allows.
+//!
+//! A push is only a wake-up call: the payload names a request id and its
+//! expiry, nothing a device would act on without fetching the signed
+//! challenge.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::Duration,
+};
+
+use anyhow::{anyhow, Context};
+use assent_shared::{jose::sha256_b64url, protocol::PushSubscription};
+use reqwest::{dns, Url};
+use web_push::{
+    request_builder::build_request, ContentEncoding, PartialVapidSignatureBuilder,
+    SubscriptionInfo, Urgency, VapidSignatureBuilder, WebPushMessageBuilder,
+};
+
+use crate::{config::Settings, keys::KeySet, secrets::b64url};
+
+/// Longest answer body read from a push service.
+const MAX_RESPONSE_BYTES: usize = 4096;
+
+/// Which push endpoints may be contacted.
+///
+/// By default only `https` endpoints on public addresses: a device must not
+/// be able to make the server send requests into its own network. The
+/// operator can allow specific hosts (a UnifiedPush distributor on the LAN,
+/// a test receiver on loopback); only those may also use plain `http`.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointPolicy {
+    allowed: Vec<(String, Option<u16>)>,
+}
+
+impl EndpointPolicy {
+    pub fn new(allowed_hosts: &[String]) -> Self {
+        let allowed = allowed_hosts
+            .iter()
+            .map(|entry| match entry.rsplit_once(':') {
+                Some((host, port)) if port.parse::<u16>().is_ok() && !host.contains(':') => {
+                    (host.trim_matches(['[', ']']).to_string(), port.parse().ok())
+                }
+                _ => (entry.trim_matches(['[', ']']).to_string(), None),
+            })
+            .collect();
+        Self { allowed }
+    }
+
+    fn is_allowed(&self, host: &str, port: Option<u16>) -> bool {
+        self.allowed
+            .iter()
+            .any(|(h, p)| h.eq_ignore_ascii_case(host) && (p.is_none() || *p == port))
+    }
+
+    fn host_listed(&self, host: &str) -> bool {
+        self.allowed
+            .iter()
+            .any(|(h, _)| h.eq_ignore_ascii_case(host))
+    }
+
+    /// Checks scheme and literal addresses; names are checked by the resolver.
+    pub fn check(&self, url: &Url) -> Result<(), String> {
+        let host = url.host_str().ok_or("the endpoint has no host")?;
+        let host = host.trim_matches(['[', ']']);
+        let allowed = self.is_allowed(host, url.port_or_known_default());
+        match url.scheme() {
+            "https" => {}
+            "http" if allowed => {}
+            "http" => return Err(format!("plain http endpoint not allowed ({host})")),
+            other => return Err(format!("unsupported endpoint scheme {other}")),
+        }
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            if !allowed && !is_public(ip) {
+                return Err(format!("endpoint address {ip} is not public"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether an address is reachable on the public internet (not loopback,
+/// private, link-local, shared, documentation, multicast or unspecified).
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || o[0] == 0
+                || (o[0] == 100 && (64..128).contains(&o[1]))
+                || (o[0] == 192 && o[1] == 0 && o[2] == 0)
+                || (o[0] == 198 && (18..20).contains(&o[1]))
+                || o[0] >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let s = v6.segments();
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || s[0] == 0x2001 && s[1] == 0x0db8)
+        }
+    }
+}
+
+/// Resolves push endpoint names, dropping non-public addresses unless the
+/// host is allowed: checked at connect time, so DNS cannot be used to
+/// smuggle a private address past a check made earlier.
+struct SafeResolver {
+    policy: Arc<EndpointPolicy>,
+}
+
+impl dns::Resolve for SafeResolver {
+    fn resolve(&self, name: dns::Name) -> dns::Resolving {
+        let policy = self.policy.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| policy.host_listed(&host) || is_public(a.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(format!("{host} has no public address").into());
+            }
+            Ok(Box::new(addrs.into_iter()) as dns::Addrs)
+        })
+    }
+}
+
+/// What a push service answered, classified for the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    Delivered,
+    /// 404/410: the subscription is gone; stop using it.
+    Gone(u16),
+    /// 429, 5xx, timeouts, connection errors: try again later.
+    Retry {
+        after: Option<Duration>,
+        reason: String,
+    },
+    /// Anything else (400, 413, 401/403, redirects, refused endpoints): give up.
+    Failed {
+        reason: String,
+    },
+}
+
+/// Sends Web Push messages.
+pub struct PushService {
+    http: reqwest::Client,
+    vapid: PartialVapidSignatureBuilder,
+    vapid_subject: String,
+    vapid_public_key: String,
+    policy: Arc<EndpointPolicy>,
+}
+
+impl PushService {
+    pub fn new(keys: &KeySet, settings: &Settings, issuer: &str) -> anyhow::Result<Self> {
+        let vapid_key = keys.vapid_key();
+        let scalar = vapid_key
+            .ec_private_scalar()
+            .ok_or_else(|| anyhow!("the VAPID key must be ES256"))?;
+        let vapid = VapidSignatureBuilder::from_base64_no_sub(&b64url(&scalar))
+            .map_err(|e| anyhow!("loading the VAPID key: {e}"))?;
+        let policy = Arc::new(EndpointPolicy::new(&settings.push_allowed_hosts));
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(settings.push_timeout)
+            .timeout(settings.push_timeout)
+            .dns_resolver(Arc::new(SafeResolver {
+                policy: policy.clone(),
+            }))
+            .user_agent(concat!("assent-server/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("push HTTP client")?;
+        let vapid_subject = settings.push_vapid_subject.clone().unwrap_or_else(|| {
+            if issuer.starts_with("https://") {
+                issuer.to_string()
+            } else {
+                "mailto:operator@assent.invalid".into()
+            }
+        });
+        Ok(Self {
+            http,
+            vapid,
+            vapid_subject,
+            vapid_public_key: vapid_key.ec_public_point_b64().expect("ES256"),
+            policy,
+        })
+    }
+
+    /// The VAPID public key devices subscribe with (`applicationServerKey`).
+    pub fn vapid_public_key(&self) -> &str {
+        &self.vapid_public_key
+    }
+
+    /// Sends one encrypted message. `topic` lets a newer message replace an
+    /// older undelivered one; `ttl` is how long the push service may keep it.
+    pub async fn send(
+        &self,
+        subscription: &PushSubscription,
+        payload: &[u8],
+        ttl: Duration,
+        topic: &str,
+    ) -> SendOutcome {
+        let url = match Url::parse(&subscription.endpoint) {
+            Ok(url) => url,
+            Err(_) => return failed("the endpoint is not a URL"),
+        };
+        if let Err(reason) = self.policy.check(&url) {
+            return SendOutcome::Failed { reason };
+        }
+        let request = match self.build(subscription, &url, payload, ttl, topic) {
+            Ok(request) => request,
+            Err(e) => return failed(&format!("building the message: {e}")),
+        };
+        let mut builder = self.http.post(url.clone());
+        for (name, value) in request.headers() {
+            builder = builder.header(name.as_str(), value.as_bytes());
+        }
+        let response = match builder.body(request.into_body()).send().await {
+            Ok(response) => response,
+            Err(e) if e.is_timeout() => {
+                return SendOutcome::Retry {
+                    after: None,
+                    reason: "timed out".into(),
+                }
+            }
+            Err(e) => {
+                return SendOutcome::Retry {
+                    after: None,
+                    reason: format!("connection failed: {}", root_cause(&e)),
+                }
+            }
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        drain_capped(response).await;
+        classify(status, retry_after, url.host_str().unwrap_or("?"))
+    }
+
+    fn build(
+        &self,
+        subscription: &PushSubscription,
+        url: &Url,
+        payload: &[u8],
+        ttl: Duration,
+        topic: &str,
+    ) -> Result<http02::Request<Vec<u8>>, web_push::WebPushError> {
+        let info = SubscriptionInfo::new(
+            subscription.endpoint.as_str(),
+            subscription.keys.p256dh.as_str(),
+            subscription.keys.auth.as_str(),
+        );
+        let mut signature = self.vapid.clone().add_sub_info(&info);
+        signature.add_claim("sub", self.vapid_subject.as_str());
+        // The crate drops non-default ports from `aud`; receivers compare the origin.
+        signature.add_claim("aud", url.origin().ascii_serialization());
+        let signature = signature.build()?;
+        let mut message = WebPushMessageBuilder::new(&info);
+        message.set_payload(ContentEncoding::Aes128Gcm, payload);
+        // Never the crate's 28-day default: a wake-up for an expired request is noise.
+        message.set_ttl(ttl.as_secs().clamp(1, u64::from(u32::MAX)) as u32);
+        message.set_urgency(Urgency::High);
+        message.set_topic(topic.to_string());
+        message.set_vapid_signature(signature);
+        Ok(build_request::<Vec<u8>>(message.build()?))
+    }
+}
+
+/// The `Topic` of a device's messages: at most 32 base64url characters.
+pub fn topic_for_device(device_id: &str) -> String {
+    sha256_b64url(device_id.as_bytes())[..32].to_string()
+}
+
+fn failed(reason: &str) -> SendOutcome {
+    SendOutcome::Failed {
+        reason: reason.to_string(),
+    }
+}
+
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = err;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+/// Reads (and discards) at most [`MAX_RESPONSE_BYTES`] of the answer.
+async fn drain_capped(mut response: reqwest::Response) {
+    let mut read = 0;
+    while let Ok(Some(chunk)) = response.chunk().await {
+        read += chunk.len();
+        if read >= MAX_RESPONSE_BYTES {
+            break;
+        }
+    }
+}
+
+/// `Retry-After` as seconds or as an HTTP date.
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    if let Ok(secs) = value.trim().parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(value.trim()).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
+}
+
+fn classify(status: u16, retry_after: Option<Duration>, host: &str) -> SendOutcome {
+    match status {
+        200..=299 => SendOutcome::Delivered,
+        404 | 410 => SendOutcome::Gone(status),
+        429 | 500..=599 => SendOutcome::Retry {
+            after: retry_after,
+            reason: format!("HTTP {status}"),
+        },
+        300..=399 => SendOutcome::Failed {
+            reason: format!("HTTP {status} redirect refused"),
+        },
+        _ => {
+            tracing::error!(
+                status,
+                endpoint_host = host,
+                "push service refused the message"
+            );
+            SendOutcome::Failed {
+                reason: format!("HTTP {status}"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_public_addresses_count_as_public() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.1.1",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(!is_public(private.parse().unwrap()), "{private}");
+        }
+        for public in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {
+            assert!(is_public(public.parse().unwrap()), "{public}");
+        }
+    }
+
+    #[test]
+    fn endpoint_policy_requires_https_and_public_addresses_unless_allowed() {
+        let policy = EndpointPolicy::new(&["127.0.0.1:9000".into(), "push.lan".into()]);
+        let check = |u: &str| policy.check(&Url::parse(u).unwrap());
+        assert!(check("https://fcm.googleapis.com/fcm/send/x").is_ok());
+        assert!(check("http://fcm.googleapis.com/x").is_err());
+        assert!(check("https://127.0.0.1/x").is_err());
+        assert!(check("https://10.0.0.5/x").is_err());
+        assert!(check("http://127.0.0.1:9000/x").is_ok());
+        assert!(check("http://127.0.0.1:9001/x").is_err());
+        assert!(check("http://push.lan:8080/x").is_ok());
+        assert!(check("ftp://push.example/x").is_err());
+    }
+
+    #[test]
+    fn answers_are_classified_as_the_outbox_needs() {
+        assert_eq!(classify(201, None, "h"), SendOutcome::Delivered);
+        assert_eq!(classify(410, None, "h"), SendOutcome::Gone(410));
+        assert!(
+            matches!(classify(429, Some(Duration::from_secs(3)), "h"), SendOutcome::Retry { after: Some(d), .. } if d.as_secs() == 3)
+        );
+        assert!(matches!(
+            classify(503, None, "h"),
+            SendOutcome::Retry { .. }
+        ));
+        assert!(matches!(
+            classify(307, None, "h"),
+            SendOutcome::Failed { .. }
+        ));
+        assert!(matches!(
+            classify(413, None, "h"),
+            SendOutcome::Failed { .. }
+        ));
+        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(topic_for_device("device").len(), 32);
+    }
+}
