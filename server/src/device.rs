@@ -370,6 +370,7 @@ pub async fn enroll(assent: &Assent, body: &str) -> Result<EnrollmentResponse, D
         user,
         server_key: server_key.ec_public_jwk().expect("the device key is ES256"),
         policy: policy(),
+        vapid_public_key: Some(assent.delivery.push.vapid_public_key().to_string()),
     })
 }
 
@@ -411,6 +412,20 @@ pub async fn pending(assent: &Assent, proof: &str) -> Result<PendingRequests, De
         .pending_challenges(&device.user_sub, now_ms(), 100)
         .await?;
     Ok(PendingRequests { requests })
+}
+
+/// `GET /device/v1/events`: authenticates the device opening a stream.
+pub async fn open_event_stream(assent: &Assent, proof: &str) -> Result<DeviceRow, DeviceError> {
+    let (device, claims): (DeviceRow, ProofClaims) = verify_device_jws(
+        assent,
+        proof,
+        typ::PROOF,
+        "GET",
+        &url_for(assent, path::EVENTS),
+    )
+    .await?;
+    consume_jti(assent, &format!("device:{}", device.id), &claims.binding).await?;
+    Ok(device)
 }
 
 /// `POST /device/v1/requests/{id}/decision`, checked in the documented order:

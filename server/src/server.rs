@@ -43,8 +43,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let assent = Assent::open(store, settings, &issuer).await?;
     let (shutdown, mut shutdown_rx) = watch::channel(false);
 
+    crate::metrics::install();
     let app = http::router(assent.clone());
     let housekeeping = tokio::spawn(housekeep(assent.clone(), shutdown.subscribe()));
+    let delivery_tasks = crate::delivery::spawn(&assent, shutdown.subscribe());
     let store = assent.store.clone();
     let task = tokio::spawn(async move {
         let mut stop = shutdown_rx.clone();
@@ -68,6 +70,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
             }
         };
         housekeeping.abort();
+        for task in delivery_tasks {
+            let _ = task.await;
+        }
         store.close().await;
         result
     });

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use crate::{config::Settings, keys::KeySet, storage::Store};
+use crate::{
+    config::Settings, delivery::Delivery, keys::KeySet, push::PushService, storage::Store,
+};
 
 /// The absolute URLs this server answers on, derived from its issuer.
 #[derive(Debug, Clone)]
@@ -40,6 +42,7 @@ pub struct Assent {
     pub keys: Arc<KeySet>,
     pub settings: Arc<Settings>,
     pub endpoints: Arc<Endpoints>,
+    pub delivery: Arc<Delivery>,
 }
 
 impl Assent {
@@ -47,11 +50,13 @@ impl Assent {
     pub async fn open(store: Store, settings: Settings, issuer: &str) -> anyhow::Result<Self> {
         store.migrate().await?;
         let keys = KeySet::load_or_generate(&store).await?;
+        let push = PushService::new(&keys, &settings, issuer)?;
         Ok(Self {
             store,
             keys: Arc::new(keys),
             settings: Arc::new(settings),
             endpoints: Arc::new(Endpoints::new(issuer)),
+            delivery: Arc::new(Delivery::new(push)),
         })
     }
 }

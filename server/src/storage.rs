@@ -177,6 +177,26 @@ pub struct RequestSummary {
     pub decided_at: Option<i64>,
 }
 
+/// A push job leased to this process by [`Store::claim_push_jobs`].
+#[derive(Debug, Clone, FromRow)]
+pub struct ClaimedPushJob {
+    pub id: i64,
+    pub request_id: String,
+    pub device_id: String,
+    pub expires_at: i64,
+    pub created_at: i64,
+    pub attempts: i64,
+}
+
+/// A device event (`request` or `resolved`) for the live stream.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct DeviceEventRow {
+    pub seq: i64,
+    pub user_sub: String,
+    pub kind: String,
+    pub request_id: String,
+}
+
 #[derive(Debug, Clone, FromRow)]
 pub struct DecisionTarget {
     pub user_sub: String,
@@ -868,6 +888,139 @@ impl Store {
             .await)
     }
 
+    // ---- push outbox and device events --------------------------------
+
+    /// Leases up to `limit` due jobs until `lease_until`. On PostgreSQL,
+    /// `FOR UPDATE SKIP LOCKED` lets concurrent processes claim disjoint
+    /// jobs without waiting for each other; the lease keeps a job from being
+    /// sent twice at once, and a crashed process's lease simply runs out.
+    pub async fn claim_push_jobs(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<ClaimedPushJob>, sqlx::Error> {
+        let pick = "SELECT id FROM push_jobs WHERE state = 'pending' AND next_attempt_at <= $1 \
+                    AND (locked_until IS NULL OR locked_until <= $1) \
+                    ORDER BY next_attempt_at, id LIMIT $3";
+        let claim = |pick: &str| {
+            format!(
+                "UPDATE push_jobs SET locked_until = $2, attempts = attempts + 1 \
+                 WHERE id IN ({pick}) \
+                 RETURNING id, request_id, device_id, expires_at, created_at, attempts"
+            )
+        };
+        match self {
+            Store::Sqlite(pool) => {
+                sqlx::query_as(&claim(pick))
+                    .bind(now)
+                    .bind(lease_until)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await
+            }
+            Store::Postgres(pool) => {
+                sqlx::query_as(&claim(&format!("{pick} FOR UPDATE SKIP LOCKED")))
+                    .bind(now)
+                    .bind(lease_until)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await
+            }
+        }
+    }
+
+    /// The push subscription of an active device, if it has one.
+    pub async fn push_channel(&self, device_id: &str) -> Result<Option<String>, sqlx::Error> {
+        let sql = "SELECT push_channel FROM devices WHERE id = $1 AND revoked_at IS NULL";
+        let channel: Option<Option<String>> = on_pool!(self, pool => sqlx::query_scalar(sql)
+            .bind(device_id)
+            .fetch_optional(pool)
+            .await?);
+        Ok(channel.flatten())
+    }
+
+    /// Ends a job: `sent`, `failed` or `dropped`.
+    pub async fn finish_push_job(
+        &self,
+        id: i64,
+        state: &str,
+        error: Option<&str>,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        let sql = "UPDATE push_jobs SET state = $2, last_error = $3, locked_until = NULL, \
+                   sent_at = CASE WHEN $2 = 'sent' THEN $4 ELSE sent_at END WHERE id = $1";
+        on_pool!(self, pool => sqlx::query(sql)
+            .bind(id)
+            .bind(state)
+            .bind(error)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|_| ()))
+    }
+
+    /// Releases a job for another attempt at `next_attempt_at`.
+    pub async fn retry_push_job(
+        &self,
+        id: i64,
+        next_attempt_at: i64,
+        error: &str,
+    ) -> Result<(), sqlx::Error> {
+        let sql =
+            "UPDATE push_jobs SET next_attempt_at = $2, last_error = $3, locked_until = NULL \
+                   WHERE id = $1";
+        on_pool!(self, pool => sqlx::query(sql)
+            .bind(id)
+            .bind(next_attempt_at)
+            .bind(error)
+            .execute(pool)
+            .await
+            .map(|_| ()))
+    }
+
+    /// Stops using a device's push subscription (the push service said it is gone).
+    pub async fn disable_push_channel(
+        &self,
+        device_id: &str,
+        reason: &str,
+    ) -> Result<(), sqlx::Error> {
+        let sql = "UPDATE devices SET push_channel = NULL, push_disabled_reason = $2 WHERE id = $1";
+        on_pool!(self, pool => sqlx::query(sql)
+            .bind(device_id)
+            .bind(reason)
+            .execute(pool)
+            .await
+            .map(|_| ()))
+    }
+
+    /// Device events after `after_seq`, oldest first; of one user when given.
+    pub async fn device_events_after(
+        &self,
+        after_seq: i64,
+        user_sub: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<DeviceEventRow>, sqlx::Error> {
+        let sql = "SELECT seq, user_sub, kind, request_id FROM device_events \
+                   WHERE seq > $1 AND ($2 IS NULL OR user_sub = $2) ORDER BY seq LIMIT $3";
+        on_pool!(self, pool => sqlx::query_as(sql)
+            .bind(after_seq)
+            .bind(user_sub)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)
+    }
+
+    pub async fn last_device_event_seq(&self) -> Result<i64, sqlx::Error> {
+        let sql = "SELECT COALESCE(MAX(seq), 0) FROM device_events";
+        on_pool!(self, pool => sqlx::query_scalar(sql).fetch_one(pool).await)
+    }
+
+    pub async fn count_pending_requests(&self, now: i64) -> Result<i64, sqlx::Error> {
+        let sql = "SELECT COUNT(*) FROM auth_requests WHERE status = 'pending' AND expires_at > $1";
+        on_pool!(self, pool => sqlx::query_scalar(sql).bind(now).fetch_one(pool).await)
+    }
+
     // ---- admin tokens ---------------------------------------------------
 
     pub async fn insert_admin_token(
@@ -955,6 +1108,14 @@ impl Store {
                 .execute(pool)
                 .await?
                 .rows_affected();
+            sqlx::query("DELETE FROM push_jobs WHERE expires_at < $1")
+                .bind(now - retention_ms)
+                .execute(pool)
+                .await?;
+            sqlx::query("DELETE FROM device_events WHERE created_at < $1")
+                .bind(now - retention_ms)
+                .execute(pool)
+                .await?;
             sqlx::query("DELETE FROM enrollment_tickets WHERE expires_at < $1")
                 .bind(now - retention_ms)
                 .execute(pool)

@@ -34,6 +34,8 @@ pub mod path {
     pub const PUSH_CHANNEL: &str = "/device/v1/push-channel";
     pub const KEY: &str = "/device/v1/key";
     pub const UNENROLL: &str = "/device/v1/unenroll";
+    pub const EVENTS: &str = "/device/v1/events";
+    pub const PUSH_KEY: &str = "/device/v1/push-key";
 
     pub fn decision(request_id: &str) -> String {
         format!("{REQUESTS}/{request_id}/decision")
@@ -178,6 +180,27 @@ pub struct EnrollmentResponse {
     /// The server's challenge-signing key; its thumbprint equals the link's `pin`.
     pub server_key: EcPublicJwk,
     pub policy: Policy,
+    /// The server's VAPID public key (uncompressed P-256 point, base64url),
+    /// the `applicationServerKey` of a Web Push subscription.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vapid_public_key: Option<String>,
+}
+
+/// A live event on `GET /device/v1/events` (server-sent events): the SSE
+/// `event` is the kind, `id` its sequence number, `data` this object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceEventData {
+    pub request_id: String,
+}
+
+/// SSE event names.
+pub mod event {
+    /// A new pending request: fetch the pending list.
+    pub const REQUEST: &str = "request";
+    /// A request was decided (on any device) and is no longer pending.
+    pub const RESOLVED: &str = "resolved";
+    /// Events were missed: fetch the pending list.
+    pub const RESYNC: &str = "resync";
 }
 
 /// Payload of a GET proof (`typ` [`typ::PROOF`], `kid` = device id).

@@ -87,6 +87,11 @@ pub async fn enroll(
     Ok((StatusCode::CREATED, Json(response)).into_response())
 }
 
+/// The VAPID public key devices subscribe with.
+pub async fn push_key(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({ "vapid_public_key": state.assent.delivery.push.vapid_public_key() }))
+}
+
 pub async fn pending(
     State(state): State<AppState>,
     headers: HeaderMap,

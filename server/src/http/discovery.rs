@@ -116,3 +116,16 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         }
     }
 }
+
+/// Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let body = crate::metrics::render(&state.assent).await;
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        body,
+    )
+        .into_response()
+}

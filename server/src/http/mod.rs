@@ -3,6 +3,7 @@
 
 mod device;
 mod discovery;
+mod events;
 mod form;
 mod oauth;
 mod userinfo;
@@ -80,6 +81,16 @@ pub fn route_table() -> Vec<Route> {
             handler: post(device::decision),
         },
         Route {
+            path: "/device/v1/events",
+            methods: &[Method::GET],
+            handler: get(events::events),
+        },
+        Route {
+            path: "/device/v1/push-key",
+            methods: &[Method::GET],
+            handler: get(device::push_key),
+        },
+        Route {
             path: "/device/v1/push-channel",
             methods: &[Method::POST],
             handler: post(device::push_channel),
@@ -103,6 +114,11 @@ pub fn route_table() -> Vec<Route> {
             path: "/openapi.json",
             methods: &[Method::GET],
             handler: get(discovery::openapi),
+        },
+        Route {
+            path: "/metrics",
+            methods: &[Method::GET],
+            handler: get(discovery::metrics),
         },
         Route {
             path: "/healthz",

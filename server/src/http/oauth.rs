@@ -37,9 +37,9 @@ pub async fn bc_authorize(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
     };
-    ciba::start_backchannel(assent, &client, request, requester)
-        .await
-        .map(Json)
+    let ack = ciba::start_backchannel(assent, &client, request, requester).await?;
+    assent.delivery.announce();
+    Ok(Json(ack))
 }
 
 pub async fn token(

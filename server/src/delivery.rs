@@ -1,0 +1,297 @@
+//! Telling devices about requests: the Web Push outbox dispatcher and the
+//! live event hub behind `GET /device/v1/events`.
+//!
+//! The database is the source of truth. Triggers write a push job per
+//! push-enabled device and a device event in the same transaction as the
+//! request change, so a crash between "request stored" and "device told"
+//! loses nothing: the dispatcher delivers every job at least once (devices
+//! fetch by id, so a duplicate is harmless), and a stream that reconnects
+//! with `Last-Event-ID` replays what it missed. Polling the signed pending
+//! list stays the guaranteed path behind both.
+
+use std::{
+    sync::{
+        atomic::{AtomicI64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use assent_shared::protocol::PushSubscription;
+use serde::Deserialize;
+use tokio::{
+    sync::{broadcast, watch, Notify},
+    task::JoinSet,
+};
+
+use crate::{
+    clock::now_ms,
+    push::{topic_for_device, PushService, SendOutcome},
+    state::Assent,
+    storage::{ClaimedPushJob, DeviceEventRow, Store},
+};
+
+/// Most sends in flight per process.
+const MAX_IN_FLIGHT: usize = 64;
+/// How long a claimed job is reserved for this process (longer than any send).
+const LEASE_MS: i64 = 120_000;
+/// Longest wait between retries of one job.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Per-process delivery state, shared by handlers and background tasks.
+pub struct Delivery {
+    pub push: PushService,
+    dispatcher_wake: Notify,
+    hub_wake: Notify,
+    events: broadcast::Sender<Arc<DeviceEventRow>>,
+    /// Highest event sequence number broadcast (SQLite tailing).
+    last_seq: AtomicI64,
+    pub open_streams: AtomicI64,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery").finish_non_exhaustive()
+    }
+}
+
+impl Delivery {
+    pub fn new(push: PushService) -> Self {
+        Self {
+            push,
+            dispatcher_wake: Notify::new(),
+            hub_wake: Notify::new(),
+            events: broadcast::channel(4096).0,
+            last_seq: AtomicI64::new(0),
+            open_streams: AtomicI64::new(0),
+        }
+    }
+
+    /// Called after this process stored or decided a request: deliver now
+    /// instead of at the next tick.
+    pub fn announce(&self) {
+        self.dispatcher_wake.notify_one();
+        self.hub_wake.notify_one();
+    }
+
+    /// Live device events; receivers filter by user.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<DeviceEventRow>> {
+        self.events.subscribe()
+    }
+}
+
+/// Starts the dispatcher and the event hub; they stop when `stop` turns true.
+pub fn spawn(assent: &Assent, stop: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+    vec![
+        tokio::spawn(dispatch(assent.clone(), stop.clone())),
+        tokio::spawn(event_hub(assent.clone(), stop)),
+    ]
+}
+
+async fn dispatch(assent: Assent, mut stop: watch::Receiver<bool>) {
+    let delivery = assent.delivery.clone();
+    let mut in_flight = JoinSet::new();
+    loop {
+        let room = MAX_IN_FLIGHT - in_flight.len();
+        let mut claimed = 0;
+        if room > 0 {
+            let now = now_ms();
+            match assent
+                .store
+                .claim_push_jobs(now, now + LEASE_MS, room as i64)
+                .await
+            {
+                Ok(jobs) => {
+                    claimed = jobs.len();
+                    for job in jobs {
+                        in_flight.spawn(deliver(assent.clone(), job));
+                    }
+                }
+                Err(err) => tracing::warn!(error = %err, "claiming push jobs failed"),
+            }
+        }
+        if room > 0 && claimed == room {
+            continue; // more may be due right now
+        }
+        tokio::select! {
+            () = stopped(&mut stop) => break,
+            () = delivery.dispatcher_wake.notified() => {}
+            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+    // Let sends in progress finish briefly; unfinished jobs keep their lease
+    // and are sent again once it runs out.
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while in_flight.join_next().await.is_some() {}
+    })
+    .await;
+}
+
+/// Delivers one job and records the outcome.
+async fn deliver(assent: Assent, job: ClaimedPushJob) {
+    let store = &assent.store;
+    let now = now_ms();
+    let result = async {
+        if job.expires_at <= now {
+            metrics::counter!("assent_push_failed_total", "reason" => "expired").increment(1);
+            return store.finish_push_job(job.id, "dropped", Some("request expired"), now).await;
+        }
+        let Some(channel) = store.push_channel(&job.device_id).await? else {
+            return store.finish_push_job(job.id, "dropped", Some("no push channel"), now).await;
+        };
+        let Ok(subscription) = serde_json::from_str::<PushSubscription>(&channel) else {
+            return store.finish_push_job(job.id, "failed", Some("unreadable subscription"), now).await;
+        };
+        let payload = serde_json::json!({
+            "v": assent_shared::protocol::VERSION,
+            "request_id": job.request_id,
+            "exp": job.expires_at / 1000,
+        })
+        .to_string();
+        let ttl = Duration::from_millis((job.expires_at - now) as u64);
+        let outcome = assent
+            .delivery
+            .push
+            .send(&subscription, payload.as_bytes(), ttl, &topic_for_device(&job.device_id))
+            .await;
+        let done = now_ms();
+        match outcome {
+            SendOutcome::Delivered => {
+                metrics::counter!("assent_push_sent_total").increment(1);
+                metrics::histogram!("assent_push_delivery_seconds")
+                    .record((done - job.created_at).max(0) as f64 / 1000.0);
+                store.finish_push_job(job.id, "sent", None, done).await
+            }
+            SendOutcome::Gone(status) => {
+                metrics::counter!("assent_push_failed_total", "reason" => "gone").increment(1);
+                let reason = format!("push service answered {status}: subscription gone");
+                tracing::info!(device_id = %job.device_id, status, "push subscription gone: disabled");
+                store.disable_push_channel(&job.device_id, &reason).await?;
+                store.finish_push_job(job.id, "dropped", Some(&reason), done).await
+            }
+            SendOutcome::Retry { after, reason } => {
+                let backoff = after.unwrap_or_else(|| backoff(job.attempts)).min(MAX_BACKOFF);
+                let next = done + backoff.as_millis() as i64;
+                if next >= job.expires_at {
+                    metrics::counter!("assent_push_failed_total", "reason" => "retries_exhausted").increment(1);
+                    let why = format!("gave up before expiry: {reason}");
+                    store.finish_push_job(job.id, "failed", Some(&why), done).await
+                } else {
+                    metrics::counter!("assent_push_retried_total").increment(1);
+                    tracing::debug!(job = job.id, %reason, backoff_ms = backoff.as_millis() as u64, "push will be retried");
+                    store.retry_push_job(job.id, next, &reason).await
+                }
+            }
+            SendOutcome::Failed { reason } => {
+                metrics::counter!("assent_push_failed_total", "reason" => "refused").increment(1);
+                tracing::warn!(device_id = %job.device_id, %reason, "push not delivered");
+                store.finish_push_job(job.id, "failed", Some(&reason), done).await
+            }
+        }
+    }
+    .await;
+    if let Err(err) = result {
+        tracing::warn!(error = %err, job = job.id, "recording a push outcome failed; the lease will expire");
+    }
+}
+
+/// Resolves once shutdown starts (the watch guard never crosses an await).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// 1 s, 2 s, 4 s, ... for attempts 1, 2, 3, ...
+fn backoff(attempts: i64) -> Duration {
+    let exp = attempts.clamp(1, 7) as u32 - 1;
+    Duration::from_secs(1u64 << exp)
+}
+
+#[derive(Deserialize)]
+struct NotifiedEvent {
+    seq: i64,
+    user: String,
+    kind: String,
+    request_id: String,
+}
+
+/// Feeds the broadcast channel behind the event streams.
+///
+/// PostgreSQL: every process LISTENs; NOTIFY carries the event and arrives
+/// at commit in commit order, whichever process made the change. SQLite (one
+/// process): the table is tailed when this process announces a change, and
+/// every 200 ms for changes made through the library or the CLI.
+async fn event_hub(assent: Assent, mut stop: watch::Receiver<bool>) {
+    let delivery = assent.delivery.clone();
+    match assent.store.last_device_event_seq().await {
+        Ok(seq) => delivery.last_seq.store(seq, Ordering::SeqCst),
+        Err(err) => tracing::warn!(error = %err, "reading the event log position failed"),
+    }
+    if let Store::Postgres(pool) = &assent.store {
+        let mut listener = match sqlx::postgres::PgListener::connect_with(pool).await {
+            Ok(l) => l,
+            Err(err) => {
+                tracing::error!(error = %err, "LISTEN connection failed: live events disabled");
+                return;
+            }
+        };
+        if let Err(err) = listener
+            .listen_all(["assent_device_events", "assent_push_jobs"])
+            .await
+        {
+            tracing::error!(error = %err, "LISTEN failed: live events disabled");
+            return;
+        }
+        loop {
+            tokio::select! {
+                () = stopped(&mut stop) => return,
+                notification = listener.recv() => match notification {
+                    Ok(n) if n.channel() == "assent_push_jobs" => delivery.dispatcher_wake.notify_one(),
+                    Ok(n) => {
+                        if let Ok(e) = serde_json::from_str::<NotifiedEvent>(n.payload()) {
+                            let _ = delivery.events.send(Arc::new(DeviceEventRow {
+                                seq: e.seq,
+                                user_sub: e.user,
+                                kind: e.kind,
+                                request_id: e.request_id,
+                            }));
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "LISTEN connection lost; reconnecting");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            }
+        }
+    }
+    loop {
+        tokio::select! {
+            () = stopped(&mut stop) => return,
+            () = delivery.hub_wake.notified() => {}
+            () = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+        let after = delivery.last_seq.load(Ordering::SeqCst);
+        match assent.store.device_events_after(after, None, 1000).await {
+            Ok(events) => {
+                for event in events {
+                    delivery.last_seq.store(event.seq, Ordering::SeqCst);
+                    let _ = delivery.events.send(Arc::new(event));
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "reading device events failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(backoff(1), Duration::from_secs(1));
+        assert_eq!(backoff(3), Duration::from_secs(4));
+        assert_eq!(backoff(50), Duration::from_secs(64));
+    }
+}
