@@ -510,6 +510,7 @@ fn device_json(d: &DeviceRow) -> Value {
         "platform": d.platform,
         "key_thumbprint": d.key_thumbprint,
         "push": d.push_channel.is_some(),
+        "push_disabled_reason": d.push_disabled_reason,
         "created_at": rfc3339(d.created_at),
         "revoked_at": d.revoked_at.map(rfc3339),
         "revoke_reason": d.revoke_reason,

@@ -33,8 +33,9 @@ use crate::{
 
 /// Most sends in flight per process.
 const MAX_IN_FLIGHT: usize = 64;
-/// How long a claimed job is reserved for this process (longer than any send).
-const LEASE_MS: i64 = 120_000;
+/// How long a claimed job is reserved beyond the send timeout: enough to
+/// record the outcome; after a crash the job is sent again once it runs out.
+const LEASE_MARGIN_MS: i64 = 5_000;
 /// Longest wait between retries of one job.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
@@ -90,6 +91,7 @@ pub fn spawn(assent: &Assent, stop: watch::Receiver<bool>) -> Vec<tokio::task::J
 
 async fn dispatch(assent: Assent, mut stop: watch::Receiver<bool>) {
     let delivery = assent.delivery.clone();
+    let lease_ms = assent.settings.push_timeout.as_millis() as i64 + LEASE_MARGIN_MS;
     let mut in_flight = JoinSet::new();
     loop {
         let room = MAX_IN_FLIGHT - in_flight.len();

@@ -329,6 +329,7 @@ pub async fn enroll(assent: &Assent, body: &str) -> Result<EnrollmentResponse, D
         created_at: now_ms(),
         revoked_at: None,
         revoke_reason: None,
+        push_disabled_reason: None,
     };
     let user = match assent
         .store

@@ -134,12 +134,24 @@ impl dns::Resolve for SafeResolver {
                 .filter(|a| policy.host_listed(&host) || is_public(a.ip()))
                 .collect();
             if addrs.is_empty() {
-                return Err(format!("{host} has no public address").into());
+                return Err(Box::new(NotPublic(host)) as Box<dyn std::error::Error + Send + Sync>);
             }
             Ok(Box::new(addrs.into_iter()) as dns::Addrs)
         })
     }
 }
+
+/// The resolver's refusal: the endpoint's name only has non-public addresses.
+#[derive(Debug)]
+struct NotPublic(String);
+
+impl std::fmt::Display for NotPublic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} has no public address", self.0)
+    }
+}
+
+impl std::error::Error for NotPublic {}
 
 /// What a push service answered, classified for the outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,10 +252,13 @@ impl PushService {
                 }
             }
             Err(e) => {
+                if let Some(refused) = find_cause::<NotPublic>(&e) {
+                    return failed(&format!("endpoint refused: {refused}"));
+                }
                 return SendOutcome::Retry {
                     after: None,
                     reason: format!("connection failed: {}", root_cause(&e)),
-                }
+                };
             }
         };
         let status = response.status().as_u16();
@@ -294,6 +309,19 @@ fn failed(reason: &str) -> SendOutcome {
     SendOutcome::Failed {
         reason: reason.to_string(),
     }
+}
+
+fn find_cause<'a, T: std::error::Error + 'static>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut cause = Some(err);
+    while let Some(c) = cause {
+        if let Some(found) = c.downcast_ref::<T>() {
+            return Some(found);
+        }
+        cause = c.source();
+    }
+    None
 }
 
 fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {

@@ -218,6 +218,8 @@ pub struct DeviceRow {
     pub created_at: i64,
     pub revoked_at: Option<i64>,
     pub revoke_reason: Option<String>,
+    /// Why the push channel was dropped (the push service said it is gone).
+    pub push_disabled_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -768,14 +770,14 @@ impl Store {
 
     pub async fn device(&self, id: &str) -> Result<Option<DeviceRow>, sqlx::Error> {
         let sql = "SELECT id, user_sub, name, platform, public_jwk, key_thumbprint, push_channel, \
-                   created_at, revoked_at, revoke_reason FROM devices WHERE id = $1";
+                   created_at, revoked_at, revoke_reason, push_disabled_reason FROM devices WHERE id = $1";
         on_pool!(self, pool => sqlx::query_as(sql).bind(id).fetch_optional(pool).await)
     }
 
     /// Devices, of one user or of everyone, oldest first.
     pub async fn devices(&self, user_sub: Option<&str>) -> Result<Vec<DeviceRow>, sqlx::Error> {
         let sql = "SELECT id, user_sub, name, platform, public_jwk, key_thumbprint, push_channel, \
-                   created_at, revoked_at, revoke_reason FROM devices \
+                   created_at, revoked_at, revoke_reason, push_disabled_reason FROM devices \
                    WHERE $1 IS NULL OR user_sub = $1 ORDER BY created_at, id";
         on_pool!(self, pool => sqlx::query_as(sql).bind(user_sub).fetch_all(pool).await)
     }

@@ -5,6 +5,7 @@
 pub mod client;
 pub mod db;
 pub mod process;
+pub mod push_service;
 
 use assent_server::{config::Settings, server::RunningServer, state::Assent, storage::Store};
 pub use client::TestClient;

@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 
 use crate::{
     challenge::{verify_challenge, ChallengeRejected, VerifiedChallenge},
+    events::EventStream,
     state::Account,
 };
 
@@ -205,6 +206,43 @@ impl DeviceClient {
             }
         }
         Ok(pending)
+    }
+
+    /// Opens the live event stream; `last_event_id` resumes after a disconnect.
+    pub async fn events(
+        &self,
+        last_event_id: Option<&str>,
+    ) -> Result<EventStream, DeviceClientError> {
+        let url = self.url(path::EVENTS);
+        let proof = self.key.sign(
+            typ::PROOF,
+            Some(&self.account.device_id),
+            false,
+            &ProofClaims {
+                binding: binding("GET", &url),
+            },
+        );
+        // A stream may stay open for an hour: no overall timeout here.
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("HTTP client");
+        let mut request = client
+            .get(&url)
+            .header("authorization", format!("{PROOF_SCHEME} {proof}"))
+            .header("accept", "text/event-stream");
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| DeviceClientError::Unreachable(e.to_string()))?;
+        if !response.status().is_success() {
+            return Err(read::<serde_json::Value>(Ok(response)).await.unwrap_err());
+        }
+        Ok(EventStream::new(response))
     }
 
     /// Signs and sends a decision about a challenge the user was shown.

@@ -4,6 +4,7 @@
 
 pub mod challenge;
 pub mod client;
+pub mod events;
 pub mod state;
 
 pub use challenge::{verify_challenge, ChallengeRejected, VerifiedChallenge};

@@ -1,0 +1,222 @@
+//! Web Push delivery through the outbox, checked by a loopback push service
+//! that verifies VAPID and decrypts with an independent implementation; the
+//! event stream; and polling as the path that always works.
+
+use std::time::Duration;
+
+use assent_device::DeviceClient;
+use assent_server::{client_auth::AuthMethod, device, keys::TokenAlg};
+use assent_shared::protocol::{EnrollmentUri, PushSubscription};
+use assent_tests::{
+    client::create_user,
+    on_both_backends,
+    push_service::{Behavior, TestPushService},
+    TestClient, TestServer,
+};
+
+async fn server_with_push(backend: assent_tests::Backend, push: &TestPushService) -> TestServer {
+    let allowed = push.host_port();
+    TestServer::start_with(backend, move |s| {
+        s.push_allowed_hosts = vec![allowed];
+        s.push_timeout = Duration::from_secs(1);
+    })
+    .await
+}
+
+async fn enroll(server: &TestServer, user: &str, push: Option<PushSubscription>) -> DeviceClient {
+    let ticket = device::create_enrollment_ticket(server.assent(), user, 600)
+        .await
+        .unwrap();
+    let link = EnrollmentUri::parse(&ticket.enrollment_uri).unwrap();
+    DeviceClient::enroll(&link, "device", "test", push)
+        .await
+        .unwrap()
+}
+
+async fn job_states(server: &TestServer) -> Vec<(String, Option<String>)> {
+    let sql = "SELECT state, last_error FROM push_jobs ORDER BY id";
+    match server.store() {
+        assent_server::storage::Store::Sqlite(p) => sqlx::query_as(sql).fetch_all(p).await.unwrap(),
+        assent_server::storage::Store::Postgres(p) => {
+            sqlx::query_as(sql).fetch_all(p).await.unwrap()
+        }
+    }
+}
+
+/// Waits until every push job has left `pending`.
+async fn settled(server: &TestServer, timeout: Duration) -> Vec<(String, Option<String>)> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let states = job_states(server).await;
+        if states.iter().all(|(s, _)| s != "pending") || tokio::time::Instant::now() >= deadline {
+            return states;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+on_both_backends! {
+    async fn every_subscribed_device_gets_exactly_one_decryptable_message(backend: Backend) {
+        let push = TestPushService::start().await;
+        let server = server_with_push(backend, &push).await;
+        create_user(server.store(), "alice", None, None).await;
+        let client = TestClient::register(server.store(), AuthMethod::ClientSecretBasic, TokenAlg::ES256).await;
+        let _phone = enroll(&server, "alice", Some(push.subscribe("phone", Behavior::Accept))).await;
+        let _tablet = enroll(&server, "alice", Some(push.subscribe("tablet", Behavior::Accept))).await;
+        let no_push = enroll(&server, "alice", None).await;
+        assert!(no_push.account.server.starts_with("http://127.0.0.1"));
+
+        let ack = client.start(&server, "alice", "openid").await;
+        let request_id = assent_tests::request_id(server.store(), ack["auth_req_id"].as_str().unwrap()).await;
+        let received = push.wait_for(2, Duration::from_secs(5)).await;
+        assert_eq!(push.errors(), Vec::<String>::new());
+        assert_eq!(received.len(), 2);
+        let mut topics = Vec::new();
+        for message in &received {
+            assert_eq!(message.payload["request_id"], request_id.as_str());
+            assert_eq!(message.payload["v"], 1);
+            assert!(message.payload["exp"].is_i64());
+            assert!((290..=300).contains(&message.ttl), "TTL {} is the request's remaining lifetime", message.ttl);
+            assert_eq!(message.urgency, "high");
+            assert!(message.vapid_sub.starts_with("mailto:") || message.vapid_sub.starts_with("https:"));
+            topics.push(message.topic.clone());
+        }
+        topics.sort();
+        topics.dedup();
+        assert_eq!(topics.len(), 2, "a Topic per device");
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert_eq!(push.received().len(), 2, "exactly one message per device");
+        assert!(settled(&server, Duration::from_secs(2)).await.iter().all(|(s, _)| s == "sent"));
+
+        let metrics = server.http.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        assert!(metrics.contains("assent_push_sent_total"), "{metrics}");
+        assert!(metrics.contains("assent_push_delivery_seconds_bucket"));
+        assert!(metrics.contains("assent_pending_requests"));
+    }
+}
+
+on_both_backends! {
+    async fn push_failures_are_handled_and_the_request_still_reaches_the_device(backend: Backend) {
+        let push = TestPushService::start().await;
+        let server = server_with_push(backend, &push).await;
+        create_user(server.store(), "bob", None, None).await;
+        let client = TestClient::register(server.store(), AuthMethod::ClientSecretBasic, TokenAlg::ES256).await;
+        let cases = [
+            ("gone", Behavior::Status(410, None)),
+            ("missing", Behavior::Status(404, None)),
+            ("busy", Behavior::StatusThenAccept(429, Some("1"), 1)),
+            ("down", Behavior::StatusThenAccept(503, None, 1)),
+            ("moved", Behavior::Redirect),
+            ("slow", Behavior::Hang(Duration::from_millis(2500))),
+        ];
+        let mut devices = Vec::new();
+        for (name, behavior) in &cases {
+            devices.push((*name, enroll(&server, "bob", Some(push.subscribe(name, behavior.clone()))).await));
+        }
+        let (_, watcher) = &devices[0];
+        let mut events = watcher.events(None).await.unwrap();
+
+        let started = std::time::Instant::now();
+        let ack = client.start(&server, "bob", "openid").await;
+        let request_id = assent_tests::request_id(server.store(), ack["auth_req_id"].as_str().unwrap()).await;
+
+        // The event stream announces it at once, whatever push does.
+        let event = tokio::time::timeout(Duration::from_secs(2), events.next()).await.unwrap().unwrap().unwrap();
+        assert_eq!((event.kind.as_str(), event.request_id.as_deref()), ("request", Some(request_id.as_str())));
+        // Polling shows it on every device.
+        for (name, device) in &devices {
+            let pending = device.pending().await.unwrap();
+            assert_eq!(pending.verified.len(), 1, "{name}");
+            assert_eq!(pending.verified[0].claims.request_id, request_id);
+        }
+
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The slow one hangs past the 1 s timeout, is retried, then accepted.
+        push.set_behavior("slow", Behavior::Accept);
+        let states = settled(&server, Duration::from_secs(10)).await;
+        assert!(states.iter().all(|(s, _)| s != "pending"), "{states:?}");
+        assert_eq!(push.errors(), Vec::<String>::new());
+
+        // 410 and 404: subscription disabled, no retry.
+        for (name, code) in [("gone", 410), ("missing", 404)] {
+            assert_eq!(push.attempts(name), 1, "{name}");
+            let device = &devices.iter().find(|(n, _)| *n == name).unwrap().1;
+            let row = server.store().device(&device.account.device_id).await.unwrap().unwrap();
+            assert!(row.push_channel.is_none(), "{name}: subscription disabled");
+            assert!(row.push_disabled_reason.unwrap().contains(&code.to_string()));
+        }
+        // 429 honours Retry-After (1 s) and then delivers.
+        let busy = push.received_by("busy");
+        assert_eq!((push.attempts("busy"), busy.len()), (2, 1));
+        assert!(busy[0].at.duration_since(started) >= Duration::from_millis(900), "Retry-After honoured");
+        // 503 is retried with backoff and then delivered.
+        assert_eq!((push.attempts("down"), push.received_by("down").len()), (2, 1));
+        // A redirect is refused, not followed, and not retried.
+        assert_eq!((push.attempts("moved"), push.received_by("moved").len()), (1, 0));
+        // The hang timed out and was retried.
+        assert!(push.attempts("slow") >= 2);
+        assert_eq!(push.received_by("slow").len(), 1);
+
+        let mut failed: Vec<_> = states.iter().filter(|(s, _)| s != "sent").map(|(s, e)| (s.as_str(), e.clone().unwrap_or_default())).collect();
+        failed.sort();
+        assert_eq!(failed.len(), 3, "{failed:?}");
+        assert!(failed.iter().any(|(s, e)| *s == "failed" && e.contains("redirect")));
+        assert_eq!(failed.iter().filter(|(s, _)| *s == "dropped").count(), 2);
+    }
+}
+
+on_both_backends! {
+    async fn endpoints_on_private_addresses_or_plain_http_are_refused(backend: Backend) {
+        let push = TestPushService::start().await;
+        // No allowed hosts: loopback and http are off limits.
+        let server = TestServer::start_with(backend, |s| s.push_timeout = Duration::from_secs(1)).await;
+        create_user(server.store(), "carol", None, None).await;
+        let client = TestClient::register(server.store(), AuthMethod::ClientSecretBasic, TokenAlg::ES256).await;
+        let mut https_loopback = push.subscribe("a", Behavior::Accept);
+        https_loopback.endpoint = https_loopback.endpoint.replace("http://", "https://");
+        enroll(&server, "carol", Some(https_loopback)).await;
+        enroll(&server, "carol", Some(push.subscribe("b", Behavior::Accept))).await;
+        let mut private_name = push.subscribe("c", Behavior::Accept);
+        private_name.endpoint = format!("https://localhost:{}/push/c", push.addr.port());
+        enroll(&server, "carol", Some(private_name)).await;
+        client.start(&server, "carol", "openid").await;
+        let states = settled(&server, Duration::from_secs(5)).await;
+        assert_eq!(states.len(), 3);
+        for (state, error) in &states {
+            assert_eq!(state, "failed", "{error:?}");
+        }
+        assert_eq!(push.attempts("a") + push.attempts("b") + push.attempts("c"), 0, "nothing was sent");
+    }
+}
+
+on_both_backends! {
+    async fn the_event_stream_resumes_with_last_event_id_and_reports_resolutions(backend: Backend) {
+        let server = TestServer::start(backend).await;
+        create_user(server.store(), "dave", None, None).await;
+        create_user(server.store(), "erin", None, None).await;
+        let client = TestClient::register(server.store(), AuthMethod::ClientSecretBasic, TokenAlg::ES256).await;
+        let dave = enroll(&server, "dave", None).await;
+        let mut stream = dave.events(None).await.unwrap();
+        let first = client.start(&server, "dave", "openid").await;
+        client.start(&server, "erin", "openid").await; // another user's: never shown to Dave
+        let e1 = tokio::time::timeout(Duration::from_secs(2), stream.next()).await.unwrap().unwrap().unwrap();
+        let first_id = assent_tests::request_id(server.store(), first["auth_req_id"].as_str().unwrap()).await;
+        assert_eq!(e1.request_id.as_deref(), Some(first_id.as_str()));
+        let resume_from = stream.last_event_id().unwrap().to_string();
+        drop(stream);
+
+        // While disconnected: a decision and a new request.
+        let challenge = dave.pending().await.unwrap().verified.remove(0);
+        dave.decide(&challenge, assent_shared::protocol::Verdict::Approve, None).await.unwrap();
+        let second = client.start(&server, "dave", "openid").await;
+        let second_id = assent_tests::request_id(server.store(), second["auth_req_id"].as_str().unwrap()).await;
+
+        let mut resumed = dave.events(Some(&resume_from)).await.unwrap();
+        let mut seen = Vec::new();
+        while seen.len() < 2 {
+            let e = tokio::time::timeout(Duration::from_secs(2), resumed.next()).await.unwrap().unwrap().unwrap();
+            seen.push((e.kind, e.request_id.unwrap()));
+        }
+        assert_eq!(seen, [("resolved".to_string(), first_id), ("request".to_string(), second_id)]);
+    }
+}
