@@ -100,7 +100,7 @@ async fn dispatch(assent: Assent, mut stop: watch::Receiver<bool>) {
             let now = now_ms();
             match assent
                 .store
-                .claim_push_jobs(now, now + LEASE_MS, room as i64)
+                .claim_push_jobs(now, now + lease_ms, room as i64)
                 .await
             {
                 Ok(jobs) => {
