@@ -48,6 +48,9 @@ pub struct Delivery {
     /// Highest event sequence number broadcast (SQLite tailing).
     last_seq: AtomicI64,
     pub open_streams: AtomicI64,
+    /// Turns true when the server starts shutting down: event streams end
+    /// so that graceful shutdown does not wait for them.
+    stopping: watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Delivery {
@@ -65,6 +68,20 @@ impl Delivery {
             events: broadcast::channel(4096).0,
             last_seq: AtomicI64::new(0),
             open_streams: AtomicI64::new(0),
+            stopping: watch::channel(false).0,
+        }
+    }
+
+    /// Ends every event stream of this process.
+    pub fn begin_shutdown(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Resolves when [`Self::begin_shutdown`] was called.
+    pub fn stopping(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.stopping.subscribe();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
         }
     }
 

@@ -48,14 +48,17 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let housekeeping = tokio::spawn(housekeep(assent.clone(), shutdown.subscribe()));
     let delivery_tasks = crate::delivery::spawn(&assent, shutdown.subscribe());
     let store = assent.store.clone();
+    let assent_for_shutdown = assent.clone();
     let task = tokio::spawn(async move {
         let mut stop = shutdown_rx.clone();
+        let delivery = assent_for_shutdown.delivery.clone();
         let serve = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|s| *s).await;
+            delivery.begin_shutdown();
         });
         // In-flight requests get `grace` to finish once shutdown starts.
         let deadline = async move {

@@ -26,7 +26,8 @@ pub struct EventStream {
 }
 
 impl EventStream {
-    pub(crate) fn new(response: reqwest::Response) -> Self {
+    /// Reads events from a response of `GET /device/v1/events`.
+    pub fn new(response: reqwest::Response) -> Self {
         Self {
             body: Box::pin(response.bytes_stream()),
             buffer: Vec::new(),

@@ -80,7 +80,7 @@ pub async fn events(
         }
     });
     let events = replayed.chain(resync_first).chain(live);
-    let bounded = tokio_stream_timeout(events, MAX_STREAM_LIFETIME);
+    let bounded = end_stream(events, MAX_STREAM_LIFETIME, assent.delivery.stopping());
     let mut response = Sse::new(bounded)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response();
@@ -102,18 +102,24 @@ fn to_sse(e: &DeviceEventRow) -> Event {
         .data(serde_json::json!({ "request_id": e.request_id }).to_string())
 }
 
-/// Ends `events` after `lifetime`.
-fn tokio_stream_timeout(
+/// Ends `events` after `lifetime`, or when the server shuts down.
+fn end_stream(
     events: impl Stream<Item = Result<Event, Infallible>> + Send + 'static,
     lifetime: Duration,
+    stopping: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
-    let deadline = tokio::time::sleep(lifetime);
+    let end = async move {
+        tokio::select! {
+            () = tokio::time::sleep(lifetime) => {}
+            () = stopping => {}
+        }
+    };
     stream::unfold(
-        (Box::pin(events), Box::pin(deadline)),
-        |(mut events, mut deadline)| async move {
+        (Box::pin(events), Box::pin(end)),
+        |(mut events, mut end)| async move {
             tokio::select! {
-                item = events.next() => item.map(|i| (i, (events, deadline))),
-                () = &mut deadline => None,
+                item = events.next() => item.map(|i| (i, (events, end))),
+                () = &mut end => None,
             }
         },
     )
