@@ -8,9 +8,10 @@
 //! challenge.
 
 use std::{
+    collections::HashMap,
     net::{IpAddr, SocketAddr},
-    sync::Arc,
-    time::Duration,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
 };
 
 use anyhow::{anyhow, Context};
@@ -18,8 +19,14 @@ use assent_shared::{jose::sha256_b64url, protocol::PushSubscription};
 use reqwest::{dns, Url};
 use web_push::{
     request_builder::build_request, ContentEncoding, PartialVapidSignatureBuilder,
-    SubscriptionInfo, Urgency, VapidSignatureBuilder, WebPushMessageBuilder,
+    SubscriptionInfo, Urgency, VapidSignature, VapidSignatureBuilder, WebPushMessageBuilder,
 };
+
+/// A VAPID JWT is valid 12 hours; one is reused per push service for this
+/// long, saving an ECDSA signature per message.
+const VAPID_REUSE: Duration = Duration::from_secs(3600);
+/// Bound on the cache (one entry per push service origin).
+const VAPID_CACHE_MAX: usize = 1024;
 
 use crate::{config::Settings, keys::KeySet, secrets::b64url};
 
@@ -177,6 +184,7 @@ pub struct PushService {
     vapid_subject: String,
     vapid_public_key: String,
     policy: Arc<EndpointPolicy>,
+    vapid_cache: Mutex<HashMap<String, (VapidSignature, Instant)>>,
 }
 
 impl PushService {
@@ -211,6 +219,7 @@ impl PushService {
             vapid_subject,
             vapid_public_key: vapid_key.ec_public_point_b64().expect("ES256"),
             policy,
+            vapid_cache: Mutex::new(HashMap::new()),
         })
     }
 
@@ -284,11 +293,7 @@ impl PushService {
             subscription.keys.p256dh.as_str(),
             subscription.keys.auth.as_str(),
         );
-        let mut signature = self.vapid.clone().add_sub_info(&info);
-        signature.add_claim("sub", self.vapid_subject.as_str());
-        // The crate drops non-default ports from `aud`; receivers compare the origin.
-        signature.add_claim("aud", url.origin().ascii_serialization());
-        let signature = signature.build()?;
+        let signature = self.vapid_signature(&info, url)?;
         let mut message = WebPushMessageBuilder::new(&info);
         message.set_payload(ContentEncoding::Aes128Gcm, payload);
         // Never the crate's 28-day default: a wake-up for an expired request is noise.
@@ -297,6 +302,34 @@ impl PushService {
         message.set_topic(topic.to_string());
         message.set_vapid_signature(signature);
         Ok(build_request::<Vec<u8>>(message.build()?))
+    }
+}
+
+impl PushService {
+    /// The VAPID signature for the push service at `url`'s origin, reused
+    /// for [`VAPID_REUSE`].
+    fn vapid_signature(
+        &self,
+        info: &SubscriptionInfo,
+        url: &Url,
+    ) -> Result<VapidSignature, web_push::WebPushError> {
+        let origin = url.origin().ascii_serialization();
+        if let Some((signature, made)) = self.vapid_cache.lock().unwrap().get(&origin) {
+            if made.elapsed() < VAPID_REUSE {
+                return Ok(signature.clone());
+            }
+        }
+        let mut builder = self.vapid.clone().add_sub_info(info);
+        builder.add_claim("sub", self.vapid_subject.as_str());
+        // The crate drops non-default ports from `aud`; receivers compare the origin.
+        builder.add_claim("aud", origin.as_str());
+        let signature = builder.build()?;
+        let mut cache = self.vapid_cache.lock().unwrap();
+        if cache.len() >= VAPID_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(origin, (signature.clone(), Instant::now()));
+        Ok(signature)
     }
 }
 

@@ -4,7 +4,10 @@
 //!
 //!   cargo run --release -p assent-tests --example push_latency -- [requests] [concurrency] [sqlite|postgres]
 
-use std::{sync::Arc, time::{Duration, Instant}};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use assent_device::DeviceClient;
 use assent_server::{client_auth::AuthMethod, device, keys::TokenAlg};
@@ -30,12 +33,26 @@ async fn main() {
         TestServer::start_with(backend, move |s| s.push_allowed_hosts = vec![allowed]).await,
     );
     create_user(server.store(), "alice", None, None).await;
-    let client = Arc::new(TestClient::register(server.store(), AuthMethod::ClientSecretBasic, TokenAlg::ES256).await);
-    let ticket = device::create_enrollment_ticket(server.assent(), "alice", 600).await.unwrap();
-    let link = EnrollmentUri::parse(&ticket.enrollment_uri).unwrap();
-    DeviceClient::enroll(&link, "phone", "bench", Some(push.subscribe("phone", Behavior::Accept)))
+    let client = Arc::new(
+        TestClient::register(
+            server.store(),
+            AuthMethod::ClientSecretBasic,
+            TokenAlg::ES256,
+        )
+        .await,
+    );
+    let ticket = device::create_enrollment_ticket(server.assent(), "alice", 600)
         .await
         .unwrap();
+    let link = EnrollmentUri::parse(&ticket.enrollment_uri).unwrap();
+    DeviceClient::enroll(
+        &link,
+        "phone",
+        "bench",
+        Some(push.subscribe("phone", Behavior::Accept)),
+    )
+    .await
+    .unwrap();
 
     // Warm-up.
     for _ in 0..50 {
@@ -54,7 +71,8 @@ async fn main() {
             let _permit = permit;
             let sent = Instant::now();
             let ack = client.start(&server, "alice", "openid").await;
-            let id = assent_tests::request_id(server.store(), ack["auth_req_id"].as_str().unwrap()).await;
+            let id = assent_tests::request_id(server.store(), ack["auth_req_id"].as_str().unwrap())
+                .await;
             started_at.lock().await.insert(id, sent);
         });
     }
@@ -70,7 +88,9 @@ async fn main() {
         })
         .collect();
     latencies.sort();
-    let pct = |p: f64| latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1];
+    let pct = |p: f64| {
+        latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1]
+    };
     println!(
         "backend={backend} requests={} concurrency={concurrency} delivered={} wall={:.2}s rate={:.0}/s",
         requests,
