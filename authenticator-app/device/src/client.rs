@@ -182,18 +182,10 @@ impl DeviceClient {
     /// Fetches the pending requests and verifies each against the pinned key.
     pub async fn pending(&self) -> Result<Pending, DeviceClientError> {
         let url = self.url(path::REQUESTS);
-        let proof = self.key.sign(
-            typ::PROOF,
-            Some(&self.account.device_id),
-            false,
-            &ProofClaims {
-                binding: binding("GET", &url),
-            },
-        );
         let list: PendingRequests = read(
             self.http
                 .get(&url)
-                .header("authorization", format!("{PROOF_SCHEME} {proof}"))
+                .header("authorization", self.proof_for_get(&url))
                 .send()
                 .await,
         )
@@ -214,14 +206,6 @@ impl DeviceClient {
         last_event_id: Option<&str>,
     ) -> Result<EventStream, DeviceClientError> {
         let url = self.url(path::EVENTS);
-        let proof = self.key.sign(
-            typ::PROOF,
-            Some(&self.account.device_id),
-            false,
-            &ProofClaims {
-                binding: binding("GET", &url),
-            },
-        );
         // A stream may stay open for an hour: no overall timeout here.
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
@@ -230,7 +214,7 @@ impl DeviceClient {
             .expect("HTTP client");
         let mut request = client
             .get(&url)
-            .header("authorization", format!("{PROOF_SCHEME} {proof}"))
+            .header("authorization", self.proof_for_get(&url))
             .header("accept", "text/event-stream");
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id);
@@ -311,6 +295,19 @@ impl DeviceClient {
         };
         let _: serde_json::Value = self.post_signed(&url, typ::UNENROLL, &claims).await?;
         Ok(())
+    }
+
+    /// `Authorization` value proving this device makes a GET of `url`.
+    fn proof_for_get(&self, url: &str) -> String {
+        let proof = self.key.sign(
+            typ::PROOF,
+            Some(&self.account.device_id),
+            false,
+            &ProofClaims {
+                binding: binding("GET", url),
+            },
+        );
+        format!("{PROOF_SCHEME} {proof}")
     }
 
     async fn post_signed<T: DeserializeOwned>(
