@@ -60,12 +60,24 @@ struct Subscriber {
     attempts: usize,
 }
 
-#[derive(Default)]
 struct Inner {
     subscribers: HashMap<String, Subscriber>,
     received: Vec<Received>,
     /// Messages that arrived but did not pass the checks.
     errors: Vec<String>,
+    /// Announces each accepted message (for load generators).
+    announce: tokio::sync::broadcast::Sender<Received>,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Self {
+            subscribers: HashMap::new(),
+            received: Vec::new(),
+            errors: Vec::new(),
+            announce: tokio::sync::broadcast::channel(65_536).0,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -115,6 +127,16 @@ impl TestPushService {
                 auth: b64url(&auth),
             },
         }
+    }
+
+    /// Every accepted message as it arrives.
+    pub fn subscribe_received(&self) -> tokio::sync::broadcast::Receiver<Received> {
+        self.inner.lock().unwrap().announce.subscribe()
+    }
+
+    /// Forgets the messages received so far (long runs).
+    pub fn clear_received(&self) {
+        self.inner.lock().unwrap().received.clear();
     }
 
     pub fn set_behavior(&self, name: &str, behavior: Behavior) {
@@ -193,7 +215,9 @@ async fn receive(
     }
     match check_and_decrypt(&inner, &name, &headers, &body, addr) {
         Ok(received) => {
-            inner.lock().unwrap().received.push(received);
+            let mut inner = inner.lock().unwrap();
+            let _ = inner.announce.send(received.clone());
+            inner.received.push(received);
             (
                 StatusCode::CREATED,
                 [("location", format!("http://{addr}/messages/{attempt}"))],
