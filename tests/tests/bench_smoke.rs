@@ -1,0 +1,63 @@
+//! The load generator must keep working: a few seconds of full cycles on
+//! each delivery path, with zero errors. Speed is not asserted here; the
+//! figures live in docs/benchmarks.md.
+
+use assent_tests::process::server_binary;
+use serde_json::Value;
+
+async fn bench(args: &[&str]) -> Value {
+    let bin =
+        server_binary().with_file_name(format!("assent-bench{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is missing: cargo build --workspace --bins",
+        bin.display()
+    );
+    let output = tokio::process::Command::new(bin)
+        .args([
+            "--concurrency",
+            "4",
+            "--duration",
+            "2",
+            "--warmup",
+            "0.5",
+            "--json",
+        ])
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn the_load_generator_completes_cycles_without_errors() {
+    for args in [
+        vec!["--delivery", "events"],
+        vec!["--delivery", "push"],
+        vec!["--database", "postgres"],
+    ] {
+        let report = bench(&args).await;
+        assert_eq!(report["errors"], 0, "{args:?}: {report}");
+        assert!(report["cycles"].as_u64().unwrap() > 0, "{args:?}: {report}");
+        assert!(report["server_cpu_seconds"].as_f64().unwrap() > 0.0);
+        assert!(report["server_peak_rss_mib"].as_f64().unwrap() > 1.0);
+        for step in [
+            "bc_authorize",
+            "device_notified",
+            "fetch_challenge",
+            "approve",
+            "token",
+        ] {
+            assert!(
+                report["steps"][step]["p50_ms"].as_f64().unwrap() > 0.0,
+                "{step}"
+            );
+        }
+    }
+}
