@@ -7,7 +7,7 @@
 //! the exact challenge the server signed; the state change itself is the
 //! same single conditional `UPDATE` as [`crate::ciba::decide`].
 
-use std::borrow::Cow;
+use std::{borrow::Cow, sync::Arc};
 
 use assent_shared::{
     jose::{EcPublicJwk, JoseError, UnverifiedJws},
@@ -29,6 +29,44 @@ use crate::{
     state::Assent,
     storage::{DeviceRow, EnrollOutcome},
 };
+
+/// What verifying a device's messages needs, cached per process. The cache
+/// is safe because every use re-checks, in the same statement that spends
+/// the message's `jti`, that the device is active with this very key.
+#[derive(Debug, Clone)]
+pub struct DeviceKeyInfo {
+    pub id: String,
+    pub user_sub: String,
+    pub point: Vec<u8>,
+    pub thumbprint: String,
+}
+
+/// Device keys by device id.
+#[derive(Debug, Default)]
+pub struct DeviceKeyCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, Arc<DeviceKeyInfo>>>,
+}
+
+/// Bound on cached keys; the cache is simply emptied when it is reached.
+const DEVICE_KEY_CACHE_MAX: usize = 100_000;
+
+impl DeviceKeyCache {
+    fn get(&self, id: &str) -> Option<Arc<DeviceKeyInfo>> {
+        self.entries.lock().unwrap().get(id).cloned()
+    }
+
+    fn put(&self, info: Arc<DeviceKeyInfo>) {
+        let mut entries = self.entries.lock().unwrap();
+        if entries.len() >= DEVICE_KEY_CACHE_MAX {
+            entries.clear();
+        }
+        entries.insert(info.id.clone(), info);
+    }
+
+    pub fn evict(&self, id: &str) {
+        self.entries.lock().unwrap().remove(id);
+    }
+}
 
 /// A refusal of the device API: `{error, error_description}` with a status.
 #[derive(Debug, Clone)]
@@ -137,15 +175,64 @@ fn check_binding(binding: &RequestBinding, method: &str, url: &str) -> Result<()
     Ok(())
 }
 
+/// Loads a device's key from the database into the cache.
+async fn load_device_key(
+    assent: &Assent,
+    device_id: &str,
+) -> Result<Arc<DeviceKeyInfo>, DeviceError> {
+    let device = assent
+        .store
+        .device(device_id)
+        .await?
+        .ok_or_else(unknown_device)?;
+    if device.revoked_at.is_some() {
+        return Err(revoked());
+    }
+    let jwk: EcPublicJwk = serde_json::from_str(&device.public_jwk)
+        .map_err(|_| DeviceError::invalid_proof("the device key is unusable"))?;
+    let info = Arc::new(DeviceKeyInfo {
+        id: device.id,
+        user_sub: device.user_sub,
+        point: jwk
+            .to_sec1()
+            .map_err(|_| DeviceError::invalid_proof("the device key is unusable"))?,
+        thumbprint: device.key_thumbprint,
+    });
+    assent.device_keys.put(info.clone());
+    Ok(info)
+}
+
+fn unknown_device() -> DeviceError {
+    DeviceError::new(StatusCode::UNAUTHORIZED, "unknown_device", "no such device")
+}
+
+fn revoked() -> DeviceError {
+    DeviceError::new(
+        StatusCode::UNAUTHORIZED,
+        "device_revoked",
+        "this device has been revoked or unenrolled",
+    )
+}
+
+/// Whether a device message's `jti` was new.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JtiUse {
+    Fresh,
+    Replayed,
+}
+
 /// Verifies a JWS signed by an enrolled device: its type, the device (by
-/// `kid`), that it is not revoked, the signature and the request binding.
-async fn verify_device_jws<T: DeserializeOwned + Bound>(
+/// `kid`), the signature and the request binding; then spends its `jti` in
+/// the statement that confirms the device is still active with that key.
+/// A replayed `jti` is returned, not raised, so that the decision endpoint
+/// can report it in its documented place.
+async fn verify_device_message<T: DeserializeOwned + Bound>(
     assent: &Assent,
     jws: &str,
     expected_typ: &str,
     method: &str,
     url: &str,
-) -> Result<(DeviceRow, T), DeviceError> {
+) -> Result<(Arc<DeviceKeyInfo>, T, JtiUse), DeviceError> {
     let parsed = UnverifiedJws::parse(jws).map_err(jose_error)?;
     if parsed.header.typ != expected_typ {
         return Err(DeviceError::invalid_proof(format!(
@@ -158,24 +245,78 @@ async fn verify_device_jws<T: DeserializeOwned + Bound>(
         .as_deref()
         .filter(|k| !k.is_empty() && k.len() <= 64)
         .ok_or_else(|| DeviceError::invalid_proof("the JWS header must name the device (kid)"))?;
-    let device = assent.store.device(device_id).await?.ok_or_else(|| {
-        DeviceError::new(StatusCode::UNAUTHORIZED, "unknown_device", "no such device")
-    })?;
-    if device.revoked_at.is_some() {
-        return Err(DeviceError::new(
-            StatusCode::UNAUTHORIZED,
-            "device_revoked",
-            "this device has been revoked or unenrolled",
-        ));
+    let (device, claims) = match assent.device_keys.get(device_id) {
+        Some(cached) => match parsed.verify_sec1::<T>(&cached.point) {
+            Ok(claims) => (cached, claims),
+            // The key may have been rotated through another process.
+            Err(JoseError::BadSignature) => {
+                let fresh = load_device_key(assent, device_id).await?;
+                let claims: T = parsed.verify_sec1(&fresh.point).map_err(jose_error)?;
+                (fresh, claims)
+            }
+            Err(other) => return Err(jose_error(other)),
+        },
+        None => {
+            let fresh = load_device_key(assent, device_id).await?;
+            let claims: T = parsed.verify_sec1(&fresh.point).map_err(jose_error)?;
+            (fresh, claims)
+        }
+    };
+    let binding: &RequestBinding = Bound::binding(&claims);
+    check_binding(binding, method, url)?;
+    let keep_until = (binding.iat + MAX_CLOCK_SKEW_SECS + 60) * 1000;
+    if assent
+        .store
+        .use_device_jti(&device.id, &device.thumbprint, &binding.jti, keep_until)
+        .await?
+    {
+        return Ok((device, claims, JtiUse::Fresh));
     }
-    let jwk: EcPublicJwk = serde_json::from_str(&device.public_jwk)
-        .map_err(|_| DeviceError::invalid_proof("the device key is unusable"))?;
-    let claims: T = parsed.verify(&jwk).map_err(jose_error)?;
-    check_binding(claims.binding(), method, url)?;
+    // Nothing stored: the device changed, or the jti was used before.
+    match assent.store.device(&device.id).await? {
+        None => {
+            assent.device_keys.evict(&device.id);
+            Err(unknown_device())
+        }
+        Some(row) if row.revoked_at.is_some() => {
+            assent.device_keys.evict(&device.id);
+            Err(revoked())
+        }
+        Some(row) if row.key_thumbprint != device.thumbprint => {
+            assent.device_keys.evict(&device.id);
+            Err(DeviceError::invalid_proof(
+                "the device key has been replaced",
+            ))
+        }
+        Some(_) => Ok((device, claims, JtiUse::Replayed)),
+    }
+}
+
+/// As [`verify_device_message`], refusing a replayed `jti` at once.
+async fn verify_fresh_device_message<T: DeserializeOwned + Bound>(
+    assent: &Assent,
+    jws: &str,
+    expected_typ: &str,
+    method: &str,
+    url: &str,
+) -> Result<(Arc<DeviceKeyInfo>, T), DeviceError> {
+    let (device, claims, jti) =
+        verify_device_message(assent, jws, expected_typ, method, url).await?;
+    if jti == JtiUse::Replayed {
+        return Err(replayed());
+    }
     Ok((device, claims))
 }
 
-/// Marks a message's `jti` used until it can no longer pass the `iat` check.
+fn replayed() -> DeviceError {
+    DeviceError::new(
+        StatusCode::UNAUTHORIZED,
+        "replayed_proof",
+        "this signed message has already been used (jti)",
+    )
+}
+
+/// Marks an enrollment's `jti` used until it can no longer pass the `iat` check.
 async fn consume_jti(
     assent: &Assent,
     scope: &str,
@@ -187,11 +328,7 @@ async fn consume_jti(
         .use_jti(scope, &binding.jti, keep_until)
         .await?
     {
-        return Err(DeviceError::new(
-            StatusCode::UNAUTHORIZED,
-            "replayed_proof",
-            "this signed message has already been used (jti)",
-        ));
+        return Err(replayed());
     }
     Ok(())
 }
@@ -399,7 +536,7 @@ pub fn proof_from_header(value: Option<&str>) -> Result<&str, DeviceError> {
 
 /// `GET /device/v1/requests`: the user's pending challenges, as signed.
 pub async fn pending(assent: &Assent, proof: &str) -> Result<PendingRequests, DeviceError> {
-    let (device, claims): (DeviceRow, ProofClaims) = verify_device_jws(
+    let (device, _): (Arc<DeviceKeyInfo>, ProofClaims) = verify_fresh_device_message(
         assent,
         proof,
         typ::PROOF,
@@ -407,7 +544,6 @@ pub async fn pending(assent: &Assent, proof: &str) -> Result<PendingRequests, De
         &url_for(assent, path::REQUESTS),
     )
     .await?;
-    consume_jti(assent, &format!("device:{}", device.id), &claims.binding).await?;
     let requests = assent
         .store
         .pending_challenges(&device.user_sub, now_ms(), 100)
@@ -416,8 +552,11 @@ pub async fn pending(assent: &Assent, proof: &str) -> Result<PendingRequests, De
 }
 
 /// `GET /device/v1/events`: authenticates the device opening a stream.
-pub async fn open_event_stream(assent: &Assent, proof: &str) -> Result<DeviceRow, DeviceError> {
-    let (device, claims): (DeviceRow, ProofClaims) = verify_device_jws(
+pub async fn open_event_stream(
+    assent: &Assent,
+    proof: &str,
+) -> Result<Arc<DeviceKeyInfo>, DeviceError> {
+    let (device, _): (Arc<DeviceKeyInfo>, ProofClaims) = verify_fresh_device_message(
         assent,
         proof,
         typ::PROOF,
@@ -425,7 +564,6 @@ pub async fn open_event_stream(assent: &Assent, proof: &str) -> Result<DeviceRow
         &url_for(assent, path::EVENTS),
     )
     .await?;
-    consume_jti(assent, &format!("device:{}", device.id), &claims.binding).await?;
     Ok(device)
 }
 
@@ -438,8 +576,8 @@ pub async fn decide(
     body: &str,
 ) -> Result<DecisionResponse, DeviceError> {
     let url = url_for(assent, &path::decision(request_id));
-    let (device, claims): (DeviceRow, DecisionClaims) =
-        verify_device_jws(assent, body, typ::DECISION, "POST", &url).await?;
+    let (device, claims, jti): (Arc<DeviceKeyInfo>, DecisionClaims, JtiUse) =
+        verify_device_message(assent, body, typ::DECISION, "POST", &url).await?;
     let now = now_secs();
     if claims.exp <= now {
         return Err(DeviceError::invalid_proof("the decision has expired (exp)"));
@@ -495,7 +633,10 @@ pub async fn decide(
     {
         return Err(mismatch("challenge_hash"));
     }
-    consume_jti(assent, &format!("device:{}", device.id), &claims.binding).await?;
+
+    if jti == JtiUse::Replayed {
+        return Err(replayed());
+    }
 
     let decision = match (claims.decision, claims.deny_reason) {
         (Verdict::Approve, None) => Decision::Approve,
@@ -564,7 +705,7 @@ pub async fn update_push_channel(
     assent: &Assent,
     body: &str,
 ) -> Result<serde_json::Value, DeviceError> {
-    let (device, claims): (DeviceRow, PushChannelClaims) = verify_device_jws(
+    let (device, claims): (Arc<DeviceKeyInfo>, PushChannelClaims) = verify_fresh_device_message(
         assent,
         body,
         typ::PUSH_CHANNEL,
@@ -573,7 +714,6 @@ pub async fn update_push_channel(
     )
     .await?;
     let channel = validate_push(&claims.push)?;
-    consume_jti(assent, &format!("device:{}", device.id), &claims.binding).await?;
     assent
         .store
         .set_push_channel(&device.id, channel.as_deref())
@@ -584,7 +724,7 @@ pub async fn update_push_channel(
 /// `POST /device/v1/key`: replaces the device key. Signed by the current
 /// key, carrying a proof signed by the new one.
 pub async fn rotate_key(assent: &Assent, body: &str) -> Result<serde_json::Value, DeviceError> {
-    let (device, claims): (DeviceRow, RotateKeyClaims) = verify_device_jws(
+    let (device, claims): (Arc<DeviceKeyInfo>, RotateKeyClaims) = verify_fresh_device_message(
         assent,
         body,
         typ::ROTATE_KEY,
@@ -610,7 +750,7 @@ pub async fn rotate_key(assent: &Assent, body: &str) -> Result<serde_json::Value
         }
         other => jose_error(other),
     })?;
-    if proof.device_id != device.id || proof.replaces != device.key_thumbprint {
+    if proof.device_id != device.id || proof.replaces != device.thumbprint {
         return Err(DeviceError::invalid_proof(
             "new_key_proof was made for another device or key",
         ));
@@ -618,20 +758,15 @@ pub async fn rotate_key(assent: &Assent, body: &str) -> Result<serde_json::Value
     if (proof.iat - now_secs()).abs() > MAX_CLOCK_SKEW_SECS {
         return Err(DeviceError::invalid_proof("new_key_proof is stale (iat)"));
     }
-    consume_jti(assent, &format!("device:{}", device.id), &claims.binding).await?;
     let new_thumbprint = new_jwk.thumbprint();
     let jwk_json = serde_json::to_string(&new_jwk).expect("serialises");
     match assent
         .store
-        .rotate_device_key(
-            &device.id,
-            &device.key_thumbprint,
-            &jwk_json,
-            &new_thumbprint,
-        )
+        .rotate_device_key(&device.id, &device.thumbprint, &jwk_json, &new_thumbprint)
         .await?
     {
         Some(true) => {
+            assent.device_keys.evict(&device.id);
             tracing::info!(device_id = %device.id, "device key rotated");
             Ok(serde_json::json!({ "device_id": device.id, "key_thumbprint": new_thumbprint }))
         }
@@ -650,7 +785,7 @@ pub async fn rotate_key(assent: &Assent, body: &str) -> Result<serde_json::Value
 
 /// `POST /device/v1/unenroll`: the device removes itself.
 pub async fn unenroll(assent: &Assent, body: &str) -> Result<serde_json::Value, DeviceError> {
-    let (device, claims): (DeviceRow, UnenrollClaims) = verify_device_jws(
+    let (device, _): (Arc<DeviceKeyInfo>, UnenrollClaims) = verify_fresh_device_message(
         assent,
         body,
         typ::UNENROLL,
@@ -658,7 +793,6 @@ pub async fn unenroll(assent: &Assent, body: &str) -> Result<serde_json::Value, 
         &url_for(assent, path::UNENROLL),
     )
     .await?;
-    consume_jti(assent, &format!("device:{}", device.id), &claims.binding).await?;
     assent
         .store
         .revoke_device(&device.id, "unenrolled", now_ms())

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use crate::{
-    config::Settings, delivery::Delivery, keys::KeySet, push::PushService, storage::Store,
+    config::Settings, delivery::Delivery, device::DeviceKeyCache, keys::KeySet, push::PushService,
+    storage::Store,
 };
 
 /// The absolute URLs this server answers on, derived from its issuer.
@@ -43,6 +44,8 @@ pub struct Assent {
     pub settings: Arc<Settings>,
     pub endpoints: Arc<Endpoints>,
     pub delivery: Arc<Delivery>,
+    /// Device public keys, re-validated by the database on every use.
+    pub device_keys: Arc<DeviceKeyCache>,
 }
 
 impl Assent {
@@ -57,6 +60,7 @@ impl Assent {
             settings: Arc::new(settings),
             endpoints: Arc::new(Endpoints::new(issuer)),
             delivery: Arc::new(Delivery::new(push)),
+            device_keys: Arc::new(DeviceKeyCache::default()),
         })
     }
 }

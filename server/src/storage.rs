@@ -1064,6 +1064,32 @@ impl Store {
             .map(|r| r.rows_affected() == 1))
     }
 
+    /// Records a device message's `jti`, but only while the device is active
+    /// with the key `thumbprint`: one statement both spends the id and
+    /// re-checks revocation and rotation, so a key cached in a process can
+    /// never outlive a change made by another. Returns whether it was stored.
+    pub async fn use_device_jti(
+        &self,
+        device_id: &str,
+        thumbprint: &str,
+        jti: &str,
+        expires_at: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let sql = "INSERT INTO used_jtis (issuer, jti, expires_at) \
+                   SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM devices \
+                     WHERE id = $4 AND key_thumbprint = $5 AND revoked_at IS NULL) \
+                   ON CONFLICT DO NOTHING";
+        on_pool!(self, pool => sqlx::query(sql)
+            .bind(format!("device:{device_id}"))
+            .bind(jti)
+            .bind(expires_at)
+            .bind(device_id)
+            .bind(thumbprint)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected() == 1))
+    }
+
     // ---- single-use JWT ids ---------------------------------------------
 
     /// Records `jti` from `issuer` until `expires_at`. Returns false when it

@@ -287,3 +287,29 @@ on_both_backends! {
         assert!(verify_challenge(&challenge.jws, &account.server_key, &account.server).is_ok());
     }
 }
+
+on_both_backends! {
+    async fn a_key_replaced_by_another_process_is_refused_at_once(backend: Backend) {
+        let server = TestServer::start(backend).await;
+        create_user(server.store(), "frank", None, None).await;
+        let frank = enroll(&server, "frank").await;
+        frank.pending().await.unwrap(); // the server now holds Frank's key in its cache
+        // Another process rotates the key (straight in the database).
+        let new_key = DeviceKey::generate();
+        let rotated = server
+            .store()
+            .rotate_device_key(
+                &frank.account.device_id,
+                &frank.key().public_jwk().thumbprint(),
+                &serde_json::to_string(&new_key.public_jwk()).unwrap(),
+                &new_key.public_jwk().thumbprint(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(rotated, Some(true));
+        // The old key still verifies against the cached copy, but the statement
+        // that spends the jti sees the change.
+        let err = frank.pending().await.unwrap_err();
+        assert_eq!(err.code(), Some("invalid_proof"), "{err}");
+    }
+}
