@@ -245,18 +245,15 @@ async fn verify_device_message<T: DeserializeOwned + Bound>(
         .as_deref()
         .filter(|k| !k.is_empty() && k.len() <= 64)
         .ok_or_else(|| DeviceError::invalid_proof("the JWS header must name the device (kid)"))?;
-    let (device, claims) = match assent.device_keys.get(device_id) {
-        Some(cached) => match parsed.verify_sec1::<T>(&cached.point) {
-            Ok(claims) => (cached, claims),
-            // The key may have been rotated through another process.
-            Err(JoseError::BadSignature) => {
-                let fresh = load_device_key(assent, device_id).await?;
-                let claims: T = parsed.verify_sec1(&fresh.point).map_err(jose_error)?;
-                (fresh, claims)
-            }
-            Err(other) => return Err(jose_error(other)),
-        },
-        None => {
+    let cached = assent
+        .device_keys
+        .get(device_id)
+        .map(|key| (parsed.verify_sec1::<T>(&key.point), key));
+    let (device, claims) = match cached {
+        Some((Ok(claims), key)) => (key, claims),
+        Some((Err(e), _)) if e != JoseError::BadSignature => return Err(jose_error(e)),
+        // Not cached yet, or the key was rotated through another process.
+        _ => {
             let fresh = load_device_key(assent, device_id).await?;
             let claims: T = parsed.verify_sec1(&fresh.point).map_err(jose_error)?;
             (fresh, claims)

@@ -104,3 +104,11 @@ pub async fn decide(
 pub async fn get_json(http: &reqwest::Client, url: &str) -> serde_json::Value {
     http.get(url).send().await.unwrap().json().await.unwrap()
 }
+
+/// Runs a `SELECT COUNT(*) ...` on whichever database `store` holds.
+pub async fn count(store: &Store, sql: &str) -> i64 {
+    match store {
+        Store::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+        Store::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+    }
+}

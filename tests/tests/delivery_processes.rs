@@ -87,15 +87,11 @@ async fn bc_authorize(
 
 async fn pending_jobs(db: &str) -> i64 {
     let store = assent_server::storage::Store::connect(db, 1).await.unwrap();
-    let sql = "SELECT COUNT(*) FROM push_jobs WHERE state = 'pending'";
-    let n = match &store {
-        assent_server::storage::Store::Sqlite(p) => {
-            sqlx::query_scalar(sql).fetch_one(p).await.unwrap()
-        }
-        assent_server::storage::Store::Postgres(p) => {
-            sqlx::query_scalar(sql).fetch_one(p).await.unwrap()
-        }
-    };
+    let n = assent_tests::count(
+        &store,
+        "SELECT COUNT(*) FROM push_jobs WHERE state = 'pending'",
+    )
+    .await;
     store.close().await;
     n
 }

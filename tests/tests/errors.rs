@@ -33,20 +33,7 @@ fn with(name: &'static str, value: Option<&'static str>) -> Vec<(&'static str, &
 }
 
 async fn count_requests(server: &TestServer) -> i64 {
-    match server.store() {
-        assent_server::storage::Store::Sqlite(pool) => {
-            sqlx::query_scalar("SELECT COUNT(*) FROM auth_requests")
-                .fetch_one(pool)
-                .await
-                .unwrap()
-        }
-        assent_server::storage::Store::Postgres(pool) => {
-            sqlx::query_scalar("SELECT COUNT(*) FROM auth_requests")
-                .fetch_one(pool)
-                .await
-                .unwrap()
-        }
-    }
+    assent_tests::count(server.store(), "SELECT COUNT(*) FROM auth_requests").await
 }
 
 on_both_backends! {
