@@ -112,3 +112,52 @@ pub async fn count(store: &Store, sql: &str) -> i64 {
         Store::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
     }
 }
+
+/// Runs one statement without parameters on whichever database `store` holds.
+pub async fn execute(store: &Store, sql: &str) -> u64 {
+    match store {
+        Store::Sqlite(pool) => sqlx::query(sql)
+            .execute(pool)
+            .await
+            .unwrap()
+            .rows_affected(),
+        Store::Postgres(pool) => sqlx::query(sql)
+            .execute(pool)
+            .await
+            .unwrap()
+            .rows_affected(),
+    }
+}
+
+/// Runs a query returning one text value on whichever database `store` holds.
+pub async fn fetch_text(store: &Store, sql: &str) -> String {
+    match store {
+        Store::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+        Store::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+    }
+}
+
+/// Rewrites the stored challenge of request `request_id` so that its payload
+/// says `binding_message` while the server's signature stays the old one: a
+/// challenge tampered with between the server and the device.
+pub async fn tamper_challenge(store: &Store, request_id: &str, binding_message: &str) {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let jws = fetch_text(
+        store,
+        &format!("SELECT challenge_jws FROM auth_requests WHERE id = '{request_id}'"),
+    )
+    .await;
+    let mut parts: Vec<String> = jws.split('.').map(str::to_string).collect();
+    let mut payload: serde_json::Value =
+        serde_json::from_slice(&b64.decode(&parts[1]).unwrap()).unwrap();
+    payload["binding_message"] = binding_message.into();
+    parts[1] = b64.encode(serde_json::to_vec(&payload).unwrap());
+    let forged = parts.join(".");
+    let changed = execute(
+        store,
+        &format!("UPDATE auth_requests SET challenge_jws = '{forged}' WHERE id = '{request_id}'"),
+    )
+    .await;
+    assert_eq!(changed, 1, "request {request_id} is stored");
+}

@@ -152,3 +152,18 @@ pub async fn run_device(
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
+
+/// The desktop app's binary (`assent-authenticator`) next to this test executable.
+pub fn authenticator_binary() -> PathBuf {
+    let server = server_binary();
+    let bin = server.with_file_name(format!(
+        "assent-authenticator{}",
+        std::env::consts::EXE_SUFFIX
+    ));
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first with `cargo build -p assent-authenticator`",
+        bin.display()
+    );
+    bin
+}

@@ -104,7 +104,7 @@ impl StateDir {
 
 /// Writes `data` to `path` through a temporary file created with mode 0600,
 /// so the key is never readable by others, not even for a moment.
-fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+pub fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     {
         let mut options = fs::OpenOptions::new();

@@ -1,0 +1,115 @@
+//! The commands the window calls. Each one forwards to [`Authenticator`];
+//! all are async, so network calls, signing and key-store access never run
+//! on the UI thread.
+
+use tauri::{Manager, Runtime, State};
+
+use crate::{
+    core::{AccountView, Authenticator, DecisionView, EnrollPreview, InboxView, Status},
+    error::AppError,
+    history::{Choice, HistoryEntry},
+    qr,
+    view::RequestView,
+};
+
+#[tauri::command]
+pub async fn status(app: State<'_, Authenticator>) -> Result<Status, AppError> {
+    Ok(app.status().await)
+}
+
+/// The device name suggested in the enrollment form.
+#[tauri::command]
+pub fn suggested_device_name(app: State<'_, Authenticator>) -> String {
+    app.settings().device_name.clone()
+}
+
+#[tauri::command]
+pub fn preview_link(
+    app: State<'_, Authenticator>,
+    link: String,
+) -> Result<EnrollPreview, AppError> {
+    app.preview_link(&link)
+}
+
+/// Reads an enrollment QR code out of an image file's bytes.
+#[tauri::command]
+pub async fn read_qr_image(
+    app: State<'_, Authenticator>,
+    image: Vec<u8>,
+) -> Result<EnrollPreview, AppError> {
+    let link = tokio::task::spawn_blocking(move || qr::enrollment_link_from_image(&image))
+        .await
+        .map_err(AppError::internal)?
+        .map_err(|e| AppError::new("no_qr", e.to_string()))?;
+    app.preview_link(&link)
+}
+
+#[tauri::command]
+pub async fn enroll(
+    app: State<'_, Authenticator>,
+    link: String,
+    device_name: String,
+) -> Result<AccountView, AppError> {
+    app.enroll(&link, &device_name).await
+}
+
+#[tauri::command]
+pub async fn unenroll(
+    app: State<'_, Authenticator>,
+    account_id: String,
+    even_if_unreachable: bool,
+) -> Result<(), AppError> {
+    app.unenroll(&account_id, even_if_unreachable).await
+}
+
+#[tauri::command]
+pub async fn inbox(app: State<'_, Authenticator>) -> Result<InboxView, AppError> {
+    Ok(app.inbox().await)
+}
+
+#[tauri::command]
+pub async fn refresh(app: State<'_, Authenticator>) -> Result<InboxView, AppError> {
+    Ok(app.refresh_all().await)
+}
+
+#[tauri::command]
+pub async fn request(
+    app: State<'_, Authenticator>,
+    account_id: String,
+    request_id: String,
+) -> Result<RequestView, AppError> {
+    app.request(&account_id, &request_id).await
+}
+
+#[tauri::command]
+pub async fn decide(
+    app: State<'_, Authenticator>,
+    account_id: String,
+    request_id: String,
+    choice: Choice,
+) -> Result<DecisionView, AppError> {
+    app.decide(&account_id, &request_id, choice).await
+}
+
+#[tauri::command]
+pub async fn history(
+    app: State<'_, Authenticator>,
+    account_id: Option<String>,
+) -> Result<Vec<HistoryEntry>, AppError> {
+    app.history(account_id.as_deref()).await
+}
+
+/// An `assent://` link the app was opened with, if the window has not taken it yet.
+#[tauri::command]
+pub fn take_offered_link(app: State<'_, Authenticator>) -> Option<String> {
+    app.take_offered_link()
+}
+
+/// Quits the app (closing the window only hides it).
+#[tauri::command]
+pub fn quit<R: Runtime>(app: tauri::AppHandle<R>) {
+    if let Some(authenticator) = app.try_state::<Authenticator>() {
+        authenticator.stop();
+    }
+    app.exit(0);
+}
