@@ -4,6 +4,8 @@
 
 pub mod client;
 pub mod db;
+#[cfg(target_os = "linux")]
+pub mod desktop;
 pub mod process;
 pub mod push_service;
 

@@ -2,200 +2,56 @@
 //! Xvfb, driven through WebDriver (`tauri-driver` + WebKitWebDriver), against
 //! a real Assent server, with a real OAuth client polling for tokens.
 //!
-//! Needs `xvfb-run`, `tauri-driver` and `WebKitWebDriver`; `./scripts/test`
+//! Needs Xvfb, `tauri-driver`, `WebKitWebDriver`, dbus and gnome-keyring; `./scripts/test`
 //! installs them. Screenshots go to `target/screenshots/`; with
 //! `ASSENT_UPDATE_SCREENSHOTS=1` they also replace those in `docs/screenshots/`.
 
-use std::{
-    path::{Path, PathBuf},
-    process::Stdio,
-    time::Duration,
-};
-
 use assent_server::{client_auth::AuthMethod, keys::TokenAlg};
-use assent_tests::db::Backend;
 use assent_tests::{
     client::{create_user, expect_error},
     count,
-    process::authenticator_binary,
+    db::Backend,
+    desktop::{click, find, screenshot, visible, wait_text, Desktop, SecretService},
     request_id, tamper_challenge, TestClient, TestServer,
 };
-use fantoccini::{elements::Element, Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tokio::process::{Child, Command};
 
 const ALICE: &str = "auth0|alice";
-const WAIT: Duration = Duration::from_secs(20);
 
-/// `tauri-driver` on a private X display (Xvfb), with a private HOME and no
-/// session bus, so the app touches nothing of the person running the tests.
-struct Desktop {
-    driver: Child,
-    port: u16,
-    _home: tempfile::TempDir,
-}
-
-fn need(tool: &str) {
-    let found = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
-        .unwrap_or(false);
-    assert!(
-        found,
-        "`{tool}` is not installed: ./scripts/test installs what the desktop tests need \
-         (xvfb, webkit2gtk-driver, tauri-driver)"
-    );
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Desktop {
-    async fn start() -> Self {
-        for tool in ["xvfb-run", "tauri-driver", "WebKitWebDriver"] {
-            need(tool);
-        }
-        let home = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let native_port = free_port();
-        let mut command = Command::new("xvfb-run");
-        command
-            .args(["-a", "-s", "-screen 0 1280x900x24", "tauri-driver"])
-            .args([
-                "--port",
-                &port.to_string(),
-                "--native-port",
-                &native_port.to_string(),
-            ])
-            .env("HOME", home.path())
-            .env("XDG_DATA_HOME", home.path().join("data"))
-            .env("XDG_CONFIG_HOME", home.path().join("config"))
-            .env("ASSENT_AUTHENTICATOR_EXIT_ON_CLOSE", "1")
-            .env_remove("DBUS_SESSION_BUS_ADDRESS")
-            .env_remove("ASSENT_AUTHENTICATOR_DATA_DIR")
-            .env_remove("ASSENT_AUTHENTICATOR_KEY_STORE")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            // Its own process group: Drop ends xvfb-run, Xvfb, the driver and the app together.
-            .process_group(0);
-        let driver = command.spawn().expect("start xvfb-run tauri-driver");
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "tauri-driver did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Self {
-            driver,
-            port,
-            _home: home,
-        }
-    }
-
-    async fn launch_app(&self) -> Client {
-        let mut caps = serde_json::Map::new();
-        caps.insert("browserName".into(), json!("wry"));
-        caps.insert(
-            "tauri:options".into(),
-            json!({ "application": authenticator_binary() }),
-        );
-        // WebDriver talks plain HTTP on loopback; rustls needs a provider chosen all the same.
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-        ClientBuilder::rustls()
-            .expect("TLS roots")
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{}", self.port))
-            .await
-            .expect("a WebDriver session with the app")
-    }
-}
-
-impl Drop for Desktop {
-    fn drop(&mut self) {
-        if let Some(pid) = self.driver.id() {
-            let _ = std::process::Command::new("kill")
-                .args(["-s", "TERM", "--", &format!("-{pid}")])
-                .status();
-        }
-    }
-}
-
-async fn css(c: &Client, selector: &str) -> Element {
-    c.wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css(selector))
+async fn server_with_alice() -> (TestServer, TestClient, String) {
+    let server = TestServer::start_with(Backend::Sqlite, |s| s.poll_interval = 1).await;
+    create_user(
+        server.store(),
+        ALICE,
+        Some("alice@example.com"),
+        Some("Alice"),
+    )
+    .await;
+    let client = TestClient::register(
+        server.store(),
+        AuthMethod::ClientSecretBasic,
+        TokenAlg::ES256,
+    )
+    .await;
+    let link = assent_server::device::create_enrollment_ticket(server.assent(), ALICE, 600)
         .await
-        .unwrap_or_else(|e| panic!("no {selector}: {e}"))
-}
-
-/// Waits until `selector` is present and displayed.
-async fn visible(c: &Client, selector: &str) -> Element {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Ok(element) = c.find(Locator::Css(selector)).await {
-            if element.is_displayed().await.unwrap_or(false) {
-                return element;
-            }
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{selector} never became visible"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn wait_text(c: &Client, selector: &str, contains: &str) -> String {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let mut last = String::new();
-    loop {
-        if let Ok(element) = c.find(Locator::Css(selector)).await {
-            last = element.text().await.unwrap_or_default();
-            if last.contains(contains) && element.is_displayed().await.unwrap_or(false) {
-                return last;
-            }
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{selector} never said {contains:?} (last: {last:?})"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn click(c: &Client, selector: &str) {
-    visible(c, selector)
-        .await
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("click {selector}: {e}"));
-}
-
-async fn screenshot(c: &Client, name: &str) {
-    let png = c.screenshot().await.expect("screenshot");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
         .unwrap()
-        .to_path_buf();
-    let out = root.join("target/screenshots");
-    std::fs::create_dir_all(&out).unwrap();
-    std::fs::write(out.join(name), &png).unwrap();
-    if std::env::var_os("ASSENT_UPDATE_SCREENSHOTS").is_some() {
-        let docs: PathBuf = root.join("docs/screenshots");
-        std::fs::create_dir_all(&docs).unwrap();
-        std::fs::write(docs.join(name), &png).unwrap();
-    }
+        .enrollment_uri;
+    (server, client, link)
+}
+
+/// Pastes the link on the Accounts screen and confirms.
+async fn enroll_by_pasting(c: &Client, link: &str) {
+    visible(c, "#inbox-no-accounts").await;
+    click(c, "#nav-accounts").await;
+    find(c, "#link-input").await.send_keys(link).await.unwrap();
+    click(c, "#link-continue").await;
+    wait_text(c, "#confirm-text", "alice@example.com").await;
+    click(c, "#enroll-confirm").await;
+    wait_text(c, "#notice", "Added alice@example.com").await;
+    visible(c, "#view-inbox").await;
 }
 
 async fn start_request(
@@ -232,37 +88,12 @@ async fn open(c: &Client, request_id: &str, binding: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enroll_approve_deny_and_not_me_in_the_desktop_app() {
-    let server = TestServer::start_with(Backend::Sqlite, |s| s.poll_interval = 1).await;
-    create_user(
-        server.store(),
-        ALICE,
-        Some("alice@example.com"),
-        Some("Alice"),
-    )
-    .await;
-    let client = TestClient::register(
-        server.store(),
-        AuthMethod::ClientSecretBasic,
-        TokenAlg::ES256,
-    )
-    .await;
-    let link = assent_server::device::create_enrollment_ticket(server.assent(), ALICE, 600)
-        .await
-        .unwrap()
-        .enrollment_uri;
-
-    let desktop = Desktop::start().await;
+    let (server, client, link) = server_with_alice().await;
+    // No session bus, so no credential store.
+    let desktop = Desktop::start(None, &[]);
     let c = desktop.launch_app().await;
 
-    // Enroll by pasting the link.
-    visible(&c, "#inbox-no-accounts").await;
-    click(&c, "#nav-accounts").await;
-    css(&c, "#link-input").await.send_keys(&link).await.unwrap();
-    click(&c, "#link-continue").await;
-    wait_text(&c, "#confirm-text", "alice@example.com").await;
-    click(&c, "#enroll-confirm").await;
-    wait_text(&c, "#notice", "Added alice@example.com").await;
-    visible(&c, "#view-inbox").await;
+    enroll_by_pasting(&c, &link).await;
     // No credential store in this session: the key is in a file, and the app says so.
     wait_text(&c, "#key-warning", "kept in a file").await;
 
@@ -288,6 +119,7 @@ async fn enroll_approve_deny_and_not_me_in_the_desktop_app() {
 
     // Approve.
     open(&c, &approve_id, transfer).await;
+    wait_text(&c, "#request-countdown", "Expires in").await;
     wait_text(&c, "#request-details", "DE02100100109307118603").await;
     wait_text(&c, "#request-ip", "127.0.0.1").await;
     screenshot(&c, "request.png").await;
@@ -353,5 +185,89 @@ async fn enroll_approve_deny_and_not_me_in_the_desktop_app() {
     screenshot(&c, "history.png").await;
 
     c.close().await.unwrap();
-    drop(desktop);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_window_follows_a_dark_system_theme() {
+    let (server, client, link) = server_with_alice().await;
+    // GTK's dark variant is what a dark desktop sets; WebKitGTK reports it
+    // to the page as prefers-color-scheme: dark.
+    let desktop = Desktop::start(None, &[("GTK_THEME", "Adwaita:dark")]);
+    let c = desktop.launch_app().await;
+    visible(&c, "#inbox-no-accounts").await;
+    let background = c
+        .execute(
+            "return getComputedStyle(document.body).backgroundColor",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        background,
+        json!("rgb(15, 17, 21)"),
+        "the dark palette applies"
+    );
+
+    enroll_by_pasting(&c, &link).await;
+    let (auth_req_id, id) =
+        start_request(&server, &client, "Sign in to Payroll on a new laptop", &[]).await;
+    open(&c, &id, "Sign in to Payroll on a new laptop").await;
+    screenshot(&c, "request-dark.png").await;
+    click(&c, "#approve").await;
+    wait_text(&c, "#notice", "Approved").await;
+    assert_eq!(
+        client.poll(&server, &auth_req_id).await.status(),
+        StatusCode::OK
+    );
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_opened_assent_link_enrolls_with_the_key_in_the_credential_store() {
+    let (server, client, link) = server_with_alice().await;
+    let session = SecretService::start();
+    let desktop = Desktop::start(Some(&session), &[]);
+    let c = desktop.launch_app().await;
+    visible(&c, "#inbox-no-accounts").await;
+
+    // The desktop opens the link with the app: the second instance hands it
+    // to the running one (single-instance over D-Bus) and exits.
+    let status = desktop.open_with_app(&link).await;
+    assert!(status.success(), "{status}");
+    wait_text(&c, "#confirm-text", "Add alice@example.com on").await;
+    click(&c, "#enroll-confirm").await;
+    wait_text(&c, "#notice", "Added alice@example.com").await;
+
+    click(&c, "#nav-accounts").await;
+    wait_text(
+        &c,
+        ".account-item",
+        "Key kept in the system credential store",
+    )
+    .await;
+    assert!(
+        c.find(Locator::Css("#key-warning")).await.is_err(),
+        "no file warning"
+    );
+    let accounts = desktop.app_data().join("accounts");
+    let account_dirs: Vec<_> = std::fs::read_dir(&accounts).unwrap().flatten().collect();
+    assert_eq!(account_dirs.len(), 1);
+    assert!(account_dirs[0].path().join("account.json").exists());
+    assert!(
+        !account_dirs[0].path().join("device-key.json").exists(),
+        "no key on disk"
+    );
+
+    // The key from the store signs: an approval goes through.
+    let (auth_req_id, id) =
+        start_request(&server, &client, "Approve with the stored key", &[]).await;
+    click(&c, "#nav-inbox").await;
+    open(&c, &id, "Approve with the stored key").await;
+    click(&c, "#approve").await;
+    wait_text(&c, "#notice", "Approved").await;
+    assert_eq!(
+        client.poll(&server, &auth_req_id).await.status(),
+        StatusCode::OK
+    );
+    c.close().await.unwrap();
 }
