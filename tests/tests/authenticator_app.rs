@@ -188,7 +188,7 @@ async fn enroll_approve_deny_and_not_me_in_the_desktop_app() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_window_follows_a_dark_system_theme() {
+async fn a_qr_image_enrolls_and_the_window_follows_a_dark_system_theme() {
     let (server, client, link) = server_with_alice().await;
     // GTK's dark variant is what a dark desktop sets; WebKitGTK reports it
     // to the page as prefers-color-scheme: dark.
@@ -208,7 +208,18 @@ async fn the_window_follows_a_dark_system_theme() {
         "the dark palette applies"
     );
 
-    enroll_by_pasting(&c, &link).await;
+    // Enroll from an image of the QR code, chosen with the file picker.
+    let qr = tempfile::Builder::new().suffix(".png").tempfile().unwrap();
+    std::fs::write(qr.path(), assent_server::qr::png(&link).unwrap()).unwrap();
+    click(&c, "#nav-accounts").await;
+    find(&c, "#qr-file")
+        .await
+        .send_keys(&qr.path().display().to_string())
+        .await
+        .unwrap();
+    wait_text(&c, "#confirm-text", "alice@example.com").await;
+    click(&c, "#enroll-confirm").await;
+    wait_text(&c, "#notice", "Added alice@example.com").await;
     let (auth_req_id, id) =
         start_request(&server, &client, "Sign in to Payroll on a new laptop", &[]).await;
     open(&c, &id, "Sign in to Payroll on a new laptop").await;
