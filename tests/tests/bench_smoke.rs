@@ -61,3 +61,15 @@ async fn the_load_generator_completes_cycles_without_errors() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_scale_options_fill_a_backlog_and_hold_idle_streams() {
+    let report = bench(&["--backlog", "1500", "--idle-streams", "6"]).await;
+    assert_eq!(report["errors"], 0, "{report}");
+    assert!(report["cycles"].as_u64().unwrap() > 0, "{report}");
+    // The backlog's users have no device: every one of those requests is
+    // still pending at the end (the cycles' own requests are all answered).
+    assert_eq!(report["pending_requests_at_end"], 1500, "{report}");
+    assert_eq!(report["idle_streams_open_at_end"], 6, "{report}");
+    assert!(report["server_rss_mib"]["max"].as_f64().unwrap() > 1.0);
+}

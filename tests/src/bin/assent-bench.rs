@@ -13,6 +13,12 @@
 //!
 //!   cargo build --release --workspace --bins
 //!   target/release/assent-bench --concurrency 32 --duration 20
+//!
+//! Scale runs: `--backlog 100000` first fills the server with pending
+//! requests for users without devices (they stay pending), `--idle-streams
+//! 1000` holds that many more event streams open, each by its own enrolled
+//! device, and a long `--duration` is a soak: the server's RSS is sampled
+//! every second of the measured time.
 
 use std::{
     collections::BTreeMap,
@@ -66,6 +72,15 @@ struct Args {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
+    /// Pending requests to create before the run (for users without
+    /// devices, so they stay pending): the backlog the server must not slow
+    /// down with.
+    #[arg(long, default_value_t = 0)]
+    backlog: u64,
+    /// Event streams to hold open during the run besides the cycling
+    /// devices', each by its own enrolled (idle) device.
+    #[arg(long, default_value_t = 0)]
+    idle_streams: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -159,6 +174,18 @@ async fn start_server(database_url: &str, push_allowed: Option<String>) -> anyho
         base_url: format!("http://{address}"),
         child: Some(child),
     })
+}
+
+/// Current RSS of `pid` in KiB.
+fn current_rss(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// utime + stime of `pid` in seconds, and its peak RSS in KiB.
@@ -328,6 +355,133 @@ fn summary(values: &mut [u32]) -> Value {
     })
 }
 
+/// Fills the server with `count` pending requests spread over users who
+/// have no device (1,000 requests each), from 64 concurrent clients.
+/// Returns how long it took.
+async fn create_backlog(
+    base_url: &str,
+    store: &assent_server::storage::Store,
+    client_id: &str,
+    client_secret: &str,
+    count: u64,
+    run_id: &str,
+) -> anyhow::Result<Duration> {
+    let users = count.div_ceil(1000);
+    for u in 0..users {
+        assent_tests::client::create_user(store, &format!("backlog-{run_id}-{u}"), None, None)
+            .await;
+    }
+    let started = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..64 {
+        let (next, http) = (next.clone(), reqwest::Client::new());
+        let (base_url, client_id, client_secret, run_id) = (
+            base_url.to_string(),
+            client_id.to_string(),
+            client_secret.to_string(),
+            run_id.to_string(),
+        );
+        tasks.spawn(async move {
+            loop {
+                let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if n >= count {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                let user = format!("backlog-{run_id}-{}", n / 1000);
+                let response = http
+                    .post(format!("{base_url}/bc-authorize"))
+                    .basic_auth(&client_id, Some(&client_secret))
+                    .form(&[
+                        ("scope", "openid"),
+                        ("login_hint", user.as_str()),
+                        ("binding_message", &format!("Backlog {n}")),
+                        ("requested_expiry", "300"),
+                    ])
+                    .send()
+                    .await?;
+                if !response.status().is_success() {
+                    bail!("backlog bc-authorize: HTTP {}", response.status());
+                }
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    Ok(started.elapsed())
+}
+
+/// Streams held open by idle devices; `open` counts those still open.
+struct IdleStreams {
+    _drains: tokio::task::JoinSet<()>,
+    open: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Enrolls `count` more devices (one user each) and opens an event stream
+/// for each; the streams are drained in the background until the run ends.
+async fn open_idle_streams(
+    base_url: &str,
+    database_url: &str,
+    store: &assent_server::storage::Store,
+    count: usize,
+    run_id: &str,
+) -> anyhow::Result<IdleStreams> {
+    let admin: Value = serde_json::from_str(
+        &cli(
+            database_url,
+            &[
+                "admin",
+                "token",
+                "create",
+                "--name",
+                "assent-bench",
+                "--json",
+            ],
+        )
+        .await?,
+    )?;
+    let admin_token = admin["token"].as_str().context("admin token")?.to_string();
+    let http = reqwest::Client::new();
+    let mut streams = tokio::task::JoinSet::new();
+    let open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for i in 0..count {
+        let user = format!("idle-{run_id}-{i}");
+        assent_tests::client::create_user(store, &user, None, None).await;
+        let ticket: Value = http
+            .post(format!("{base_url}/admin/v1/enrollment-tickets"))
+            .bearer_auth(&admin_token)
+            .json(&json!({ "user": user }))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let link = EnrollmentUri::parse(
+            ticket["enrollment_uri"]
+                .as_str()
+                .context("enrollment_uri")?,
+        )?;
+        let device = DeviceClient::enroll(&link, &format!("idle device {i}"), "bench", None)
+            .await
+            .map_err(|e| anyhow::anyhow!("enrolling an idle device: {e}"))?;
+        let mut stream = device
+            .events(None)
+            .await
+            .map_err(|e| anyhow::anyhow!("opening an idle stream: {e}"))?;
+        open.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let still_open = open.clone();
+        streams.spawn(async move {
+            while let Ok(Some(_)) = stream.next().await {}
+            still_open.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        });
+    }
+    Ok(IdleStreams {
+        _drains: streams,
+        open,
+    })
+}
+
 async fn setup(
     args: &Args,
 ) -> anyhow::Result<(Server, String, Option<TestPushService>, Option<TestDb>)> {
@@ -421,6 +575,36 @@ async fn run(args: Args) -> anyhow::Result<Value> {
         });
     }
 
+    let store = assent_server::storage::Store::connect(&database_url, 2).await?;
+    let backlog_seconds = if args.backlog > 0 {
+        let took = create_backlog(
+            &server.base_url,
+            &store,
+            &client_id,
+            &client_secret,
+            args.backlog,
+            &run_id,
+        )
+        .await?;
+        Some(took.as_secs_f64())
+    } else {
+        None
+    };
+    let idle_streams = if args.idle_streams > 0 {
+        Some(
+            open_idle_streams(
+                &server.base_url,
+                &database_url,
+                &store,
+                args.idle_streams,
+                &run_id,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+
     let stats = Arc::new(Mutex::new(Stats::default()));
     let measuring = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let started = Instant::now();
@@ -466,11 +650,36 @@ async fn run(args: Args) -> anyhow::Result<Value> {
     let usage_before = pid.and_then(process_usage);
     measuring.store(true, std::sync::atomic::Ordering::Relaxed);
     let measured_from = Instant::now();
+    // RSS every second of the measured time (a soak's stability).
+    let rss_samples = Arc::new(std::sync::Mutex::new(Vec::<u64>::new()));
+    let sampler = pid.map(|pid| {
+        let samples = rss_samples.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                if let Some(kib) = current_rss(pid) {
+                    samples.lock().unwrap().push(kib);
+                }
+            }
+        })
+    });
     tokio::time::sleep(end.saturating_sub(started.elapsed())).await;
     measuring.store(false, std::sync::atomic::Ordering::Relaxed);
+    if let Some(sampler) = sampler {
+        sampler.abort();
+    }
+    let idle_streams_open = idle_streams
+        .as_ref()
+        .map(|s| s.open.load(std::sync::atomic::Ordering::Relaxed));
     let measured = measured_from.elapsed().as_secs_f64();
     let usage_after = pid.and_then(process_usage);
     while tasks.join_next().await.is_some() {}
+    // After the last cycle finished: what is left pending is the backlog.
+    let pending_at_end = store
+        .count_pending_requests(assent_server::clock::now_ms())
+        .await
+        .ok();
 
     let mut stats = stats.lock().await;
     let cycles = stats.cycle.len() as u64;
@@ -497,7 +706,14 @@ async fn run(args: Args) -> anyhow::Result<Value> {
         "server_cpu_seconds": cpu,
         "server_peak_rss_mib": usage_after.map(|(_, kib)| kib as f64 / 1024.0),
         "cycles_per_server_cpu_second": cpu.filter(|c| *c > 0.0).map(|c| cycles as f64 / c),
+        "server_rss_mib": rss_summary(&rss_samples.lock().unwrap()),
+        "backlog": args.backlog,
+        "backlog_fill_seconds": backlog_seconds,
+        "pending_requests_at_end": pending_at_end,
+        "idle_streams": args.idle_streams,
+        "idle_streams_open_at_end": idle_streams_open,
     });
+    drop(idle_streams);
     if let Some(mut child) = server.child {
         if let Some(pid) = child.id() {
             let _ = std::process::Command::new("kill")
@@ -507,6 +723,22 @@ async fn run(args: Args) -> anyhow::Result<Value> {
         let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
     }
     Ok(report)
+}
+
+/// First, last, lowest and highest of the per-second RSS samples, in MiB,
+/// and the samples themselves at 10-second steps.
+fn rss_summary(samples: &[u64]) -> Value {
+    if samples.is_empty() {
+        return Value::Null;
+    }
+    let mib = |kib: u64| (kib as f64 / 1024.0 * 10.0).round() / 10.0;
+    json!({
+        "first": mib(samples[0]),
+        "last": mib(*samples.last().unwrap()),
+        "min": mib(*samples.iter().min().unwrap()),
+        "max": mib(*samples.iter().max().unwrap()),
+        "every_10s": samples.iter().step_by(10).map(|k| mib(*k)).collect::<Vec<_>>(),
+    })
 }
 
 fn print_table(r: &Value) {
@@ -530,6 +762,27 @@ fn print_table(r: &Value) {
         println!(
             "  server peak RSS   {:.1} MiB",
             r["server_peak_rss_mib"].as_f64().unwrap_or(0.0)
+        );
+        let rss = &r["server_rss_mib"];
+        if rss.is_object() {
+            println!(
+                "  server RSS        {} MiB at start of measuring, {} at end (min {}, max {})",
+                rss["first"], rss["last"], rss["min"], rss["max"]
+            );
+        }
+    }
+    if r["backlog"].as_u64().unwrap_or(0) > 0 {
+        println!(
+            "  backlog           {} pending requests created in {:.1} s; {} pending at end",
+            r["backlog"],
+            r["backlog_fill_seconds"].as_f64().unwrap_or(0.0),
+            r["pending_requests_at_end"]
+        );
+    }
+    if r["idle_streams"].as_u64().unwrap_or(0) > 0 {
+        println!(
+            "  idle streams      {} opened, {} still open at end",
+            r["idle_streams"], r["idle_streams_open_at_end"]
         );
     }
     println!(
