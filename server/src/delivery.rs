@@ -10,6 +10,7 @@
 //! list stays the guaranteed path behind both.
 
 use std::{
+    collections::HashMap,
     sync::{
         atomic::{AtomicI64, Ordering},
         Arc,
@@ -36,6 +37,10 @@ const MAX_IN_FLIGHT: usize = 64;
 /// How long a claimed job is reserved beyond the send timeout: enough to
 /// record the outcome; after a crash the job is sent again once it runs out.
 const LEASE_MARGIN_MS: i64 = 5_000;
+/// Events buffered per user before a slow stream is told to resync (a
+/// device fetches its pending list then). Each channel allocates all of its
+/// slots up front: small keeps an idle stream cheap.
+const USER_CHANNEL_CAPACITY: usize = 16;
 /// Longest wait between retries of one job.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
@@ -44,7 +49,9 @@ pub struct Delivery {
     pub push: PushService,
     dispatcher_wake: Notify,
     hub_wake: Notify,
-    events: broadcast::Sender<Arc<DeviceEventRow>>,
+    /// Live device events, one channel per user with open streams: an event
+    /// wakes only its user's streams, so idle streams cost nothing per event.
+    channels: std::sync::Mutex<HashMap<String, broadcast::Sender<Arc<DeviceEventRow>>>>,
     /// Highest event sequence number broadcast (SQLite tailing).
     last_seq: AtomicI64,
     pub open_streams: AtomicI64,
@@ -65,7 +72,7 @@ impl Delivery {
             push,
             dispatcher_wake: Notify::new(),
             hub_wake: Notify::new(),
-            events: broadcast::channel(4096).0,
+            channels: std::sync::Mutex::new(HashMap::new()),
             last_seq: AtomicI64::new(0),
             open_streams: AtomicI64::new(0),
             stopping: watch::channel(false).0,
@@ -92,9 +99,44 @@ impl Delivery {
         self.hub_wake.notify_one();
     }
 
-    /// Live device events; receivers filter by user.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<DeviceEventRow>> {
-        self.events.subscribe()
+    fn channels(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, broadcast::Sender<Arc<DeviceEventRow>>>> {
+        self.channels.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Live device events of `user`.
+    pub fn subscribe(&self, user: &str) -> broadcast::Receiver<Arc<DeviceEventRow>> {
+        self.channels()
+            .entry(user.to_string())
+            .or_insert_with(|| broadcast::channel(USER_CHANNEL_CAPACITY).0)
+            .subscribe()
+    }
+
+    /// Forgets `user`'s channel once its last stream is gone.
+    pub fn release(&self, user: &str) {
+        let mut channels = self.channels();
+        if channels
+            .get(user)
+            .is_some_and(|tx| tx.receiver_count() == 0)
+        {
+            channels.remove(user);
+        }
+    }
+
+    /// Hands an event to its user's open streams, if any.
+    fn publish(&self, event: DeviceEventRow) {
+        let mut channels = self.channels();
+        let user = event.user_sub.clone();
+        let delivered = match channels.get(&user) {
+            Some(tx) => tx.send(Arc::new(event)).is_ok(),
+            None => return,
+        };
+        if !delivered {
+            // Every stream of this user is gone (a release that ran while the
+            // last receiver was still alive left the channel behind).
+            channels.remove(&user);
+        }
     }
 }
 
@@ -268,12 +310,12 @@ async fn event_hub(assent: Assent, mut stop: watch::Receiver<bool>) {
                     Ok(n) if n.channel() == "assent_push_jobs" => delivery.dispatcher_wake.notify_one(),
                     Ok(n) => {
                         if let Ok(e) = serde_json::from_str::<NotifiedEvent>(n.payload()) {
-                            let _ = delivery.events.send(Arc::new(DeviceEventRow {
+                            delivery.publish(DeviceEventRow {
                                 seq: e.seq,
                                 user_sub: e.user,
                                 kind: e.kind,
                                 request_id: e.request_id,
-                            }));
+                            });
                         }
                     }
                     Err(err) => {
@@ -295,7 +337,7 @@ async fn event_hub(assent: Assent, mut stop: watch::Receiver<bool>) {
             Ok(events) => {
                 for event in events {
                     delivery.last_seq.store(event.seq, Ordering::SeqCst);
-                    let _ = delivery.events.send(Arc::new(event));
+                    delivery.publish(event);
                 }
             }
             Err(err) => tracing::warn!(error = %err, "reading device events failed"),

@@ -43,7 +43,7 @@ pub async fn events(
         .and_then(|v| v.trim().parse::<i64>().ok());
 
     // Subscribe before replaying, so nothing falls between the two.
-    let live = assent.delivery.subscribe();
+    let live = assent.delivery.subscribe(&device.user_sub);
     let mut replay = Vec::new();
     let mut resync = false;
     if let Some(last) = last_event_id {
@@ -54,7 +54,7 @@ pub async fn events(
         resync = replay.len() as i64 == MAX_REPLAY;
     }
     let after = replay.last().map(|e| e.seq).or(last_event_id).unwrap_or(0);
-    let guard = StreamGuard::new(assent.delivery.clone());
+    let guard = StreamGuard::new(assent.delivery.clone(), device.user_sub.clone());
 
     let user = device.user_sub.clone();
     let replayed = stream::iter(replay.into_iter().map(|e| Ok(to_sse(&e))));
@@ -126,17 +126,23 @@ fn end_stream(
 }
 
 /// Counts open streams for `/metrics`.
-struct StreamGuard(std::sync::Arc<Delivery>);
+/// Counts the stream as open; on drop (after the stream's receiver, which is
+/// dropped first) releases its user's channel when no stream is left.
+struct StreamGuard {
+    delivery: std::sync::Arc<Delivery>,
+    user: String,
+}
 
 impl StreamGuard {
-    fn new(delivery: std::sync::Arc<Delivery>) -> Self {
+    fn new(delivery: std::sync::Arc<Delivery>, user: String) -> Self {
         delivery.open_streams.fetch_add(1, Ordering::Relaxed);
-        Self(delivery)
+        Self { delivery, user }
     }
 }
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
-        self.0.open_streams.fetch_sub(1, Ordering::Relaxed);
+        self.delivery.open_streams.fetch_sub(1, Ordering::Relaxed);
+        self.delivery.release(&self.user);
     }
 }
