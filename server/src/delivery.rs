@@ -127,15 +127,13 @@ impl Delivery {
     /// Hands an event to its user's open streams, if any.
     fn publish(&self, event: DeviceEventRow) {
         let mut channels = self.channels();
-        let user = event.user_sub.clone();
-        let delivered = match channels.get(&user) {
-            Some(tx) => tx.send(Arc::new(event)).is_ok(),
-            None => return,
+        let Some(tx) = channels.get(&event.user_sub) else {
+            return;
         };
-        if !delivered {
+        if let Err(broadcast::error::SendError(event)) = tx.send(Arc::new(event)) {
             // Every stream of this user is gone (a release that ran while the
             // last receiver was still alive left the channel behind).
-            channels.remove(&user);
+            channels.remove(&event.user_sub);
         }
     }
 }

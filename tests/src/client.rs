@@ -144,6 +144,28 @@ impl TestClient {
         self.post(server, "/bc-authorize", params).await
     }
 
+    /// Starts a request with `binding_message` (and any `extra` parameters)
+    /// and returns its `auth_req_id`.
+    pub async fn start_login(
+        &self,
+        server: &TestServer,
+        login_hint: &str,
+        scope: &str,
+        binding_message: &str,
+        extra: &[(&str, &str)],
+    ) -> String {
+        let mut params = vec![
+            ("scope", scope),
+            ("login_hint", login_hint),
+            ("binding_message", binding_message),
+        ];
+        params.extend_from_slice(extra);
+        let response = self.bc_authorize(server, &params).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let ack: Value = response.json().await.unwrap();
+        ack["auth_req_id"].as_str().unwrap().to_string()
+    }
+
     /// Starts a request for `login_hint` and returns its `auth_req_id`.
     pub async fn start(&self, server: &TestServer, login_hint: &str, scope: &str) -> Value {
         let response = self

@@ -163,3 +163,34 @@ pub async fn tamper_challenge(store: &Store, request_id: &str, binding_message: 
     .await;
     assert_eq!(changed, 1, "request {request_id} is stored");
 }
+
+/// The user the authenticator tests enroll: `auth0|alice`, alice@example.com.
+pub const ALICE: &str = "auth0|alice";
+
+/// A server on a fresh SQLite database (polling interval 1 s) with [`ALICE`]
+/// and a `client_secret_basic` client whose ID tokens are ES256.
+pub async fn server_with_alice() -> (TestServer, TestClient) {
+    let server = TestServer::start_with(Backend::Sqlite, |s| s.poll_interval = 1).await;
+    client::create_user(
+        server.store(),
+        ALICE,
+        Some("alice@example.com"),
+        Some("Alice"),
+    )
+    .await;
+    let client = TestClient::register(
+        server.store(),
+        assent_server::client_auth::AuthMethod::ClientSecretBasic,
+        assent_server::keys::TokenAlg::ES256,
+    )
+    .await;
+    (server, client)
+}
+
+/// A fresh `assent://enroll` link for `sub` (valid for ten minutes).
+pub async fn enrollment_link(server: &TestServer, sub: &str) -> String {
+    assent_server::device::create_enrollment_ticket(server.assent(), sub, 600)
+        .await
+        .unwrap()
+        .enrollment_uri
+}

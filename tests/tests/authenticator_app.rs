@@ -6,39 +6,21 @@
 //! installs them. Screenshots go to `target/screenshots/`; with
 //! `ASSENT_UPDATE_SCREENSHOTS=1` they also replace those in `docs/screenshots/`.
 
-use assent_server::{client_auth::AuthMethod, keys::TokenAlg};
 use assent_tests::{
-    client::{create_user, expect_error},
+    client::expect_error,
     count,
-    db::Backend,
     desktop::{click, find, screenshot, visible, wait_text, Desktop, SecretService},
-    request_id, tamper_challenge, TestClient, TestServer,
+    enrollment_link, request_id, server_with_alice, tamper_challenge, TestClient, TestServer,
+    ALICE,
 };
 use fantoccini::{Client, Locator};
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::json;
 
-const ALICE: &str = "auth0|alice";
-
-async fn server_with_alice() -> (TestServer, TestClient, String) {
-    let server = TestServer::start_with(Backend::Sqlite, |s| s.poll_interval = 1).await;
-    create_user(
-        server.store(),
-        ALICE,
-        Some("alice@example.com"),
-        Some("Alice"),
-    )
-    .await;
-    let client = TestClient::register(
-        server.store(),
-        AuthMethod::ClientSecretBasic,
-        TokenAlg::ES256,
-    )
-    .await;
-    let link = assent_server::device::create_enrollment_ticket(server.assent(), ALICE, 600)
-        .await
-        .unwrap()
-        .enrollment_uri;
+/// Alice, a client and an enrollment link for her.
+async fn server_with_alice_and_link() -> (TestServer, TestClient, String) {
+    let (server, client) = server_with_alice().await;
+    let link = enrollment_link(&server, ALICE).await;
     (server, client, link)
 }
 
@@ -54,22 +36,22 @@ async fn enroll_by_pasting(c: &Client, link: &str) {
     visible(c, "#view-inbox").await;
 }
 
+/// Starts a request for Alice; returns its `auth_req_id` and request id.
 async fn start_request(
     server: &TestServer,
     client: &TestClient,
     binding: &str,
     extra: &[(&str, &str)],
 ) -> (String, String) {
-    let mut params = vec![
-        ("scope", "openid email profile"),
-        ("login_hint", "alice@example.com"),
-        ("binding_message", binding),
-    ];
-    params.extend_from_slice(extra);
-    let response = client.bc_authorize(server, &params).await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let ack: Value = response.json().await.unwrap();
-    let auth_req_id = ack["auth_req_id"].as_str().unwrap().to_string();
+    let auth_req_id = client
+        .start_login(
+            server,
+            "alice@example.com",
+            "openid email profile",
+            binding,
+            extra,
+        )
+        .await;
     let id = request_id(server.store(), &auth_req_id).await;
     (auth_req_id, id)
 }
@@ -88,7 +70,7 @@ async fn open(c: &Client, request_id: &str, binding: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enroll_approve_deny_and_not_me_in_the_desktop_app() {
-    let (server, client, link) = server_with_alice().await;
+    let (server, client, link) = server_with_alice_and_link().await;
     // No session bus, so no credential store.
     let desktop = Desktop::start(None, &[]);
     let c = desktop.launch_app().await;
@@ -189,7 +171,7 @@ async fn enroll_approve_deny_and_not_me_in_the_desktop_app() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_qr_image_enrolls_and_the_window_follows_a_dark_system_theme() {
-    let (server, client, link) = server_with_alice().await;
+    let (server, client, link) = server_with_alice_and_link().await;
     // GTK's dark variant is what a dark desktop sets; WebKitGTK reports it
     // to the page as prefers-color-scheme: dark.
     let desktop = Desktop::start(None, &[("GTK_THEME", "Adwaita:dark")]);
@@ -235,7 +217,7 @@ async fn a_qr_image_enrolls_and_the_window_follows_a_dark_system_theme() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_opened_assent_link_enrolls_with_the_key_in_the_credential_store() {
-    let (server, client, link) = server_with_alice().await;
+    let (server, client, link) = server_with_alice_and_link().await;
     let session = SecretService::start();
     let desktop = Desktop::start(Some(&session), &[]);
     let c = desktop.launch_app().await;

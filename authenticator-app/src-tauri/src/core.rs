@@ -318,12 +318,7 @@ impl Authenticator {
 
     /// Checks a link before asking the person to confirm it.
     pub fn preview_link(&self, link: &str) -> Result<EnrollPreview, AppError> {
-        let parsed = EnrollmentUri::parse(link.trim()).map_err(|_| {
-            AppError::new(
-                "invalid_link",
-                "This is not an Assent enrollment link (it should start with assent://enroll).",
-            )
-        })?;
+        let parsed = parse_link(link)?;
         Ok(EnrollPreview {
             link: link.trim().to_string(),
             server: parsed.server,
@@ -334,8 +329,7 @@ impl Authenticator {
     /// Enrolls a new account from an `assent://enroll` link.
     pub async fn enroll(&self, link: &str, device_name: &str) -> Result<AccountView, AppError> {
         self.ensure_loaded().await;
-        let parsed = EnrollmentUri::parse(link.trim())
-            .map_err(|e| AppError::from_device(assent_device::DeviceClientError::Link(e), ""))?;
+        let parsed = parse_link(link)?;
         let device_name = match device_name.trim() {
             "" => self.0.settings.device_name.clone(),
             name => name.chars().take(100).collect(),
@@ -767,6 +761,11 @@ impl Authenticator {
             backoff = (backoff * 2).min(max_backoff);
         }
     }
+}
+
+fn parse_link(link: &str) -> Result<EnrollmentUri, AppError> {
+    EnrollmentUri::parse(link.trim())
+        .map_err(|e| AppError::from_device(assent_device::DeviceClientError::Link(e), ""))
 }
 
 fn same_server(a: &str, b: &str) -> bool {

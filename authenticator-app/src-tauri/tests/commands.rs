@@ -11,11 +11,9 @@ use assent_authenticator::{
     core::{Authenticator, Settings, UiEvent},
     keys::KeyStoreChoice,
 };
-use assent_server::{client_auth::AuthMethod, keys::TokenAlg};
-use assent_tests::db::Backend;
 use assent_tests::{
-    client::{create_user, expect_error},
-    count, request_id, tamper_challenge, TestClient, TestServer,
+    client::expect_error, count, enrollment_link, request_id, server_with_alice, tamper_challenge,
+    TestClient, TestServer, ALICE,
 };
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -25,8 +23,6 @@ use tauri::{
     webview::InvokeRequest,
     App, WebviewWindow, WebviewWindowBuilder,
 };
-
-const ALICE: &str = "auth0|alice";
 
 struct TestApp {
     _app: App<MockRuntime>,
@@ -125,47 +121,16 @@ impl TestApp {
     }
 }
 
-async fn server_with_alice() -> (TestServer, TestClient) {
-    let server = TestServer::start_with(Backend::Sqlite, |s| s.poll_interval = 1).await;
-    create_user(
-        server.store(),
-        ALICE,
-        Some("alice@example.com"),
-        Some("Alice"),
-    )
-    .await;
-    let client = TestClient::register(
-        server.store(),
-        AuthMethod::ClientSecretBasic,
-        TokenAlg::ES256,
-    )
-    .await;
-    (server, client)
-}
-
-async fn enrollment_link(server: &TestServer) -> String {
-    assent_server::device::create_enrollment_ticket(server.assent(), ALICE, 600)
-        .await
-        .unwrap()
-        .enrollment_uri
-}
-
+/// Starts a request for Alice; returns its `auth_req_id`.
 async fn start_request(
     server: &TestServer,
     client: &TestClient,
     binding: &str,
     extra: &[(&str, &str)],
 ) -> String {
-    let mut params = vec![
-        ("scope", "openid email"),
-        ("login_hint", "alice@example.com"),
-        ("binding_message", binding),
-    ];
-    params.extend_from_slice(extra);
-    let response = client.bc_authorize(server, &params).await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let ack: Value = response.json().await.unwrap();
-    ack["auth_req_id"].as_str().unwrap().to_string()
+    client
+        .start_login(server, "alice@example.com", "openid email", binding, extra)
+        .await
 }
 
 fn enroll(app: &TestApp, link: &str) -> String {
@@ -183,7 +148,7 @@ fn enroll(app: &TestApp, link: &str) -> String {
 async fn enroll_then_approve_deny_and_not_me_from_the_live_inbox() {
     let (server, client) = server_with_alice().await;
     let app = TestApp::start();
-    let account_id = enroll(&app, &enrollment_link(&server).await);
+    let account_id = enroll(&app, &enrollment_link(&server, ALICE).await);
 
     let status = app.ok("status", json!({}));
     assert_eq!(status["accounts"].as_array().unwrap().len(), 1);
@@ -301,7 +266,7 @@ async fn a_challenge_with_a_wrong_signature_never_reaches_the_inbox() {
     let forged_id = request_id_of(&server, &forged).await;
     tamper_challenge(server.store(), &forged_id, "Transfer 10,000 EUR").await;
     let app = TestApp::start();
-    let account_id = enroll(&app, &enrollment_link(&server).await);
+    let account_id = enroll(&app, &enrollment_link(&server, ALICE).await);
     let genuine = start_request(&server, &client, "Genuine request", &[]).await;
     let genuine_id = request_id_of(&server, &genuine).await;
 
@@ -338,7 +303,7 @@ async fn a_challenge_with_a_wrong_signature_never_reaches_the_inbox() {
 async fn enroll_from_a_qr_code_image() {
     let (server, _client) = server_with_alice().await;
     let app = TestApp::start();
-    let link = enrollment_link(&server).await;
+    let link = enrollment_link(&server, ALICE).await;
     let png = assent_server::qr::png(&link).unwrap();
 
     let preview = app.ok("read_qr_image", json!({ "image": png }));
@@ -368,7 +333,7 @@ async fn enrollment_errors_are_worded_for_people() {
     let err = app.err("preview_link", json!({ "link": "https://example.com" }));
     assert_eq!(err["kind"], "invalid_link");
 
-    let link = enrollment_link(&server).await;
+    let link = enrollment_link(&server, ALICE).await;
     enroll(&app, &link);
     // The same link again: refused locally (already added)...
     let err = app.err("enroll", json!({ "link": link, "deviceName": "" }));
@@ -409,7 +374,7 @@ fn urlencode(s: &str) -> String {
 async fn requests_answered_elsewhere_leave_the_inbox() {
     let (server, client) = server_with_alice().await;
     let app = TestApp::start();
-    enroll(&app, &enrollment_link(&server).await);
+    enroll(&app, &enrollment_link(&server, ALICE).await);
     let auth_req_id = start_request(&server, &client, "Answered elsewhere", &[]).await;
     app.wait_for_inbox("the request", |i| {
         i["requests"].as_array().unwrap().len() == 1
@@ -433,7 +398,7 @@ async fn requests_answered_elsewhere_leave_the_inbox() {
 async fn accounts_survive_a_restart_and_unenroll_removes_device_and_key() {
     let (server, client) = server_with_alice().await;
     let app = TestApp::start();
-    let account_id = enroll(&app, &enrollment_link(&server).await);
+    let account_id = enroll(&app, &enrollment_link(&server, ALICE).await);
     let data_dir = {
         let TestApp {
             authenticator,

@@ -176,12 +176,15 @@ async fn start_server(database_url: &str, push_allowed: Option<String>) -> anyho
     })
 }
 
-/// Current RSS of `pid` in KiB.
-fn current_rss(pid: u32) -> Option<u64> {
+/// A `kB` field of `/proc/PID/status` (`VmRSS`, `VmHWM`).
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()?
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
+        .find(|l| {
+            l.strip_prefix(field)
+                .is_some_and(|rest| rest.starts_with(':'))
+        })?
         .split_whitespace()
         .nth(1)?
         .parse()
@@ -194,14 +197,7 @@ fn process_usage(pid: u32) -> Option<(f64, u64)> {
     let after_name = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = after_name.split_whitespace().collect();
     let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let hwm = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
+    let hwm = status_kib(pid, "VmHWM")?;
     Some((ticks / clock_ticks_per_second(), hwm))
 }
 
@@ -658,7 +654,7 @@ async fn run(args: Args) -> anyhow::Result<Value> {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tick.tick().await;
-                if let Some(kib) = current_rss(pid) {
+                if let Some(kib) = status_kib(pid, "VmRSS") {
                     samples.lock().unwrap().push(kib);
                 }
             }
