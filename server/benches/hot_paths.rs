@@ -8,13 +8,13 @@
 use std::time::Duration;
 
 use assent_server::{
-    ciba::{self, Decision},
+    ciba,
     config::Settings,
     keys::TokenAlg,
     params::Params,
     secrets::{new_secret, secret_matches_digest, sha256_hex},
     state::{Assent, Endpoints},
-    storage::{ClientRow, Store, UserLookup, UserRow},
+    storage::{ChallengeDecision, ClientRow, DeviceRow, Store, UserLookup, UserRow},
     tokens::{self, Grant, Lifetimes},
 };
 use assent_shared::{
@@ -186,12 +186,39 @@ fn crypto(c: &mut Criterion) {
             })
             .await
             .unwrap();
+        store
+            .insert_enrollment_ticket("ticket", "alice", 0, i64::MAX)
+            .await
+            .unwrap();
+        store
+            .enroll_device(
+                "ticket",
+                &DeviceRow {
+                    id: "device".into(),
+                    user_sub: String::new(),
+                    name: "Bench device".into(),
+                    platform: "linux".into(),
+                    public_jwk: "{}".into(),
+                    key_thumbprint: "thumbprint".into(),
+                    push_channel: None,
+                    created_at: 0,
+                    revoked_at: None,
+                    revoke_reason: None,
+                    push_disabled_reason: None,
+                },
+                0,
+            )
+            .await
+            .unwrap();
     });
     group.bench_function("client_lookup", |b| {
         b.to_async(&rt)
             .iter(|| async { store.client("client").await.unwrap() })
     });
-    group.bench_function("create_approve_poll_request", |b| {
+    // The four statements of a cycle: store the request (confirming the
+    // cached client), list pending challenges (spending the proof's jti),
+    // the decision, the token poll (confirming the client again).
+    group.bench_function("cycle_statements", |b| {
         b.to_async(&rt).iter(|| async {
             let now = assent_server::clock::now_ms();
             let id = uuid::Uuid::new_v4().to_string();
@@ -221,14 +248,43 @@ fn crypto(c: &mut Criterion) {
                         sub: "alice".into(),
                         email: None,
                     },
+                    Some(&digest),
                 )
                 .await
                 .unwrap();
-            ciba::decide(&store, &id, "alice", Decision::Approve)
+            let pending = store
+                .spend_proof_for_pending(
+                    "device",
+                    "thumbprint",
+                    &id,
+                    now + 120_000,
+                    "alice",
+                    now,
+                    100,
+                )
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(!pending.is_empty());
+            let decided = store
+                .decide_on_challenge(
+                    &ChallengeDecision {
+                        request_id: &id,
+                        user_sub: "alice",
+                        status: "approved",
+                        deny_reason: None,
+                        device_id: "device",
+                        key_thumbprint: "thumbprint",
+                        nonce: "n",
+                        challenge_sha256: "h",
+                    },
+                    now,
+                )
                 .await
                 .unwrap();
+            assert!(decided);
             store
-                .poll_auth_request(&sha256_hex(&auth_req), "client", now)
+                .poll_auth_request(&sha256_hex(&auth_req), "client", now, Some(&digest))
                 .await
                 .unwrap()
                 .unwrap()

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use assent_shared::protocol::{self, ChallengeClaims, Requester};
 
 use crate::{
+    client_auth::AuthenticatedClient,
     clock::now_ms,
     device,
     keys::TokenAlg,
@@ -327,10 +328,11 @@ fn client_alg(client: &ClientRow) -> TokenAlg {
 /// client or the database, then stores it.
 pub async fn start_backchannel(
     assent: &Assent,
-    client: &ClientRow,
+    authenticated: &AuthenticatedClient,
     request: BackchannelRequest,
     requester: RequesterContext,
 ) -> Result<BackchannelAuthenticationResponse, OAuthError> {
+    let client = &*authenticated.row;
     if !client_has_grant(client, CIBA_GRANT) {
         return Err(OAuthError::unauthorized_client(
             "this client is not allowed to use CIBA",
@@ -418,9 +420,14 @@ pub async fn start_backchannel(
         challenge_jws,
         challenge_sha256,
     };
-    match assent.store.insert_auth_request(&row, &user).await? {
-        InsertRequestOutcome::Created => {
+    let outcome = assent
+        .store
+        .insert_auth_request(&row, &user, authenticated.unconfirmed_secret_sha256())
+        .await?;
+    match outcome {
+        InsertRequestOutcome::Created { push_jobs } => {
             tracing::info!(request_id = %row.id, client_id = %row.client_id, "back-channel request started");
+            assent.delivery.announce_request(push_jobs > 0);
             Ok(BackchannelAuthenticationResponse {
                 auth_req_id,
                 expires_in,
@@ -431,15 +438,17 @@ pub async fn start_backchannel(
             "the hint does not identify a known user",
         )),
         InsertRequestOutcome::BlockedUser => Err(OAuthError::access_denied("the user is blocked")),
+        InsertRequestOutcome::ClientGone => Err(authenticated.gone(assent)),
     }
 }
 
 /// Answers a CIBA token poll (CIBA Core 10.1, 11).
 pub async fn poll(
     assent: &Assent,
-    client: &ClientRow,
+    authenticated: &AuthenticatedClient,
     params: &Params,
 ) -> Result<TokenResponse, OAuthError> {
+    let client = &*authenticated.row;
     if !client_has_grant(client, CIBA_GRANT) {
         return Err(OAuthError::unauthorized_client(
             "this client is not allowed to use the CIBA grant",
@@ -450,11 +459,24 @@ pub async fn poll(
         .map_err(|_| unknown_auth_req_id())?
         .ok_or_else(|| OAuthError::invalid_request("missing required parameter auth_req_id"))?;
     let now = now_ms();
-    let row = assent
+    let confirm = authenticated.unconfirmed_secret_sha256();
+    let polled = assent
         .store
-        .poll_auth_request(&sha256_hex(auth_req_id), &client.client_id, now)
-        .await?
-        .ok_or_else(unknown_auth_req_id)?;
+        .poll_auth_request(&sha256_hex(auth_req_id), &client.client_id, now, confirm)
+        .await?;
+    let Some(row) = polled else {
+        // Unknown to this client, or the cached client itself is gone.
+        if let Some(digest) = confirm {
+            if !assent
+                .store
+                .client_has_secret(&client.client_id, digest)
+                .await?
+            {
+                return Err(authenticated.gone(assent));
+            }
+        }
+        return Err(unknown_auth_req_id());
+    };
     match row.last_poll_outcome.as_str() {
         "issued" => {}
         "pending" => {
@@ -642,6 +664,16 @@ pub enum DenyReason {
     Unspecified,
 }
 
+impl Decision {
+    /// The request's new `status`, and its `deny_reason` if any.
+    pub fn status_and_reason(self) -> (&'static str, Option<&'static str>) {
+        match self {
+            Decision::Approve => ("approved", None),
+            Decision::Deny(reason) => ("denied", reason.as_str()),
+        }
+    }
+}
+
 impl DenyReason {
     pub fn as_str(self) -> Option<&'static str> {
         match self {
@@ -677,24 +709,10 @@ pub async fn decide(
     user_sub: &str,
     decision: Decision,
 ) -> Result<(), DecisionError> {
-    decide_on_device(store, request_id, user_sub, decision, None).await
-}
-
-/// [`decide`], recording which device made the decision.
-pub async fn decide_on_device(
-    store: &Store,
-    request_id: &str,
-    user_sub: &str,
-    decision: Decision,
-    device_id: Option<&str>,
-) -> Result<(), DecisionError> {
     let now = now_ms();
-    let (status, reason) = match decision {
-        Decision::Approve => ("approved", None),
-        Decision::Deny(reason) => ("denied", reason.as_str()),
-    };
+    let (status, reason) = decision.status_and_reason();
     if store
-        .decide_auth_request(request_id, user_sub, status, reason, device_id, now)
+        .decide_auth_request(request_id, user_sub, status, reason, None, now)
         .await?
     {
         if reason == Some("not_me") {

@@ -2,7 +2,7 @@
 //! `client_secret_basic`, `client_secret_post` (RFC 6749 2.3.1) and
 //! `private_key_jwt` (OpenID Core 9, RFC 7523).
 
-use std::{fmt, str::FromStr};
+use std::{collections::HashMap, fmt, str::FromStr, sync::Arc};
 
 use assent_shared::oauth::JWT_BEARER_ASSERTION_TYPE;
 use axum::http::{header, HeaderMap};
@@ -74,15 +74,124 @@ const MAX_CREDENTIAL_LEN: usize = 256;
 /// Assertions may not live longer than this: it bounds the replay cache.
 const MAX_ASSERTION_LIFETIME_SECS: i64 = 3600;
 
-/// Authenticates the calling client. `endpoint_url` is the URL of the
-/// endpoint being called, accepted as the assertion audience besides the
-/// issuer and the token endpoint.
+/// Clients that authenticated with a secret in this process, by id.
+///
+/// Client rows never change: they are created and deleted, never updated
+/// (a new secret means a new client). So a cached row is right for exactly
+/// as long as a row with its id and secret digest exists, and the statement
+/// that acts for a client authenticated from the cache checks that in the
+/// same round trip (see [`AuthenticatedClient::unconfirmed_secret_sha256`]).
+/// A failed check against the cache always goes to the database.
+#[derive(Debug, Default)]
+pub struct ClientCache {
+    entries: std::sync::Mutex<HashMap<String, Arc<ClientRow>>>,
+}
+
+/// Bound on cached clients; the cache is simply emptied when it is reached.
+const CLIENT_CACHE_MAX: usize = 10_000;
+
+impl ClientCache {
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<ClientRow>>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get(&self, client_id: &str) -> Option<Arc<ClientRow>> {
+        self.entries().get(client_id).cloned()
+    }
+
+    fn put(&self, client: Arc<ClientRow>) {
+        let mut entries = self.entries();
+        if entries.len() >= CLIENT_CACHE_MAX {
+            entries.clear();
+        }
+        entries.insert(client.client_id.clone(), client);
+    }
+
+    pub fn evict(&self, client_id: &str) {
+        self.entries().remove(client_id);
+    }
+}
+
+/// A client that passed authentication.
+#[derive(Debug, Clone)]
+pub struct AuthenticatedClient {
+    pub row: Arc<ClientRow>,
+    method: AuthMethod,
+    /// Whether the secret was checked against [`ClientCache`] only.
+    from_cache: bool,
+}
+
+impl AuthenticatedClient {
+    /// The secret digest the caller's statement must find in `clients` for
+    /// this client, when the client was authenticated from the cache.
+    pub fn unconfirmed_secret_sha256(&self) -> Option<&str> {
+        if self.from_cache {
+            self.row.secret_sha256.as_deref()
+        } else {
+            None
+        }
+    }
+
+    /// Confirms a cached client against the database (one lookup) for paths
+    /// whose statements do not carry the check themselves.
+    pub async fn confirm(&self, assent: &Assent) -> Result<(), OAuthError> {
+        match self.unconfirmed_secret_sha256() {
+            None => Ok(()),
+            Some(digest) => {
+                let current = assent.store.client(&self.row.client_id).await?;
+                if current.is_some_and(|c| c.secret_sha256.as_deref() == Some(digest)) {
+                    Ok(())
+                } else {
+                    Err(self.gone(assent))
+                }
+            }
+        }
+    }
+
+    /// The answer when a statement found that this cached client no longer
+    /// exists: authentication failed after all.
+    pub fn gone(&self, assent: &Assent) -> OAuthError {
+        assent.clients.evict(&self.row.client_id);
+        OAuthError::invalid_client(
+            "client authentication failed",
+            self.method == AuthMethod::ClientSecretBasic,
+        )
+    }
+}
+
+/// Authenticates the calling client; secret-based clients from this
+/// process's [`ClientCache`] when they are in it, so the caller must honour
+/// [`AuthenticatedClient::unconfirmed_secret_sha256`] or call
+/// [`AuthenticatedClient::confirm`].
+pub async fn authenticate_cached(
+    assent: &Assent,
+    headers: &HeaderMap,
+    params: &Params,
+    endpoint_url: &str,
+) -> Result<AuthenticatedClient, OAuthError> {
+    authenticate_with(assent, headers, params, endpoint_url, true).await
+}
+
+/// Authenticates the calling client against the database. `endpoint_url` is
+/// the URL of the endpoint being called, accepted as the assertion audience
+/// besides the issuer and the token endpoint.
 pub async fn authenticate(
     assent: &Assent,
     headers: &HeaderMap,
     params: &Params,
     endpoint_url: &str,
 ) -> Result<ClientRow, OAuthError> {
+    let client = authenticate_with(assent, headers, params, endpoint_url, false).await?;
+    Ok(Arc::unwrap_or_clone(client.row))
+}
+
+async fn authenticate_with(
+    assent: &Assent,
+    headers: &HeaderMap,
+    params: &Params,
+    endpoint_url: &str,
+    use_cache: bool,
+) -> Result<AuthenticatedClient, OAuthError> {
     let basic = basic_credentials(headers)?;
     let post_secret = params.optional("client_secret", MAX_CREDENTIAL_LEN)?;
     let assertion = params.optional("client_assertion", MAX_ASSERTION_LEN)?;
@@ -102,12 +211,19 @@ pub async fn authenticate(
                 "client_id does not match the HTTP Basic credentials",
             ));
         }
-        return check_secret(assent, &id, &secret, AuthMethod::ClientSecretBasic).await;
+        return check_secret(
+            assent,
+            &id,
+            &secret,
+            AuthMethod::ClientSecretBasic,
+            use_cache,
+        )
+        .await;
     }
     if let Some(secret) = post_secret {
         let id = client_id_param
             .ok_or_else(|| OAuthError::invalid_request("client_secret requires client_id"))?;
-        return check_secret(assent, id, secret, AuthMethod::ClientSecretPost).await;
+        return check_secret(assent, id, secret, AuthMethod::ClientSecretPost, use_cache).await;
     }
     if let Some(assertion) = assertion {
         match params.get("client_assertion_type") {
@@ -123,7 +239,12 @@ pub async fn authenticate(
                 ))
             }
         }
-        return check_assertion(assent, assertion, client_id_param, endpoint_url).await;
+        let row = check_assertion(assent, assertion, client_id_param, endpoint_url).await?;
+        return Ok(AuthenticatedClient {
+            row: Arc::new(row),
+            method: AuthMethod::PrivateKeyJwt,
+            from_cache: false,
+        });
     }
     Err(OAuthError::invalid_client(
         "client authentication is required",
@@ -173,7 +294,26 @@ async fn check_secret(
     client_id: &str,
     secret: &str,
     used: AuthMethod,
-) -> Result<ClientRow, OAuthError> {
+    use_cache: bool,
+) -> Result<AuthenticatedClient, OAuthError> {
+    if use_cache {
+        if let Some(cached) = assent.clients.get(client_id) {
+            let matches = cached.token_endpoint_auth_method == used.as_str()
+                && cached
+                    .secret_sha256
+                    .as_deref()
+                    .is_some_and(|digest| secret_matches_digest(secret, digest));
+            if matches {
+                return Ok(AuthenticatedClient {
+                    row: cached,
+                    method: used,
+                    from_cache: true,
+                });
+            }
+            // Failures are always decided by the database.
+            assent.clients.evict(client_id);
+        }
+    }
     let basic = used == AuthMethod::ClientSecretBasic;
     let client = assent.store.client(client_id).await?;
     let digest_ok = match client.as_ref().and_then(|c| c.secret_sha256.as_deref()) {
@@ -205,7 +345,13 @@ async fn check_secret(
             basic,
         ));
     }
-    Ok(client)
+    let client = Arc::new(client);
+    assent.clients.put(client.clone());
+    Ok(AuthenticatedClient {
+        row: client,
+        method: used,
+        from_cache: false,
+    })
 }
 
 #[derive(Deserialize)]

@@ -92,10 +92,13 @@ impl Delivery {
         }
     }
 
-    /// Called after this process stored or decided a request: deliver now
-    /// instead of at the next tick.
-    pub fn announce(&self) {
-        self.dispatcher_wake.notify_one();
+    /// Called after this process stored a request: tell its devices now
+    /// instead of at the next tick. The dispatcher is woken only when the
+    /// request queued push jobs (otherwise its claim would find nothing).
+    pub fn announce_request(&self, queued_push_jobs: bool) {
+        if queued_push_jobs {
+            self.dispatcher_wake.notify_one();
+        }
         self.hub_wake.notify_one();
     }
 

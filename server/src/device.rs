@@ -23,11 +23,11 @@ use axum::http::StatusCode;
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::{
-    ciba::{self, Decision, DecisionError, DenyReason},
+    ciba::{Decision, DenyReason},
     clock::now_ms,
     secrets::{constant_time_eq, new_secret, sha256_hex},
     state::Assent,
-    storage::{DeviceRow, EnrollOutcome},
+    storage::{ChallengeDecision, DeviceRow, EnrollOutcome},
 };
 
 /// What verifying a device's messages needs, cached per process. The cache
@@ -222,17 +222,16 @@ enum JtiUse {
 }
 
 /// Verifies a JWS signed by an enrolled device: its type, the device (by
-/// `kid`), the signature and the request binding; then spends its `jti` in
-/// the statement that confirms the device is still active with that key.
-/// A replayed `jti` is returned, not raised, so that the decision endpoint
-/// can report it in its documented place.
-async fn verify_device_message<T: DeserializeOwned + Bound>(
+/// `kid`), the signature and the request binding. Nothing is spent: the
+/// caller's statement must confirm that the device is still active with this
+/// key (see [`confirm_device`] for why it was not).
+async fn verify_device_signature<T: DeserializeOwned + Bound>(
     assent: &Assent,
     jws: &str,
     expected_typ: &str,
     method: &str,
     url: &str,
-) -> Result<(Arc<DeviceKeyInfo>, T, JtiUse), DeviceError> {
+) -> Result<(Arc<DeviceKeyInfo>, T), DeviceError> {
     let parsed = UnverifiedJws::parse(jws).map_err(jose_error)?;
     if parsed.header.typ != expected_typ {
         return Err(DeviceError::invalid_proof(format!(
@@ -259,17 +258,20 @@ async fn verify_device_message<T: DeserializeOwned + Bound>(
             (fresh, claims)
         }
     };
-    let binding: &RequestBinding = Bound::binding(&claims);
-    check_binding(binding, method, url)?;
-    let keep_until = (binding.iat + MAX_CLOCK_SKEW_SECS + 60) * 1000;
-    if assent
-        .store
-        .use_device_jti(&device.id, &device.thumbprint, &binding.jti, keep_until)
-        .await?
-    {
-        return Ok((device, claims, JtiUse::Fresh));
-    }
-    // Nothing stored: the device changed, or the jti was used before.
+    check_binding(Bound::binding(&claims), method, url)?;
+    Ok((device, claims))
+}
+
+/// How long a device message's `jti` is kept: until its `iat` can no longer pass.
+fn jti_keep_until(binding: &RequestBinding) -> i64 {
+    (binding.iat + MAX_CLOCK_SKEW_SECS + 60) * 1000
+}
+
+/// After a statement that required the device to be active with the cached
+/// key changed nothing: says so if the device is gone, revoked or re-keyed
+/// (and drops it from the cache); `Ok` when the device is fine, so that the
+/// statement refused for another reason.
+async fn confirm_device(assent: &Assent, device: &DeviceKeyInfo) -> Result<(), DeviceError> {
     match assent.store.device(&device.id).await? {
         None => {
             assent.device_keys.evict(&device.id);
@@ -285,8 +287,38 @@ async fn verify_device_message<T: DeserializeOwned + Bound>(
                 "the device key has been replaced",
             ))
         }
-        Some(_) => Ok((device, claims, JtiUse::Replayed)),
+        Some(_) => Ok(()),
     }
+}
+
+/// Verifies a device message ([`verify_device_signature`]), then spends its
+/// `jti` in the statement that confirms the device is still active with that
+/// key. A replayed `jti` is returned, not raised.
+async fn verify_device_message<T: DeserializeOwned + Bound>(
+    assent: &Assent,
+    jws: &str,
+    expected_typ: &str,
+    method: &str,
+    url: &str,
+) -> Result<(Arc<DeviceKeyInfo>, T, JtiUse), DeviceError> {
+    let (device, claims): (Arc<DeviceKeyInfo>, T) =
+        verify_device_signature(assent, jws, expected_typ, method, url).await?;
+    let binding: &RequestBinding = Bound::binding(&claims);
+    if assent
+        .store
+        .use_device_jti(
+            &device.id,
+            &device.thumbprint,
+            &binding.jti,
+            jti_keep_until(binding),
+        )
+        .await?
+    {
+        return Ok((device, claims, JtiUse::Fresh));
+    }
+    // Nothing stored: the device changed, or the jti was used before.
+    confirm_device(assent, &device).await?;
+    Ok((device, claims, JtiUse::Replayed))
 }
 
 /// As [`verify_device_message`], refusing a replayed `jti` at once.
@@ -319,10 +351,9 @@ async fn consume_jti(
     scope: &str,
     binding: &RequestBinding,
 ) -> Result<(), DeviceError> {
-    let keep_until = (binding.iat + MAX_CLOCK_SKEW_SECS + 60) * 1000;
     if !assent
         .store
-        .use_jti(scope, &binding.jti, keep_until)
+        .use_jti(scope, &binding.jti, jti_keep_until(binding))
         .await?
     {
         return Err(replayed());
@@ -532,8 +563,9 @@ pub fn proof_from_header(value: Option<&str>) -> Result<&str, DeviceError> {
 }
 
 /// `GET /device/v1/requests`: the user's pending challenges, as signed.
+/// The proof's `jti` is spent by the same statement that reads the list.
 pub async fn pending(assent: &Assent, proof: &str) -> Result<PendingRequests, DeviceError> {
-    let (device, _): (Arc<DeviceKeyInfo>, ProofClaims) = verify_fresh_device_message(
+    let (device, claims): (Arc<DeviceKeyInfo>, ProofClaims) = verify_device_signature(
         assent,
         proof,
         typ::PROOF,
@@ -541,12 +573,30 @@ pub async fn pending(assent: &Assent, proof: &str) -> Result<PendingRequests, De
         &url_for(assent, path::REQUESTS),
     )
     .await?;
-    let requests = assent
+    let binding = &claims.binding;
+    let spent = assent
         .store
-        .pending_challenges(&device.user_sub, now_ms(), 100)
+        .spend_proof_for_pending(
+            &device.id,
+            &device.thumbprint,
+            &binding.jti,
+            jti_keep_until(binding),
+            &device.user_sub,
+            now_ms(),
+            MAX_PENDING_LISTED,
+        )
         .await?;
-    Ok(PendingRequests { requests })
+    match spent {
+        Some(requests) => Ok(PendingRequests { requests }),
+        None => {
+            confirm_device(assent, &device).await?;
+            Err(replayed())
+        }
+    }
 }
+
+/// Most challenges one pending list holds (oldest first).
+const MAX_PENDING_LISTED: i64 = 100;
 
 /// `GET /device/v1/events`: authenticates the device opening a stream.
 pub async fn open_event_stream(
@@ -564,17 +614,18 @@ pub async fn open_event_stream(
     Ok(device)
 }
 
-/// `POST /device/v1/requests/{id}/decision`, checked in the documented order:
-/// device signature, user, request state, nonce, challenge hash, `jti`; then
-/// one atomic update.
+/// `POST /device/v1/requests/{id}/decision`. The happy path is one
+/// statement ([`crate::storage::Store::decide_on_challenge`]) that checks
+/// everything the documented order lists; only when it changes nothing are
+/// the checks repeated one by one, in that order, to say which failed.
 pub async fn decide(
     assent: &Assent,
     request_id: &str,
     body: &str,
 ) -> Result<DecisionResponse, DeviceError> {
     let url = url_for(assent, &path::decision(request_id));
-    let (device, claims, jti): (Arc<DeviceKeyInfo>, DecisionClaims, JtiUse) =
-        verify_device_message(assent, body, typ::DECISION, "POST", &url).await?;
+    let (device, claims): (Arc<DeviceKeyInfo>, DecisionClaims) =
+        verify_device_signature(assent, body, typ::DECISION, "POST", &url).await?;
     let now = now_secs();
     if claims.exp <= now {
         return Err(DeviceError::invalid_proof("the decision has expired (exp)"));
@@ -589,25 +640,79 @@ pub async fn decide(
             "the decision names another request",
         ));
     }
-    let target = assent
+    let decision = match (claims.decision, claims.deny_reason) {
+        (Verdict::Approve, None) => Decision::Approve,
+        (Verdict::Approve, Some(_)) => {
+            return Err(DeviceError::bad_request("deny_reason is only for deny"))
+        }
+        (Verdict::Deny, None) => Decision::Deny(DenyReason::Unspecified),
+        (Verdict::Deny, Some(WireDenyReason::NotMe)) => Decision::Deny(DenyReason::NotMe),
+        (Verdict::Deny, Some(WireDenyReason::Cancelled)) => Decision::Deny(DenyReason::Cancelled),
+    };
+    let (status, deny_reason) = decision.status_and_reason();
+    let decided = assent
         .store
-        .decision_target(request_id)
-        .await?
-        .ok_or_else(|| {
-            DeviceError::new(StatusCode::NOT_FOUND, "unknown_request", "no such request")
-        })?;
+        .decide_on_challenge(
+            &ChallengeDecision {
+                request_id,
+                user_sub: &device.user_sub,
+                status,
+                deny_reason,
+                device_id: &device.id,
+                key_thumbprint: &device.thumbprint,
+                nonce: &claims.nonce,
+                challenge_sha256: &claims.challenge_hash,
+            },
+            now_ms(),
+        )
+        .await?;
+    if !decided {
+        return Err(explain_refused_decision(assent, &device, request_id, &claims).await);
+    }
+    if decision == Decision::Deny(DenyReason::NotMe) {
+        tracing::warn!(
+            request_id,
+            "user reported a request they did not start (not_me)"
+        );
+    }
+    Ok(DecisionResponse {
+        request_id: request_id.to_string(),
+        status: status.to_string(),
+    })
+}
+
+/// Why [`decide`]'s statement changed nothing, checked in the documented
+/// order (docs/protocol.md, "Decision"). A decision is its own replay guard:
+/// the request leaves `pending` with the first one, so a replay is told
+/// `request_not_pending`.
+async fn explain_refused_decision(
+    assent: &Assent,
+    device: &DeviceKeyInfo,
+    request_id: &str,
+    claims: &DecisionClaims,
+) -> DeviceError {
+    if let Err(e) = confirm_device(assent, device).await {
+        return e;
+    }
+    let target = match assent.store.decision_target(request_id).await {
+        Ok(Some(target)) => target,
+        Ok(None) => {
+            return DeviceError::new(StatusCode::NOT_FOUND, "unknown_request", "no such request")
+        }
+        Err(e) => return e.into(),
+    };
     if target.user_sub != device.user_sub {
-        return Err(DeviceError::new(
+        return DeviceError::new(
             StatusCode::FORBIDDEN,
             "wrong_user",
             "this request is for another user",
-        ));
+        );
     }
     if target.status != "pending" {
-        return Err(not_pending(&target.status));
+        return not_pending(&target.status);
     }
     if target.expires_at <= now_ms() {
-        return Err(expired());
+        return expired();
     }
     let mismatch = |what: &'static str| {
         DeviceError::new(
@@ -621,59 +726,18 @@ pub async fn decide(
         .as_deref()
         .is_some_and(|n| constant_time_eq(n, &claims.nonce))
     {
-        return Err(mismatch("nonce"));
+        return mismatch("nonce");
     }
     if !target
         .challenge_sha256
         .as_deref()
         .is_some_and(|h| constant_time_eq(h, &claims.challenge_hash))
     {
-        return Err(mismatch("challenge_hash"));
+        return mismatch("challenge_hash");
     }
-
-    if jti == JtiUse::Replayed {
-        return Err(replayed());
-    }
-
-    let decision = match (claims.decision, claims.deny_reason) {
-        (Verdict::Approve, None) => Decision::Approve,
-        (Verdict::Approve, Some(_)) => {
-            return Err(DeviceError::bad_request("deny_reason is only for deny"))
-        }
-        (Verdict::Deny, None) => Decision::Deny(DenyReason::Unspecified),
-        (Verdict::Deny, Some(WireDenyReason::NotMe)) => Decision::Deny(DenyReason::NotMe),
-        (Verdict::Deny, Some(WireDenyReason::Cancelled)) => Decision::Deny(DenyReason::Cancelled),
-    };
-    match ciba::decide_on_device(
-        &assent.store,
-        request_id,
-        &device.user_sub,
-        decision,
-        Some(&device.id),
-    )
-    .await
-    {
-        Ok(()) => Ok(DecisionResponse {
-            request_id: request_id.to_string(),
-            status: match decision {
-                Decision::Approve => "approved".into(),
-                Decision::Deny(_) => "denied".into(),
-            },
-        }),
-        Err(DecisionError::AlreadyDecided(status)) => Err(not_pending(&status)),
-        Err(DecisionError::Expired) => Err(expired()),
-        Err(DecisionError::NotFound) => Err(DeviceError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_request",
-            "no such request",
-        )),
-        Err(DecisionError::WrongUser) => Err(DeviceError::new(
-            StatusCode::FORBIDDEN,
-            "wrong_user",
-            "this request is for another user",
-        )),
-        Err(DecisionError::Storage(e)) => Err(e.into()),
-    }
+    // Everything holds now, so the request changed in between: another
+    // decision won or it has just expired.
+    not_pending(&target.status)
 }
 
 fn not_pending(status: &str) -> DeviceError {

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use crate::{
-    config::Settings, delivery::Delivery, device::DeviceKeyCache, keys::KeySet, push::PushService,
-    storage::Store,
+    client_auth::ClientCache, config::Settings, delivery::Delivery, device::DeviceKeyCache,
+    keys::KeySet, push::PushService, storage::Store,
 };
 
 /// The absolute URLs this server answers on, derived from its issuer.
@@ -46,6 +46,8 @@ pub struct Assent {
     pub delivery: Arc<Delivery>,
     /// Device public keys, re-validated by the database on every use.
     pub device_keys: Arc<DeviceKeyCache>,
+    /// Secret-authenticated clients, re-validated by the statement that acts for them.
+    pub clients: Arc<ClientCache>,
 }
 
 impl Assent {
@@ -61,6 +63,7 @@ impl Assent {
             endpoints: Arc::new(Endpoints::new(issuer)),
             delivery: Arc::new(Delivery::new(push)),
             device_keys: Arc::new(DeviceKeyCache::default()),
+            clients: Arc::new(ClientCache::default()),
         })
     }
 }

@@ -59,6 +59,22 @@ macro_rules! insert_refresh_token_query {
         .bind($t.expires_at)
     };
 }
+/// Binds the arguments of [`Store::spend_proof_for_pending`] in order.
+macro_rules! bind_spend_for_pending {
+    ($query:expr, $device_id:expr, $thumbprint:expr, $jti:expr, $jti_expires_at:expr,
+     $user_sub:expr, $now:expr, $limit:expr) => {
+        $query
+            .bind(format!("device:{}", $device_id))
+            .bind($jti)
+            .bind($jti_expires_at)
+            .bind($device_id)
+            .bind($thumbprint)
+            .bind($user_sub)
+            .bind($now)
+            .bind($limit)
+    };
+}
+
 #[derive(Debug, Clone, FromRow)]
 pub struct SigningKeyRow {
     pub kid: String,
@@ -127,9 +143,16 @@ pub struct UserLookup {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InsertRequestOutcome {
-    Created,
+    /// Stored; `push_jobs` is how many push messages the trigger queued (the
+    /// user's push-enabled devices), so that the dispatcher is woken only
+    /// when there is something to send.
+    Created {
+        push_jobs: i64,
+    },
     UnknownUser,
     BlockedUser,
+    /// The client the caller authenticated from its cache no longer exists.
+    ClientGone,
 }
 
 /// What one token poll found and did, from the single `UPDATE` of
@@ -195,6 +218,20 @@ pub struct DeviceEventRow {
     pub user_sub: String,
     pub kind: String,
     pub request_id: String,
+}
+
+/// A device's signed decision, as [`Store::decide_on_challenge`] applies it.
+#[derive(Debug, Clone, Copy)]
+pub struct ChallengeDecision<'a> {
+    pub request_id: &'a str,
+    pub user_sub: &'a str,
+    /// `approved` or `denied`.
+    pub status: &'a str,
+    pub deny_reason: Option<&'a str>,
+    pub device_id: &'a str,
+    pub key_thumbprint: &'a str,
+    pub nonce: &'a str,
+    pub challenge_sha256: &'a str,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -294,6 +331,7 @@ impl Store {
                 .foreign_keys(true);
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections)
+                .test_before_acquire(false)
                 .connect_with(options)
                 .await
                 .with_context(|| "opening the SQLite database")?;
@@ -301,6 +339,7 @@ impl Store {
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
+                .test_before_acquire(false)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect(url)
                 .await
@@ -391,6 +430,21 @@ impl Store {
         on_pool!(self, pool => sqlx::query_as(&sql).bind(client_id).fetch_optional(pool).await)
     }
 
+    /// Whether the client exists with this secret digest.
+    pub async fn client_has_secret(
+        &self,
+        client_id: &str,
+        secret_sha256: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let sql = "SELECT 1 FROM clients WHERE client_id = $1 AND secret_sha256 = $2";
+        let found: Option<i32> = on_pool!(self, pool => sqlx::query_scalar(sql)
+            .bind(client_id)
+            .bind(secret_sha256)
+            .fetch_optional(pool)
+            .await?);
+        Ok(found.is_some())
+    }
+
     pub async fn clients(&self) -> Result<Vec<ClientRow>, sqlx::Error> {
         let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY created_at, client_id");
         on_pool!(self, pool => sqlx::query_as(&sql).fetch_all(pool).await)
@@ -462,11 +516,14 @@ impl Store {
     // ---- back-channel authentication requests ---------------------------
 
     /// Resolves the user and stores the request in one statement; only when
-    /// nothing was stored does a second query tell why.
+    /// nothing was stored does a second query tell why. With
+    /// `client_secret_sha256`, the statement also requires the client to
+    /// exist with that secret digest (a client authenticated from a cache).
     pub async fn insert_auth_request(
         &self,
         r: &NewAuthRequest,
         user: &UserLookup,
+        client_secret_sha256: Option<&str>,
     ) -> Result<InsertRequestOutcome, sqlx::Error> {
         let sql = "INSERT INTO auth_requests (id, auth_req_id_sha256, client_id, user_sub, scope, \
                    binding_message, audience, authorization_details, acr, requester_ip, \
@@ -475,9 +532,13 @@ impl Store {
                    SELECT $1, $2, $3, u.sub, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, $12, $13, \
                    $16, $17, $18 \
                    FROM users u WHERE (u.sub = $14 OR u.email_normalized = $15) AND NOT u.blocked \
-                   ORDER BY CASE WHEN u.sub = $14 THEN 0 ELSE 1 END LIMIT 1";
+                   AND ($19 IS NULL OR EXISTS (SELECT 1 FROM clients c \
+                     WHERE c.client_id = $3 AND c.secret_sha256 = $19)) \
+                   ORDER BY CASE WHEN u.sub = $14 THEN 0 ELSE 1 END LIMIT 1 \
+                   RETURNING (SELECT COUNT(*) FROM devices d WHERE d.user_sub = auth_requests.user_sub \
+                     AND d.revoked_at IS NULL AND d.push_channel IS NOT NULL)";
         let email = user.email.as_deref().map(normalize_email);
-        let inserted = on_pool!(self, pool => sqlx::query(sql)
+        let inserted: Option<i64> = on_pool!(self, pool => sqlx::query_scalar(sql)
             .bind(&r.id)
             .bind(&r.auth_req_id_sha256)
             .bind(&r.client_id)
@@ -496,11 +557,16 @@ impl Store {
             .bind(&r.nonce)
             .bind(&r.challenge_jws)
             .bind(&r.challenge_sha256)
-            .execute(pool)
-            .await?
-            .rows_affected());
-        if inserted == 1 {
-            return Ok(InsertRequestOutcome::Created);
+            .bind(client_secret_sha256)
+            .fetch_optional(pool)
+            .await?);
+        if let Some(push_jobs) = inserted {
+            return Ok(InsertRequestOutcome::Created { push_jobs });
+        }
+        if let Some(digest) = client_secret_sha256 {
+            if !self.client_has_secret(&r.client_id, digest).await? {
+                return Ok(InsertRequestOutcome::ClientGone);
+            }
         }
         let sql = "SELECT blocked FROM users WHERE sub = $1 OR email_normalized = $2 \
                    ORDER BY CASE WHEN sub = $1 THEN 0 ELSE 1 END LIMIT 1";
@@ -522,11 +588,15 @@ impl Store {
     /// concurrent polls are serialised: of any number of simultaneous polls on
     /// an approved request exactly one sees `approved` and moves it to
     /// `issued`; the rest see `issued` and get `replayed`.
+    ///
+    /// With `client_secret_sha256`, the statement also requires the client to
+    /// exist with that secret digest (a client authenticated from a cache).
     pub async fn poll_auth_request(
         &self,
         auth_req_id_sha256: &str,
         client_id: &str,
         now: i64,
+        client_secret_sha256: Option<&str>,
     ) -> Result<Option<PollRow>, sqlx::Error> {
         let sql = "UPDATE auth_requests SET \
                last_poll_outcome = CASE \
@@ -547,12 +617,15 @@ impl Store {
                status = CASE WHEN status = 'approved' AND expires_at > $3 THEN 'issued' \
                  ELSE status END \
              WHERE auth_req_id_sha256 = $1 AND client_id = $2 \
+               AND ($4 IS NULL OR EXISTS (SELECT 1 FROM clients c \
+                 WHERE c.client_id = $2 AND c.secret_sha256 = $4)) \
              RETURNING last_poll_outcome, poll_interval, user_sub, scope, audience, \
                authorization_details, acr, decided_at";
         on_pool!(self, pool => sqlx::query_as(sql)
             .bind(auth_req_id_sha256)
             .bind(client_id)
             .bind(now)
+            .bind(client_secret_sha256)
             .fetch_optional(pool)
             .await)
     }
@@ -579,6 +652,43 @@ impl Store {
             .bind(deny_reason)
             .bind(now)
             .bind(device_id)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected() == 1))
+    }
+
+    /// A device decision on its whole happy path, in one statement: the
+    /// request is the user's, pending and unexpired; the decision names the
+    /// challenge's nonce and hash; the signing device is still active with
+    /// the key that signed. Returns whether this call decided the request
+    /// (the first decision wins); when it did not, nothing changed and the
+    /// caller asks [`Store::device`] and [`Store::decision_target`] why.
+    ///
+    /// The nonce and hash are compared by SQL, not in constant time: they are
+    /// not secrets (every device of the user is shown them in the signed
+    /// challenge) and grant nothing; the device signature, verified before
+    /// this call, is what authenticates the decision.
+    pub async fn decide_on_challenge(
+        &self,
+        d: &ChallengeDecision<'_>,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let sql = "UPDATE auth_requests SET status = $3, deny_reason = $4, decided_at = $5, \
+                   decided_by_device = $6 \
+                   WHERE id = $1 AND user_sub = $2 AND status = 'pending' AND expires_at > $5 \
+                   AND nonce = $7 AND challenge_sha256 = $8 \
+                   AND EXISTS (SELECT 1 FROM devices WHERE id = $6 AND key_thumbprint = $9 \
+                     AND revoked_at IS NULL)";
+        on_pool!(self, pool => sqlx::query(sql)
+            .bind(d.request_id)
+            .bind(d.user_sub)
+            .bind(d.status)
+            .bind(d.deny_reason)
+            .bind(now)
+            .bind(d.device_id)
+            .bind(d.nonce)
+            .bind(d.challenge_sha256)
+            .bind(d.key_thumbprint)
             .execute(pool)
             .await
             .map(|r| r.rows_affected() == 1))
@@ -1088,6 +1198,74 @@ impl Store {
             .execute(pool)
             .await
             .map(|r| r.rows_affected() == 1))
+    }
+
+    /// [`Store::use_device_jti`] and [`Store::pending_challenges`] in one
+    /// statement: spends the proof's `jti` while the device is active with
+    /// that key and, only then, returns the user's pending challenges (at
+    /// most `limit`, oldest first). `None`: nothing was spent.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn spend_proof_for_pending(
+        &self,
+        device_id: &str,
+        thumbprint: &str,
+        jti: &str,
+        jti_expires_at: i64,
+        user_sub: &str,
+        now: i64,
+        limit: i64,
+    ) -> Result<Option<Vec<String>>, sqlx::Error> {
+        const SPEND: &str = "INSERT INTO used_jtis (issuer, jti, expires_at) \
+             SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM devices \
+               WHERE id = $4 AND key_thumbprint = $5 AND revoked_at IS NULL) \
+             ON CONFLICT DO NOTHING";
+        const PENDING: &str = "SELECT challenge_jws, created_at, id FROM auth_requests \
+             WHERE user_sub = $6 AND status = 'pending' AND expires_at > $7 \
+             AND challenge_jws IS NOT NULL ORDER BY created_at, id LIMIT $8";
+        // The list rides on the spend: SQLite in the RETURNING clause of the
+        // INSERT, PostgreSQL in a data-modifying CTE. Either way no row comes
+        // back unless the jti was spent.
+        let json: Option<String> = match self {
+            Store::Sqlite(pool) => {
+                let sql = format!(
+                    "{SPEND} RETURNING (SELECT json_group_array(p.challenge_jws ORDER BY \
+                     p.created_at, p.id) FROM ({PENDING}) p)"
+                );
+                bind_spend_for_pending!(
+                    sqlx::query_scalar(&sql),
+                    device_id,
+                    thumbprint,
+                    jti,
+                    jti_expires_at,
+                    user_sub,
+                    now,
+                    limit
+                )
+                .fetch_optional(pool)
+                .await?
+            }
+            Store::Postgres(pool) => {
+                let sql = format!(
+                    "WITH spent AS ({SPEND} RETURNING 1) \
+                     SELECT (SELECT COALESCE(json_agg(p.challenge_jws ORDER BY p.created_at, \
+                     p.id), '[]')::text FROM ({PENDING}) p) FROM spent"
+                );
+                bind_spend_for_pending!(
+                    sqlx::query_scalar(&sql),
+                    device_id,
+                    thumbprint,
+                    jti,
+                    jti_expires_at,
+                    user_sub,
+                    now,
+                    limit
+                )
+                .fetch_optional(pool)
+                .await?
+            }
+        };
+        json.map(|json| serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(Box::new(e))))
+            .transpose()
     }
 
     // ---- single-use JWT ids ---------------------------------------------

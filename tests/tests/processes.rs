@@ -113,6 +113,86 @@ async fn two_serve_processes_on_one_postgres_database_behave_as_one_server() {
     assert!(b.terminate().await.success());
 }
 
+/// The server keeps authenticated clients in memory; a client deleted by
+/// another process (the CLI) must nevertheless be refused at once, on both
+/// endpoints that use the cache, and nothing may be stored for it.
+#[tokio::test]
+async fn a_client_deleted_by_the_cli_is_refused_at_once_by_a_running_server() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let db = TestDb::create(backend).await;
+        run_cli(&db.url, &["user", "create", "--sub", "alice", "--json"]).await;
+        let (client_id, secret) = create_secret_client(&db.url).await;
+        let server = ServeProcess::start(&db.url, &[("ASSENT_ISSUER", "http://assent.test")]).await;
+        let http = reqwest::Client::new();
+        let start = || {
+            http.post(format!("{}/bc-authorize", server.base_url))
+                .basic_auth(&client_id, Some(&secret))
+                .form(&[
+                    ("scope", "openid"),
+                    ("login_hint", "alice"),
+                    ("binding_message", "Cached"),
+                ])
+                .send()
+        };
+        let poll = |auth_req_id: String| {
+            http.post(format!("{}/oauth/token", server.base_url))
+                .basic_auth(&client_id, Some(&secret))
+                .form(&[
+                    ("grant_type", CIBA_GRANT_TYPE.to_string()),
+                    ("auth_req_id", auth_req_id),
+                ])
+                .send()
+        };
+        // Twice each, so that the second calls are answered from the cache.
+        let _ = start().await.unwrap();
+        let ack: BackchannelAuthenticationResponse = start().await.unwrap().json().await.unwrap();
+        for _ in 0..2 {
+            let pending: Value = poll(ack.auth_req_id.clone())
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert!(
+                pending["error"] == "authorization_pending" || pending["error"] == "slow_down",
+                "{backend}: {pending}"
+            );
+        }
+        let store = Store::connect(&db.url, 1).await.unwrap();
+        let before = store.recent_requests(None, false, 100).await.unwrap().len();
+        assert_eq!(before, 2, "{backend}");
+
+        run_cli(&db.url, &["client", "delete", &client_id]).await;
+        let refused = start().await.unwrap();
+        assert_eq!(
+            refused.status(),
+            StatusCode::UNAUTHORIZED,
+            "{backend}: bc-authorize"
+        );
+        assert!(
+            refused.headers().contains_key("www-authenticate"),
+            "{backend}: Basic challenge"
+        );
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_client", "{backend}: {body}");
+        let refused = poll(ack.auth_req_id.clone()).await.unwrap();
+        assert_eq!(
+            refused.status(),
+            StatusCode::UNAUTHORIZED,
+            "{backend}: token"
+        );
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_client", "{backend}: {body}");
+        assert_eq!(
+            store.recent_requests(None, false, 100).await.unwrap().len(),
+            0,
+            "{backend}: the deleted client's requests are gone and no new one was stored"
+        );
+        store.close().await;
+        assert!(server.terminate().await.success());
+    }
+}
+
 #[tokio::test]
 async fn the_default_run_command_serves_discovery_on_port_8080_with_sqlite() {
     let dir = tempfile::tempdir().unwrap();

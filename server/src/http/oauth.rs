@@ -22,7 +22,7 @@ pub async fn bc_authorize(
     Form(params): Form,
 ) -> Result<Json<BackchannelAuthenticationResponse>, OAuthError> {
     let assent = &state.assent;
-    let client = client_auth::authenticate(
+    let client = client_auth::authenticate_cached(
         assent,
         &headers,
         &params,
@@ -38,7 +38,6 @@ pub async fn bc_authorize(
             .map(str::to_string),
     };
     let ack = ciba::start_backchannel(assent, &client, request, requester).await?;
-    assent.delivery.announce();
     Ok(Json(ack))
 }
 
@@ -49,10 +48,14 @@ pub async fn token(
 ) -> Result<NoStore<TokenResponse>, OAuthError> {
     let assent = &state.assent;
     let client =
-        client_auth::authenticate(assent, &headers, &params, &assent.endpoints.token).await?;
+        client_auth::authenticate_cached(assent, &headers, &params, &assent.endpoints.token)
+            .await?;
     let response = match params.get("grant_type") {
         Some(CIBA_GRANT) => ciba::poll(assent, &client, &params).await?,
-        Some(REFRESH_GRANT) => ciba::refresh(assent, &client, &params).await?,
+        Some(REFRESH_GRANT) => {
+            client.confirm(assent).await?;
+            ciba::refresh(assent, &client.row, &params).await?
+        }
         Some(_) => {
             return Err(OAuthError::unsupported_grant_type(
                 "grant_type must be urn:openid:params:grant-type:ciba or refresh_token",
