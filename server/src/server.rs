@@ -46,6 +46,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     crate::metrics::install();
     let app = http::router(assent.clone());
     let housekeeping = tokio::spawn(housekeep(assent.clone(), shutdown.subscribe()));
+    let checkpoints = tokio::spawn(checkpoint(assent.store.clone(), shutdown.subscribe()));
     let delivery_tasks = crate::delivery::spawn(&assent, shutdown.subscribe());
     let store = assent.store.clone();
     let assent_for_shutdown = assent.clone();
@@ -73,6 +74,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
             }
         };
         housekeeping.abort();
+        checkpoints.abort();
         for task in delivery_tasks {
             let _ = task.await;
         }
@@ -117,6 +119,29 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+/// How often SQLite's write-ahead log is copied into the database file. At
+/// full load this keeps the log to a few megabytes.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Checkpoints SQLite's write-ahead log off the request path (the hot-path
+/// connection never does; see `storage::inline`).
+async fn checkpoint(store: Store, mut stop: watch::Receiver<bool>) {
+    if store.backend() != "sqlite" {
+        return;
+    }
+    let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(err) = store.checkpoint().await {
+            tracing::warn!(error = %err, "WAL checkpoint failed");
+        }
     }
 }
 

@@ -11,7 +11,7 @@
 //! approved request", "a JWT id is used once" are all one conditional `UPDATE`
 //! or `INSERT` each, never a read followed by a write.
 
-use std::{str::FromStr, time::Duration};
+use std::{str::FromStr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use sqlx::{
@@ -20,19 +20,52 @@ use sqlx::{
     FromRow, PgPool, SqlitePool,
 };
 
+mod inline;
+
+use inline::{Busy, InlineConnection};
+
 /// A connection pool to one of the supported databases.
 #[derive(Clone, Debug)]
 pub enum Store {
-    Sqlite(SqlitePool),
+    Sqlite(SqliteStore),
     Postgres(PgPool),
+}
+
+/// SQLite: the sqlx pool, and for a database file the connection that runs
+/// the statements of a back-channel cycle inline (see [`inline`]).
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pub pool: SqlitePool,
+    inline: Option<Arc<InlineConnection>>,
 }
 
 /// Runs the same code against whichever pool `store` holds.
 macro_rules! on_pool {
     ($store:expr, $pool:ident => $body:expr) => {
         match $store {
-            Store::Sqlite($pool) => $body,
+            Store::Sqlite(sqlite) => {
+                let $pool = &sqlite.pool;
+                $body
+            }
             Store::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Runs `$run` on the inline SQLite connection when there is one, returning
+/// its result from the enclosing function; falls through to the pool when
+/// there is none or when the database was busy.
+macro_rules! try_inline {
+    ($store:expr, $inline:ident => $run:expr) => {
+        if let Store::Sqlite(SqliteStore {
+            inline: Some($inline),
+            ..
+        }) = $store
+        {
+            match $run {
+                Ok(result) => return result,
+                Err(Busy) => metrics::counter!("assent_sqlite_inline_busy_total").increment(1),
+            }
         }
     };
 }
@@ -329,13 +362,25 @@ impl Store {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true);
+            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            let path = options.get_filename().to_path_buf();
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections)
                 .test_before_acquire(false)
                 .connect_with(options)
                 .await
                 .with_context(|| "opening the SQLite database")?;
-            Ok(Store::Sqlite(pool))
+            // An in-memory database exists only inside the pool.
+            let inline = if in_memory {
+                None
+            } else {
+                let opened = tokio::task::spawn_blocking(move || InlineConnection::open(&path))
+                    .await
+                    .context("opening the SQLite database")?
+                    .context("opening the SQLite database")?;
+                Some(Arc::new(opened))
+            };
+            Ok(Store::Sqlite(SqliteStore { pool, inline }))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
@@ -361,7 +406,11 @@ impl Store {
     /// an advisory lock, so several processes may start at once.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match self {
-            Store::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await?,
+            Store::Sqlite(sqlite) => {
+                sqlx::migrate!("./migrations/sqlite")
+                    .run(&sqlite.pool)
+                    .await?
+            }
             Store::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
         }
         Ok(())
@@ -373,6 +422,19 @@ impl Store {
 
     pub async fn close(&self) {
         on_pool!(self, pool => pool.close().await)
+    }
+
+    /// Copies SQLite's write-ahead log into the database file (a passive
+    /// checkpoint, on a pool thread: it syncs the file). The inline
+    /// connection never checkpoints, so a server calls this periodically.
+    /// Does nothing on PostgreSQL.
+    pub async fn checkpoint(&self) -> Result<(), sqlx::Error> {
+        if let Store::Sqlite(sqlite) = self {
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&sqlite.pool)
+                .await?;
+        }
+        Ok(())
     }
 
     // ---- signing keys ---------------------------------------------------
@@ -538,7 +600,41 @@ impl Store {
                    RETURNING (SELECT COUNT(*) FROM devices d WHERE d.user_sub = auth_requests.user_sub \
                      AND d.revoked_at IS NULL AND d.push_channel IS NOT NULL)";
         let email = user.email.as_deref().map(normalize_email);
-        let inserted: Option<i64> = on_pool!(self, pool => sqlx::query_scalar(sql)
+        let inline = match self {
+            Store::Sqlite(SqliteStore {
+                inline: Some(inline),
+                ..
+            }) => Some(inline.query_optional(
+                sql,
+                &[
+                    &r.id,
+                    &r.auth_req_id_sha256,
+                    &r.client_id,
+                    &r.scope,
+                    &r.binding_message,
+                    &r.audience,
+                    &r.authorization_details,
+                    &r.acr,
+                    &r.requester_ip,
+                    &r.requester_user_agent,
+                    &r.created_at,
+                    &r.expires_at,
+                    &r.poll_interval,
+                    &user.sub,
+                    &email,
+                    &r.nonce,
+                    &r.challenge_jws,
+                    &r.challenge_sha256,
+                    &client_secret_sha256,
+                ],
+                |row| row.get::<_, i64>(0),
+            )),
+            _ => None,
+        };
+        let inserted: Option<i64> = if let Some(Ok(result)) = inline {
+            result?
+        } else {
+            on_pool!(self, pool => sqlx::query_scalar(sql)
             .bind(&r.id)
             .bind(&r.auth_req_id_sha256)
             .bind(&r.client_id)
@@ -559,7 +655,8 @@ impl Store {
             .bind(&r.challenge_sha256)
             .bind(client_secret_sha256)
             .fetch_optional(pool)
-            .await?);
+            .await?)
+        };
         if let Some(push_jobs) = inserted {
             return Ok(InsertRequestOutcome::Created { push_jobs });
         }
@@ -621,6 +718,20 @@ impl Store {
                  WHERE c.client_id = $2 AND c.secret_sha256 = $4)) \
              RETURNING last_poll_outcome, poll_interval, user_sub, scope, audience, \
                authorization_details, acr, decided_at";
+        try_inline!(self, inline => inline.query_optional(
+            sql,
+            &[&auth_req_id_sha256, &client_id, &now, &client_secret_sha256],
+            |row| Ok(PollRow {
+                last_poll_outcome: row.get(0)?,
+                poll_interval: row.get(1)?,
+                user_sub: row.get(2)?,
+                scope: row.get(3)?,
+                audience: row.get(4)?,
+                authorization_details: row.get(5)?,
+                acr: row.get(6)?,
+                decided_at: row.get(7)?,
+            }),
+        ));
         on_pool!(self, pool => sqlx::query_as(sql)
             .bind(auth_req_id_sha256)
             .bind(client_id)
@@ -679,6 +790,10 @@ impl Store {
                    AND nonce = $7 AND challenge_sha256 = $8 \
                    AND EXISTS (SELECT 1 FROM devices WHERE id = $6 AND key_thumbprint = $9 \
                      AND revoked_at IS NULL)";
+        try_inline!(self, inline => inline.execute(sql, &[
+            &d.request_id, &d.user_sub, &d.status, &d.deny_reason, &now, &d.device_id, &d.nonce,
+            &d.challenge_sha256, &d.key_thumbprint,
+        ]).map(|r| r.map(|changed| changed == 1)));
         on_pool!(self, pool => sqlx::query(sql)
             .bind(d.request_id)
             .bind(d.user_sub)
@@ -1023,7 +1138,7 @@ impl Store {
             )
         };
         match self {
-            Store::Sqlite(pool) => {
+            Store::Sqlite(SqliteStore { pool, .. }) => {
                 sqlx::query_as(&claim(pick))
                     .bind(now)
                     .bind(lease_until)
@@ -1115,6 +1230,16 @@ impl Store {
     ) -> Result<Vec<DeviceEventRow>, sqlx::Error> {
         let sql = "SELECT seq, user_sub, kind, request_id FROM device_events \
                    WHERE seq > $1 AND ($2 IS NULL OR user_sub = $2) ORDER BY seq LIMIT $3";
+        try_inline!(self, inline => inline.query_all(
+            sql,
+            &[&after_seq, &user_sub, &limit],
+            |row| Ok(DeviceEventRow {
+                seq: row.get(0)?,
+                user_sub: row.get(1)?,
+                kind: row.get(2)?,
+                request_id: row.get(3)?,
+            }),
+        ));
         on_pool!(self, pool => sqlx::query_as(sql)
             .bind(after_seq)
             .bind(user_sub)
@@ -1226,23 +1351,44 @@ impl Store {
         // INSERT, PostgreSQL in a data-modifying CTE. Either way no row comes
         // back unless the jti was spent.
         let json: Option<String> = match self {
-            Store::Sqlite(pool) => {
+            Store::Sqlite(sqlite) => {
                 let sql = format!(
                     "{SPEND} RETURNING (SELECT json_group_array(p.challenge_jws ORDER BY \
                      p.created_at, p.id) FROM ({PENDING}) p)"
                 );
-                bind_spend_for_pending!(
-                    sqlx::query_scalar(&sql),
-                    device_id,
-                    thumbprint,
-                    jti,
-                    jti_expires_at,
-                    user_sub,
-                    now,
-                    limit
-                )
-                .fetch_optional(pool)
-                .await?
+                let issuer = format!("device:{device_id}");
+                let inline = sqlite.inline.as_ref().map(|inline| {
+                    inline.query_optional(
+                        &sql,
+                        &[
+                            &issuer,
+                            &jti,
+                            &jti_expires_at,
+                            &device_id,
+                            &thumbprint,
+                            &user_sub,
+                            &now,
+                            &limit,
+                        ],
+                        |row| row.get::<_, String>(0),
+                    )
+                });
+                if let Some(Ok(result)) = inline {
+                    result?
+                } else {
+                    bind_spend_for_pending!(
+                        sqlx::query_scalar(&sql),
+                        device_id,
+                        thumbprint,
+                        jti,
+                        jti_expires_at,
+                        user_sub,
+                        now,
+                        limit
+                    )
+                    .fetch_optional(&sqlite.pool)
+                    .await?
+                }
             }
             Store::Postgres(pool) => {
                 let sql = format!(

@@ -110,7 +110,7 @@ pub async fn get_json(http: &reqwest::Client, url: &str) -> serde_json::Value {
 /// Runs a `SELECT COUNT(*) ...` on whichever database `store` holds.
 pub async fn count(store: &Store, sql: &str) -> i64 {
     match store {
-        Store::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+        Store::Sqlite(s) => sqlx::query_scalar(sql).fetch_one(&s.pool).await.unwrap(),
         Store::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
     }
 }
@@ -118,8 +118,8 @@ pub async fn count(store: &Store, sql: &str) -> i64 {
 /// Runs one statement without parameters on whichever database `store` holds.
 pub async fn execute(store: &Store, sql: &str) -> u64 {
     match store {
-        Store::Sqlite(pool) => sqlx::query(sql)
-            .execute(pool)
+        Store::Sqlite(s) => sqlx::query(sql)
+            .execute(&s.pool)
             .await
             .unwrap()
             .rows_affected(),
@@ -134,7 +134,7 @@ pub async fn execute(store: &Store, sql: &str) -> u64 {
 /// Runs a query returning one text value on whichever database `store` holds.
 pub async fn fetch_text(store: &Store, sql: &str) -> String {
     match store {
-        Store::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+        Store::Sqlite(s) => sqlx::query_scalar(sql).fetch_one(&s.pool).await.unwrap(),
         Store::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
     }
 }

@@ -96,3 +96,62 @@ async fn futures_join_all<T: Send + 'static>(
     }
     out
 }
+
+/// On SQLite the statements of a cycle run inline on the async runtime, so
+/// they must never wait for a lock there: while another connection (another
+/// process, the CLI) holds the write lock, they are handed to the pool,
+/// whose threads wait. The runtime stays responsive, and every request is
+/// stored once the lock is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_cycle_statements_wait_off_the_runtime_while_another_writer_holds_the_lock() {
+    use sqlx::Connection;
+
+    let (server, client) = assent_tests::server_with_alice().await;
+    let server = Arc::new(server);
+    let client = Arc::new(client);
+    let mut writer = sqlx::SqliteConnection::connect(&server.db.url)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut writer)
+        .await
+        .unwrap();
+
+    // More requests than runtime threads: any of them blocking a thread
+    // while it waits would stall the health check below.
+    let starts: Vec<_> = (0..4)
+        .map(|i| {
+            let (server, client) = (server.clone(), client.clone());
+            tokio::spawn(async move {
+                client
+                    .start_login(
+                        &server,
+                        assent_tests::ALICE,
+                        "openid",
+                        &format!("Locked {i}"),
+                        &[],
+                    )
+                    .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(
+        starts.iter().all(|s| !s.is_finished()),
+        "the requests wait for the lock"
+    );
+    let health = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        server.http.get(server.url("/healthz")).send(),
+    )
+    .await
+    .expect("the runtime answers while the statements wait")
+    .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+
+    sqlx::query("COMMIT").execute(&mut writer).await.unwrap();
+    for start in starts {
+        let auth_req_id = start.await.unwrap();
+        assent_tests::request_id(server.store(), &auth_req_id).await;
+    }
+}

@@ -36,7 +36,9 @@ async fn enroll(server: &TestServer, user: &str, push: Option<PushSubscription>)
 async fn job_states(server: &TestServer) -> Vec<(String, Option<String>)> {
     let sql = "SELECT state, last_error FROM push_jobs ORDER BY id";
     match server.store() {
-        assent_server::storage::Store::Sqlite(p) => sqlx::query_as(sql).fetch_all(p).await.unwrap(),
+        assent_server::storage::Store::Sqlite(s) => {
+            sqlx::query_as(sql).fetch_all(&s.pool).await.unwrap()
+        }
         assent_server::storage::Store::Postgres(p) => {
             sqlx::query_as(sql).fetch_all(p).await.unwrap()
         }

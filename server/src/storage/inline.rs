@@ -1,0 +1,188 @@
+//! The statements of a back-channel cycle, run on SQLite without leaving the
+//! calling thread.
+//!
+//! sqlx gives every SQLite connection its own thread and hands each
+//! statement to it over a channel: two thread switches per statement, which
+//! profiling showed to cost more CPU than SQLite itself on the hot path. The
+//! handful of statements every cycle runs go instead through one connection
+//! kept here, behind a mutex, with prepared statements cached.
+//!
+//! This is blocking work on the async runtime, made acceptable by bounding
+//! it: the statements are single-row index lookups and writes that take
+//! microseconds (less than verifying one signature); they never wait for a
+//! lock (`busy_timeout` 0: when another connection or process holds the write
+//! lock, the caller gets [`Busy`] and runs the statement through the sqlx
+//! pool instead, whose threads may wait); and they never wait for the disk
+//! (WAL with `synchronous = NORMAL` does not sync on commit, and this
+//! connection never checkpoints: [`super::Store::checkpoint`] does, on a pool
+//! thread).
+//!
+//! The SQL text is the same as the pool's: SQLite reads `$1`, `$2`, ... as
+//! named parameters, bound here by name.
+
+use std::{path::Path, sync::Mutex, time::Duration};
+
+use rusqlite::{types::ToSql, CachedStatement, Connection, ErrorCode, OpenFlags, Row};
+
+/// The inline attempt could not take the database's write lock: run the
+/// statement through the pool instead.
+#[derive(Debug)]
+pub struct Busy;
+
+/// Parameter names `$1` to `$24`, the most any statement here binds.
+const PARAMETER_NAMES: [&str; 24] = [
+    "$1", "$2", "$3", "$4", "$5", "$6", "$7", "$8", "$9", "$10", "$11", "$12", "$13", "$14", "$15",
+    "$16", "$17", "$18", "$19", "$20", "$21", "$22", "$23", "$24",
+];
+
+pub struct InlineConnection {
+    connection: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for InlineConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InlineConnection").finish_non_exhaustive()
+    }
+}
+
+impl InlineConnection {
+    /// Opens `path`, which the pool has already created and put in WAL mode.
+    pub fn open(path: &Path) -> rusqlite::Result<Self> {
+        let connection = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_URI,
+        )?;
+        connection.busy_timeout(Duration::ZERO)?;
+        connection.pragma_update(None, "synchronous", "NORMAL")?;
+        connection.pragma_update(None, "foreign_keys", "ON")?;
+        // Checkpoints sync the database file: they run elsewhere.
+        connection.pragma_update(None, "wal_autocheckpoint", 0)?;
+        connection.set_prepared_statement_cache_capacity(32);
+        Ok(Self {
+            connection: Mutex::new(connection),
+        })
+    }
+
+    /// Runs `sql` with `params` (`$1`, `$2`, ...) and returns how many rows it changed.
+    pub fn execute(
+        &self,
+        sql: &str,
+        params: &[&dyn ToSql],
+    ) -> Result<Result<usize, sqlx::Error>, Busy> {
+        self.with_statement(sql, params, |statement| statement.raw_execute())
+    }
+
+    /// Runs `sql` and maps its first row, if any.
+    pub fn query_optional<T>(
+        &self,
+        sql: &str,
+        params: &[&dyn ToSql],
+        map: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Result<Option<T>, sqlx::Error>, Busy> {
+        self.with_statement(sql, params, |statement| {
+            statement.raw_query().next()?.map(map).transpose()
+        })
+    }
+
+    /// Runs `sql` and maps every row.
+    pub fn query_all<T>(
+        &self,
+        sql: &str,
+        params: &[&dyn ToSql],
+        mut map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Result<Vec<T>, sqlx::Error>, Busy> {
+        self.with_statement(sql, params, |statement| {
+            let mut rows = statement.raw_query();
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                out.push(map(row)?);
+            }
+            Ok(out)
+        })
+    }
+
+    fn with_statement<T>(
+        &self,
+        sql: &str,
+        params: &[&dyn ToSql],
+        run: impl FnOnce(&mut CachedStatement<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Result<T, sqlx::Error>, Busy> {
+        let connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        let result = connection.prepare_cached(sql).and_then(|mut statement| {
+            for (value, name) in params.iter().zip(PARAMETER_NAMES) {
+                if let Some(index) = statement.parameter_index(name)? {
+                    statement.raw_bind_parameter(index, value)?;
+                }
+            }
+            run(&mut statement)
+        });
+        match result {
+            Ok(value) => Ok(Ok(value)),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(e.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) =>
+            {
+                Err(Busy)
+            }
+            Err(e) => Ok(Err(sqlx::Error::Database(Box::new(InlineError(e))))),
+        }
+    }
+}
+
+/// A failure of an inline statement, as the storage API reports errors.
+#[derive(Debug)]
+struct InlineError(rusqlite::Error);
+
+impl std::fmt::Display for InlineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl std::error::Error for InlineError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+impl sqlx::error::DatabaseError for InlineError {
+    fn message(&self) -> &str {
+        match &self.0 {
+            rusqlite::Error::SqliteFailure(_, Some(message)) => message,
+            _ => "SQLite statement failed",
+        }
+    }
+
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+
+    fn kind(&self) -> sqlx::error::ErrorKind {
+        match &self.0 {
+            rusqlite::Error::SqliteFailure(e, _) => match e.extended_code {
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+                    sqlx::error::ErrorKind::UniqueViolation
+                }
+                rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => {
+                    sqlx::error::ErrorKind::ForeignKeyViolation
+                }
+                rusqlite::ffi::SQLITE_CONSTRAINT_NOTNULL => {
+                    sqlx::error::ErrorKind::NotNullViolation
+                }
+                rusqlite::ffi::SQLITE_CONSTRAINT_CHECK => sqlx::error::ErrorKind::CheckViolation,
+                _ => sqlx::error::ErrorKind::Other,
+            },
+            _ => sqlx::error::ErrorKind::Other,
+        }
+    }
+}
