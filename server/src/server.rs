@@ -122,9 +122,9 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// How often SQLite's write-ahead log is copied into the database file. At
-/// full load this keeps the log to a few megabytes.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
+/// How often SQLite's write-ahead log is copied into the database file and
+/// rewound. At full load this keeps the log to about 10 MiB.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Checkpoints SQLite's write-ahead log off the request path (the hot-path
 /// connection never does; see `storage::inline`).

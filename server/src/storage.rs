@@ -424,17 +424,33 @@ impl Store {
         on_pool!(self, pool => pool.close().await)
     }
 
-    /// Copies SQLite's write-ahead log into the database file (a passive
-    /// checkpoint, on a pool thread: it syncs the file). The inline
-    /// connection never checkpoints, so a server calls this periodically.
-    /// Does nothing on PostgreSQL.
-    pub async fn checkpoint(&self) -> Result<(), sqlx::Error> {
-        if let Store::Sqlite(sqlite) = self {
-            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(&sqlite.pool)
-                .await?;
+    /// Copies SQLite's write-ahead log into the database file and rewinds
+    /// it (see `inline::InlineConnection::checkpoint` for why the inline
+    /// connection does it), on a blocking thread: a checkpoint syncs the
+    /// file. The inline connection never checkpoints on its own, so a server
+    /// calls this periodically. Returns the log's length in frames before
+    /// the call. Does nothing on PostgreSQL.
+    pub async fn checkpoint(&self) -> Result<i64, sqlx::Error> {
+        match self {
+            Store::Sqlite(SqliteStore {
+                inline: Some(inline),
+                ..
+            }) => {
+                let inline = inline.clone();
+                tokio::task::spawn_blocking(move || inline.checkpoint())
+                    .await
+                    .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?
+                    .map_err(inline::into_sqlx)
+            }
+            Store::Sqlite(sqlite) => {
+                let (_, frames, _): (i64, i64, i64) =
+                    sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+                        .fetch_one(&sqlite.pool)
+                        .await?;
+                Ok(frames)
+            }
+            Store::Postgres(_) => Ok(0),
         }
-        Ok(())
     }
 
     // ---- signing keys ---------------------------------------------------
@@ -1138,8 +1154,24 @@ impl Store {
             )
         };
         match self {
-            Store::Sqlite(SqliteStore { pool, .. }) => {
-                sqlx::query_as(&claim(pick))
+            Store::Sqlite(SqliteStore { pool, inline }) => {
+                let sql = claim(pick);
+                if let Some(inline) = inline {
+                    let claimed = inline.query_all(&sql, &[&now, &lease_until, &limit], |row| {
+                        Ok(ClaimedPushJob {
+                            id: row.get(0)?,
+                            request_id: row.get(1)?,
+                            device_id: row.get(2)?,
+                            expires_at: row.get(3)?,
+                            created_at: row.get(4)?,
+                            attempts: row.get(5)?,
+                        })
+                    });
+                    if let Ok(result) = claimed {
+                        return result;
+                    }
+                }
+                sqlx::query_as(&sql)
                     .bind(now)
                     .bind(lease_until)
                     .bind(limit)
@@ -1160,6 +1192,9 @@ impl Store {
     /// The push subscription of an active device, if it has one.
     pub async fn push_channel(&self, device_id: &str) -> Result<Option<String>, sqlx::Error> {
         let sql = "SELECT push_channel FROM devices WHERE id = $1 AND revoked_at IS NULL";
+        try_inline!(self, inline => inline
+            .query_optional(sql, &[&device_id], |row| row.get::<_, Option<String>>(0))
+            .map(|r| r.map(Option::flatten)));
         let channel: Option<Option<String>> = on_pool!(self, pool => sqlx::query_scalar(sql)
             .bind(device_id)
             .fetch_optional(pool)
@@ -1177,6 +1212,9 @@ impl Store {
     ) -> Result<(), sqlx::Error> {
         let sql = "UPDATE push_jobs SET state = $2, last_error = $3, locked_until = NULL, \
                    sent_at = CASE WHEN $2 = 'sent' THEN $4 ELSE sent_at END WHERE id = $1";
+        try_inline!(self, inline => inline
+            .execute(sql, &[&id, &state, &error, &now])
+            .map(|r| r.map(|_| ())));
         on_pool!(self, pool => sqlx::query(sql)
             .bind(id)
             .bind(state)

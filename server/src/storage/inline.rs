@@ -14,13 +14,20 @@
 //! lock, the caller gets [`Busy`] and runs the statement through the sqlx
 //! pool instead, whose threads may wait); and they never wait for the disk
 //! (WAL with `synchronous = NORMAL` does not sync on commit, and this
-//! connection never checkpoints: [`super::Store::checkpoint`] does, on a pool
-//! thread).
+//! connection checkpoints only when [`super::Store::checkpoint`] asks, on a
+//! blocking thread, while statements go to the pool).
 //!
 //! The SQL text is the same as the pool's: SQLite reads `$1`, `$2`, ... as
 //! named parameters, bound here by name.
 
-use std::{path::Path, sync::Mutex, time::Duration};
+use std::{
+    path::Path,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Mutex,
+    },
+    time::Duration,
+};
 
 use rusqlite::{types::ToSql, CachedStatement, Connection, ErrorCode, OpenFlags, Row};
 
@@ -28,6 +35,9 @@ use rusqlite::{types::ToSql, CachedStatement, Connection, ErrorCode, OpenFlags, 
 /// statement through the pool instead.
 #[derive(Debug)]
 pub struct Busy;
+
+/// Longest a checkpoint waits for other connections' statements to end.
+const CHECKPOINT_WAIT: Duration = Duration::from_secs(5);
 
 /// Parameter names `$1` to `$24`, the most any statement here binds.
 const PARAMETER_NAMES: [&str; 24] = [
@@ -37,6 +47,9 @@ const PARAMETER_NAMES: [&str; 24] = [
 
 pub struct InlineConnection {
     connection: Mutex<Connection>,
+    /// Set while [`Self::checkpoint`] has (or is about to take) the
+    /// connection: statements go to the pool meanwhile rather than wait.
+    checkpointing: AtomicBool,
 }
 
 impl std::fmt::Debug for InlineConnection {
@@ -62,7 +75,36 @@ impl InlineConnection {
         connection.set_prepared_statement_cache_capacity(32);
         Ok(Self {
             connection: Mutex::new(connection),
+            checkpointing: AtomicBool::new(false),
         })
+    }
+
+    /// Copies the write-ahead log into the database file and rewinds it to
+    /// its start. Blocking: call it on a blocking thread.
+    ///
+    /// Why here and in `RESTART` mode: SQLite can only rewind the log once a
+    /// checkpoint has caught up with its end, which a checkpoint running
+    /// beside a steady stream of writes never does, so the file would grow
+    /// without bound. Holding this connection (where nearly every write
+    /// happens) stops those writes for the moment the checkpoint takes;
+    /// statements arriving meanwhile find [`Self::checkpointing`] set and run
+    /// through the pool, whose threads wait. Returns the log's length in
+    /// frames before the checkpoint.
+    pub fn checkpoint(&self) -> rusqlite::Result<i64> {
+        self.checkpointing.store(true, Ordering::Release);
+        let connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        let result = (|| {
+            // Pool connections may be reading or writing: wait for them here.
+            connection.busy_timeout(CHECKPOINT_WAIT)?;
+            let frames = connection.query_row("PRAGMA wal_checkpoint(RESTART)", [], |row| {
+                row.get::<_, i64>(1)
+            });
+            connection.busy_timeout(Duration::ZERO)?;
+            frames
+        })();
+        drop(connection);
+        self.checkpointing.store(false, Ordering::Release);
+        result
     }
 
     /// Runs `sql` with `params` (`$1`, `$2`, ...) and returns how many rows it changed.
@@ -109,6 +151,9 @@ impl InlineConnection {
         params: &[&dyn ToSql],
         run: impl FnOnce(&mut CachedStatement<'_>) -> rusqlite::Result<T>,
     ) -> Result<Result<T, sqlx::Error>, Busy> {
+        if self.checkpointing.load(Ordering::Acquire) {
+            return Err(Busy);
+        }
         let connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
         let result = connection.prepare_cached(sql).and_then(|mut statement| {
             for (value, name) in params.iter().zip(PARAMETER_NAMES) {
@@ -125,9 +170,14 @@ impl InlineConnection {
             {
                 Err(Busy)
             }
-            Err(e) => Ok(Err(sqlx::Error::Database(Box::new(InlineError(e))))),
+            Err(e) => Ok(Err(into_sqlx(e))),
         }
     }
+}
+
+/// A SQLite failure as the storage API reports errors.
+pub fn into_sqlx(e: rusqlite::Error) -> sqlx::Error {
+    sqlx::Error::Database(Box::new(InlineError(e)))
 }
 
 /// A failure of an inline statement, as the storage API reports errors.
