@@ -601,15 +601,11 @@ async fn run(args: Args) -> anyhow::Result<Value> {
         None
     };
 
-    let stats = Arc::new(Mutex::new(Stats::default()));
-    let measuring = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let started = Instant::now();
-    let warmup = Duration::from_secs_f64(args.warmup);
-    let end = warmup + Duration::from_secs_f64(args.duration);
-    let mut tasks = tokio::task::JoinSet::new();
+    // Every device listens before the clock starts: opening 128 streams
+    // takes seconds, which must not come out of the measured time.
+    let mut listening = Vec::with_capacity(pairs.len());
     for pair in pairs {
-        let (stats, measuring) = (stats.clone(), measuring.clone());
-        let mut notifier = match &push {
+        let notifier = match &push {
             Some(p) => Notifier::Push(p.subscribe_received()),
             None => Notifier::Events(
                 pair.device
@@ -618,6 +614,17 @@ async fn run(args: Args) -> anyhow::Result<Value> {
                     .map_err(|e| anyhow::anyhow!("opening event stream: {e}"))?,
             ),
         };
+        listening.push((pair, notifier));
+    }
+
+    let stats = Arc::new(Mutex::new(Stats::default()));
+    let measuring = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let started = Instant::now();
+    let warmup = Duration::from_secs_f64(args.warmup);
+    let end = warmup + Duration::from_secs_f64(args.duration);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (pair, mut notifier) in listening {
+        let (stats, measuring) = (stats.clone(), measuring.clone());
         tasks.spawn(async move {
             let mut n = 0u64;
             while started.elapsed() < end {
