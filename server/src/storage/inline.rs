@@ -1,5 +1,5 @@
-//! The statements of a back-channel cycle, run on SQLite without leaving the
-//! calling thread.
+//! The statements of a back-channel cycle (and of a push delivery), run on
+//! SQLite without leaving the calling thread.
 //!
 //! sqlx gives every SQLite connection its own thread and hands each
 //! statement to it over a channel: two thread switches per statement, which
@@ -70,7 +70,8 @@ impl InlineConnection {
         connection.busy_timeout(Duration::ZERO)?;
         connection.pragma_update(None, "synchronous", "NORMAL")?;
         connection.pragma_update(None, "foreign_keys", "ON")?;
-        // Checkpoints sync the database file: they run elsewhere.
+        // Checkpoints sync the database file: never inside a statement here,
+        // only when `checkpoint` is called, on a blocking thread.
         connection.pragma_update(None, "wal_autocheckpoint", 0)?;
         connection.set_prepared_statement_cache_capacity(32);
         Ok(Self {
