@@ -138,8 +138,11 @@ impl AuthenticatedClient {
         match self.unconfirmed_secret_sha256() {
             None => Ok(()),
             Some(digest) => {
-                let current = assent.store.client(&self.row.client_id).await?;
-                if current.is_some_and(|c| c.secret_sha256.as_deref() == Some(digest)) {
+                if assent
+                    .store
+                    .client_has_secret(&self.row.client_id, digest)
+                    .await?
+                {
                     Ok(())
                 } else {
                     Err(self.gone(assent))

@@ -11,7 +11,11 @@
 //! approved request", "a JWT id is used once" are all one conditional `UPDATE`
 //! or `INSERT` each, never a read followed by a write.
 
-use std::{str::FromStr, sync::Arc, time::Duration};
+use std::{
+    str::FromStr,
+    sync::{Arc, LazyLock},
+    time::Duration,
+};
 
 use anyhow::Context;
 use sqlx::{
@@ -52,20 +56,13 @@ macro_rules! on_pool {
     };
 }
 
-/// Runs `$run` on the inline SQLite connection when there is one, returning
-/// its result from the enclosing function; falls through to the pool when
+/// Returns from the enclosing function with `$run`'s result on the inline
+/// SQLite connection ([`Store::on_inline`]); falls through to the pool when
 /// there is none or when the database was busy.
 macro_rules! try_inline {
     ($store:expr, $inline:ident => $run:expr) => {
-        if let Store::Sqlite(SqliteStore {
-            inline: Some($inline),
-            ..
-        }) = $store
-        {
-            match $run {
-                Ok(result) => return result,
-                Err(Busy) => metrics::counter!("assent_sqlite_inline_busy_total").increment(1),
-            }
+        if let Some(result) = $store.on_inline(|$inline| $run) {
+            return result;
         }
     };
 }
@@ -92,21 +89,31 @@ macro_rules! insert_refresh_token_query {
         .bind($t.expires_at)
     };
 }
-/// Binds the arguments of [`Store::spend_proof_for_pending`] in order.
-macro_rules! bind_spend_for_pending {
-    ($query:expr, $device_id:expr, $thumbprint:expr, $jti:expr, $jti_expires_at:expr,
-     $user_sub:expr, $now:expr, $limit:expr) => {
-        $query
-            .bind(format!("device:{}", $device_id))
-            .bind($jti)
-            .bind($jti_expires_at)
-            .bind($device_id)
-            .bind($thumbprint)
-            .bind($user_sub)
-            .bind($now)
-            .bind($limit)
-    };
-}
+/// [`Store::spend_proof_for_pending`]: the spend of the proof's `jti`
+/// (`$1`-`$5`) and the user's pending challenges (`$6`-`$8`). The list rides
+/// on the spend: SQLite in the `RETURNING` clause of the `INSERT`,
+/// PostgreSQL in a data-modifying CTE; either way no row comes back unless
+/// the `jti` was spent.
+const SPEND_PROOF_JTI: &str = "INSERT INTO used_jtis (issuer, jti, expires_at) \
+     SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM devices \
+       WHERE id = $4 AND key_thumbprint = $5 AND revoked_at IS NULL) \
+     ON CONFLICT DO NOTHING";
+const PENDING_CHALLENGES: &str = "SELECT challenge_jws, created_at, id FROM auth_requests \
+     WHERE user_sub = $6 AND status = 'pending' AND expires_at > $7 \
+     AND challenge_jws IS NOT NULL ORDER BY created_at, id LIMIT $8";
+static SPEND_PROOF_FOR_PENDING_SQLITE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{SPEND_PROOF_JTI} RETURNING (SELECT json_group_array(p.challenge_jws ORDER BY \
+         p.created_at, p.id) FROM ({PENDING_CHALLENGES}) p)"
+    )
+});
+static SPEND_PROOF_FOR_PENDING_POSTGRES: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH spent AS ({SPEND_PROOF_JTI} RETURNING 1) \
+         SELECT (SELECT COALESCE(json_agg(p.challenge_jws ORDER BY p.created_at, p.id), \
+         '[]')::text FROM ({PENDING_CHALLENGES}) p) FROM spent"
+    )
+});
 
 #[derive(Debug, Clone, FromRow)]
 pub struct SigningKeyRow {
@@ -395,6 +402,29 @@ impl Store {
         }
     }
 
+    /// Runs `run` on the inline SQLite connection, if there is one. `None`
+    /// means "use the pool": there is no inline connection (PostgreSQL, an
+    /// in-memory database) or the database was busy (counted).
+    fn on_inline<T>(
+        &self,
+        run: impl FnOnce(&InlineConnection) -> Result<Result<T, sqlx::Error>, Busy>,
+    ) -> Option<Result<T, sqlx::Error>> {
+        let Store::Sqlite(SqliteStore {
+            inline: Some(inline),
+            ..
+        }) = self
+        else {
+            return None;
+        };
+        match run(inline) {
+            Ok(result) => Some(result),
+            Err(Busy) => {
+                metrics::counter!("assent_sqlite_inline_busy_total").increment(1);
+                None
+            }
+        }
+    }
+
     pub fn backend(&self) -> &'static str {
         match self {
             Store::Sqlite(_) => "sqlite",
@@ -616,11 +646,8 @@ impl Store {
                    RETURNING (SELECT COUNT(*) FROM devices d WHERE d.user_sub = auth_requests.user_sub \
                      AND d.revoked_at IS NULL AND d.push_channel IS NOT NULL)";
         let email = user.email.as_deref().map(normalize_email);
-        let inline = match self {
-            Store::Sqlite(SqliteStore {
-                inline: Some(inline),
-                ..
-            }) => Some(inline.query_optional(
+        let inline = self.on_inline(|inline| {
+            inline.query_optional(
                 sql,
                 &[
                     &r.id,
@@ -644,10 +671,9 @@ impl Store {
                     &client_secret_sha256,
                 ],
                 |row| row.get::<_, i64>(0),
-            )),
-            _ => None,
-        };
-        let inserted: Option<i64> = if let Some(Ok(result)) = inline {
+            )
+        });
+        let inserted: Option<i64> = if let Some(result) = inline {
             result?
         } else {
             on_pool!(self, pool => sqlx::query_scalar(sql)
@@ -1082,24 +1108,6 @@ impl Store {
         }
     }
 
-    /// The stored challenges of a user's pending, unexpired requests, oldest first.
-    pub async fn pending_challenges(
-        &self,
-        user_sub: &str,
-        now: i64,
-        limit: i64,
-    ) -> Result<Vec<String>, sqlx::Error> {
-        let sql = "SELECT challenge_jws FROM auth_requests \
-                   WHERE user_sub = $1 AND status = 'pending' AND expires_at > $2 \
-                   AND challenge_jws IS NOT NULL ORDER BY created_at, id LIMIT $3";
-        on_pool!(self, pool => sqlx::query_scalar(sql)
-            .bind(user_sub)
-            .bind(now)
-            .bind(limit)
-            .fetch_all(pool)
-            .await)
-    }
-
     pub async fn decision_target(
         &self,
         request_id: &str,
@@ -1154,10 +1162,10 @@ impl Store {
             )
         };
         match self {
-            Store::Sqlite(SqliteStore { pool, inline }) => {
+            Store::Sqlite(sqlite) => {
                 let sql = claim(pick);
-                if let Some(inline) = inline {
-                    let claimed = inline.query_all(&sql, &[&now, &lease_until, &limit], |row| {
+                let claimed = self.on_inline(|inline| {
+                    inline.query_all(&sql, &[&now, &lease_until, &limit], |row| {
                         Ok(ClaimedPushJob {
                             id: row.get(0)?,
                             request_id: row.get(1)?,
@@ -1166,16 +1174,16 @@ impl Store {
                             created_at: row.get(4)?,
                             attempts: row.get(5)?,
                         })
-                    });
-                    if let Ok(result) = claimed {
-                        return result;
-                    }
+                    })
+                });
+                if let Some(result) = claimed {
+                    return result;
                 }
                 sqlx::query_as(&sql)
                     .bind(now)
                     .bind(lease_until)
                     .bind(limit)
-                    .fetch_all(pool)
+                    .fetch_all(&sqlite.pool)
                     .await
             }
             Store::Postgres(pool) => {
@@ -1363,10 +1371,10 @@ impl Store {
             .map(|r| r.rows_affected() == 1))
     }
 
-    /// [`Store::use_device_jti`] and [`Store::pending_challenges`] in one
-    /// statement: spends the proof's `jti` while the device is active with
-    /// that key and, only then, returns the user's pending challenges (at
-    /// most `limit`, oldest first). `None`: nothing was spent.
+    /// [`Store::use_device_jti`] and a read of the user's pending challenges
+    /// in one statement: spends the proof's `jti` while the device is active
+    /// with that key and, only then, returns the user's pending challenges
+    /// (at most `limit`, oldest first). `None`: nothing was spent.
     #[allow(clippy::too_many_arguments)]
     pub async fn spend_proof_for_pending(
         &self,
@@ -1378,74 +1386,41 @@ impl Store {
         now: i64,
         limit: i64,
     ) -> Result<Option<Vec<String>>, sqlx::Error> {
-        const SPEND: &str = "INSERT INTO used_jtis (issuer, jti, expires_at) \
-             SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM devices \
-               WHERE id = $4 AND key_thumbprint = $5 AND revoked_at IS NULL) \
-             ON CONFLICT DO NOTHING";
-        const PENDING: &str = "SELECT challenge_jws, created_at, id FROM auth_requests \
-             WHERE user_sub = $6 AND status = 'pending' AND expires_at > $7 \
-             AND challenge_jws IS NOT NULL ORDER BY created_at, id LIMIT $8";
-        // The list rides on the spend: SQLite in the RETURNING clause of the
-        // INSERT, PostgreSQL in a data-modifying CTE. Either way no row comes
-        // back unless the jti was spent.
-        let json: Option<String> = match self {
-            Store::Sqlite(sqlite) => {
-                let sql = format!(
-                    "{SPEND} RETURNING (SELECT json_group_array(p.challenge_jws ORDER BY \
-                     p.created_at, p.id) FROM ({PENDING}) p)"
-                );
-                let issuer = format!("device:{device_id}");
-                let inline = sqlite.inline.as_ref().map(|inline| {
-                    inline.query_optional(
-                        &sql,
-                        &[
-                            &issuer,
-                            &jti,
-                            &jti_expires_at,
-                            &device_id,
-                            &thumbprint,
-                            &user_sub,
-                            &now,
-                            &limit,
-                        ],
-                        |row| row.get::<_, String>(0),
-                    )
-                });
-                if let Some(Ok(result)) = inline {
-                    result?
-                } else {
-                    bind_spend_for_pending!(
-                        sqlx::query_scalar(&sql),
-                        device_id,
-                        thumbprint,
-                        jti,
-                        jti_expires_at,
-                        user_sub,
-                        now,
-                        limit
-                    )
-                    .fetch_optional(&sqlite.pool)
-                    .await?
-                }
-            }
-            Store::Postgres(pool) => {
-                let sql = format!(
-                    "WITH spent AS ({SPEND} RETURNING 1) \
-                     SELECT (SELECT COALESCE(json_agg(p.challenge_jws ORDER BY p.created_at, \
-                     p.id), '[]')::text FROM ({PENDING}) p) FROM spent"
-                );
-                bind_spend_for_pending!(
-                    sqlx::query_scalar(&sql),
-                    device_id,
-                    thumbprint,
-                    jti,
-                    jti_expires_at,
-                    user_sub,
-                    now,
-                    limit
-                )
-                .fetch_optional(pool)
-                .await?
+        let issuer = format!("device:{device_id}");
+        let inline = self.on_inline(|inline| {
+            inline.query_optional(
+                &SPEND_PROOF_FOR_PENDING_SQLITE,
+                &[
+                    &issuer,
+                    &jti,
+                    &jti_expires_at,
+                    &device_id,
+                    &thumbprint,
+                    &user_sub,
+                    &now,
+                    &limit,
+                ],
+                |row| row.get::<_, String>(0),
+            )
+        });
+        let json: Option<String> = match inline {
+            Some(result) => result?,
+            None => {
+                let sql: &'static str = match self {
+                    Store::Sqlite(_) => &SPEND_PROOF_FOR_PENDING_SQLITE,
+                    Store::Postgres(_) => &SPEND_PROOF_FOR_PENDING_POSTGRES,
+                };
+                on_pool!(self, pool => sqlx::query_scalar(sql)
+                    .bind(&issuer)
+                    .bind(jti)
+                    .bind(jti_expires_at)
+                    .bind(device_id)
+                    .bind(thumbprint)
+                    .bind(user_sub)
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_optional(pool)
+                    .await?)
             }
         };
         json.map(|json| serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(Box::new(e))))
