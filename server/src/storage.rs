@@ -61,7 +61,7 @@ macro_rules! on_pool {
 /// there is none or when the database was busy.
 macro_rules! try_inline {
     ($store:expr, $inline:ident => $run:expr) => {
-        if let Some(result) = $store.on_inline(|$inline| $run) {
+        if let Some(result) = $store.on_inline(|$inline| $run).await {
             return result;
         }
     };
@@ -402,12 +402,13 @@ impl Store {
         }
     }
 
-    /// Runs `run` on the inline SQLite connection, if there is one. `None`
-    /// means "use the pool": there is no inline connection (PostgreSQL, an
-    /// in-memory database) or the database was busy (counted).
-    fn on_inline<T>(
+    /// Runs `run` on the inline SQLite connection, if there is one, after
+    /// any checkpoint in progress. `None` means "use the pool": there is no
+    /// inline connection (PostgreSQL, an in-memory database) or another
+    /// connection held the write lock (counted).
+    async fn on_inline<T>(
         &self,
-        run: impl FnOnce(&InlineConnection) -> Result<Result<T, sqlx::Error>, Busy>,
+        run: impl Fn(&InlineConnection) -> Result<Result<T, sqlx::Error>, Busy>,
     ) -> Option<Result<T, sqlx::Error>> {
         let Store::Sqlite(SqliteStore {
             inline: Some(inline),
@@ -416,11 +417,15 @@ impl Store {
         else {
             return None;
         };
-        match run(inline) {
-            Ok(result) => Some(result),
-            Err(Busy) => {
-                metrics::counter!("assent_sqlite_inline_busy_total").increment(1);
-                None
+        loop {
+            inline.checkpoint_finished().await;
+            match run(inline) {
+                Ok(result) => return Some(result),
+                Err(Busy::Checkpointing) => continue,
+                Err(Busy::Locked) => {
+                    metrics::counter!("assent_sqlite_inline_busy_total").increment(1);
+                    return None;
+                }
             }
         }
     }
@@ -646,33 +651,35 @@ impl Store {
                    RETURNING (SELECT COUNT(*) FROM devices d WHERE d.user_sub = auth_requests.user_sub \
                      AND d.revoked_at IS NULL AND d.push_channel IS NOT NULL)";
         let email = user.email.as_deref().map(normalize_email);
-        let inline = self.on_inline(|inline| {
-            inline.query_optional(
-                sql,
-                &[
-                    &r.id,
-                    &r.auth_req_id_sha256,
-                    &r.client_id,
-                    &r.scope,
-                    &r.binding_message,
-                    &r.audience,
-                    &r.authorization_details,
-                    &r.acr,
-                    &r.requester_ip,
-                    &r.requester_user_agent,
-                    &r.created_at,
-                    &r.expires_at,
-                    &r.poll_interval,
-                    &user.sub,
-                    &email,
-                    &r.nonce,
-                    &r.challenge_jws,
-                    &r.challenge_sha256,
-                    &client_secret_sha256,
-                ],
-                |row| row.get::<_, i64>(0),
-            )
-        });
+        let inline = self
+            .on_inline(|inline| {
+                inline.query_optional(
+                    sql,
+                    &[
+                        &r.id,
+                        &r.auth_req_id_sha256,
+                        &r.client_id,
+                        &r.scope,
+                        &r.binding_message,
+                        &r.audience,
+                        &r.authorization_details,
+                        &r.acr,
+                        &r.requester_ip,
+                        &r.requester_user_agent,
+                        &r.created_at,
+                        &r.expires_at,
+                        &r.poll_interval,
+                        &user.sub,
+                        &email,
+                        &r.nonce,
+                        &r.challenge_jws,
+                        &r.challenge_sha256,
+                        &client_secret_sha256,
+                    ],
+                    |row| row.get::<_, i64>(0),
+                )
+            })
+            .await;
         let inserted: Option<i64> = if let Some(result) = inline {
             result?
         } else {
@@ -1164,18 +1171,20 @@ impl Store {
         match self {
             Store::Sqlite(sqlite) => {
                 let sql = claim(pick);
-                let claimed = self.on_inline(|inline| {
-                    inline.query_all(&sql, &[&now, &lease_until, &limit], |row| {
-                        Ok(ClaimedPushJob {
-                            id: row.get(0)?,
-                            request_id: row.get(1)?,
-                            device_id: row.get(2)?,
-                            expires_at: row.get(3)?,
-                            created_at: row.get(4)?,
-                            attempts: row.get(5)?,
+                let claimed = self
+                    .on_inline(|inline| {
+                        inline.query_all(&sql, &[&now, &lease_until, &limit], |row| {
+                            Ok(ClaimedPushJob {
+                                id: row.get(0)?,
+                                request_id: row.get(1)?,
+                                device_id: row.get(2)?,
+                                expires_at: row.get(3)?,
+                                created_at: row.get(4)?,
+                                attempts: row.get(5)?,
+                            })
                         })
                     })
-                });
+                    .await;
                 if let Some(result) = claimed {
                     return result;
                 }
@@ -1387,22 +1396,24 @@ impl Store {
         limit: i64,
     ) -> Result<Option<Vec<String>>, sqlx::Error> {
         let issuer = format!("device:{device_id}");
-        let inline = self.on_inline(|inline| {
-            inline.query_optional(
-                &SPEND_PROOF_FOR_PENDING_SQLITE,
-                &[
-                    &issuer,
-                    &jti,
-                    &jti_expires_at,
-                    &device_id,
-                    &thumbprint,
-                    &user_sub,
-                    &now,
-                    &limit,
-                ],
-                |row| row.get::<_, String>(0),
-            )
-        });
+        let inline = self
+            .on_inline(|inline| {
+                inline.query_optional(
+                    &SPEND_PROOF_FOR_PENDING_SQLITE,
+                    &[
+                        &issuer,
+                        &jti,
+                        &jti_expires_at,
+                        &device_id,
+                        &thumbprint,
+                        &user_sub,
+                        &now,
+                        &limit,
+                    ],
+                    |row| row.get::<_, String>(0),
+                )
+            })
+            .await;
         let json: Option<String> = match inline {
             Some(result) => result?,
             None => {

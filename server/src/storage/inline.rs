@@ -11,11 +11,11 @@
 //! it: the statements are single-row index lookups and writes that take
 //! microseconds (less than verifying one signature); they never wait for a
 //! lock (`busy_timeout` 0: when another connection or process holds the write
-//! lock, the caller gets [`Busy`] and runs the statement through the sqlx
-//! pool instead, whose threads may wait); and they never wait for the disk
-//! (WAL with `synchronous = NORMAL` does not sync on commit, and this
+//! lock, the caller gets [`Busy::Locked`] and runs the statement through the
+//! sqlx pool instead, whose threads may wait); and they never wait for the
+//! disk (WAL with `synchronous = NORMAL` does not sync on commit, and this
 //! connection checkpoints only when [`super::Store::checkpoint`] asks, on a
-//! blocking thread, while statements go to the pool).
+//! blocking thread, while callers await [`InlineConnection::checkpoint_finished`]).
 //!
 //! The SQL text is the same as the pool's: SQLite reads `$1`, `$2`, ... as
 //! named parameters, bound here by name.
@@ -30,11 +30,18 @@ use std::{
 };
 
 use rusqlite::{types::ToSql, CachedStatement, Connection, ErrorCode, OpenFlags, Row};
+use tokio::sync::Notify;
 
-/// The inline attempt could not take the database's write lock: run the
-/// statement through the pool instead.
-#[derive(Debug)]
-pub struct Busy;
+/// Why an inline attempt did not run its statement.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Busy {
+    /// [`InlineConnection::checkpoint`] has the connection: await
+    /// [`InlineConnection::checkpoint_finished`] and try again.
+    Checkpointing,
+    /// Another connection or process holds the database's write lock: run
+    /// the statement through the pool, whose threads may wait.
+    Locked,
+}
 
 /// Longest a checkpoint waits for other connections' statements to end.
 const CHECKPOINT_WAIT: Duration = Duration::from_secs(5);
@@ -48,8 +55,10 @@ const PARAMETER_NAMES: [&str; 24] = [
 pub struct InlineConnection {
     connection: Mutex<Connection>,
     /// Set while [`Self::checkpoint`] has (or is about to take) the
-    /// connection: statements go to the pool meanwhile rather than wait.
+    /// connection: callers await `checkpoint_done` rather than block a
+    /// runtime thread on the mutex.
     checkpointing: AtomicBool,
+    checkpoint_done: Notify,
 }
 
 impl std::fmt::Debug for InlineConnection {
@@ -77,6 +86,7 @@ impl InlineConnection {
         Ok(Self {
             connection: Mutex::new(connection),
             checkpointing: AtomicBool::new(false),
+            checkpoint_done: Notify::new(),
         })
     }
 
@@ -88,9 +98,12 @@ impl InlineConnection {
     /// beside a steady stream of writes never does, so the file would grow
     /// without bound. Holding this connection (where nearly every write
     /// happens) stops those writes for the moment the checkpoint takes;
-    /// statements arriving meanwhile find [`Self::checkpointing`] set and run
-    /// through the pool, whose threads wait. Returns the log's length in
-    /// frames before the checkpoint.
+    /// statements arriving meanwhile find [`Self::checkpointing`] set and
+    /// await [`Self::checkpoint_finished`]. They used to go to the pool
+    /// instead, where they fought this connection for the write lock with
+    /// SQLite's busy handler, whose sleeps grow to 100 ms: single statements
+    /// took over a second. Returns the log's length in frames before the
+    /// checkpoint.
     pub fn checkpoint(&self) -> rusqlite::Result<i64> {
         self.checkpointing.store(true, Ordering::Release);
         let connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
@@ -105,7 +118,23 @@ impl InlineConnection {
         })();
         drop(connection);
         self.checkpointing.store(false, Ordering::Release);
+        self.checkpoint_done.notify_waiters();
         result
+    }
+
+    /// Returns once no checkpoint has the connection.
+    pub async fn checkpoint_finished(&self) {
+        loop {
+            let done = self.checkpoint_done.notified();
+            tokio::pin!(done);
+            // Registered before the flag is read, so a checkpoint ending in
+            // between still wakes this caller.
+            done.as_mut().enable();
+            if !self.checkpointing.load(Ordering::Acquire) {
+                return;
+            }
+            done.await;
+        }
     }
 
     /// Runs `sql` with `params` (`$1`, `$2`, ...) and returns how many rows it changed.
@@ -153,7 +182,7 @@ impl InlineConnection {
         run: impl FnOnce(&mut CachedStatement<'_>) -> rusqlite::Result<T>,
     ) -> Result<Result<T, sqlx::Error>, Busy> {
         if self.checkpointing.load(Ordering::Acquire) {
-            return Err(Busy);
+            return Err(Busy::Checkpointing);
         }
         let connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
         let result = connection.prepare_cached(sql).and_then(|mut statement| {
@@ -169,7 +198,7 @@ impl InlineConnection {
             Err(rusqlite::Error::SqliteFailure(e, _))
                 if matches!(e.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) =>
             {
-                Err(Busy)
+                Err(Busy::Locked)
             }
             Err(e) => Ok(Err(into_sqlx(e))),
         }
@@ -235,5 +264,68 @@ impl sqlx::error::DatabaseError for InlineError {
             },
             _ => sqlx::error::ErrorKind::Other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// While a checkpoint has the connection, statements are turned away with
+    /// `Busy::Checkpointing` (never blocked on the mutex) and their callers'
+    /// `checkpoint_finished` wakes exactly when the checkpoint ends.
+    #[tokio::test]
+    async fn statements_wait_for_a_checkpoint_and_run_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wait.db");
+        let setup = Connection::open(&path).unwrap();
+        setup
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER); INSERT INTO t VALUES (1);",
+            )
+            .unwrap();
+        let inline = std::sync::Arc::new(InlineConnection::open(&path).unwrap());
+        inline
+            .execute("INSERT INTO t VALUES ($1)", &[&2])
+            .unwrap()
+            .unwrap();
+
+        // A reader on an older snapshot keeps a RESTART checkpoint waiting.
+        let reader = Connection::open(&path).unwrap();
+        reader.execute_batch("BEGIN").unwrap();
+        let _: i64 = reader
+            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        inline
+            .execute("INSERT INTO t VALUES ($1)", &[&3])
+            .unwrap()
+            .unwrap();
+        let checkpointer = inline.clone();
+        let checkpoint = std::thread::spawn(move || checkpointer.checkpoint());
+        while !inline.checkpointing.load(Ordering::Acquire) {
+            std::thread::yield_now();
+        }
+
+        assert_eq!(
+            inline.execute("INSERT INTO t VALUES ($1)", &[&4]).err(),
+            Some(Busy::Checkpointing)
+        );
+        let waiting =
+            tokio::time::timeout(Duration::from_millis(200), inline.checkpoint_finished());
+        assert!(waiting.await.is_err(), "the checkpoint is still running");
+
+        reader.execute_batch("COMMIT").unwrap();
+        tokio::time::timeout(Duration::from_secs(5), inline.checkpoint_finished())
+            .await
+            .expect("woken when the checkpoint ends");
+        assert!(checkpoint.join().unwrap().unwrap() > 0);
+        inline
+            .execute("INSERT INTO t VALUES ($1)", &[&4])
+            .unwrap()
+            .unwrap();
+        let count: i64 = setup
+            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count, 4);
     }
 }
