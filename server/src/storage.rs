@@ -403,7 +403,7 @@ impl Store {
     }
 
     /// Runs `run` on the inline SQLite connection, if there is one, after
-    /// any checkpoint in progress. `None` means "use the pool": there is no
+    /// any checkpoint or housekeeping batch in progress. `None` means "use the pool": there is no
     /// inline connection (PostgreSQL, an in-memory database) or another
     /// connection held the write lock (counted).
     async fn on_inline<T>(
@@ -418,10 +418,10 @@ impl Store {
             return None;
         };
         loop {
-            inline.checkpoint_finished().await;
+            inline.maintenance_finished().await;
             match run(inline) {
                 Ok(result) => return Some(result),
-                Err(Busy::Checkpointing) => continue,
+                Err(Busy::Maintenance) => continue,
                 Err(Busy::Locked) => {
                     metrics::counter!("assent_sqlite_inline_busy_total").increment(1);
                     return None;
@@ -1462,44 +1462,88 @@ impl Store {
     // ---- housekeeping ---------------------------------------------------
 
     /// Deletes what can no longer matter: JWT ids past their expiry, refresh
-    /// tokens past theirs, requests expired longer ago than `retention_ms`.
+    /// tokens past theirs, requests (with their push jobs and device events)
+    /// and enrollment tickets expired longer ago than `retention_ms`.
+    ///
+    /// In batches of [`PURGE_BATCH`] rows, each its own short transaction
+    /// (on SQLite, on the hot-path connection, so that requests wait for a
+    /// batch rather than contend with it for the write lock), with a pause
+    /// between batches. One `DELETE` of a minute's expired rows (60,000 used
+    /// `jti`s at full load) held SQLite's write lock for seconds.
     pub async fn purge_expired(
         &self,
         now: i64,
         retention_ms: i64,
     ) -> Result<PurgeCounts, sqlx::Error> {
-        on_pool!(self, pool => {
-            let jtis = sqlx::query("DELETE FROM used_jtis WHERE expires_at < $1")
-                .bind(now)
-                .execute(pool)
-                .await?
-                .rows_affected();
-            let refresh_tokens = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")
-                .bind(now)
-                .execute(pool)
-                .await?
-                .rows_affected();
-            let auth_requests = sqlx::query("DELETE FROM auth_requests WHERE expires_at < $1")
-                .bind(now - retention_ms)
-                .execute(pool)
-                .await?
-                .rows_affected();
-            sqlx::query("DELETE FROM push_jobs WHERE expires_at < $1")
-                .bind(now - retention_ms)
-                .execute(pool)
-                .await?;
-            sqlx::query("DELETE FROM device_events WHERE created_at < $1")
-                .bind(now - retention_ms)
-                .execute(pool)
-                .await?;
-            sqlx::query("DELETE FROM enrollment_tickets WHERE expires_at < $1")
-                .bind(now - retention_ms)
-                .execute(pool)
-                .await?;
-            Ok(PurgeCounts { auth_requests, refresh_tokens, jtis })
+        let retired = now - retention_ms;
+        let jtis = self.purge_in_batches(PURGE_USED_JTIS, now).await?;
+        let refresh_tokens = self.purge_in_batches(PURGE_REFRESH_TOKENS, now).await?;
+        let auth_requests = self.purge_in_batches(PURGE_AUTH_REQUESTS, retired).await?;
+        self.purge_in_batches(PURGE_PUSH_JOBS, retired).await?;
+        self.purge_in_batches(PURGE_DEVICE_EVENTS, retired).await?;
+        self.purge_in_batches(PURGE_ENROLLMENT_TICKETS, retired)
+            .await?;
+        Ok(PurgeCounts {
+            auth_requests,
+            refresh_tokens,
+            jtis,
         })
     }
+
+    /// Runs `sql` (a `DELETE` of at most `$2` rows older than `$1`) until
+    /// it deletes fewer than a full batch. Returns the rows deleted.
+    async fn purge_in_batches(&self, sql: &'static str, cutoff: i64) -> Result<u64, sqlx::Error> {
+        let mut deleted = 0;
+        loop {
+            let batch = match self {
+                Store::Sqlite(SqliteStore {
+                    inline: Some(inline),
+                    ..
+                }) => {
+                    let inline = inline.clone();
+                    tokio::task::spawn_blocking(move || {
+                        inline.execute_as_maintenance(sql, &[&cutoff, &PURGE_BATCH])
+                    })
+                    .await
+                    .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?
+                    .map_err(inline::into_sqlx)? as u64
+                }
+                _ => on_pool!(self, pool => sqlx::query(sql)
+                    .bind(cutoff)
+                    .bind(PURGE_BATCH)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()),
+            };
+            deleted += batch;
+            if batch < PURGE_BATCH as u64 {
+                return Ok(deleted);
+            }
+            // Lets the requests that waited for this batch run before the next.
+            tokio::time::sleep(PURGE_PAUSE).await;
+        }
+    }
 }
+
+/// Rows one housekeeping `DELETE` removes at most: a few milliseconds of work.
+pub const PURGE_BATCH: i64 = 500;
+/// Pause between two housekeeping batches.
+const PURGE_PAUSE: Duration = Duration::from_millis(2);
+
+// Housekeeping's batched deletes: `$1` is the cutoff, `$2` the batch size.
+// Row values and `IN (SELECT ... LIMIT)` read the same on SQLite and PostgreSQL.
+const PURGE_USED_JTIS: &str = "DELETE FROM used_jtis WHERE (issuer, jti) IN \
+     (SELECT issuer, jti FROM used_jtis WHERE expires_at < $1 LIMIT $2)";
+const PURGE_REFRESH_TOKENS: &str = "DELETE FROM refresh_tokens WHERE token_sha256 IN \
+     (SELECT token_sha256 FROM refresh_tokens WHERE expires_at < $1 LIMIT $2)";
+const PURGE_AUTH_REQUESTS: &str = "DELETE FROM auth_requests WHERE id IN \
+     (SELECT id FROM auth_requests WHERE expires_at < $1 LIMIT $2)";
+const PURGE_PUSH_JOBS: &str = "DELETE FROM push_jobs WHERE id IN \
+     (SELECT id FROM push_jobs WHERE expires_at < $1 LIMIT $2)";
+const PURGE_DEVICE_EVENTS: &str = "DELETE FROM device_events WHERE seq IN \
+     (SELECT seq FROM device_events WHERE created_at < $1 LIMIT $2)";
+const PURGE_ENROLLMENT_TICKETS: &str = "DELETE FROM enrollment_tickets WHERE ticket_sha256 IN \
+     (SELECT ticket_sha256 FROM enrollment_tickets WHERE expires_at < $1 LIMIT $2)";
 
 /// E-mail addresses are matched case-insensitively.
 pub fn normalize_email(email: &str) -> String {

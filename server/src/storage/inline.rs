@@ -15,7 +15,11 @@
 //! sqlx pool instead, whose threads may wait); and they never wait for the
 //! disk (WAL with `synchronous = NORMAL` does not sync on commit, and this
 //! connection checkpoints only when [`super::Store::checkpoint`] asks, on a
-//! blocking thread, while callers await [`InlineConnection::checkpoint_finished`]).
+//! blocking thread, while callers await [`InlineConnection::maintenance_finished`]).
+//!
+//! Longer work that must not fight these statements for the write lock
+//! (checkpoints, housekeeping's deletes in small batches) runs on this same
+//! connection through [`InlineConnection::maintain`], off the runtime.
 //!
 //! The SQL text is the same as the pool's: SQLite reads `$1`, `$2`, ... as
 //! named parameters, bound here by name.
@@ -35,16 +39,17 @@ use tokio::sync::Notify;
 /// Why an inline attempt did not run its statement.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Busy {
-    /// [`InlineConnection::checkpoint`] has the connection: await
-    /// [`InlineConnection::checkpoint_finished`] and try again.
-    Checkpointing,
+    /// [`InlineConnection::maintain`] has the connection: await
+    /// [`InlineConnection::maintenance_finished`] and try again.
+    Maintenance,
     /// Another connection or process holds the database's write lock: run
     /// the statement through the pool, whose threads may wait.
     Locked,
 }
 
-/// Longest a checkpoint waits for other connections' statements to end.
-const CHECKPOINT_WAIT: Duration = Duration::from_secs(5);
+/// Longest maintenance (a checkpoint, a housekeeping batch) waits for other
+/// connections' statements to end.
+const MAINTENANCE_WAIT: Duration = Duration::from_secs(5);
 
 /// Parameter names `$1` to `$24`, the most any statement here binds.
 const PARAMETER_NAMES: [&str; 24] = [
@@ -54,11 +59,11 @@ const PARAMETER_NAMES: [&str; 24] = [
 
 pub struct InlineConnection {
     connection: Mutex<Connection>,
-    /// Set while [`Self::checkpoint`] has (or is about to take) the
-    /// connection: callers await `checkpoint_done` rather than block a
+    /// Set while [`Self::maintain`] has (or is about to take) the
+    /// connection: callers await `maintenance_done` rather than block a
     /// runtime thread on the mutex.
-    checkpointing: AtomicBool,
-    checkpoint_done: Notify,
+    maintaining: AtomicBool,
+    maintenance_done: Notify,
 }
 
 impl std::fmt::Debug for InlineConnection {
@@ -85,8 +90,8 @@ impl InlineConnection {
         connection.set_prepared_statement_cache_capacity(32);
         Ok(Self {
             connection: Mutex::new(connection),
-            checkpointing: AtomicBool::new(false),
-            checkpoint_done: Notify::new(),
+            maintaining: AtomicBool::new(false),
+            maintenance_done: Notify::new(),
         })
     }
 
@@ -97,40 +102,71 @@ impl InlineConnection {
     /// checkpoint has caught up with its end, which a checkpoint running
     /// beside a steady stream of writes never does, so the file would grow
     /// without bound. Holding this connection (where nearly every write
-    /// happens) stops those writes for the moment the checkpoint takes;
-    /// statements arriving meanwhile find [`Self::checkpointing`] set and
-    /// await [`Self::checkpoint_finished`]. They used to go to the pool
-    /// instead, where they fought this connection for the write lock with
-    /// SQLite's busy handler, whose sleeps grow to 100 ms: single statements
-    /// took over a second. Returns the log's length in frames before the
-    /// checkpoint.
+    /// happens) stops those writes for the moment the checkpoint takes.
+    /// Returns the log's length in frames before the checkpoint.
     pub fn checkpoint(&self) -> rusqlite::Result<i64> {
-        self.checkpointing.store(true, Ordering::Release);
-        let connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
-        let result = (|| {
-            // Pool connections may be reading or writing: wait for them here.
-            connection.busy_timeout(CHECKPOINT_WAIT)?;
-            let frames = connection.query_row("PRAGMA wal_checkpoint(RESTART)", [], |row| {
+        self.maintain(|connection| {
+            connection.query_row("PRAGMA wal_checkpoint(RESTART)", [], |row| {
                 row.get::<_, i64>(1)
-            });
-            connection.busy_timeout(Duration::ZERO)?;
-            frames
-        })();
-        drop(connection);
-        self.checkpointing.store(false, Ordering::Release);
-        self.checkpoint_done.notify_waiters();
-        result
+            })
+        })
     }
 
-    /// Returns once no checkpoint has the connection.
-    pub async fn checkpoint_finished(&self) {
+    /// Runs `sql` with `params` as maintenance (see [`Self::maintain`]) and
+    /// returns how many rows it changed. For statements that may touch many
+    /// pages, such as housekeeping's batched deletes.
+    pub fn execute_as_maintenance(
+        &self,
+        sql: &str,
+        params: &[&dyn ToSql],
+    ) -> rusqlite::Result<usize> {
+        self.maintain(|connection| {
+            let mut statement = connection.prepare_cached(sql)?;
+            for (value, name) in params.iter().zip(PARAMETER_NAMES) {
+                if let Some(index) = statement.parameter_index(name)? {
+                    statement.raw_bind_parameter(index, value)?;
+                }
+            }
+            statement.raw_execute()
+        })
+    }
+
+    /// Runs `work` with the connection to itself. Blocking: call it on a
+    /// blocking thread. Statements arriving meanwhile find
+    /// [`Self::maintaining`] set and await [`Self::maintenance_finished`].
+    /// (They used to go to the pool instead, where they fought this
+    /// connection for the write lock through SQLite's busy handler, whose
+    /// sleeps grow to 100 ms: single statements took over a second.)
+    /// Unlike statements on the request path, `work` may wait for other
+    /// connections (pool connections, other processes) to release the
+    /// database, for up to five seconds.
+    pub fn maintain<T>(
+        &self,
+        work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        self.maintaining.store(true, Ordering::Release);
+        let connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        let result = connection
+            .busy_timeout(MAINTENANCE_WAIT)
+            .and_then(|()| work(&connection));
+        let restored = connection.busy_timeout(Duration::ZERO);
+        drop(connection);
+        self.maintaining.store(false, Ordering::Release);
+        self.maintenance_done.notify_waiters();
+        let result = result?;
+        restored?;
+        Ok(result)
+    }
+
+    /// Returns once no [`Self::maintain`] call has the connection.
+    pub async fn maintenance_finished(&self) {
         loop {
-            let done = self.checkpoint_done.notified();
+            let done = self.maintenance_done.notified();
             tokio::pin!(done);
-            // Registered before the flag is read, so a checkpoint ending in
+            // Registered before the flag is read, so maintenance ending in
             // between still wakes this caller.
             done.as_mut().enable();
-            if !self.checkpointing.load(Ordering::Acquire) {
+            if !self.maintaining.load(Ordering::Acquire) {
                 return;
             }
             done.await;
@@ -181,8 +217,8 @@ impl InlineConnection {
         params: &[&dyn ToSql],
         run: impl FnOnce(&mut CachedStatement<'_>) -> rusqlite::Result<T>,
     ) -> Result<Result<T, sqlx::Error>, Busy> {
-        if self.checkpointing.load(Ordering::Acquire) {
-            return Err(Busy::Checkpointing);
+        if self.maintaining.load(Ordering::Acquire) {
+            return Err(Busy::Maintenance);
         }
         let connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
         let result = connection.prepare_cached(sql).and_then(|mut statement| {
@@ -272,8 +308,8 @@ mod tests {
     use super::*;
 
     /// While a checkpoint has the connection, statements are turned away with
-    /// `Busy::Checkpointing` (never blocked on the mutex) and their callers'
-    /// `checkpoint_finished` wakes exactly when the checkpoint ends.
+    /// `Busy::Maintenance` (never blocked on the mutex) and their callers'
+    /// `maintenance_finished` wakes exactly when the checkpoint ends.
     #[tokio::test]
     async fn statements_wait_for_a_checkpoint_and_run_after_it() {
         let dir = tempfile::tempdir().unwrap();
@@ -302,20 +338,20 @@ mod tests {
             .unwrap();
         let checkpointer = inline.clone();
         let checkpoint = std::thread::spawn(move || checkpointer.checkpoint());
-        while !inline.checkpointing.load(Ordering::Acquire) {
+        while !inline.maintaining.load(Ordering::Acquire) {
             std::thread::yield_now();
         }
 
         assert_eq!(
             inline.execute("INSERT INTO t VALUES ($1)", &[&4]).err(),
-            Some(Busy::Checkpointing)
+            Some(Busy::Maintenance)
         );
         let waiting =
-            tokio::time::timeout(Duration::from_millis(200), inline.checkpoint_finished());
+            tokio::time::timeout(Duration::from_millis(200), inline.maintenance_finished());
         assert!(waiting.await.is_err(), "the checkpoint is still running");
 
         reader.execute_batch("COMMIT").unwrap();
-        tokio::time::timeout(Duration::from_secs(5), inline.checkpoint_finished())
+        tokio::time::timeout(Duration::from_secs(5), inline.maintenance_finished())
             .await
             .expect("woken when the checkpoint ends");
         assert!(checkpoint.join().unwrap().unwrap() > 0);
