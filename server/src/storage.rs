@@ -403,9 +403,9 @@ impl Store {
     }
 
     /// Runs `run` on the inline SQLite connection, if there is one, after
-    /// any checkpoint or housekeeping batch in progress. `None` means "use the pool": there is no
-    /// inline connection (PostgreSQL, an in-memory database) or another
-    /// connection held the write lock (counted).
+    /// any checkpoint or housekeeping batch in progress. `None` means "use
+    /// the pool": there is no inline connection (PostgreSQL, an in-memory
+    /// database) or another connection held the write lock (counted).
     async fn on_inline<T>(
         &self,
         run: impl Fn(&InlineConnection) -> Result<Result<T, sqlx::Error>, Busy>,
@@ -470,13 +470,7 @@ impl Store {
             Store::Sqlite(SqliteStore {
                 inline: Some(inline),
                 ..
-            }) => {
-                let inline = inline.clone();
-                tokio::task::spawn_blocking(move || inline.checkpoint())
-                    .await
-                    .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?
-                    .map_err(inline::into_sqlx)
-            }
+            }) => on_blocking_thread(inline, InlineConnection::checkpoint).await,
             Store::Sqlite(sqlite) => {
                 let (_, frames, _): (i64, i64, i64) =
                     sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
@@ -1500,13 +1494,10 @@ impl Store {
                     inline: Some(inline),
                     ..
                 }) => {
-                    let inline = inline.clone();
-                    tokio::task::spawn_blocking(move || {
+                    on_blocking_thread(inline, move |inline| {
                         inline.execute_as_maintenance(sql, &[&cutoff, &PURGE_BATCH])
                     })
-                    .await
-                    .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?
-                    .map_err(inline::into_sqlx)? as u64
+                    .await? as u64
                 }
                 _ => on_pool!(self, pool => sqlx::query(sql)
                     .bind(cutoff)
@@ -1523,6 +1514,18 @@ impl Store {
             tokio::time::sleep(PURGE_PAUSE).await;
         }
     }
+}
+
+/// Runs blocking `work` (maintenance) on the inline connection off the runtime.
+async fn on_blocking_thread<T: Send + 'static>(
+    inline: &Arc<InlineConnection>,
+    work: impl FnOnce(&InlineConnection) -> rusqlite::Result<T> + Send + 'static,
+) -> Result<T, sqlx::Error> {
+    let inline = inline.clone();
+    tokio::task::spawn_blocking(move || work(&inline))
+        .await
+        .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?
+        .map_err(inline::into_sqlx)
 }
 
 /// Rows one housekeeping `DELETE` removes at most: a few milliseconds of work.

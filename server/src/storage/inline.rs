@@ -122,11 +122,7 @@ impl InlineConnection {
     ) -> rusqlite::Result<usize> {
         self.maintain(|connection| {
             let mut statement = connection.prepare_cached(sql)?;
-            for (value, name) in params.iter().zip(PARAMETER_NAMES) {
-                if let Some(index) = statement.parameter_index(name)? {
-                    statement.raw_bind_parameter(index, value)?;
-                }
-            }
+            bind_by_name(&mut statement, params)?;
             statement.raw_execute()
         })
     }
@@ -222,11 +218,7 @@ impl InlineConnection {
         }
         let connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
         let result = connection.prepare_cached(sql).and_then(|mut statement| {
-            for (value, name) in params.iter().zip(PARAMETER_NAMES) {
-                if let Some(index) = statement.parameter_index(name)? {
-                    statement.raw_bind_parameter(index, value)?;
-                }
-            }
+            bind_by_name(&mut statement, params)?;
             run(&mut statement)
         });
         match result {
@@ -239,6 +231,19 @@ impl InlineConnection {
             Err(e) => Ok(Err(into_sqlx(e))),
         }
     }
+}
+
+/// Binds `params` to `$1`, `$2`, ...; a statement need not use them all.
+fn bind_by_name(
+    statement: &mut CachedStatement<'_>,
+    params: &[&dyn ToSql],
+) -> rusqlite::Result<()> {
+    for (value, name) in params.iter().zip(PARAMETER_NAMES) {
+        if let Some(index) = statement.parameter_index(name)? {
+            statement.raw_bind_parameter(index, value)?;
+        }
+    }
+    Ok(())
 }
 
 /// A SQLite failure as the storage API reports errors.
