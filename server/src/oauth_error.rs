@@ -130,7 +130,7 @@ pub fn sanitize_description(text: &str) -> String {
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let body = ErrorResponse {
-            error: self.code.to_string(),
+            error: self.code.parse().unwrap_or(assent_shared::error::OAuthErrorCode::Unrecognized),
             error_description: Some(sanitize_description(&self.description)),
         };
         let mut response = (self.status, Json(body)).into_response();

@@ -5,6 +5,7 @@
 //! generator all use these, so a change of shape is a compile error on both
 //! sides instead of a runtime surprise.
 
+pub mod error;
 pub mod jose;
 pub mod oauth;
 pub mod protocol;

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::OAuthErrorCode;
+
 /// `grant_type` of the CIBA token request (CIBA Core 10.1).
 pub const CIBA_GRANT_TYPE: &str = "urn:openid:params:grant-type:ciba";
 /// `grant_type` of the refresh request (RFC 6749 6).
@@ -35,7 +37,7 @@ pub struct TokenResponse {
 /// Error body of every OAuth endpoint (RFC 6749 5.2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorResponse {
-    pub error: String,
+    pub error: OAuthErrorCode,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_description: Option<String>,
 }

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::jose::EcPublicJwk;
+use crate::{error::DeviceErrorCode, jose::EcPublicJwk};
 
 pub const VERSION: u32 = 1;
 
@@ -261,6 +261,78 @@ pub enum DenyReason {
     Cancelled,
 }
 
+/// What the user answered: the one decision type of the server (what it
+/// stores), the wire (through [`Decision::to_wire`]) and the app (its
+/// history). Serialized as `approved`, `denied`, `not_me`, `cancelled`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Decision {
+    #[serde(rename = "approved")]
+    Approve,
+    /// Denied without a reason.
+    #[serde(rename = "denied")]
+    Deny,
+    /// Denied with "This wasn't me": the user did not start this login.
+    #[serde(rename = "not_me")]
+    NotMe,
+    /// Denied with "cancel": the user started it but changed their mind.
+    #[serde(rename = "cancelled")]
+    Cancelled,
+}
+
+impl Decision {
+    /// The decision a device's `decision` and `deny_reason` claims carry;
+    /// `None` for the meaningless "approve with a deny reason".
+    pub fn from_wire(verdict: Verdict, reason: Option<DenyReason>) -> Option<Self> {
+        match (verdict, reason) {
+            (Verdict::Approve, None) => Some(Decision::Approve),
+            (Verdict::Approve, Some(_)) => None,
+            (Verdict::Deny, None) => Some(Decision::Deny),
+            (Verdict::Deny, Some(DenyReason::NotMe)) => Some(Decision::NotMe),
+            (Verdict::Deny, Some(DenyReason::Cancelled)) => Some(Decision::Cancelled),
+        }
+    }
+
+    /// The `decision` and `deny_reason` claims of this decision.
+    pub fn to_wire(self) -> (Verdict, Option<DenyReason>) {
+        match self {
+            Decision::Approve => (Verdict::Approve, None),
+            Decision::Deny => (Verdict::Deny, None),
+            Decision::NotMe => (Verdict::Deny, Some(DenyReason::NotMe)),
+            Decision::Cancelled => (Verdict::Deny, Some(DenyReason::Cancelled)),
+        }
+    }
+
+    pub fn is_approval(self) -> bool {
+        self == Decision::Approve
+    }
+
+    /// The deny reason as stored and sent (`not_me`, `cancelled`).
+    pub fn deny_reason(self) -> Option<DenyReason> {
+        self.to_wire().1
+    }
+}
+
+impl DenyReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DenyReason::NotMe => "not_me",
+            DenyReason::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl std::str::FromStr for DenyReason {
+    type Err = String;
+    /// The wire spelling, and the CLI's `not-me` for `not_me`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "not_me" | "not-me" => Ok(DenyReason::NotMe),
+            "cancelled" => Ok(DenyReason::Cancelled),
+            other => Err(format!("unknown deny reason {other:?}: use not-me or cancelled")),
+        }
+    }
+}
+
 /// Payload of a decision (`typ` [`typ::DECISION`], `kid` = device id).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DecisionClaims {
@@ -320,13 +392,23 @@ pub struct UnenrollClaims {
 /// Error body of the device API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceApiError {
-    pub error: String,
+    pub error: DeviceErrorCode,
     pub error_description: String,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decisions_round_trip_through_the_wire_claims() {
+        for d in [Decision::Approve, Decision::Deny, Decision::NotMe, Decision::Cancelled] {
+            let (verdict, reason) = d.to_wire();
+            assert_eq!(Decision::from_wire(verdict, reason), Some(d));
+        }
+        assert_eq!(Decision::from_wire(Verdict::Approve, Some(DenyReason::NotMe)), None);
+        assert_eq!(serde_json::to_string(&Decision::NotMe).unwrap(), "\"not_me\"");
+    }
 
     #[test]
     fn enrollment_uri_round_trips() {

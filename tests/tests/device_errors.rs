@@ -6,6 +6,7 @@ use std::time::Duration;
 use assent_device::{verify_challenge, ChallengeRejected, DeviceClient, VerifiedChallenge};
 use assent_server::{clock::now_ms, device, secrets::sha256_hex};
 use assent_shared::{
+    error::DeviceErrorCode,
     jose::{b64url, sha256_b64url, DeviceKey},
     protocol::{
         path, typ, DecisionClaims, EnrollmentClaims, EnrollmentUri, ProofClaims, RequestBinding,
@@ -178,7 +179,7 @@ on_both_backends! {
         let challenge = carol.pending().await.unwrap().verified.remove(0);
         tokio::time::sleep(Duration::from_millis(1100)).await;
         let err = carol.decide(&challenge, Verdict::Approve, None).await.unwrap_err();
-        assert_eq!(err.code(), Some("request_expired"));
+        assert_eq!(err.code(), Some(DeviceErrorCode::RequestExpired));
         assert_eq!(status_of(&server, &challenge.claims.request_id).await, "pending");
 
         // Decision after the token was issued.
@@ -187,7 +188,7 @@ on_both_backends! {
         carol.decide(&challenge, Verdict::Approve, None).await.unwrap();
         assert_eq!(client.poll(&server, ack["auth_req_id"].as_str().unwrap()).await.status(), StatusCode::OK);
         let err = carol.decide(&challenge, Verdict::Deny, None).await.unwrap_err();
-        assert_eq!(err.code(), Some("request_not_pending"));
+        assert_eq!(err.code(), Some(DeviceErrorCode::RequestNotPending));
         assert_eq!(status_of(&server, &challenge.claims.request_id).await, "issued");
 
         // A revoked device can do nothing.
@@ -195,9 +196,9 @@ on_both_backends! {
         let challenge = carol.pending().await.unwrap().verified.remove(0);
         assert!(server.store().revoke_device(&carol.account.device_id, "test", now_ms()).await.unwrap());
         let err = carol.decide(&challenge, Verdict::Approve, None).await.unwrap_err();
-        assert_eq!(err.code(), Some("device_revoked"));
-        assert_eq!(carol.pending().await.unwrap_err().code(), Some("device_revoked"));
-        assert_eq!(carol.set_push_channel(None).await.unwrap_err().code(), Some("device_revoked"));
+        assert_eq!(err.code(), Some(DeviceErrorCode::DeviceRevoked));
+        assert_eq!(carol.pending().await.unwrap_err().code(), Some(DeviceErrorCode::DeviceRevoked));
+        assert_eq!(carol.set_push_channel(None).await.unwrap_err().code(), Some(DeviceErrorCode::DeviceRevoked));
         assert_eq!(status_of(&server, &challenge.claims.request_id).await, "pending");
     }
 }
@@ -233,18 +234,18 @@ on_both_backends! {
         let mut wrong_pin = link.clone();
         wrong_pin.pin = DeviceKey::generate().public_jwk().thumbprint();
         let err = DeviceClient::enroll(&wrong_pin, "x", "x", None).await.unwrap_err();
-        assert_eq!(err.code(), Some("pin_mismatch"));
+        assert_eq!(err.code(), Some(DeviceErrorCode::PinMismatch));
 
         // Unknown ticket.
         let mut unknown = link.clone();
         unknown.ticket = "not-a-ticket".into();
-        assert_eq!(DeviceClient::enroll(&unknown, "x", "x", None).await.unwrap_err().code(), Some("invalid_ticket"));
+        assert_eq!(DeviceClient::enroll(&unknown, "x", "x", None).await.unwrap_err().code(), Some(DeviceErrorCode::InvalidTicket));
         assert_eq!(device_count(&server).await, 0, "no refusal stored a device");
 
         // The ticket works once.
         DeviceClient::enroll(&link, "first", "x", None).await.unwrap();
         let err = DeviceClient::enroll(&link, "second", "x", None).await.unwrap_err();
-        assert_eq!(err.code(), Some("ticket_used"));
+        assert_eq!(err.code(), Some(DeviceErrorCode::TicketUsed));
         assert_eq!(device_count(&server).await, 1);
 
         // An expired ticket.
@@ -252,7 +253,7 @@ on_both_backends! {
         server.store().insert_enrollment_ticket(&sha256_hex(expired), "dave", now_ms() - 700_000, now_ms() - 100_000).await.unwrap();
         let mut old = link.clone();
         old.ticket = expired.into();
-        assert_eq!(DeviceClient::enroll(&old, "x", "x", None).await.unwrap_err().code(), Some("ticket_expired"));
+        assert_eq!(DeviceClient::enroll(&old, "x", "x", None).await.unwrap_err().code(), Some(DeviceErrorCode::TicketExpired));
         assert_eq!(device_count(&server).await, 1);
     }
 }
@@ -310,6 +311,6 @@ on_both_backends! {
         // The old key still verifies against the cached copy, but the statement
         // that spends the jti sees the change.
         let err = frank.pending().await.unwrap_err();
-        assert_eq!(err.code(), Some("invalid_proof"), "{err}");
+        assert_eq!(err.code(), Some(DeviceErrorCode::InvalidProof), "{err}");
     }
 }

@@ -3,6 +3,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use assent_shared::{
+    error::DeviceErrorCode,
     jose::DeviceKey,
     protocol::{
         path, typ, DecisionClaims, DecisionResponse, DenyReason, DeviceApiError, EnrollmentClaims,
@@ -27,7 +28,7 @@ pub enum DeviceClientError {
     #[error("{description} ({code})")]
     Server {
         status: u16,
-        code: String,
+        code: DeviceErrorCode,
         description: String,
     },
     #[error("the server gave an unexpected answer: {0}")]
@@ -40,9 +41,9 @@ pub enum DeviceClientError {
 
 impl DeviceClientError {
     /// The protocol error code when the server refused the request.
-    pub fn code(&self) -> Option<&str> {
+    pub fn code(&self) -> Option<DeviceErrorCode> {
         match self {
-            DeviceClientError::Server { code, .. } => Some(code),
+            DeviceClientError::Server { code, .. } => Some(*code),
             _ => None,
         }
     }

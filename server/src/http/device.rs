@@ -27,7 +27,7 @@ const MAX_DEVICE_BODY: usize = 16 * 1024;
 impl IntoResponse for DeviceError {
     fn into_response(self) -> Response {
         let body = DeviceApiError {
-            error: self.code.to_string(),
+            error: self.code.parse().unwrap_or(assent_shared::error::DeviceErrorCode::Unrecognized),
             error_description: sanitize_description(&self.description),
         };
         let mut response = (self.status, Json(body)).into_response();

@@ -296,7 +296,7 @@ async fn cycle(pair: &Pair, notifier: &mut Notifier, n: u64) -> Result<[Duration
         .device
         .pending()
         .await
-        .map_err(|e| format!("fetch: {}", e.code().unwrap_or("transport")))?;
+        .map_err(|e| format!("fetch: {}", e.code().map_or("transport", |c| c.as_str())))?;
     if !pending.rejected.is_empty() {
         return Err("fetch: challenge signature rejected".into());
     }
@@ -309,7 +309,7 @@ async fn cycle(pair: &Pair, notifier: &mut Notifier, n: u64) -> Result<[Duration
     pair.device
         .decide(&challenge, Verdict::Approve, None)
         .await
-        .map_err(|e| format!("approve: {}", e.code().unwrap_or("transport")))?;
+        .map_err(|e| format!("approve: {}", e.code().map_or("transport", |c| c.as_str())))?;
     let t4 = Instant::now();
     let response = pair
         .http
