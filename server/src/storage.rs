@@ -451,6 +451,36 @@ impl Store {
         Ok(())
     }
 
+    /// Runs `sql` (no parameters) and returns the first column of its first
+    /// row as an integer. For tests and diagnostics, never a request path.
+    pub async fn raw_i64(&self, sql: &str) -> Result<i64, sqlx::Error> {
+        on_pool!(self, pool => sqlx::query_scalar(sql).fetch_one(pool).await)
+    }
+
+    /// Runs `sql` (no parameters) and returns the first column of its first
+    /// row as text. For tests and diagnostics.
+    pub async fn raw_text(&self, sql: &str) -> Result<String, sqlx::Error> {
+        on_pool!(self, pool => sqlx::query_scalar(sql).fetch_one(pool).await)
+    }
+
+    /// Runs `sql` (no parameters, text or NULL columns) and returns every
+    /// row's columns. For tests and diagnostics.
+    pub async fn raw_text_rows(&self, sql: &str) -> Result<Vec<Vec<Option<String>>>, sqlx::Error> {
+        use sqlx::Row;
+        on_pool!(self, pool => {
+            let rows = sqlx::query(sql).fetch_all(pool).await?;
+            rows.iter()
+                .map(|row| (0..row.len()).map(|i| row.try_get::<Option<String>, _>(i)).collect())
+                .collect()
+        })
+    }
+
+    /// Runs one statement without parameters; returns the rows it changed.
+    /// For tests and diagnostics.
+    pub async fn raw_execute(&self, sql: &str) -> Result<u64, sqlx::Error> {
+        on_pool!(self, pool => sqlx::query(sql).execute(pool).await.map(|r| r.rows_affected()))
+    }
+
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         on_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
     }
