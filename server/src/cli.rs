@@ -19,7 +19,7 @@ use crate::{
     secrets::{new_secret, random_token, sha256_hex},
     server,
     state::Assent,
-    storage::{AdminTokenRow, ClientRow, DeviceRow, RequestSummary, Store, UserRow},
+    storage::{AdminTokenRow, ClientRow, DeviceRow, RequestStatus, RequestSummary, Store, UserRow},
 };
 
 #[derive(Debug, Parser)]
@@ -234,7 +234,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         "{:<20} {:<9} {:<8} {:<20} {:<20} {}",
                         rfc3339(r.created_at).chars().take(19).collect::<String>(),
                         shown_status(r),
-                        r.deny_reason.as_deref().unwrap_or("-"),
+                        r.deny_reason.map_or("-", |r| r.0.as_str()),
                         r.user_sub,
                         r.client_id,
                         r.binding_message
@@ -411,7 +411,7 @@ async fn user_command(store: &Store, cmd: UserCommand) -> anyhow::Result<()> {
                 updated_at: now,
             };
             store.insert_user(&user).await.map_err(|e| match e {
-                sqlx::Error::Database(db) if db.is_unique_violation() => {
+                e if e.is_unique_violation() => {
                     anyhow::anyhow!("a user with this sub or e-mail already exists")
                 }
                 other => other.into(),
@@ -603,10 +603,10 @@ async fn admin_token_command(store: &Store, cmd: AdminTokenCommand) -> anyhow::R
 
 /// `pending` requests past their expiry read as `expired`.
 fn shown_status(r: &RequestSummary) -> &str {
-    if r.status == "pending" && r.expires_at <= now_ms() {
+    if r.status == RequestStatus::Pending && r.expires_at <= now_ms() {
         "expired"
     } else {
-        &r.status
+        r.status.as_str()
     }
 }
 

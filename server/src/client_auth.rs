@@ -2,7 +2,7 @@
 //! `client_secret_basic`, `client_secret_post` (RFC 6749 2.3.1) and
 //! `private_key_jwt` (OpenID Core 9, RFC 7523).
 
-use std::{collections::HashMap, fmt, str::FromStr, sync::Arc};
+use std::{fmt, str::FromStr, sync::Arc};
 
 use assent_shared::oauth::JWT_BEARER_ASSERTION_TYPE;
 use axum::http::{header, HeaderMap};
@@ -15,8 +15,7 @@ use jsonwebtoken::{
 use serde::Deserialize;
 
 use crate::{
-    clock::now_ms,
-    oauth_error::OAuthError,
+    error::OAuthError,
     params::Params,
     secrets::{b64url_decode, secret_matches_digest, sha256_hex},
     state::Assent,
@@ -74,7 +73,8 @@ const MAX_CREDENTIAL_LEN: usize = 256;
 /// Assertions may not live longer than this: it bounds the replay cache.
 const MAX_ASSERTION_LIFETIME_SECS: i64 = 3600;
 
-/// Clients that authenticated with a secret in this process, by id.
+/// Clients that authenticated with a secret are cached per process
+/// (`Assent::clients`).
 ///
 /// Client rows never change: they are created and deleted, never updated
 /// (a new secret means a new client). So a cached row is right for exactly
@@ -82,36 +82,6 @@ const MAX_ASSERTION_LIFETIME_SECS: i64 = 3600;
 /// that acts for a client authenticated from the cache checks that in the
 /// same round trip (see [`AuthenticatedClient::unconfirmed_secret_sha256`]).
 /// A failed check against the cache always goes to the database.
-#[derive(Debug, Default)]
-pub struct ClientCache {
-    entries: std::sync::Mutex<HashMap<String, Arc<ClientRow>>>,
-}
-
-/// Bound on cached clients; the cache is simply emptied when it is reached.
-const CLIENT_CACHE_MAX: usize = 10_000;
-
-impl ClientCache {
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<ClientRow>>> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn get(&self, client_id: &str) -> Option<Arc<ClientRow>> {
-        self.entries().get(client_id).cloned()
-    }
-
-    fn put(&self, client: Arc<ClientRow>) {
-        let mut entries = self.entries();
-        if entries.len() >= CLIENT_CACHE_MAX {
-            entries.clear();
-        }
-        entries.insert(client.client_id.clone(), client);
-    }
-
-    pub fn evict(&self, client_id: &str) {
-        self.entries().remove(client_id);
-    }
-}
-
 /// A client that passed authentication.
 #[derive(Debug, Clone)]
 pub struct AuthenticatedClient {
@@ -172,20 +142,7 @@ pub async fn authenticate_cached(
     params: &Params,
     endpoint_url: &str,
 ) -> Result<AuthenticatedClient, OAuthError> {
-    authenticate_with(assent, headers, params, endpoint_url, true).await
-}
-
-/// Authenticates the calling client against the database. `endpoint_url` is
-/// the URL of the endpoint being called, accepted as the assertion audience
-/// besides the issuer and the token endpoint.
-pub async fn authenticate(
-    assent: &Assent,
-    headers: &HeaderMap,
-    params: &Params,
-    endpoint_url: &str,
-) -> Result<ClientRow, OAuthError> {
-    let client = authenticate_with(assent, headers, params, endpoint_url, false).await?;
-    Ok(Arc::unwrap_or_clone(client.row))
+    authenticate_with(assent, headers, params, endpoint_url).await
 }
 
 async fn authenticate_with(
@@ -193,7 +150,6 @@ async fn authenticate_with(
     headers: &HeaderMap,
     params: &Params,
     endpoint_url: &str,
-    use_cache: bool,
 ) -> Result<AuthenticatedClient, OAuthError> {
     let basic = basic_credentials(headers)?;
     let post_secret = params.optional("client_secret", MAX_CREDENTIAL_LEN)?;
@@ -214,19 +170,12 @@ async fn authenticate_with(
                 "client_id does not match the HTTP Basic credentials",
             ));
         }
-        return check_secret(
-            assent,
-            &id,
-            &secret,
-            AuthMethod::ClientSecretBasic,
-            use_cache,
-        )
-        .await;
+        return check_secret(assent, &id, &secret, AuthMethod::ClientSecretBasic).await;
     }
     if let Some(secret) = post_secret {
         let id = client_id_param
             .ok_or_else(|| OAuthError::invalid_request("client_secret requires client_id"))?;
-        return check_secret(assent, id, secret, AuthMethod::ClientSecretPost, use_cache).await;
+        return check_secret(assent, id, secret, AuthMethod::ClientSecretPost).await;
     }
     if let Some(assertion) = assertion {
         match params.get("client_assertion_type") {
@@ -297,25 +246,22 @@ async fn check_secret(
     client_id: &str,
     secret: &str,
     used: AuthMethod,
-    use_cache: bool,
 ) -> Result<AuthenticatedClient, OAuthError> {
-    if use_cache {
-        if let Some(cached) = assent.clients.get(client_id) {
-            let matches = cached.token_endpoint_auth_method == used.as_str()
-                && cached
-                    .secret_sha256
-                    .as_deref()
-                    .is_some_and(|digest| secret_matches_digest(secret, digest));
-            if matches {
-                return Ok(AuthenticatedClient {
-                    row: cached,
-                    method: used,
-                    from_cache: true,
-                });
-            }
-            // Failures are always decided by the database.
-            assent.clients.evict(client_id);
+    if let Some(cached) = assent.clients.get(client_id) {
+        let matches = cached.token_endpoint_auth_method == used.as_str()
+            && cached
+                .secret_sha256
+                .as_deref()
+                .is_some_and(|digest| secret_matches_digest(secret, digest));
+        if matches {
+            return Ok(AuthenticatedClient {
+                row: cached,
+                method: used,
+                from_cache: true,
+            });
         }
+        // Failures are always decided by the database.
+        assent.clients.evict(client_id);
     }
     let basic = used == AuthMethod::ClientSecretBasic;
     let client = assent.store.client(client_id).await?;
@@ -349,7 +295,7 @@ async fn check_secret(
         ));
     }
     let client = Arc::new(client);
-    assent.clients.put(client.clone());
+    assent.clients.put(client.client_id.clone(), client.clone());
     Ok(AuthenticatedClient {
         row: client,
         method: used,
@@ -446,7 +392,7 @@ async fn check_assertion(
         }
     }
     let claims = claims.ok_or_else(|| fail("client_assertion signature or claims are invalid"))?;
-    let now_secs = now_ms() / 1000;
+    let now_secs = assent.clock.now_secs();
     if claims.exp > now_secs + MAX_ASSERTION_LIFETIME_SECS {
         return Err(fail("client_assertion expires too far in the future"));
     }

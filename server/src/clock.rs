@@ -1,7 +1,43 @@
-//! Wall-clock time as stored in the database: Unix milliseconds.
+//! Time as the server sees it: Unix milliseconds, as stored in the database.
+//!
+//! Domain code reads the time from the [`Clock`] in the server state, never
+//! from the system directly, so that a test can move a server's time forward
+//! (to expire a request or outwait a poll interval) instead of sleeping.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::{
+    sync::{
+        atomic::{AtomicI64, Ordering},
+        Arc,
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
+/// The system clock, plus an offset that only tests ever change.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    offset_ms: Arc<AtomicI64>,
+}
+
+impl Clock {
+    /// Unix milliseconds now.
+    pub fn now_ms(&self) -> i64 {
+        now_ms() + self.offset_ms.load(Ordering::Relaxed)
+    }
+
+    /// Unix seconds now.
+    pub fn now_secs(&self) -> i64 {
+        ms_to_secs(self.now_ms())
+    }
+
+    /// Moves this clock (and every clone of it) forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        self.offset_ms
+            .fetch_add(by.as_millis() as i64, Ordering::Relaxed);
+    }
+}
+
+/// The system's Unix milliseconds: for code outside a server (the CLI,
+/// clients in tests); a server uses its [`Clock`].
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -22,4 +58,18 @@ pub fn rfc3339(ms: i64) -> String {
                 .ok()
         })
         .unwrap_or_else(|| ms.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advancing_moves_every_clone() {
+        let clock = Clock::default();
+        let other = clock.clone();
+        let before = other.now_ms();
+        clock.advance(Duration::from_secs(3600));
+        assert!(other.now_ms() - before >= 3_600_000);
+    }
 }

@@ -19,17 +19,15 @@ use std::{
 };
 
 use assent_shared::protocol::PushSubscription;
-use serde::Deserialize;
 use tokio::{
     sync::{broadcast, watch, Notify},
     task::JoinSet,
 };
 
 use crate::{
-    clock::now_ms,
+    clock::Clock,
     push::{topic_for_device, PushService, SendOutcome},
-    state::Assent,
-    storage::{ClaimedPushJob, DeviceEventRow, Store},
+    storage::{ClaimedPushJob, DeviceEventRow, Notification, PushJobState, Store},
 };
 
 /// Most sends in flight per process.
@@ -141,24 +139,34 @@ impl Delivery {
     }
 }
 
+/// What the background delivery tasks need: the outbox, the hub, the time.
+#[derive(Clone)]
+pub struct Outbox {
+    pub store: Store,
+    pub delivery: Arc<Delivery>,
+    pub clock: Clock,
+    /// How long one push send may take.
+    pub push_timeout: Duration,
+}
+
 /// Starts the dispatcher and the event hub; they stop when `stop` turns true.
-pub fn spawn(assent: &Assent, stop: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+pub fn spawn(outbox: Outbox, stop: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
     vec![
-        tokio::spawn(dispatch(assent.clone(), stop.clone())),
-        tokio::spawn(event_hub(assent.clone(), stop)),
+        tokio::spawn(dispatch(outbox.clone(), stop.clone())),
+        tokio::spawn(event_hub(outbox, stop)),
     ]
 }
 
-async fn dispatch(assent: Assent, mut stop: watch::Receiver<bool>) {
-    let delivery = assent.delivery.clone();
-    let lease_ms = assent.settings.push_timeout.as_millis() as i64 + LEASE_MARGIN_MS;
+async fn dispatch(outbox: Outbox, mut stop: watch::Receiver<bool>) {
+    let delivery = outbox.delivery.clone();
+    let lease_ms = outbox.push_timeout.as_millis() as i64 + LEASE_MARGIN_MS;
     let mut in_flight = JoinSet::new();
     loop {
         let room = MAX_IN_FLIGHT - in_flight.len();
         let mut claimed = 0;
         if room > 0 {
-            let now = now_ms();
-            match assent
+            let now = outbox.clock.now_ms();
+            match outbox
                 .store
                 .claim_push_jobs(now, now + lease_ms, room as i64)
                 .await
@@ -166,7 +174,7 @@ async fn dispatch(assent: Assent, mut stop: watch::Receiver<bool>) {
                 Ok(jobs) => {
                     claimed = jobs.len();
                     for job in jobs {
-                        in_flight.spawn(deliver(assent.clone(), job));
+                        in_flight.spawn(deliver(outbox.clone(), job));
                     }
                 }
                 Err(err) => tracing::warn!(error = %err, "claiming push jobs failed"),
@@ -191,19 +199,20 @@ async fn dispatch(assent: Assent, mut stop: watch::Receiver<bool>) {
 }
 
 /// Delivers one job and records the outcome.
-async fn deliver(assent: Assent, job: ClaimedPushJob) {
-    let store = &assent.store;
-    let now = now_ms();
+async fn deliver(outbox: Outbox, job: ClaimedPushJob) {
+    let store = &outbox.store;
+    let clock = &outbox.clock;
+    let now = clock.now_ms();
     let result = async {
         if job.expires_at <= now {
             metrics::counter!("assent_push_failed_total", "reason" => "expired").increment(1);
-            return store.finish_push_job(job.id, "dropped", Some("request expired"), now).await;
+            return store.finish_push_job(job.id, PushJobState::Dropped, Some("request expired"), now).await;
         }
         let Some(channel) = store.push_channel(&job.device_id).await? else {
-            return store.finish_push_job(job.id, "dropped", Some("no push channel"), now).await;
+            return store.finish_push_job(job.id, PushJobState::Dropped, Some("no push channel"), now).await;
         };
         let Ok(subscription) = serde_json::from_str::<PushSubscription>(&channel) else {
-            return store.finish_push_job(job.id, "failed", Some("unreadable subscription"), now).await;
+            return store.finish_push_job(job.id, PushJobState::Failed, Some("unreadable subscription"), now).await;
         };
         let payload = serde_json::json!({
             "v": assent_shared::protocol::VERSION,
@@ -212,25 +221,25 @@ async fn deliver(assent: Assent, job: ClaimedPushJob) {
         })
         .to_string();
         let ttl = Duration::from_millis((job.expires_at - now) as u64);
-        let outcome = assent
+        let outcome = outbox
             .delivery
             .push
             .send(&subscription, payload.as_bytes(), ttl, &topic_for_device(&job.device_id))
             .await;
-        let done = now_ms();
+        let done = clock.now_ms();
         match outcome {
             SendOutcome::Delivered => {
                 metrics::counter!("assent_push_sent_total").increment(1);
                 metrics::histogram!("assent_push_delivery_seconds")
                     .record((done - job.created_at).max(0) as f64 / 1000.0);
-                store.finish_push_job(job.id, "sent", None, done).await
+                store.finish_push_job(job.id, PushJobState::Sent, None, done).await
             }
             SendOutcome::Gone(status) => {
                 metrics::counter!("assent_push_failed_total", "reason" => "gone").increment(1);
                 let reason = format!("push service answered {status}: subscription gone");
                 tracing::info!(device_id = %job.device_id, status, "push subscription gone: disabled");
                 store.disable_push_channel(&job.device_id, &reason).await?;
-                store.finish_push_job(job.id, "dropped", Some(&reason), done).await
+                store.finish_push_job(job.id, PushJobState::Dropped, Some(&reason), done).await
             }
             SendOutcome::Retry { after, reason } => {
                 let backoff = after.unwrap_or_else(|| backoff(job.attempts)).min(MAX_BACKOFF);
@@ -238,7 +247,7 @@ async fn deliver(assent: Assent, job: ClaimedPushJob) {
                 if next >= job.expires_at {
                     metrics::counter!("assent_push_failed_total", "reason" => "retries_exhausted").increment(1);
                     let why = format!("gave up before expiry: {reason}");
-                    store.finish_push_job(job.id, "failed", Some(&why), done).await
+                    store.finish_push_job(job.id, PushJobState::Failed, Some(&why), done).await
                 } else {
                     metrics::counter!("assent_push_retried_total").increment(1);
                     tracing::debug!(job = job.id, %reason, backoff_ms = backoff.as_millis() as u64, "push will be retried");
@@ -248,7 +257,7 @@ async fn deliver(assent: Assent, job: ClaimedPushJob) {
             SendOutcome::Failed { reason } => {
                 metrics::counter!("assent_push_failed_total", "reason" => "refused").increment(1);
                 tracing::warn!(device_id = %job.device_id, %reason, "push not delivered");
-                store.finish_push_job(job.id, "failed", Some(&reason), done).await
+                store.finish_push_job(job.id, PushJobState::Failed, Some(&reason), done).await
             }
         }
     }
@@ -269,62 +278,36 @@ fn backoff(attempts: i64) -> Duration {
     Duration::from_secs(1u64 << exp)
 }
 
-#[derive(Deserialize)]
-struct NotifiedEvent {
-    seq: i64,
-    user: String,
-    kind: String,
-    request_id: String,
-}
-
-/// Feeds the broadcast channel behind the event streams.
+/// Feeds the broadcast channels behind the event streams.
 ///
 /// PostgreSQL: every process LISTENs; NOTIFY carries the event and arrives
 /// at commit in commit order, whichever process made the change. SQLite (one
 /// process): the table is tailed when this process announces a change, and
 /// every 200 ms for changes made through the library or the CLI.
-async fn event_hub(assent: Assent, mut stop: watch::Receiver<bool>) {
-    let delivery = assent.delivery.clone();
-    match assent.store.last_device_event_seq().await {
+async fn event_hub(outbox: Outbox, mut stop: watch::Receiver<bool>) {
+    let delivery = outbox.delivery.clone();
+    match outbox.store.last_device_event_seq().await {
         Ok(seq) => delivery.last_seq.store(seq, Ordering::SeqCst),
         Err(err) => tracing::warn!(error = %err, "reading the event log position failed"),
     }
-    if let Store::Postgres(pool) = &assent.store {
-        let mut listener = match sqlx::postgres::PgListener::connect_with(pool).await {
-            Ok(l) => l,
-            Err(err) => {
-                tracing::error!(error = %err, "LISTEN connection failed: live events disabled");
-                return;
-            }
-        };
-        if let Err(err) = listener
-            .listen_all(["assent_device_events", "assent_push_jobs"])
-            .await
-        {
-            tracing::error!(error = %err, "LISTEN failed: live events disabled");
-            return;
-        }
-        loop {
+    match outbox.store.listen().await {
+        Ok(Some(mut listener)) => loop {
             tokio::select! {
                 () = stopped(&mut stop) => return,
                 notification = listener.recv() => match notification {
-                    Ok(n) if n.channel() == "assent_push_jobs" => delivery.dispatcher_wake.notify_one(),
-                    Ok(n) => {
-                        if let Ok(e) = serde_json::from_str::<NotifiedEvent>(n.payload()) {
-                            delivery.publish(DeviceEventRow {
-                                seq: e.seq,
-                                user_sub: e.user,
-                                kind: e.kind,
-                                request_id: e.request_id,
-                            });
-                        }
-                    }
+                    Ok(Notification::PushJobsQueued) => delivery.dispatcher_wake.notify_one(),
+                    Ok(Notification::DeviceEvent(event)) => delivery.publish(event),
                     Err(err) => {
                         tracing::warn!(error = %err, "LISTEN connection lost; reconnecting");
                         tokio::time::sleep(Duration::from_millis(500)).await;
                     }
                 }
             }
+        },
+        Ok(None) => {}
+        Err(err) => {
+            tracing::error!(error = %err, "LISTEN failed: live events disabled");
+            return;
         }
     }
     loop {
@@ -334,7 +317,7 @@ async fn event_hub(assent: Assent, mut stop: watch::Receiver<bool>) {
             () = tokio::time::sleep(Duration::from_millis(200)) => {}
         }
         let after = delivery.last_seq.load(Ordering::SeqCst);
-        match assent.store.device_events_after(after, None, 1000).await {
+        match outbox.store.device_events_after(after, None, 1000).await {
             Ok(events) => {
                 for event in events {
                     delivery.last_seq.store(event.seq, Ordering::SeqCst);

@@ -23,7 +23,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::{
-    clock::now_ms,
+    clock::Clock,
     secrets::{b64url, b64url_decode, sha256},
     storage::{SigningKeyRow, Store},
 };
@@ -270,6 +270,18 @@ pub struct Verifier {
     pub key: DecodingKey,
 }
 
+/// A device's public key, as verifying its messages needs it: cached per
+/// process, safe because every use re-checks, in the same statement that
+/// spends the message's `jti`, that the device is active with this very key.
+#[derive(Debug, Clone)]
+pub struct DeviceKeyInfo {
+    pub id: String,
+    pub user_sub: String,
+    /// The uncompressed P-256 point.
+    pub point: Vec<u8>,
+    pub thumbprint: String,
+}
+
 /// What a key signs. Keys of one purpose never sign for another.
 pub const TOKEN_PURPOSE: &str = "token";
 /// Signs the challenges shown on devices; pinned by devices at enrollment.
@@ -308,7 +320,7 @@ impl KeySet {
     /// Loads the keys from the database, generating and storing the missing
     /// ones first. Safe when several processes start on one empty database:
     /// the unique index lets one key per algorithm win and everyone reloads.
-    pub async fn load_or_generate(store: &Store) -> anyhow::Result<Self> {
+    pub async fn load_or_generate(store: &Store, clock: &Clock) -> anyhow::Result<Self> {
         let mut rows = store.signing_keys().await?;
         for (purpose, alg) in REQUIRED_KEYS {
             let have = rows
@@ -328,7 +340,7 @@ impl KeySet {
                     alg: alg.as_str().into(),
                     private_key_pkcs8: b64url(&pkcs8),
                     state: "active".into(),
-                    created_at: now_ms(),
+                    created_at: clock.now_ms(),
                 })
                 .await?;
             if stored {

@@ -4,7 +4,7 @@ use std::sync::{atomic::Ordering, OnceLock};
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use crate::{clock::now_ms, state::Assent};
+use crate::state::Assent;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -54,7 +54,11 @@ pub fn install() -> &'static PrometheusHandle {
 /// The metrics in Prometheus text format, with the gauges read now.
 pub async fn render(assent: &Assent) -> String {
     let handle = install();
-    if let Ok(pending) = assent.store.count_pending_requests(now_ms()).await {
+    if let Ok(pending) = assent
+        .store
+        .count_pending_requests(assent.clock.now_ms())
+        .await
+    {
         metrics::gauge!("assent_pending_requests").set(pending as f64);
     }
     metrics::gauge!("assent_event_streams_open")

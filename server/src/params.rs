@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::oauth_error::OAuthError;
+use crate::error::OAuthError;
 
 #[derive(Debug, Clone, Default)]
 pub struct Params(HashMap<String, String>);

@@ -5,7 +5,13 @@ use std::{future::Future, net::SocketAddr, time::Duration};
 use anyhow::Context;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
-use crate::{clock::now_ms, config::Settings, http, state::Assent, storage::Store};
+use crate::{
+    config::Settings,
+    delivery::{self, Outbox},
+    http,
+    state::Assent,
+    storage::Store,
+};
 
 /// A server running in this process (used by `serve` and by tests).
 pub struct RunningServer {
@@ -47,7 +53,15 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let app = http::router(assent.clone());
     let housekeeping = tokio::spawn(housekeep(assent.clone(), shutdown.subscribe()));
     let checkpoints = tokio::spawn(checkpoint(assent.store.clone(), shutdown.subscribe()));
-    let delivery_tasks = crate::delivery::spawn(&assent, shutdown.subscribe());
+    let delivery_tasks = delivery::spawn(
+        Outbox {
+            store: assent.store.clone(),
+            delivery: assent.delivery.clone(),
+            clock: assent.clock.clone(),
+            push_timeout: assent.settings.push_timeout,
+        },
+        shutdown.subscribe(),
+    );
     let store = assent.store.clone();
     let assent_for_shutdown = assent.clone();
     let task = tokio::spawn(async move {
@@ -81,7 +95,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         store.close().await;
         result
     });
-    tracing::info!(address = %addr, issuer = %issuer, database = assent.store.backend(), "listening");
+    tracing::info!(address = %addr, issuer = %issuer, database = %assent.store.backend(), "listening");
     Ok(RunningServer {
         addr,
         assent,
@@ -129,7 +143,7 @@ const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(100);
 /// Checkpoints SQLite's write-ahead log off the request path (the hot-path
 /// connection never does; see `storage::inline`).
 async fn checkpoint(store: Store, mut stop: watch::Receiver<bool>) {
-    if store.backend() != "sqlite" {
+    if !store.needs_checkpoints() {
         return;
     }
     let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
@@ -154,7 +168,8 @@ async fn housekeep(assent: Assent, mut stop: watch::Receiver<bool>) {
             _ = stop.wait_for(|s| *s) => return,
             () = tokio::time::sleep(Duration::from_secs(60)) => {}
         }
-        match assent.store.purge_expired(now_ms(), retention_ms).await {
+        let now = assent.clock.now_ms();
+        match assent.store.purge_expired(now, retention_ms).await {
             Ok(c) if c.auth_requests + c.refresh_tokens + c.jtis > 0 => tracing::debug!(
                 auth_requests = c.auth_requests,
                 refresh_tokens = c.refresh_tokens,

@@ -328,7 +328,9 @@ impl std::str::FromStr for DenyReason {
         match s {
             "not_me" | "not-me" => Ok(DenyReason::NotMe),
             "cancelled" => Ok(DenyReason::Cancelled),
-            other => Err(format!("unknown deny reason {other:?}: use not-me or cancelled")),
+            other => Err(format!(
+                "unknown deny reason {other:?}: use not-me or cancelled"
+            )),
         }
     }
 }
@@ -402,12 +404,23 @@ mod tests {
 
     #[test]
     fn decisions_round_trip_through_the_wire_claims() {
-        for d in [Decision::Approve, Decision::Deny, Decision::NotMe, Decision::Cancelled] {
+        for d in [
+            Decision::Approve,
+            Decision::Deny,
+            Decision::NotMe,
+            Decision::Cancelled,
+        ] {
             let (verdict, reason) = d.to_wire();
             assert_eq!(Decision::from_wire(verdict, reason), Some(d));
         }
-        assert_eq!(Decision::from_wire(Verdict::Approve, Some(DenyReason::NotMe)), None);
-        assert_eq!(serde_json::to_string(&Decision::NotMe).unwrap(), "\"not_me\"");
+        assert_eq!(
+            Decision::from_wire(Verdict::Approve, Some(DenyReason::NotMe)),
+            None
+        );
+        assert_eq!(
+            serde_json::to_string(&Decision::NotMe).unwrap(),
+            "\"not_me\""
+        );
     }
 
     #[test]

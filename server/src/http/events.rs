@@ -1,7 +1,7 @@
 //! `GET /device/v1/events`: a server-sent-events stream of the device user's
 //! new and resolved requests, resumable with `Last-Event-ID`.
 
-use std::{convert::Infallible, sync::atomic::Ordering, time::Duration};
+use std::{convert::Infallible, time::Duration};
 
 use assent_shared::protocol::event;
 use axum::{
@@ -13,71 +13,41 @@ use axum::{
     },
 };
 use futures_util::{stream, Stream, StreamExt};
-use tokio::sync::broadcast::error::RecvError;
 
 use super::AppState;
 use crate::{
-    delivery::Delivery,
-    device::{self, DeviceError},
+    device::{self, events::LiveEvent},
+    error::DeviceError,
     storage::DeviceEventRow,
 };
 
 /// A stream lives at most this long; the device reconnects with a fresh
 /// proof (and `Last-Event-ID`), so a revoked device drops off within it.
 const MAX_STREAM_LIFETIME: Duration = Duration::from_secs(3600);
-/// Most events replayed on reconnect; beyond that the device resyncs by polling.
-const MAX_REPLAY: i64 = 1000;
 
 pub async fn events(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, DeviceError> {
-    let assent = state.assent.clone();
+    let assent = &state.assent;
     let value = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let device = device::open_event_stream(&assent, device::proof_from_header(value)?).await?;
     let last_event_id = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<i64>().ok());
+    let opened =
+        device::open_event_stream(assent, device::proof_from_header(value)?, last_event_id).await?;
 
-    // Subscribe before replaying, so nothing falls between the two.
-    let live = assent.delivery.subscribe(&device.user_sub);
-    let mut replay = Vec::new();
-    let mut resync = false;
-    if let Some(last) = last_event_id {
-        replay = assent
-            .store
-            .device_events_after(last, Some(&device.user_sub), MAX_REPLAY)
-            .await?;
-        resync = replay.len() as i64 == MAX_REPLAY;
-    }
-    let after = replay.last().map(|e| e.seq).or(last_event_id).unwrap_or(0);
-    let guard = StreamGuard::new(assent.delivery.clone(), device.user_sub.clone());
-
-    let user = device.user_sub.clone();
-    let replayed = stream::iter(replay.into_iter().map(|e| Ok(to_sse(&e))));
-    let resync_first =
-        stream::iter(resync.then(|| Ok(Event::default().event(event::RESYNC).data("{}"))));
-    let live = stream::unfold((live, guard, after), move |(mut rx, guard, mut after)| {
-        let user = user.clone();
-        async move {
-            loop {
-                match rx.recv().await {
-                    Ok(e) if e.user_sub == user && e.seq > after => {
-                        after = e.seq;
-                        return Some((Ok(to_sse(&e)), (rx, guard, after)));
-                    }
-                    Ok(_) => continue,
-                    Err(RecvError::Lagged(_)) => {
-                        let resync = Event::default().event(event::RESYNC).data("{}");
-                        return Some((Ok(resync), (rx, guard, after)));
-                    }
-                    Err(RecvError::Closed) => return None,
-                }
-            }
-        }
+    let replayed = stream::iter(opened.replay.into_iter().map(|e| Ok(to_sse(&e))));
+    let resync_first = stream::iter(opened.resync.then(|| Ok(resync())));
+    let live = stream::unfold(opened.live, |mut live| async move {
+        let event = match live.next().await? {
+            LiveEvent::Event(e) => to_sse(&e),
+            LiveEvent::Resync => resync(),
+        };
+        Some((Ok(event), live))
     });
     let events = replayed.chain(resync_first).chain(live);
     let bounded = end_stream(events, MAX_STREAM_LIFETIME, assent.delivery.stopping());
@@ -93,6 +63,10 @@ pub async fn events(
         .headers_mut()
         .insert("x-accel-buffering", header::HeaderValue::from_static("no"));
     Ok(response)
+}
+
+fn resync() -> Event {
+    Event::default().event(event::RESYNC).data("{}")
 }
 
 fn to_sse(e: &DeviceEventRow) -> Event {
@@ -123,26 +97,4 @@ fn end_stream(
             }
         },
     )
-}
-
-/// Counts open streams for `/metrics`.
-/// Counts the stream as open; on drop (after the stream's receiver, which is
-/// dropped first) releases its user's channel when no stream is left.
-struct StreamGuard {
-    delivery: std::sync::Arc<Delivery>,
-    user: String,
-}
-
-impl StreamGuard {
-    fn new(delivery: std::sync::Arc<Delivery>, user: String) -> Self {
-        delivery.open_streams.fetch_add(1, Ordering::Relaxed);
-        Self { delivery, user }
-    }
-}
-
-impl Drop for StreamGuard {
-    fn drop(&mut self) {
-        self.delivery.open_streams.fetch_sub(1, Ordering::Relaxed);
-        self.delivery.release(&self.user);
-    }
 }

@@ -8,7 +8,10 @@ use axum::{
 };
 
 use super::AppState;
-use crate::{oauth_error::OAuthError, params::Params};
+use crate::{
+    error::{OAuthError, OAuthErrorCode},
+    params::Params,
+};
 
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -28,7 +31,7 @@ impl FromRequest<AppState> for Form {
         }
         let body = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
             .await
-            .map_err(|_| OAuthError::payload_too_large("the request body is too large"))?;
+            .map_err(|_| OAuthError::body_too_large(OAuthErrorCode::InvalidRequest))?;
         Params::parse(&body).map(Form)
     }
 }

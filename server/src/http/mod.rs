@@ -1,8 +1,10 @@
 //! The HTTP surface: routing, extraction and response shaping only. Every
 //! decision is delegated to the domain modules.
 
+mod admin;
 mod device;
 mod discovery;
+pub mod errors;
 mod events;
 mod form;
 mod oauth;
@@ -20,7 +22,7 @@ use tower_http::{catch_panic::CatchPanicLayer, timeout::TimeoutLayer, trace::Tra
 
 pub use form::{RequesterAddr, MAX_BODY_BYTES};
 
-use crate::{oauth_error::OAuthError, state::Assent};
+use crate::{error::OAuthError, state::Assent};
 
 /// Handler state: the shared server state plus responses rendered at start-up.
 #[derive(Clone)]
@@ -108,7 +110,7 @@ pub fn route_table() -> Vec<Route> {
         Route {
             path: "/admin/v1/enrollment-tickets",
             methods: &[Method::POST],
-            handler: post(device::create_ticket),
+            handler: post(admin::create_ticket),
         },
         Route {
             path: "/openapi.json",

@@ -12,7 +12,7 @@ use super::{form::Form, AppState, RequesterAddr};
 use crate::{
     ciba::{self, RequesterContext, CIBA_GRANT, REFRESH_GRANT},
     client_auth,
-    oauth_error::OAuthError,
+    error::OAuthError,
 };
 
 pub async fn bc_authorize(

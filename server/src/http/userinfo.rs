@@ -2,12 +2,16 @@
 
 use axum::{
     extract::{Request, State},
-    http::{header, StatusCode},
+    http::header,
 };
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 use super::{form, oauth::NoStore, AppState};
-use crate::{oauth_error::OAuthError, params::Params, tokens};
+use crate::{
+    error::{OAuthError, OAuthErrorCode},
+    params::Params,
+    userinfo,
+};
 
 const MAX_TOKEN_LEN: usize = 8 * 1024;
 
@@ -16,60 +20,14 @@ pub async fn userinfo(
     request: Request,
 ) -> Result<NoStore<Value>, OAuthError> {
     let token = bearer_token(request).await?;
-    let assent = &state.assent;
-    let claims = tokens::verify_access_token(&assent.keys, &assent.endpoints, &token).map_err(
-        |rejection| {
-            OAuthError::bearer(
-                StatusCode::UNAUTHORIZED,
-                "invalid_token",
-                rejection.description(),
-            )
-        },
-    )?;
-    let scopes: Vec<&str> = claims.scope.split(' ').collect();
-    if !scopes.contains(&"openid") {
-        return Err(OAuthError::bearer(
-            StatusCode::FORBIDDEN,
-            "insufficient_scope",
-            "the access token was not granted the openid scope",
-        ));
-    }
-    let user = assent.store.user(&claims.sub).await?.ok_or_else(|| {
-        OAuthError::bearer(
-            StatusCode::UNAUTHORIZED,
-            "invalid_token",
-            "the user no longer exists",
-        )
-    })?;
-    if user.blocked {
-        return Err(OAuthError::bearer(
-            StatusCode::UNAUTHORIZED,
-            "invalid_token",
-            "the user is blocked",
-        ));
-    }
-    let mut body = Map::new();
-    body.insert("sub".into(), json!(user.sub));
-    if scopes.contains(&"profile") {
-        if let Some(name) = &user.name {
-            body.insert("name".into(), json!(name));
-        }
-        body.insert("updated_at".into(), json!(user.updated_at / 1000));
-    }
-    if scopes.contains(&"email") {
-        if let Some(email) = &user.email {
-            body.insert("email".into(), json!(email));
-            body.insert("email_verified".into(), json!(user.email_verified));
-        }
-    }
-    Ok(NoStore(Value::Object(body)))
+    Ok(NoStore(userinfo::claims(&state.assent, &token).await?))
 }
 
 /// The access token from the `Authorization` header or, for POST, the form
 /// body (RFC 6750 2.1, 2.2). Presenting it both ways is an error.
 async fn bearer_token(request: Request) -> Result<String, OAuthError> {
     let invalid_request =
-        |why: &'static str| OAuthError::bearer(StatusCode::BAD_REQUEST, "invalid_request", why);
+        |why: &'static str| OAuthError::bearer(OAuthErrorCode::InvalidRequest, why);
     let mut from_header = None;
     let mut values = request.headers().get_all(header::AUTHORIZATION).iter();
     if let Some(value) = values.next() {
@@ -103,7 +61,7 @@ async fn bearer_token(request: Request) -> Result<String, OAuthError> {
         }
         let body = axum::body::to_bytes(request.into_body(), form::MAX_BODY_BYTES)
             .await
-            .map_err(|_| OAuthError::payload_too_large("the request body is too large"))?;
+            .map_err(|_| OAuthError::body_too_large(OAuthErrorCode::InvalidRequest))?;
         from_body = Params::parse(&body)?
             .get("access_token")
             .map(str::to_string);
@@ -117,8 +75,7 @@ async fn bearer_token(request: Request) -> Result<String, OAuthError> {
     };
     if token.len() > MAX_TOKEN_LEN {
         return Err(OAuthError::bearer(
-            StatusCode::UNAUTHORIZED,
-            "invalid_token",
+            OAuthErrorCode::InvalidToken,
             "the token is too long",
         ));
     }

@@ -33,8 +33,10 @@ use std::{
     time::Duration,
 };
 
-use rusqlite::{types::ToSql, CachedStatement, Connection, ErrorCode, OpenFlags, Row};
+use rusqlite::{types::FromSql, CachedStatement, Connection, ErrorCode, OpenFlags, Row};
 use tokio::sync::Notify;
+
+use super::{sql::Param, StorageError};
 
 /// Why an inline attempt did not run its statement.
 #[derive(Debug, PartialEq, Eq)]
@@ -118,7 +120,7 @@ impl InlineConnection {
     pub fn execute_as_maintenance(
         &self,
         sql: &str,
-        params: &[&dyn ToSql],
+        params: &[Param<'_>],
     ) -> rusqlite::Result<usize> {
         self.maintain(|connection| {
             let mut statement = connection.prepare_cached(sql)?;
@@ -173,35 +175,37 @@ impl InlineConnection {
     pub fn execute(
         &self,
         sql: &str,
-        params: &[&dyn ToSql],
-    ) -> Result<Result<usize, sqlx::Error>, Busy> {
+        params: &[Param<'_>],
+    ) -> Result<Result<usize, StorageError>, Busy> {
         self.with_statement(sql, params, |statement| statement.raw_execute())
     }
 
     /// Runs `sql` and maps its first row, if any.
-    pub fn query_optional<T>(
+    pub fn query_optional<T: FromInlineRow>(
         &self,
         sql: &str,
-        params: &[&dyn ToSql],
-        map: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
-    ) -> Result<Result<Option<T>, sqlx::Error>, Busy> {
+        params: &[Param<'_>],
+    ) -> Result<Result<Option<T>, StorageError>, Busy> {
         self.with_statement(sql, params, |statement| {
-            statement.raw_query().next()?.map(map).transpose()
+            statement
+                .raw_query()
+                .next()?
+                .map(T::from_inline_row)
+                .transpose()
         })
     }
 
     /// Runs `sql` and maps every row.
-    pub fn query_all<T>(
+    pub fn query_all<T: FromInlineRow>(
         &self,
         sql: &str,
-        params: &[&dyn ToSql],
-        mut map: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
-    ) -> Result<Result<Vec<T>, sqlx::Error>, Busy> {
+        params: &[Param<'_>],
+    ) -> Result<Result<Vec<T>, StorageError>, Busy> {
         self.with_statement(sql, params, |statement| {
             let mut rows = statement.raw_query();
             let mut out = Vec::new();
             while let Some(row) = rows.next()? {
-                out.push(map(row)?);
+                out.push(T::from_inline_row(row)?);
             }
             Ok(out)
         })
@@ -210,9 +214,9 @@ impl InlineConnection {
     fn with_statement<T>(
         &self,
         sql: &str,
-        params: &[&dyn ToSql],
+        params: &[Param<'_>],
         run: impl FnOnce(&mut CachedStatement<'_>) -> rusqlite::Result<T>,
-    ) -> Result<Result<T, sqlx::Error>, Busy> {
+    ) -> Result<Result<T, StorageError>, Busy> {
         if self.maintaining.load(Ordering::Acquire) {
             return Err(Busy::Maintenance);
         }
@@ -228,84 +232,31 @@ impl InlineConnection {
             {
                 Err(Busy::Locked)
             }
-            Err(e) => Ok(Err(into_sqlx(e))),
+            Err(e) => Ok(Err(StorageError::Sqlite(e))),
         }
     }
 }
 
+/// A row type the inline connection can produce, columns mapped by name
+/// (see `sql::row!`); single values come as one-element tuples.
+pub trait FromInlineRow: Sized {
+    fn from_inline_row(row: &Row<'_>) -> rusqlite::Result<Self>;
+}
+
+impl<T: FromSql> FromInlineRow for (T,) {
+    fn from_inline_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok((row.get(0)?,))
+    }
+}
+
 /// Binds `params` to `$1`, `$2`, ...; a statement need not use them all.
-fn bind_by_name(
-    statement: &mut CachedStatement<'_>,
-    params: &[&dyn ToSql],
-) -> rusqlite::Result<()> {
+fn bind_by_name(statement: &mut CachedStatement<'_>, params: &[Param<'_>]) -> rusqlite::Result<()> {
     for (value, name) in params.iter().zip(PARAMETER_NAMES) {
         if let Some(index) = statement.parameter_index(name)? {
             statement.raw_bind_parameter(index, value)?;
         }
     }
     Ok(())
-}
-
-/// A SQLite failure as the storage API reports errors.
-pub fn into_sqlx(e: rusqlite::Error) -> sqlx::Error {
-    sqlx::Error::Database(Box::new(InlineError(e)))
-}
-
-/// A failure of an inline statement, as the storage API reports errors.
-#[derive(Debug)]
-struct InlineError(rusqlite::Error);
-
-impl std::fmt::Display for InlineError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
-impl std::error::Error for InlineError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0)
-    }
-}
-
-impl sqlx::error::DatabaseError for InlineError {
-    fn message(&self) -> &str {
-        match &self.0 {
-            rusqlite::Error::SqliteFailure(_, Some(message)) => message,
-            _ => "SQLite statement failed",
-        }
-    }
-
-    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
-        self
-    }
-
-    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
-        self
-    }
-
-    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
-        self
-    }
-
-    fn kind(&self) -> sqlx::error::ErrorKind {
-        match &self.0 {
-            rusqlite::Error::SqliteFailure(e, _) => match e.extended_code {
-                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-                | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
-                    sqlx::error::ErrorKind::UniqueViolation
-                }
-                rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => {
-                    sqlx::error::ErrorKind::ForeignKeyViolation
-                }
-                rusqlite::ffi::SQLITE_CONSTRAINT_NOTNULL => {
-                    sqlx::error::ErrorKind::NotNullViolation
-                }
-                rusqlite::ffi::SQLITE_CONSTRAINT_CHECK => sqlx::error::ErrorKind::CheckViolation,
-                _ => sqlx::error::ErrorKind::Other,
-            },
-            _ => sqlx::error::ErrorKind::Other,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -327,7 +278,7 @@ mod tests {
             .unwrap();
         let inline = std::sync::Arc::new(InlineConnection::open(&path).unwrap());
         inline
-            .execute("INSERT INTO t VALUES ($1)", &[&2])
+            .execute("INSERT INTO t VALUES ($1)", &[Param::from(2)])
             .unwrap()
             .unwrap();
 
@@ -338,7 +289,7 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
             .unwrap();
         inline
-            .execute("INSERT INTO t VALUES ($1)", &[&3])
+            .execute("INSERT INTO t VALUES ($1)", &[Param::from(3)])
             .unwrap()
             .unwrap();
         let checkpointer = inline.clone();
@@ -348,7 +299,9 @@ mod tests {
         }
 
         assert_eq!(
-            inline.execute("INSERT INTO t VALUES ($1)", &[&4]).err(),
+            inline
+                .execute("INSERT INTO t VALUES ($1)", &[Param::from(4)])
+                .err(),
             Some(Busy::Maintenance)
         );
         let waiting =
@@ -361,7 +314,7 @@ mod tests {
             .expect("woken when the checkpoint ends");
         assert!(checkpoint.join().unwrap().unwrap() > 0);
         inline
-            .execute("INSERT INTO t VALUES ($1)", &[&4])
+            .execute("INSERT INTO t VALUES ($1)", &[Param::from(4)])
             .unwrap()
             .unwrap();
         let count: i64 = setup

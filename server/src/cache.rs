@@ -1,0 +1,65 @@
+//! A small per-process cache of values that the database re-validates on
+//! every use (clients authenticated by secret, device public keys), so a
+//! stale entry can cost a lookup but never grant anything.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, MutexGuard},
+};
+
+/// Values by string key, at most `capacity` of them: reaching the bound
+/// simply empties the cache (entries are cheap to load again).
+#[derive(Debug)]
+pub struct BoundedCache<V> {
+    entries: Mutex<HashMap<String, Arc<V>>>,
+    capacity: usize,
+}
+
+impl<V> BoundedCache<V> {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+            capacity,
+        }
+    }
+
+    /// A panic while the lock was held cannot leave a half-written entry
+    /// (every operation is one map call), so a poisoned lock is used as is.
+    fn entries(&self) -> MutexGuard<'_, HashMap<String, Arc<V>>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn get(&self, key: &str) -> Option<Arc<V>> {
+        self.entries().get(key).cloned()
+    }
+
+    pub fn put(&self, key: String, value: Arc<V>) {
+        let mut entries = self.entries();
+        if entries.len() >= self.capacity {
+            entries.clear();
+        }
+        entries.insert(key, value);
+    }
+
+    pub fn evict(&self, key: &str) {
+        self.entries().remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bound_empties_the_cache() {
+        let cache = BoundedCache::new(2);
+        cache.put("a".into(), Arc::new(1));
+        cache.put("b".into(), Arc::new(2));
+        assert_eq!(cache.get("a").as_deref(), Some(&1));
+        cache.put("c".into(), Arc::new(3));
+        assert!(cache.get("a").is_none() && cache.get("b").is_none());
+        assert_eq!(cache.get("c").as_deref(), Some(&3));
+        cache.evict("c");
+        assert!(cache.get("c").is_none());
+    }
+}

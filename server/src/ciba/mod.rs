@@ -1,0 +1,167 @@
+//! The CIBA domain: starting a back-channel request ([`start_backchannel`]),
+//! and collecting tokens by polling or refreshing ([`tokens`]). Plain async
+//! functions over [`Assent`]: the HTTP layer parses and authenticates, these
+//! decide.
+
+mod request;
+mod tokens;
+
+use assent_shared::{
+    oauth::BackchannelAuthenticationResponse,
+    protocol::{self, ChallengeClaims, Requester},
+};
+
+pub use request::{parse_backchannel_request, validate_binding_message, BackchannelRequest, Hint};
+pub use tokens::{poll, refresh};
+
+use crate::{
+    challenge,
+    client_auth::AuthenticatedClient,
+    error::OAuthError,
+    keys::TokenAlg,
+    secrets::{new_secret, random_token, sha256_hex},
+    state::Assent,
+    storage::{ClientRow, InsertRequestOutcome, NewAuthRequest, UserLookup},
+    tokens::{verify_id_token_hint, IdTokenHintError},
+};
+
+pub const CIBA_GRANT: &str = assent_shared::oauth::CIBA_GRANT_TYPE;
+pub const REFRESH_GRANT: &str = assent_shared::oauth::REFRESH_TOKEN_GRANT_TYPE;
+
+/// Scopes with a meaning of their own; any other well-formed scope is passed
+/// through to the access token for the API named by `audience`.
+pub const STANDARD_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
+
+const MAX_SCOPE_LEN: usize = 1024;
+
+/// Where a request came from, shown to the user who approves it.
+#[derive(Debug, Clone, Default)]
+pub struct RequesterContext {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+pub(crate) fn client_has_grant(client: &ClientRow, grant: &str) -> bool {
+    client.grant_types.split(' ').any(|g| g == grant)
+}
+
+pub(crate) fn client_alg(client: &ClientRow) -> TokenAlg {
+    client
+        .id_token_signed_response_alg
+        .parse()
+        .unwrap_or(TokenAlg::RS256)
+}
+
+/// Starts a back-channel request (CIBA Core 7): checks what needs the
+/// client or the database, then stores it.
+pub async fn start_backchannel(
+    assent: &Assent,
+    authenticated: &AuthenticatedClient,
+    request: BackchannelRequest,
+    requester: RequesterContext,
+) -> Result<BackchannelAuthenticationResponse, OAuthError> {
+    let client = &*authenticated.row;
+    if !client_has_grant(client, CIBA_GRANT) {
+        return Err(OAuthError::unauthorized_client(
+            "this client is not allowed to use CIBA",
+        ));
+    }
+    let user = match &request.hint {
+        Hint::Login(lookup) => lookup.clone(),
+        Hint::IdToken(token) => {
+            let sub =
+                verify_id_token_hint(&assent.keys, &assent.endpoints, &client.client_id, token)
+                    .map_err(|e| match e {
+                        IdTokenHintError::OtherClient => OAuthError::invalid_request(
+                            "id_token_hint was not issued to this client",
+                        ),
+                        IdTokenHintError::Invalid(_) => OAuthError::invalid_request(
+                            "id_token_hint is not a valid ID token issued by this server",
+                        ),
+                    })?;
+            UserLookup { sub, email: None }
+        }
+    };
+    // offline_access is granted only to clients that may refresh (OpenID Core 11).
+    let may_refresh = client_has_grant(client, REFRESH_GRANT);
+    let scope = request
+        .scopes
+        .iter()
+        .filter(|s| may_refresh || s.as_str() != "offline_access")
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(" ");
+
+    let settings = &assent.settings;
+    let expires_in = request.requested_expiry.unwrap_or(settings.request_expiry);
+    let now = assent.clock.now_ms();
+    let auth_req_id = new_secret();
+    let id = uuid::Uuid::new_v4().to_string();
+    let nonce = random_token(16);
+    let requester_user_agent: Option<String> = requester
+        .user_agent
+        .map(|ua| ua.chars().take(512).collect());
+    let expires_at = now + expires_in as i64 * 1000;
+    let challenge = challenge::sign(
+        &assent.keys,
+        &ChallengeClaims {
+            v: protocol::VERSION,
+            iss: assent.endpoints.issuer.clone(),
+            request_id: id.clone(),
+            nonce: nonce.clone(),
+            client_id: client.client_id.clone(),
+            client_name: client.name.clone(),
+            binding_message: request.binding_message.clone(),
+            scope: scope.split(' ').map(str::to_string).collect(),
+            audience: request.audience.clone(),
+            authorization_details: request
+                .authorization_details
+                .as_deref()
+                .and_then(|d| serde_json::from_str(d).ok()),
+            requester: Requester {
+                ip: requester.ip.clone(),
+                user_agent: requester_user_agent.clone(),
+            },
+            iat: now / 1000,
+            exp: expires_at / 1000,
+        },
+    );
+    let row = NewAuthRequest {
+        id,
+        auth_req_id_sha256: sha256_hex(&auth_req_id),
+        client_id: client.client_id.clone(),
+        scope,
+        binding_message: request.binding_message,
+        audience: request.audience,
+        authorization_details: request.authorization_details,
+        acr: request.acr,
+        requester_ip: requester.ip,
+        requester_user_agent,
+        created_at: now,
+        expires_at,
+        poll_interval: settings.poll_interval as i64,
+        nonce,
+        challenge_jws: challenge.jws,
+        challenge_sha256: challenge.sha256,
+    };
+    let outcome = assent
+        .store
+        .insert_auth_request(&row, &user, authenticated.unconfirmed_secret_sha256())
+        .await?;
+    match outcome {
+        InsertRequestOutcome::Created { push_jobs } => {
+            tracing::info!(request_id = %row.id, client_id = %row.client_id, "back-channel request started");
+            assent.delivery.announce_request(push_jobs > 0);
+            Ok(BackchannelAuthenticationResponse {
+                auth_req_id,
+                expires_in,
+                interval: settings.poll_interval,
+            })
+        }
+        InsertRequestOutcome::UnknownUser => Err(OAuthError::unknown_user_id(
+            "the hint does not identify a known user",
+        )),
+        InsertRequestOutcome::BlockedUser => Err(OAuthError::access_denied("the user is blocked")),
+        InsertRequestOutcome::ClientGone => Err(authenticated.gone(assent)),
+    }
+}

@@ -1,0 +1,205 @@
+//! Enrollment: the operator's single-use ticket, and the device's proof of
+//! possession that spends it.
+
+use assent_shared::{
+    jose::{JoseError, UnverifiedJws},
+    protocol::{
+        self, path, typ, EnrollmentClaims, EnrollmentResponse, EnrollmentUri, PushSubscription,
+    },
+};
+use serde::Serialize;
+
+use crate::{
+    error::{DeviceError, DeviceErrorCode},
+    secrets::{constant_time_eq, new_secret, sha256_hex},
+    state::Assent,
+    storage::{DeviceRow, EnrollOutcome, StorageError},
+};
+
+use super::{
+    messages::{check_binding, consume_jti, jose_error},
+    policy,
+};
+
+/// An enrollment ticket for a user, as a link (and QR code) for the device.
+#[derive(Debug, Clone, Serialize)]
+pub struct EnrollmentTicket {
+    pub enrollment_uri: String,
+    pub user: String,
+    /// Unix milliseconds.
+    pub expires_at: i64,
+}
+
+pub const DEFAULT_TICKET_TTL_SECS: u64 = 600;
+pub const MAX_TICKET_TTL_SECS: u64 = 7 * 24 * 3600;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TicketError {
+    #[error("no user {0:?}")]
+    UnknownUser(String),
+    #[error("the ticket lifetime must be 60 to {MAX_TICKET_TTL_SECS} seconds")]
+    BadTtl,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Issues a single-use enrollment ticket (256 bits, stored as its digest).
+pub async fn create_enrollment_ticket(
+    assent: &Assent,
+    user_sub: &str,
+    ttl_secs: u64,
+) -> Result<EnrollmentTicket, TicketError> {
+    if !(60..=MAX_TICKET_TTL_SECS).contains(&ttl_secs) {
+        return Err(TicketError::BadTtl);
+    }
+    let user = assent
+        .store
+        .user(user_sub)
+        .await?
+        .ok_or_else(|| TicketError::UnknownUser(user_sub.to_string()))?;
+    let ticket = new_secret();
+    let now = assent.clock.now_ms();
+    let expires_at = now + ttl_secs as i64 * 1000;
+    assent
+        .store
+        .insert_enrollment_ticket(&sha256_hex(&ticket), &user.sub, now, expires_at)
+        .await?;
+    let uri = EnrollmentUri {
+        version: protocol::VERSION,
+        server: assent.endpoints.issuer.trim_end_matches('/').to_string(),
+        ticket,
+        pin: assent.keys.device_key().kid.clone(),
+        account: Some(user.email.clone().unwrap_or_else(|| user.sub.clone())),
+    };
+    Ok(EnrollmentTicket {
+        enrollment_uri: uri.to_uri(),
+        user: user.sub,
+        expires_at,
+    })
+}
+
+/// `POST /device/v1/enroll`: the body is a JWS signed by the new key, which
+/// travels in its `jwk` header (proof of possession).
+pub async fn enroll(assent: &Assent, body: &str) -> Result<EnrollmentResponse, DeviceError> {
+    let parsed = UnverifiedJws::parse(body).map_err(jose_error)?;
+    if parsed.header.typ != typ::ENROLL {
+        return Err(DeviceError::invalid_proof(format!(
+            "expected a JWS of typ {}",
+            typ::ENROLL
+        )));
+    }
+    let jwk = parsed.header.jwk.clone().ok_or_else(|| {
+        DeviceError::bad_request("the enrollment JWS must carry the new key (jwk)")
+    })?;
+    let point = jwk
+        .to_sec1()
+        .map_err(|_| DeviceError::bad_request("the jwk header is not a P-256 public key"))?;
+    let claims: EnrollmentClaims = parsed.verify_sec1(&point).map_err(|e| match e {
+        JoseError::BadSignature => {
+            DeviceError::invalid_proof("the enrollment is not signed by the key it carries")
+        }
+        other => jose_error(other),
+    })?;
+    check_binding(
+        &claims.binding,
+        "POST",
+        &assent.endpoints.device_url(path::ENROLL),
+        assent.clock.now_secs(),
+    )?;
+    let server_key = assent.keys.device_key();
+    if !constant_time_eq(&claims.pin, &server_key.kid) {
+        return Err(DeviceError::new(
+            DeviceErrorCode::PinMismatch,
+            "the enrollment link pins another server key",
+        ));
+    }
+    validate_label(&claims.name, "name", 64)?;
+    validate_label(&claims.platform, "platform", 32)?;
+    let push_channel = validate_push(&claims.push)?;
+    let thumbprint = jwk.thumbprint();
+    consume_jti(assent, &format!("enroll:{thumbprint}"), &claims.binding).await?;
+
+    let device = DeviceRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        user_sub: String::new(),
+        name: claims.name,
+        platform: claims.platform,
+        public_jwk: serde_json::to_string(&jwk).expect("serialises"),
+        key_thumbprint: thumbprint,
+        push_channel,
+        created_at: assent.clock.now_ms(),
+        revoked_at: None,
+        revoke_reason: None,
+        push_disabled_reason: None,
+    };
+    let user = match assent
+        .store
+        .enroll_device(&sha256_hex(&claims.ticket), &device, assent.clock.now_ms())
+        .await?
+    {
+        EnrollOutcome::Enrolled(user) => user,
+        EnrollOutcome::UnknownTicket => {
+            return Err(DeviceError::new(
+                DeviceErrorCode::InvalidTicket,
+                "unknown enrollment ticket",
+            ))
+        }
+        EnrollOutcome::TicketUsed => {
+            return Err(DeviceError::new(
+                DeviceErrorCode::TicketUsed,
+                "this enrollment ticket has already been used",
+            ))
+        }
+        EnrollOutcome::TicketExpired => {
+            return Err(DeviceError::new(
+                DeviceErrorCode::TicketExpired,
+                "this enrollment ticket has expired: ask for a new one",
+            ))
+        }
+        EnrollOutcome::KeyInUse => {
+            return Err(DeviceError::new(
+                DeviceErrorCode::KeyInUse,
+                "this key is already enrolled",
+            ))
+        }
+    };
+    tracing::info!(device_id = %device.id, user = %user, "device enrolled");
+    Ok(EnrollmentResponse {
+        device_id: device.id,
+        user,
+        server_key: server_key.ec_public_jwk().expect("the device key is ES256"),
+        policy: policy(),
+        vapid_public_key: Some(assent.delivery.push.vapid_public_key().to_string()),
+    })
+}
+
+pub(super) fn validate_label(
+    value: &str,
+    what: &'static str,
+    max: usize,
+) -> Result<(), DeviceError> {
+    let count = value.chars().count();
+    if count == 0 || count > max || value.chars().any(char::is_control) {
+        return Err(DeviceError::bad_request(format!(
+            "{what} must be 1 to {max} printable characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a Web Push subscription's shape; delivery rules live with the sender.
+pub(super) fn validate_push(
+    push: &Option<PushSubscription>,
+) -> Result<Option<String>, DeviceError> {
+    let Some(push) = push else { return Ok(None) };
+    let ok = (push.endpoint.starts_with("https://") || push.endpoint.starts_with("http://"))
+        && push.endpoint.len() <= 2048
+        && !push.keys.p256dh.is_empty()
+        && push.keys.p256dh.len() <= 256
+        && !push.keys.auth.is_empty()
+        && push.keys.auth.len() <= 64;
+    if !ok {
+        return Err(DeviceError::bad_request("invalid push subscription"));
+    }
+    Ok(Some(serde_json::to_string(push).expect("serialises")))
+}

@@ -1,0 +1,116 @@
+//! The live event stream of a device's user: who may open it, what a
+//! reconnecting device is replayed, and when it must resync instead.
+
+use std::sync::{atomic::Ordering, Arc};
+
+use assent_shared::protocol::{path, typ, ProofClaims};
+use tokio::sync::broadcast::{self, error::RecvError};
+
+use crate::{
+    delivery::Delivery, error::DeviceError, keys::DeviceKeyInfo, state::Assent,
+    storage::DeviceEventRow,
+};
+
+use super::messages::verify_fresh_device_message;
+
+/// Most events replayed on reconnect; beyond that the device resyncs by polling.
+const MAX_REPLAY: i64 = 1000;
+
+/// An opened stream: the events the device missed, then live ones.
+pub struct EventStream {
+    pub device: Arc<DeviceKeyInfo>,
+    /// Events after the device's `Last-Event-ID`, oldest first.
+    pub replay: Vec<DeviceEventRow>,
+    /// More events were missed than are replayed: the device must fetch its
+    /// pending list (sent after the replay).
+    pub resync: bool,
+    pub live: LiveEvents,
+}
+
+/// What the live part of a stream yields.
+#[derive(Debug)]
+pub enum LiveEvent {
+    Event(Arc<DeviceEventRow>),
+    /// Events were dropped (the device read too slowly): fetch the pending list.
+    Resync,
+}
+
+/// The user's live events after the last one replayed. Counts as an open
+/// stream until dropped, and then releases the user's channel when it was
+/// the last stream.
+pub struct LiveEvents {
+    receiver: Option<broadcast::Receiver<Arc<DeviceEventRow>>>,
+    delivery: Arc<Delivery>,
+    user: String,
+    after: i64,
+}
+
+impl LiveEvents {
+    /// The next event of this user newer than any seen; `None` when the
+    /// server stops publishing.
+    pub async fn next(&mut self) -> Option<LiveEvent> {
+        let receiver = self.receiver.as_mut()?;
+        loop {
+            match receiver.recv().await {
+                Ok(e) if e.user_sub == self.user && e.seq > self.after => {
+                    self.after = e.seq;
+                    return Some(LiveEvent::Event(e));
+                }
+                Ok(_) => continue,
+                Err(RecvError::Lagged(_)) => return Some(LiveEvent::Resync),
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+impl Drop for LiveEvents {
+    fn drop(&mut self) {
+        // The receiver goes first, so that the release sees it gone.
+        drop(self.receiver.take());
+        self.delivery.open_streams.fetch_sub(1, Ordering::Relaxed);
+        self.delivery.release(&self.user);
+    }
+}
+
+/// `GET /device/v1/events`: authenticates the device (a fresh proof), then
+/// subscribes to its user's events before reading what it missed since
+/// `last_event_id`, so that nothing falls between the two.
+pub async fn open_event_stream(
+    assent: &Assent,
+    proof: &str,
+    last_event_id: Option<i64>,
+) -> Result<EventStream, DeviceError> {
+    let (device, _): (Arc<DeviceKeyInfo>, ProofClaims) = verify_fresh_device_message(
+        assent,
+        proof,
+        typ::PROOF,
+        "GET",
+        &assent.endpoints.device_url(path::EVENTS),
+    )
+    .await?;
+    let delivery = assent.delivery.clone();
+    let receiver = delivery.subscribe(&device.user_sub);
+    delivery.open_streams.fetch_add(1, Ordering::Relaxed);
+    let mut live = LiveEvents {
+        receiver: Some(receiver),
+        delivery,
+        user: device.user_sub.clone(),
+        after: 0,
+    };
+    let mut replay = Vec::new();
+    if let Some(last) = last_event_id {
+        replay = assent
+            .store
+            .device_events_after(last, Some(&device.user_sub), MAX_REPLAY)
+            .await?;
+    }
+    let resync = replay.len() as i64 == MAX_REPLAY;
+    live.after = replay.last().map(|e| e.seq).or(last_event_id).unwrap_or(0);
+    Ok(EventStream {
+        device,
+        replay,
+        resync,
+        live,
+    })
+}

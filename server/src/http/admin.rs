@@ -1,0 +1,69 @@
+//! The operator API (`/admin/v1/...`), authenticated by admin tokens.
+
+use axum::{
+    extract::{Request, State},
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::AppState;
+use crate::{
+    admin,
+    clock::rfc3339,
+    device::DEFAULT_TICKET_TTL_SECS,
+    error::{OAuthError, OAuthErrorCode},
+    qr,
+};
+
+/// Largest operator request body, in bytes.
+const MAX_ADMIN_BODY: usize = 4096;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TicketRequest {
+    user: String,
+    ttl: Option<u64>,
+}
+
+/// `POST /admin/v1/enrollment-tickets` with an operator's admin token.
+pub async fn create_ticket(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, OAuthError> {
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim().to_string())
+        .ok_or_else(OAuthError::bearer_missing)?;
+    admin::authenticate(&state.assent, &token).await?;
+    let bytes = axum::body::to_bytes(request.into_body(), MAX_ADMIN_BODY)
+        .await
+        .map_err(|_| OAuthError::body_too_large(OAuthErrorCode::InvalidRequest))?;
+    let body: TicketRequest = serde_json::from_slice(&bytes).map_err(|_| {
+        OAuthError::invalid_request("the body must be JSON {\"user\": SUB, \"ttl\": SECONDS}")
+    })?;
+    let ticket = admin::create_enrollment_ticket(
+        &state.assent,
+        &body.user,
+        body.ttl.unwrap_or(DEFAULT_TICKET_TTL_SECS),
+    )
+    .await?;
+    let svg = qr::svg(&ticket.enrollment_uri).map_err(|_| OAuthError::server_error())?;
+    let body = json!({
+        "enrollment_uri": ticket.enrollment_uri,
+        "user": ticket.user,
+        "expires_at": rfc3339(ticket.expires_at),
+        "qr_svg": svg,
+    });
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}

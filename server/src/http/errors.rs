@@ -1,0 +1,148 @@
+//! Errors as HTTP answers: the one table from each wire code to its status,
+//! the headers each kind of refusal carries, and the one place where a
+//! storage failure is logged.
+
+use assent_shared::{oauth::ErrorResponse, protocol::DeviceApiError};
+use axum::{
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+
+use crate::error::{
+    sanitize_description, Cause, Challenge, DeviceError, DeviceErrorCode, Error, OAuthError,
+    OAuthErrorCode,
+};
+
+/// The status of each OAuth code (RFC 6749 5.2, CIBA Core 13 and 11,
+/// RFC 6750 3.1).
+pub fn oauth_status(code: OAuthErrorCode) -> StatusCode {
+    use OAuthErrorCode::*;
+    match code {
+        InvalidRequest
+        | InvalidGrant
+        | UnauthorizedClient
+        | UnsupportedGrantType
+        | InvalidScope
+        | UnknownUserId
+        | InvalidBindingMessage
+        | AuthorizationPending
+        | SlowDown
+        | ExpiredToken => StatusCode::BAD_REQUEST,
+        InvalidClient | InvalidToken => StatusCode::UNAUTHORIZED,
+        AccessDenied | InsufficientScope => StatusCode::FORBIDDEN,
+        UnknownUser | NotFound => StatusCode::NOT_FOUND,
+        MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ServerError | Unrecognized => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The status of each device-protocol code (`docs/protocol.md`, "Errors").
+pub fn device_status(code: DeviceErrorCode) -> StatusCode {
+    use DeviceErrorCode::*;
+    match code {
+        InvalidRequest | PinMismatch | InvalidTicket | ChallengeMismatch => StatusCode::BAD_REQUEST,
+        InvalidProof | ReplayedProof | UnknownDevice | DeviceRevoked => StatusCode::UNAUTHORIZED,
+        WrongUser => StatusCode::FORBIDDEN,
+        UnknownRequest => StatusCode::NOT_FOUND,
+        TicketUsed | KeyInUse | KeyChanged | RequestNotPending => StatusCode::CONFLICT,
+        TicketExpired | RequestExpired => StatusCode::GONE,
+        ServerError | Unrecognized => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The status for `error`: its code's, unless the body was too large.
+fn status<C>(error: &Error<C>, by_code: StatusCode) -> StatusCode {
+    match &error.cause {
+        Some(Cause::BodyTooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
+        Some(Cause::Storage(cause)) => {
+            tracing::error!(error = %cause, "database error");
+            by_code
+        }
+        None => by_code,
+    }
+}
+
+fn no_store(response: &mut Response) {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let status = status(&self, oauth_status(self.code));
+        let description = sanitize_description(&self.description);
+        let challenge = match self.challenge {
+            None => None,
+            Some(Challenge::Basic) => Some("Basic realm=\"assent\", charset=\"UTF-8\"".to_string()),
+            Some(Challenge::BearerMissing) => Some("Bearer realm=\"assent\"".to_string()),
+            Some(Challenge::Bearer) => Some(format!(
+                "Bearer realm=\"assent\", error=\"{}\", error_description=\"{description}\"",
+                self.code
+            )),
+        };
+        let body = ErrorResponse {
+            error: self.code,
+            error_description: Some(description),
+        };
+        let mut response = (status, Json(body)).into_response();
+        no_store(&mut response);
+        let headers = response.headers_mut();
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if let Some(value) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            headers.insert(header::WWW_AUTHENTICATE, value);
+        }
+        if let Some(secs) = self.retry_after_secs {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl IntoResponse for DeviceError {
+    fn into_response(self) -> Response {
+        let status = status(&self, device_status(self.code));
+        let body = DeviceApiError {
+            error: self.code,
+            error_description: sanitize_description(&self.description),
+        };
+        let mut response = (status, Json(body)).into_response();
+        no_store(&mut response);
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("AssentProof"),
+            );
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_has_a_client_or_server_error_status() {
+        for code in OAuthErrorCode::ALL {
+            let s = oauth_status(*code);
+            assert!(s.is_client_error() || s.is_server_error(), "{code}");
+        }
+        for code in DeviceErrorCode::ALL {
+            let s = device_status(*code);
+            assert!(s.is_client_error() || s.is_server_error(), "{code}");
+        }
+        assert_eq!(oauth_status(OAuthErrorCode::ServerError), 500);
+        assert_eq!(device_status(DeviceErrorCode::ServerError), 500);
+    }
+
+    #[test]
+    fn an_oversized_body_is_413_whatever_its_code() {
+        let response = OAuthError::body_too_large(OAuthErrorCode::InvalidRequest).into_response();
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let response = DeviceError::body_too_large(DeviceErrorCode::InvalidRequest).into_response();
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+}

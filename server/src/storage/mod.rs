@@ -1,0 +1,352 @@
+//! All database access, for SQLite and PostgreSQL alike. Nothing outside
+//! this module knows which database it talks to.
+//!
+//! Layout: this file holds the [`Store`] handle (connecting, migrations,
+//! checkpoints, health); [`sql`] how one statement text and one parameter
+//! list run on every connection; [`inline`] SQLite's hot-path connection;
+//! and one file per aggregate, each an `impl Store` block with its row
+//! types beside its queries: [`signing_keys`], [`clients`], [`users`],
+//! [`requests`], [`decisions`], [`refresh_tokens`], [`devices`], [`outbox`]
+//! (push jobs and device events), [`admin_tokens`], [`jtis`],
+//! [`housekeeping`], and [`raw`] for tests and diagnostics.
+//!
+//! The schema and nearly every statement are written once in the common
+//! subset of both dialects (`$N` placeholders, `RETURNING`, partial indexes,
+//! `ON CONFLICT`). Invariants that must hold across several server processes
+//! live here, in single statements: "first decision wins", "exactly one
+//! token response per approved request", "a JWT id is used once" are all one
+//! conditional `UPDATE` or `INSERT` each, never a read followed by a write.
+
+use std::{fmt, io, path::Path, str::FromStr, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use sqlx::{
+    postgres::{PgConnectOptions, PgPoolOptions},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    ConnectOptions, PgPool, SqlitePool,
+};
+
+pub mod admin_tokens;
+pub mod clients;
+pub mod decisions;
+pub mod devices;
+pub mod housekeeping;
+mod inline;
+pub mod jtis;
+pub mod outbox;
+pub mod raw;
+pub mod refresh_tokens;
+pub mod requests;
+pub mod signing_keys;
+pub(crate) mod sql;
+pub mod users;
+
+pub use admin_tokens::AdminTokenRow;
+pub use clients::ClientRow;
+pub use decisions::{ChallengeDecision, DecisionTarget};
+pub use devices::{DeviceRow, EnrollOutcome};
+pub use housekeeping::{PurgeCounts, PURGE_BATCH};
+pub use outbox::{
+    ClaimedPushJob, DeviceEventRow, EventKind, EventListener, Notification, PushJobState,
+};
+pub use refresh_tokens::{RefreshTokenRow, RefreshTokenState, RotateOutcome};
+pub use requests::{
+    AuthRequestState, InsertRequestOutcome, NewAuthRequest, PollOutcome, PollRow, RequestStatus,
+    RequestSummary,
+};
+pub use signing_keys::SigningKeyRow;
+pub use sql::Stored;
+pub use users::{normalize_email, UserLookup, UserRow};
+
+use inline::{Busy, InlineConnection};
+
+/// A handle to the database: cheap to clone, shared by every task.
+#[derive(Clone, Debug)]
+pub struct Store(Inner);
+
+#[derive(Clone, Debug)]
+enum Inner {
+    Sqlite(SqliteStore),
+    Postgres(PgPool),
+}
+
+/// SQLite: the sqlx pool, and for a database file the connection that runs
+/// the statements of a back-channel cycle inline (see [`inline`]).
+#[derive(Clone, Debug)]
+struct SqliteStore {
+    pool: SqlitePool,
+    inline: Option<Arc<InlineConnection>>,
+}
+
+/// Which database a [`Store`] talks to, for logs and operator output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        })
+    }
+}
+
+/// A failed database operation. Callers see only that storage failed (and
+/// log it); the driver's details stay inside this module.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error(transparent)]
+    Sqlx(#[from] sqlx::Error),
+    #[error("SQLite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("binding a parameter: {0}")]
+    Encode(sqlx::error::BoxDynError),
+    #[error("decoding a stored value: {0}")]
+    Decode(String),
+    #[error("a blocking database task failed: {0}")]
+    Task(String),
+}
+
+impl StorageError {
+    /// Whether a uniqueness constraint refused the statement.
+    pub fn is_unique_violation(&self) -> bool {
+        match self {
+            StorageError::Sqlx(sqlx::Error::Database(db)) => db.is_unique_violation(),
+            StorageError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            ),
+            _ => false,
+        }
+    }
+}
+
+/// Runs the same code against whichever pool `store` holds (for
+/// transactions; single statements use [`sql::Statement`]).
+/// `$db` names the driver's `Database` type inside `$body`.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        on_pool!($store, $pool, _Db => $body)
+    };
+    ($store:expr, $pool:ident, $db:ident => $body:expr) => {
+        match &$store.0 {
+            $crate::storage::Inner::Sqlite(sqlite) => {
+                #[allow(dead_code)]
+                type $db = sqlx::Sqlite;
+                let $pool = &sqlite.pool;
+                $body
+            }
+            $crate::storage::Inner::Postgres($pool) => {
+                #[allow(dead_code)]
+                type $db = sqlx::Postgres;
+                $body
+            }
+        }
+    };
+}
+use on_pool;
+
+/// How long a first connection to PostgreSQL may take before the server
+/// gives up with a clear message (the pool would retry for its whole
+/// acquire timeout on a refused connection).
+const POSTGRES_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl Store {
+    /// Opens a pool for `url` (`sqlite://FILE[?...]` or `postgres://...`).
+    /// SQLite files are created when absent and run in WAL mode.
+    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
+        if url.starts_with("sqlite:") {
+            Self::connect_sqlite(url, max_connections).await
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Self::connect_postgres(url, max_connections).await
+        } else {
+            anyhow::bail!("unsupported database URL: use sqlite://FILE or postgres://...")
+        }
+    }
+
+    async fn connect_sqlite(url: &str, max_connections: u32) -> anyhow::Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .with_context(|| "invalid SQLite database URL")?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let path = options.get_filename().to_path_buf();
+        if !in_memory {
+            check_parent_directory(&path)?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections)
+            .test_before_acquire(false)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("opening the SQLite database {}", path.display()))?;
+        // An in-memory database exists only inside the pool.
+        let inline = if in_memory {
+            None
+        } else {
+            let opened = tokio::task::spawn_blocking(move || InlineConnection::open(&path))
+                .await
+                .context("opening the SQLite database")?
+                .context("opening the SQLite database")?;
+            Some(Arc::new(opened))
+        };
+        Ok(Store(Inner::Sqlite(SqliteStore { pool, inline })))
+    }
+
+    async fn connect_postgres(url: &str, max_connections: u32) -> anyhow::Result<Self> {
+        let options = PgConnectOptions::from_str(url)
+            .with_context(|| "invalid PostgreSQL database URL")?
+            // Notices such as "relation _sqlx_migrations already exists,
+            // skipping" are not for operators.
+            .options([("client_min_messages", "warning")]);
+        let at = format!("{}:{}", options.get_host(), options.get_port());
+        // One direct attempt first, so that a refused or silent server is
+        // reported at once and by address.
+        match tokio::time::timeout(POSTGRES_CONNECT_TIMEOUT, options.connect()).await {
+            Err(_) => anyhow::bail!(
+                "cannot connect to PostgreSQL: no answer from {at} within {} s",
+                POSTGRES_CONNECT_TIMEOUT.as_secs()
+            ),
+            Ok(Err(sqlx::Error::Io(e))) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                anyhow::bail!("cannot connect to PostgreSQL: connection refused at {at}")
+            }
+            Ok(Err(e)) => {
+                return Err(e).with_context(|| format!("cannot connect to PostgreSQL at {at}"))
+            }
+            Ok(Ok(connection)) => {
+                let _ = sqlx::Connection::close(connection).await;
+            }
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .test_before_acquire(false)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .with_context(|| format!("connecting to PostgreSQL at {at}"))?;
+        Ok(Store(Inner::Postgres(pool)))
+    }
+
+    /// Runs `run` on the inline SQLite connection, if there is one, after
+    /// any checkpoint or housekeeping batch in progress. `None` means "use
+    /// the pool": there is no inline connection (PostgreSQL, an in-memory
+    /// database) or another connection held the write lock (counted).
+    async fn on_inline<T>(
+        &self,
+        run: impl Fn(&InlineConnection) -> Result<Result<T, StorageError>, Busy>,
+    ) -> Option<Result<T, StorageError>> {
+        let Inner::Sqlite(SqliteStore {
+            inline: Some(inline),
+            ..
+        }) = &self.0
+        else {
+            return None;
+        };
+        loop {
+            inline.maintenance_finished().await;
+            match run(inline) {
+                Ok(result) => return Some(result),
+                Err(Busy::Maintenance) => continue,
+                Err(Busy::Locked) => {
+                    metrics::counter!("assent_sqlite_inline_busy_total").increment(1);
+                    return None;
+                }
+            }
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match &self.0 {
+            Inner::Sqlite(_) => Backend::Sqlite,
+            Inner::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Applies pending migrations. PostgreSQL serialises concurrent runs with
+    /// an advisory lock, so several processes may start at once.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match &self.0 {
+            Inner::Sqlite(sqlite) => {
+                sqlx::migrate!("./migrations/sqlite")
+                    .run(&sqlite.pool)
+                    .await?
+            }
+            Inner::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        self.statement("SELECT 1", &[]).execute().await.map(|_| ())
+    }
+
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await)
+    }
+
+    /// Whether SQLite's write-ahead log needs [`Store::checkpoint`] calls
+    /// from the server (a database file; never PostgreSQL).
+    pub fn needs_checkpoints(&self) -> bool {
+        matches!(&self.0, Inner::Sqlite(_))
+    }
+
+    /// Copies SQLite's write-ahead log into the database file and rewinds
+    /// it (see `inline::InlineConnection::checkpoint` for why the inline
+    /// connection does it), on a blocking thread: a checkpoint syncs the
+    /// file. The inline connection never checkpoints on its own, so a server
+    /// calls this periodically. Returns the log's length in frames before
+    /// the call. Does nothing on PostgreSQL.
+    pub async fn checkpoint(&self) -> Result<i64, StorageError> {
+        match &self.0 {
+            Inner::Sqlite(SqliteStore {
+                inline: Some(inline),
+                ..
+            }) => on_blocking_thread(inline, InlineConnection::checkpoint).await,
+            Inner::Sqlite(sqlite) => {
+                let (_, frames, _): (i64, i64, i64) =
+                    sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+                        .fetch_one(&sqlite.pool)
+                        .await?;
+                Ok(frames)
+            }
+            Inner::Postgres(_) => Ok(0),
+        }
+    }
+}
+
+/// A SQLite file in a directory that does not exist would fail with
+/// "unable to open database file": name the path instead.
+fn check_parent_directory(path: &Path) -> anyhow::Result<()> {
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "cannot create the SQLite database {}: the directory {} does not exist",
+            path.display(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Runs blocking `work` (maintenance) on the inline connection off the runtime.
+async fn on_blocking_thread<T: Send + 'static>(
+    inline: &Arc<InlineConnection>,
+    work: impl FnOnce(&InlineConnection) -> rusqlite::Result<T> + Send + 'static,
+) -> Result<T, StorageError> {
+    let inline = inline.clone();
+    Ok(tokio::task::spawn_blocking(move || work(&inline))
+        .await
+        .map_err(|e| StorageError::Task(e.to_string()))??)
+}
+
+#[cfg(test)]
+mod tests;
