@@ -4,6 +4,7 @@
 pub mod ciba;
 pub mod cli;
 pub mod client_auth;
+pub mod clients;
 pub mod clock;
 pub mod config;
 pub mod delivery;
@@ -20,3 +21,4 @@ pub mod server;
 pub mod state;
 pub mod storage;
 pub mod tokens;
+pub mod users;
