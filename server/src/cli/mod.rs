@@ -79,6 +79,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     } = cli;
     let settings = match &command {
         Command::Serve(server) => Settings::resolve(&common, server)?,
+        // The link's default server is http://<listen>, and opening the
+        // server state checks the push settings.
         Command::Enroll(EnrollCommand::Ticket(ticket)) => {
             let server = ServerArgs {
                 issuer: ticket.issuer.clone(),
@@ -86,6 +88,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             Settings::resolve(&common, &server)?
         }
+        // The rest need the database only: server settings in the
+        // environment or on the command line are no concern of theirs.
         _ => Settings::resolve(&common, &ServerArgs::default())?,
     };
     init_logging(&settings);
