@@ -13,7 +13,8 @@ use assent_server::{
     keys::TokenAlg,
     params::Params,
     secrets::{new_secret, secret_matches_digest, sha256_hex},
-    state::{Assent, Endpoints},
+    endpoints::Endpoints,
+    state::Assent,
     storage::{ChallengeDecision, ClientRow, DeviceRow, Store, UserLookup, UserRow},
     tokens::{self, Grant, Lifetimes},
 };
@@ -277,8 +278,7 @@ fn crypto(c: &mut Criterion) {
                     &ChallengeDecision {
                         request_id: &id,
                         user_sub: "alice",
-                        status: "approved",
-                        deny_reason: None,
+                        decision: assent_shared::protocol::Decision::Approve,
                         device_id: "device",
                         key_thumbprint: "thumbprint",
                         nonce: "n",

@@ -1,4 +1,5 @@
-//! One configuration for every subcommand.
+//! The configuration: what every command reads ([`CommonArgs`]) and what
+//! only the HTTP server reads ([`ServerArgs`]), resolved into [`Settings`].
 //!
 //! Precedence, highest first: command-line flag, `ASSENT_*` environment
 //! variable, TOML file given by `--config` (or `ASSENT_CONFIG`), built-in
@@ -8,7 +9,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::{bail, Context};
-use clap::{Args, ValueEnum};
+use clap::{ArgMatches, Args, FromArgMatches, ValueEnum};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
@@ -18,30 +19,18 @@ pub enum LogFormat {
     Json,
 }
 
-/// Settings shared by all subcommands (flags are global).
-#[derive(Debug, Clone, Default, Args, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConfigArgs {
+/// What every command reads: where its configuration file and database are,
+/// and how it logs. Global, so accepted before or after the subcommand.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Common options")]
+pub struct CommonArgs {
     /// TOML configuration file.
     #[arg(long, env = "ASSENT_CONFIG", global = true)]
-    #[serde(skip)]
     pub config: Option<PathBuf>,
-
-    /// Address to listen on [default: 127.0.0.1:8080].
-    #[arg(long, env = "ASSENT_LISTEN", global = true)]
-    pub listen: Option<SocketAddr>,
-
-    /// Public base URL and `iss` of tokens [default: http://<listen>].
-    #[arg(long, env = "ASSENT_ISSUER", global = true)]
-    pub issuer: Option<String>,
 
     /// sqlite://FILE or postgres://... [default: sqlite://assent.db].
     #[arg(long, env = "ASSENT_DATABASE_URL", global = true)]
     pub database_url: Option<String>,
-
-    /// Maximum database connections per process [default: 16].
-    #[arg(long, env = "ASSENT_DATABASE_MAX_CONNECTIONS", global = true)]
-    pub database_max_connections: Option<u32>,
 
     /// Log format [default: text].
     #[arg(long, env = "ASSENT_LOG_FORMAT", global = true, value_enum)]
@@ -50,73 +39,134 @@ pub struct ConfigArgs {
     /// Log filter in `tracing` syntax [default: info].
     #[arg(long, env = "ASSENT_LOG", global = true)]
     pub log: Option<String>,
+}
+
+/// What only the HTTP server reads (`serve` takes all of it).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServerArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "ASSENT_LISTEN")]
+    pub listen: Option<SocketAddr>,
+
+    /// Public base URL and `iss` of tokens [default: http://<listen>].
+    #[arg(long, env = "ASSENT_ISSUER")]
+    pub issuer: Option<String>,
+
+    /// Maximum database connections per process [default: 16].
+    #[arg(long, env = "ASSENT_DATABASE_MAX_CONNECTIONS")]
+    pub database_max_connections: Option<u32>,
 
     /// Minimum seconds between token polls, sent as `interval` [default: 5].
-    #[arg(long, env = "ASSENT_POLL_INTERVAL", global = true)]
+    #[arg(long, env = "ASSENT_POLL_INTERVAL")]
     pub poll_interval: Option<u64>,
 
     /// Lifetime of a back-channel request when the client asks for none, in seconds, 1-300 [default: 300].
-    #[arg(long, env = "ASSENT_REQUEST_EXPIRY", global = true)]
+    #[arg(long, env = "ASSENT_REQUEST_EXPIRY")]
     pub request_expiry: Option<u64>,
 
     /// Access token lifetime in seconds [default: 3600].
-    #[arg(long, env = "ASSENT_ACCESS_TOKEN_TTL", global = true)]
+    #[arg(long, env = "ASSENT_ACCESS_TOKEN_TTL")]
     pub access_token_ttl: Option<u64>,
 
     /// ID token lifetime in seconds [default: 3600].
-    #[arg(long, env = "ASSENT_ID_TOKEN_TTL", global = true)]
+    #[arg(long, env = "ASSENT_ID_TOKEN_TTL")]
     pub id_token_ttl: Option<u64>,
 
     /// Refresh token lifetime in seconds, renewed at each rotation [default: 2592000 = 30 days].
-    #[arg(long, env = "ASSENT_REFRESH_TOKEN_TTL", global = true)]
+    #[arg(long, env = "ASSENT_REFRESH_TOKEN_TTL")]
     pub refresh_token_ttl: Option<u64>,
 
     /// How long finished back-channel requests are kept for operators, in seconds [default: 604800 = 7 days].
-    #[arg(long, env = "ASSENT_REQUEST_RETENTION", global = true)]
+    #[arg(long, env = "ASSENT_REQUEST_RETENTION")]
     pub request_retention: Option<u64>,
 
     /// Take the requester IP from the first `X-Forwarded-For` entry (only behind a trusted proxy) [default: false].
-    #[arg(long, env = "ASSENT_TRUST_X_FORWARDED_FOR", global = true)]
+    #[arg(long, env = "ASSENT_TRUST_X_FORWARDED_FOR")]
     pub trust_x_forwarded_for: Option<bool>,
 
     /// Seconds that in-flight requests get to finish after SIGINT/SIGTERM [default: 30].
-    #[arg(long, env = "ASSENT_SHUTDOWN_GRACE", global = true)]
+    #[arg(long, env = "ASSENT_SHUTDOWN_GRACE")]
     pub shutdown_grace: Option<u64>,
 
     /// Web Push endpoints allowed although private, loopback or plain http:
     /// comma-separated `host` or `host:port` (TOML: `[push] allowed_hosts`).
-    #[arg(
-        long,
-        env = "ASSENT_PUSH_ALLOWED_HOSTS",
-        global = true,
-        value_delimiter = ','
-    )]
-    #[serde(skip)]
+    #[arg(long, env = "ASSENT_PUSH_ALLOWED_HOSTS", value_delimiter = ',')]
     pub push_allowed_hosts: Option<Vec<String>>,
 
     /// Seconds one Web Push send may take [default: 10] (TOML: `[push] timeout`).
-    #[arg(long, env = "ASSENT_PUSH_TIMEOUT", global = true)]
-    #[serde(skip)]
+    #[arg(long, env = "ASSENT_PUSH_TIMEOUT")]
     pub push_timeout: Option<u64>,
 
     /// VAPID `sub` contact, `mailto:` or `https:` [default: the issuer when https]
     /// (TOML: `[push] vapid_subject`).
-    #[arg(long, env = "ASSENT_PUSH_VAPID_SUBJECT", global = true)]
-    #[serde(skip)]
+    #[arg(long, env = "ASSENT_PUSH_VAPID_SUBJECT")]
     pub push_vapid_subject: Option<String>,
-
-    /// The `[push]` table of the configuration file.
-    #[arg(skip)]
-    #[serde(default)]
-    pub push: Option<PushFileConfig>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+/// [`ServerArgs`] as every command accepted them when all options were
+/// global: before the subcommand (`assent-server --issuer URL enroll ticket`,
+/// `assent-server --poll-interval 3 serve`) and after it. Hidden from help, so
+/// that each subcommand's help lists what it uses.
+///
+/// A subcommand that declares one of these options itself (`serve`,
+/// `enroll ticket --issuer`) shows its own copy, and clap merges the values
+/// of both copies by source, so a flag anywhere still beats the environment.
+#[derive(Debug, Clone, Default)]
+pub struct GlobalServerArgs(pub ServerArgs);
+
+impl Args for GlobalServerArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        let server = ServerArgs::augment_args(clap::Command::new("server"));
+        server
+            .get_arguments()
+            .fold(cmd, |cmd, arg| cmd.arg(arg.clone().global(true).hide(true)))
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl FromArgMatches for GlobalServerArgs {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        ServerArgs::from_arg_matches(matches).map(Self)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches(matches)
+    }
+}
+
+/// The configuration file: every key, whichever command reads it, so that
+/// one file serves `serve` and the operator commands alike.
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PushFileConfig {
-    pub allowed_hosts: Option<Vec<String>>,
-    pub timeout: Option<u64>,
-    pub vapid_subject: Option<String>,
+struct FileConfig {
+    database_url: Option<String>,
+    log_format: Option<LogFormat>,
+    log: Option<String>,
+    listen: Option<SocketAddr>,
+    issuer: Option<String>,
+    database_max_connections: Option<u32>,
+    poll_interval: Option<u64>,
+    request_expiry: Option<u64>,
+    access_token_ttl: Option<u64>,
+    id_token_ttl: Option<u64>,
+    refresh_token_ttl: Option<u64>,
+    request_retention: Option<u64>,
+    trust_x_forwarded_for: Option<bool>,
+    shutdown_grace: Option<u64>,
+    #[serde(default)]
+    push: PushFileConfig,
+}
+
+/// The `[push]` table of the configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PushFileConfig {
+    allowed_hosts: Option<Vec<String>>,
+    timeout: Option<u64>,
+    vapid_subject: Option<String>,
 }
 
 /// The resolved configuration.
@@ -170,60 +220,62 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// Merges flags/environment (already combined by clap) over the file over defaults.
-    pub fn resolve(args: &ConfigArgs) -> anyhow::Result<Self> {
-        let file = match &args.config {
+    /// Merges flags and environment (already combined by clap) over the file
+    /// over defaults. Operator commands pass `ServerArgs::default()`: the
+    /// server settings then come from the file, or are the defaults.
+    pub fn resolve(common: &CommonArgs, server: &ServerArgs) -> anyhow::Result<Self> {
+        let file = match &common.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("reading configuration file {}", path.display()))?;
-                toml::from_str::<ConfigArgs>(&text)
+                toml::from_str::<FileConfig>(&text)
                     .with_context(|| format!("parsing configuration file {}", path.display()))?
             }
-            None => ConfigArgs::default(),
+            None => FileConfig::default(),
         };
         let d = Settings::default();
-        let file_push = file.push.clone().unwrap_or_default();
         macro_rules! pick {
-            ($field:ident) => {
-                args.$field.clone().or(file.$field.clone())
+            ($args:ident . $field:ident) => {
+                $args.$field.clone().or(file.$field.clone())
             };
         }
         let settings = Settings {
-            listen: pick!(listen).unwrap_or(d.listen),
-            issuer: pick!(issuer),
-            database_url: pick!(database_url).unwrap_or(d.database_url),
-            database_max_connections: pick!(database_max_connections)
+            listen: pick!(server.listen).unwrap_or(d.listen),
+            issuer: pick!(server.issuer),
+            database_url: pick!(common.database_url).unwrap_or(d.database_url),
+            database_max_connections: pick!(server.database_max_connections)
                 .unwrap_or(d.database_max_connections),
-            log_format: pick!(log_format).unwrap_or(d.log_format),
-            log: pick!(log).unwrap_or(d.log),
-            poll_interval: pick!(poll_interval).unwrap_or(d.poll_interval),
-            request_expiry: pick!(request_expiry).unwrap_or(d.request_expiry),
-            access_token_ttl: pick!(access_token_ttl).unwrap_or(d.access_token_ttl),
-            id_token_ttl: pick!(id_token_ttl).unwrap_or(d.id_token_ttl),
-            refresh_token_ttl: pick!(refresh_token_ttl).unwrap_or(d.refresh_token_ttl),
-            request_retention: pick!(request_retention).unwrap_or(d.request_retention),
-            trust_x_forwarded_for: pick!(trust_x_forwarded_for).unwrap_or(d.trust_x_forwarded_for),
-            shutdown_grace: pick!(shutdown_grace)
+            log_format: pick!(common.log_format).unwrap_or(d.log_format),
+            log: pick!(common.log).unwrap_or(d.log),
+            poll_interval: pick!(server.poll_interval).unwrap_or(d.poll_interval),
+            request_expiry: pick!(server.request_expiry).unwrap_or(d.request_expiry),
+            access_token_ttl: pick!(server.access_token_ttl).unwrap_or(d.access_token_ttl),
+            id_token_ttl: pick!(server.id_token_ttl).unwrap_or(d.id_token_ttl),
+            refresh_token_ttl: pick!(server.refresh_token_ttl).unwrap_or(d.refresh_token_ttl),
+            request_retention: pick!(server.request_retention).unwrap_or(d.request_retention),
+            trust_x_forwarded_for: pick!(server.trust_x_forwarded_for)
+                .unwrap_or(d.trust_x_forwarded_for),
+            shutdown_grace: pick!(server.shutdown_grace)
                 .map(Duration::from_secs)
                 .unwrap_or(d.shutdown_grace),
-            push_allowed_hosts: args
+            push_allowed_hosts: server
                 .push_allowed_hosts
                 .clone()
-                .or_else(|| file_push.allowed_hosts.clone())
+                .or_else(|| file.push.allowed_hosts.clone())
                 .unwrap_or_default()
                 .into_iter()
                 .map(|h| h.trim().to_ascii_lowercase())
                 .filter(|h| !h.is_empty())
                 .collect(),
-            push_timeout: args
+            push_timeout: server
                 .push_timeout
-                .or(file_push.timeout)
+                .or(file.push.timeout)
                 .map(Duration::from_secs)
                 .unwrap_or(d.push_timeout),
-            push_vapid_subject: args
+            push_vapid_subject: server
                 .push_vapid_subject
                 .clone()
-                .or_else(|| file_push.vapid_subject.clone()),
+                .or_else(|| file.push.vapid_subject.clone()),
         };
         settings.validate()?;
         Ok(settings)
@@ -284,7 +336,13 @@ mod tests {
     #[derive(Parser)]
     struct Cli {
         #[command(flatten)]
-        config: ConfigArgs,
+        common: CommonArgs,
+        #[command(flatten)]
+        server: ServerArgs,
+    }
+
+    fn resolve(cli: &Cli) -> anyhow::Result<Settings> {
+        Settings::resolve(&cli.common, &cli.server)
     }
 
     #[test]
@@ -304,7 +362,7 @@ mod tests {
             "--poll-interval",
             "9",
         ]);
-        let s = Settings::resolve(&cli.config).unwrap();
+        let s = resolve(&cli).unwrap();
         assert_eq!(s.poll_interval, 9);
         assert_eq!(s.listen.port(), 9000);
         assert_eq!(s.database_url, "sqlite://x.db");
@@ -318,6 +376,25 @@ mod tests {
         let path = dir.path().join("assent.toml");
         std::fs::write(&path, "pol_interval = 7\n").unwrap();
         let cli = Cli::parse_from(["x", "--config", path.to_str().unwrap()]);
-        assert!(Settings::resolve(&cli.config).is_err());
+        assert!(resolve(&cli).is_err());
+    }
+
+    #[test]
+    fn operator_commands_read_server_settings_from_the_file_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("assent.toml");
+        std::fs::write(
+            &path,
+            "issuer = \"https://login.example\"\nlog = \"warn\"\n",
+        )
+        .unwrap();
+        let common = CommonArgs {
+            config: Some(path),
+            ..CommonArgs::default()
+        };
+        let s = Settings::resolve(&common, &ServerArgs::default()).unwrap();
+        assert_eq!(s.issuer.as_deref(), Some("https://login.example"));
+        assert_eq!(s.log, "warn");
+        assert_eq!(s.poll_interval, 5);
     }
 }

@@ -16,7 +16,9 @@
 //!   decisions, key rotation, the event stream);
 //! - [`client_auth`]: who the calling client is; [`tokens`]: minting and
 //!   verifying JWTs; [`challenge`]: the server-signed challenge devices show;
-//! - [`decision`]: deciding a request from code; [`userinfo`], [`admin`].
+//! - [`decision`]: deciding a request from code; [`userinfo`], [`admin`];
+//!   [`clients`] and [`users`]: the registration rules the CLI (and any
+//!   admin API) applies.
 //!
 //! It is persisted by [`storage`], one file per aggregate, the only module
 //! that knows which database is underneath; and announced to devices by
@@ -35,6 +37,7 @@ pub mod challenge;
 pub mod ciba;
 pub mod cli;
 pub mod client_auth;
+pub mod clients;
 pub mod clock;
 pub mod config;
 pub mod decision;
@@ -54,6 +57,7 @@ pub mod state;
 pub mod storage;
 pub mod tokens;
 pub mod userinfo;
+pub mod users;
 
 #[cfg(test)]
 mod layering;

@@ -1,16 +1,22 @@
+use std::{io::Write, process::ExitCode};
+
+use assent_server::cli::{self, output};
 use clap::Parser;
 
-fn main() -> std::process::ExitCode {
-    let cli = assent_server::cli::Cli::parse();
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
-    match runtime.block_on(assent_server::cli::run(cli)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+    match runtime.block_on(cli::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        // The reader has all it wanted (`| head`): like a finished listing.
+        Err(err) if output::is_stdout_closed(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
-            std::process::ExitCode::FAILURE
+            // Nowhere left to report a failure to write this.
+            let _ = writeln!(std::io::stderr(), "error: {err:#}");
+            ExitCode::FAILURE
         }
     }
 }

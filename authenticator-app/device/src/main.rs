@@ -7,7 +7,7 @@ use std::{path::PathBuf, process::ExitCode};
 use anyhow::{bail, Context};
 use assent_device::{client::Pending, DeviceClient, StateDir, VerifiedChallenge};
 use assent_shared::protocol::{DenyReason, EnrollmentUri, PushSubscription, Verdict};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
 
 #[derive(Parser)]
@@ -56,8 +56,9 @@ enum Command {
         id: Option<String>,
         #[arg(long, conflicts_with = "id")]
         next: bool,
-        #[arg(long, value_enum)]
-        reason: Option<Reason>,
+        /// not-me ("this wasn't me", also spelt not_me) or cancelled.
+        #[arg(long, value_name = "REASON", value_parser = str::parse::<DenyReason>)]
+        reason: Option<DenyReason>,
     },
     /// Register or remove the Web Push subscription.
     PushChannel {
@@ -70,13 +71,6 @@ enum Command {
     RotateKey,
     /// Remove this device from the server and forget the account.
     Unenroll,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Reason {
-    /// "This wasn't me".
-    NotMe,
-    Cancelled,
 }
 
 fn default_state_dir() -> PathBuf {
@@ -236,10 +230,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let (account, key) = state.load()?;
             let client = DeviceClient::new(account, key);
             let challenge = pick(&client, id, next).await?;
-            let reason = reason.map(|r| match r {
-                Reason::NotMe => DenyReason::NotMe,
-                Reason::Cancelled => DenyReason::Cancelled,
-            });
             let result = client.decide(&challenge, Verdict::Deny, reason).await?;
             report(cli.json, &result.request_id, &result.status, &challenge)?;
         }
@@ -334,7 +324,7 @@ fn main() -> ExitCode {
                 let code = err
                     .downcast_ref::<assent_device::DeviceClientError>()
                     .and_then(|e| e.code())
-                    .unwrap_or("error");
+                    .map_or("error", |code| code.as_str());
                 eprintln!(
                     "{}",
                     json!({"error": code, "error_description": format!("{err:#}")})

@@ -1,0 +1,158 @@
+//! The operator CLI as a process: pipes that close early, per-subcommand
+//! help, aligned tables and where options may go.
+
+use std::process::Stdio;
+
+use assent_tests::{
+    process::{run_cli, server_command},
+    Backend, TestDb,
+};
+use serde_json::Value;
+
+/// Runs `assent-server ARGS` with stdout already closed by its reader.
+async fn run_into_closed_pipe(url: &str, args: &[&str]) -> std::process::Output {
+    let mut child = server_command(url)
+        .args(args)
+        .env("ASSENT_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn assent-server");
+    drop(child.stdout.take());
+    child
+        .wait_with_output()
+        .await
+        .expect("wait for assent-server")
+}
+
+#[tokio::test]
+async fn a_reader_that_closes_the_pipe_ends_the_cli_quietly() {
+    let db = TestDb::create(Backend::Sqlite).await;
+    let url = db.url.as_str();
+    run_cli(url, &["user", "create", "--sub", "auth0|alice"]).await;
+    for args in [
+        &["user", "list"][..],
+        &["user", "list", "--json"],
+        &["client", "create", "--name", "Piped"],
+        &["migrate"],
+    ] {
+        let out = run_into_closed_pipe(url, args).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {:?} {stderr}", out.status);
+        assert!(stderr.is_empty(), "{args:?} said: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn each_subcommand_help_lists_the_options_it_reads() {
+    let help = |args: &'static [&'static str]| async move {
+        let out = server_command("").args(args).output().await.unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let user_create = help(&["user", "create", "--help"]).await;
+    assert!(user_create.contains("--sub") && user_create.contains("--database-url"));
+    for serve_only in ["--listen", "--issuer", "--poll-interval", "--push-timeout"] {
+        assert!(
+            !user_create.contains(serve_only),
+            "{serve_only}:\n{user_create}"
+        );
+    }
+    let ticket = help(&["enroll", "ticket", "--help"]).await;
+    assert!(ticket.contains("--issuer") && !ticket.contains("--listen"));
+    let serve = help(&["serve", "--help"]).await;
+    for option in ["--listen", "--issuer", "--poll-interval", "--database-url"] {
+        assert!(serve.contains(option), "{option}:\n{serve}");
+    }
+}
+
+#[tokio::test]
+async fn tables_are_as_wide_as_their_content_and_plain_in_a_pipe() {
+    let db = TestDb::create(Backend::Sqlite).await;
+    let url = db.url.as_str();
+    let long_sub = "auth0|a-subject-far-longer-than-thirty-two-characters";
+    run_cli(url, &["user", "create", "--sub", long_sub, "--name", "Ann"]).await;
+    run_cli(
+        url,
+        &[
+            "user",
+            "create",
+            "--sub",
+            "bob",
+            "--email",
+            "bob@example.com",
+        ],
+    )
+    .await;
+    let table = run_cli(url, &["user", "list"]).await;
+    assert!(
+        !table.contains('\u{1b}'),
+        "no escape codes in a pipe: {table:?}"
+    );
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    let email_column = lines[0].find("EMAIL").unwrap();
+    assert!(email_column > long_sub.len(), "{table}");
+    assert_eq!(
+        lines[2].find("bob@example.com"),
+        Some(email_column),
+        "{table}"
+    );
+    let name_column = lines[0].find("NAME").unwrap();
+    assert_eq!(lines[1].find("Ann"), Some(name_column), "{table}");
+}
+
+#[tokio::test]
+async fn options_go_before_or_after_the_subcommand_and_flags_beat_the_environment() {
+    let db = TestDb::create(Backend::Sqlite).await;
+    let url = db.url.as_str();
+    run_cli(url, &["user", "create", "--sub", "auth0|alice"]).await;
+    let ticket = |args: Vec<&'static str>| async move {
+        let out = server_command(url)
+            .args(&args)
+            .env("ASSENT_ISSUER", "http://from-env.test")
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out: Value = serde_json::from_slice(&out.stdout).unwrap();
+        out["enrollment_uri"].as_str().unwrap().to_string()
+    };
+    let issue = ["enroll", "ticket", "--user", "auth0|alice", "--json"];
+    let from_env = ticket(issue.to_vec()).await;
+    assert!(from_env.contains("from-env.test"), "{from_env}");
+    let before = ticket([&["--issuer", "http://before.test"][..], &issue].concat()).await;
+    assert!(before.contains("before.test"), "{before}");
+    let after = ticket([&issue[..], &["--issuer", "http://after.test"]].concat()).await;
+    assert!(after.contains("after.test"), "{after}");
+
+    // The database option works on either side of the subcommand.
+    let listed = server_command("")
+        .args(["user", "list", "--json", "--database-url", url])
+        .output()
+        .await
+        .unwrap();
+    let users: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(users[0]["sub"], "auth0|alice");
+}
+
+/// A poll interval the server would refuse is no concern of `user list`.
+#[tokio::test]
+async fn operator_commands_do_not_validate_server_settings() {
+    let db = TestDb::create(Backend::Sqlite).await;
+    let out = server_command(&db.url)
+        .args(["user", "list", "--json"])
+        .env("ASSENT_POLL_INTERVAL", "0")
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
