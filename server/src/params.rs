@@ -72,6 +72,7 @@ fn repeated(name: &str) -> OAuthError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::OAuthErrorCode;
 
     #[test]
     fn empty_values_count_as_absent_and_repeats_are_rejected() {
@@ -81,11 +82,11 @@ mod tests {
         assert_eq!(p.get("c"), Some("x y!"));
         assert_eq!(
             Params::parse(b"a=1&a=2").unwrap_err().code,
-            "invalid_request"
+            OAuthErrorCode::InvalidRequest
         );
         assert_eq!(
             Params::parse(b"a=&a=2").unwrap_err().code,
-            "invalid_request"
+            OAuthErrorCode::InvalidRequest
         );
     }
 }
