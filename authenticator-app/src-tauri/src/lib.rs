@@ -1,9 +1,9 @@
 //! Assent Authenticator: the desktop app (Tauri 2) on top of the device
-//! library. `core` holds the behaviour; this file wires it to the window,
-//! desktop notifications, deep links and the tray.
+//! library. [`authenticator`] holds the behaviour; this file wires it to the
+//! window, desktop notifications, deep links and the tray.
 
+pub mod authenticator;
 pub mod commands;
-pub mod core;
 pub mod error;
 pub mod history;
 pub mod keys;
@@ -14,7 +14,7 @@ use std::{path::PathBuf, sync::Arc};
 
 use tauri::{Emitter, Manager, Runtime};
 
-use crate::core::{Authenticator, Settings, UiEvent};
+pub use crate::authenticator::{Authenticator, Settings, UiEvent};
 
 /// Window events the interface listens to.
 pub mod ui_events {
