@@ -3,12 +3,13 @@
 
 use assent_device::DeviceClientError;
 use assent_shared::error::DeviceErrorCode;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What went wrong, in the terms the interface branches on. Serialized in
 /// snake_case: these spellings are the window's contract (`ui/app.js`
-/// compares `e.kind` with them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+/// compares `e.kind` with them; `ui_contract` checks that every one it uses
+/// exists here). Deserializable so that check can parse the window's strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     /// A fault inside the app (a failed task, an unreadable file).

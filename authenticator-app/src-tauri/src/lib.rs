@@ -10,6 +10,9 @@ pub mod keys;
 pub mod qr;
 pub mod view;
 
+#[cfg(test)]
+mod ui_contract;
+
 use std::{path::PathBuf, sync::Arc};
 
 use tauri::{Emitter, Manager, Runtime};
@@ -24,6 +27,9 @@ pub mod ui_events {
     pub const OPEN_REQUEST: &str = "open-request";
     /// An enrollment link arrived from outside (deep link): ask to confirm it.
     pub const LINK_OFFERED: &str = "link-offered";
+
+    /// Every event above: the window may listen to these and no others.
+    pub const ALL: &[&str] = &[INBOX_CHANGED, OPEN_REQUEST, LINK_OFFERED];
 }
 
 /// Reads the app's settings: `ASSENT_AUTHENTICATOR_DATA_DIR` (default: the

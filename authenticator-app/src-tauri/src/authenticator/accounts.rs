@@ -30,7 +30,8 @@ struct StoredAccount {
     account: Account,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Serialized in snake_case: the window shows and branches on these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Connection {
     /// Not connected yet.
