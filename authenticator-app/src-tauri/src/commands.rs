@@ -4,10 +4,12 @@
 
 use tauri::{Manager, Runtime, State};
 
+use assent_shared::protocol::Decision;
+
 use crate::{
-    core::{AccountView, Authenticator, DecisionView, EnrollPreview, InboxView, Status},
-    error::AppError,
-    history::{Choice, HistoryEntry},
+    authenticator::{AccountView, Authenticator, DecisionView, EnrollPreview, InboxView, Status},
+    error::{AppError, ErrorKind},
+    history::HistoryEntry,
     qr,
     view::RequestView,
 };
@@ -40,7 +42,7 @@ pub async fn read_qr_image(
     let link = tokio::task::spawn_blocking(move || qr::enrollment_link_from_image(&image))
         .await
         .map_err(AppError::internal)?
-        .map_err(|e| AppError::new("no_qr", e.to_string()))?;
+        .map_err(|e| AppError::new(ErrorKind::NoQr, e.to_string()))?;
     app.preview_link(&link)
 }
 
@@ -81,12 +83,14 @@ pub async fn request(
     app.request(&account_id, &request_id).await
 }
 
+/// `choice` is spelled as in the history: `approved`, `denied`, `not_me`
+/// (or `cancelled`).
 #[tauri::command]
 pub async fn decide(
     app: State<'_, Authenticator>,
     account_id: String,
     request_id: String,
-    choice: Choice,
+    choice: Decision,
 ) -> Result<DecisionView, AppError> {
     app.decide(&account_id, &request_id, choice).await
 }

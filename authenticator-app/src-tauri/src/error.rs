@@ -2,17 +2,53 @@
 //! interface can react to, and a sentence in plain words.
 
 use assent_device::DeviceClientError;
-use serde::Serialize;
+use assent_shared::error::DeviceErrorCode;
+use serde::{Deserialize, Serialize};
+
+/// What went wrong, in the terms the interface branches on. Serialized in
+/// snake_case: these spellings are the window's contract (`ui/app.js`
+/// compares `e.kind` with them; `ui_contract` checks that every one it uses
+/// exists here). Deserializable so that check can parse the window's strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// A fault inside the app (a failed task, an unreadable file).
+    Internal,
+    /// The request is no longer pending here (answered, withdrawn or expired
+    /// elsewhere), or it never reached the inbox.
+    Gone,
+    Expired,
+    UnknownAccount,
+    /// The server did not answer.
+    Unreachable,
+    /// The server's key does not match the enrollment link.
+    PinMismatch,
+    /// Not an enrollment link, or a ticket the server does not accept.
+    InvalidLink,
+    /// The server answered something the app does not understand.
+    Protocol,
+    AlreadyAnswered,
+    /// The server no longer knows this device.
+    Revoked,
+    /// The server refused for a reason the app has no words of its own for.
+    Server,
+    /// The account is in the app already.
+    Duplicate,
+    /// The account's key could not be stored.
+    KeyStore,
+    /// The image holds no enrollment QR code.
+    NoQr,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[error("{message}")]
 pub struct AppError {
-    pub kind: &'static str,
+    pub kind: ErrorKind,
     pub message: String,
 }
 
 impl AppError {
-    pub fn new(kind: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self {
             kind,
             message: message.into(),
@@ -21,28 +57,28 @@ impl AppError {
 
     pub fn internal(e: impl std::fmt::Display) -> Self {
         Self::new(
-            "internal",
+            ErrorKind::Internal,
             format!("Something went wrong inside the app: {e}"),
         )
     }
 
     pub fn gone() -> Self {
         Self::new(
-            "gone",
+            ErrorKind::Gone,
             "This request is no longer waiting: it was answered on another device, withdrawn, or it expired.",
         )
     }
 
     pub fn expired() -> Self {
         Self::new(
-            "expired",
+            ErrorKind::Expired,
             "This request has expired. If you still want to sign in, start again.",
         )
     }
 
     pub fn unknown_account() -> Self {
         Self::new(
-            "unknown_account",
+            ErrorKind::UnknownAccount,
             "This account is not in the app any more.",
         )
     }
@@ -52,54 +88,60 @@ impl AppError {
         let host = host_of(server);
         match e {
             DeviceClientError::Unreachable(_) => Self::new(
-                "unreachable",
+                ErrorKind::Unreachable,
                 format!("Cannot reach {host}. Check your network connection and try again."),
             ),
             DeviceClientError::PinMismatch => Self::new(
-                "pin_mismatch",
+                ErrorKind::PinMismatch,
                 format!(
                     "{host} did not prove it is the server named in the enrollment link. \
                      The account was not added: ask your administrator for a new link."
                 ),
             ),
             DeviceClientError::Link(_) => Self::new(
-                "invalid_link",
+                ErrorKind::InvalidLink,
                 "This is not an Assent enrollment link (it should start with assent://enroll).",
             ),
             DeviceClientError::Protocol(detail) => Self::new(
-                "protocol",
+                ErrorKind::Protocol,
                 format!("{host} gave an answer the app does not understand ({detail})."),
             ),
             DeviceClientError::Server {
                 code, description, ..
-            } => match code.as_str() {
-                "request_not_pending" => Self::new(
-                    "already_answered",
-                    "This request was already answered, perhaps on another device.",
+            } => Self::from_refusal(code, &description, host),
+        }
+    }
+
+    /// Words for the server's refusal `code`; codes without words of their
+    /// own show the server's description.
+    fn from_refusal(code: DeviceErrorCode, description: &str, host: &str) -> Self {
+        match code {
+            DeviceErrorCode::RequestNotPending => Self::new(
+                ErrorKind::AlreadyAnswered,
+                "This request was already answered, perhaps on another device.",
+            ),
+            DeviceErrorCode::RequestExpired => Self::expired(),
+            DeviceErrorCode::UnknownRequest => Self::gone(),
+            DeviceErrorCode::UnknownDevice | DeviceErrorCode::DeviceRevoked => Self::new(
+                ErrorKind::Revoked,
+                format!(
+                    "{host} no longer knows this device: it was removed by an administrator. \
+                     Remove the account here and enroll again."
                 ),
-                "request_expired" => Self::expired(),
-                "unknown_request" => Self::gone(),
-                "unknown_device" | "device_revoked" => Self::new(
-                    "revoked",
-                    format!(
-                        "{host} no longer knows this device: it was removed by an administrator. \
-                         Remove the account here and enroll again."
-                    ),
-                ),
-                "invalid_ticket" => Self::new(
-                    "invalid_link",
-                    "The server does not recognise this enrollment link. Ask for a new one.",
-                ),
-                "ticket_used" => Self::new(
-                    "invalid_link",
-                    "This enrollment link was already used. Each link works once: ask for a new one.",
-                ),
-                "ticket_expired" => Self::new(
-                    "invalid_link",
-                    "This enrollment link has expired. Ask for a new one.",
-                ),
-                _ => Self::new("server", format!("{host} refused: {description}.")),
-            },
+            ),
+            DeviceErrorCode::InvalidTicket => Self::new(
+                ErrorKind::InvalidLink,
+                "The server does not recognise this enrollment link. Ask for a new one.",
+            ),
+            DeviceErrorCode::TicketUsed => Self::new(
+                ErrorKind::InvalidLink,
+                "This enrollment link was already used. Each link works once: ask for a new one.",
+            ),
+            DeviceErrorCode::TicketExpired => Self::new(
+                ErrorKind::InvalidLink,
+                "This enrollment link has expired. Ask for a new one.",
+            ),
+            _ => Self::new(ErrorKind::Server, format!("{host} refused: {description}.")),
         }
     }
 }
@@ -119,17 +161,40 @@ mod tests {
         let e = AppError::from_device(
             DeviceClientError::Server {
                 status: 409,
-                code: "request_not_pending".into(),
+                code: DeviceErrorCode::RequestNotPending,
                 description: "x".into(),
             },
             "https://auth.example.com",
         );
-        assert_eq!(e.kind, "already_answered");
+        assert_eq!(e.kind, ErrorKind::AlreadyAnswered);
         let e = AppError::from_device(
             DeviceClientError::Unreachable("connection refused".into()),
             "https://auth.example.com:8443/",
         );
-        assert_eq!(e.kind, "unreachable");
+        assert_eq!(e.kind, ErrorKind::Unreachable);
         assert!(e.message.contains("auth.example.com:8443"), "{}", e.message);
+    }
+
+    #[test]
+    fn codes_without_words_of_their_own_show_the_servers_description() {
+        let e = AppError::from_device(
+            DeviceClientError::Server {
+                status: 400,
+                code: DeviceErrorCode::Unrecognized,
+                description: "try a newer app".into(),
+            },
+            "https://auth.example.com",
+        );
+        assert_eq!(e.kind, ErrorKind::Server);
+        assert_eq!(e.message, "auth.example.com refused: try a newer app.");
+    }
+
+    #[test]
+    fn kinds_travel_in_snake_case() {
+        let e = AppError::new(ErrorKind::UnknownAccount, "gone");
+        assert_eq!(
+            serde_json::to_value(&e).unwrap(),
+            serde_json::json!({ "kind": "unknown_account", "message": "gone" })
+        );
     }
 }

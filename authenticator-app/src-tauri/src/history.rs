@@ -4,20 +4,12 @@
 use std::{fs, path::Path};
 
 use anyhow::Context;
+use assent_shared::protocol::Decision;
 use serde::{Deserialize, Serialize};
 
 const HISTORY_FILE: &str = "history.json";
 /// Older entries fall off the end.
 pub const MAX_ENTRIES: usize = 1000;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Choice {
-    Approved,
-    Denied,
-    /// Denied with "This wasn't me".
-    NotMe,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryEntry {
@@ -27,7 +19,10 @@ pub struct HistoryEntry {
     pub decided_at: i64,
     pub client_name: String,
     pub binding_message: String,
-    pub choice: Choice,
+    /// Stored as `approved`, `denied`, `not_me` or `cancelled`; files
+    /// written before [`Decision`] replaced the app's own enum use the
+    /// first three, with the same spelling.
+    pub choice: Decision,
 }
 
 pub fn load(account_dir: &Path) -> anyhow::Result<Vec<HistoryEntry>> {
@@ -66,7 +61,7 @@ mod tests {
                     decided_at: i as i64,
                     client_name: "Bank".into(),
                     binding_message: "Transfer".into(),
-                    choice: Choice::Approved,
+                    choice: Decision::Approve,
                 },
             )
             .unwrap();
@@ -74,5 +69,36 @@ mod tests {
         let entries = load(dir.path()).unwrap();
         assert_eq!(entries.len(), MAX_ENTRIES);
         assert_eq!(entries[0].request_id, format!("r{}", MAX_ENTRIES + 4));
+    }
+
+    #[test]
+    fn a_history_file_written_by_earlier_versions_still_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let written_before = r#"[
+            {"account_id":"a","request_id":"r3","decided_at":3,"client_name":"Bank","binding_message":"Three","choice":"not_me"},
+            {"account_id":"a","request_id":"r2","decided_at":2,"client_name":"Bank","binding_message":"Two","choice":"denied"},
+            {"account_id":"a","request_id":"r1","decided_at":1,"client_name":"Bank","binding_message":"One","choice":"approved"}
+        ]"#;
+        fs::write(dir.path().join(HISTORY_FILE), written_before).unwrap();
+        let choices: Vec<Decision> = load(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|e| e.choice)
+            .collect();
+        assert_eq!(
+            choices,
+            [Decision::NotMe, Decision::Deny, Decision::Approve]
+        );
+        // Written back, each keeps its spelling: the window reads these.
+        let entry = load(dir.path()).unwrap().remove(0);
+        record(dir.path(), entry).unwrap();
+        let rewritten = fs::read_to_string(dir.path().join(HISTORY_FILE)).unwrap();
+        for spelling in [
+            r#""choice":"not_me""#,
+            r#""choice":"denied""#,
+            r#""choice":"approved""#,
+        ] {
+            assert!(rewritten.contains(spelling), "{rewritten}");
+        }
     }
 }

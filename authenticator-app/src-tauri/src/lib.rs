@@ -1,20 +1,23 @@
 //! Assent Authenticator: the desktop app (Tauri 2) on top of the device
-//! library. `core` holds the behaviour; this file wires it to the window,
-//! desktop notifications, deep links and the tray.
+//! library. [`authenticator`] holds the behaviour; this file wires it to the
+//! window, desktop notifications, deep links and the tray.
 
+pub mod authenticator;
 pub mod commands;
-pub mod core;
 pub mod error;
 pub mod history;
 pub mod keys;
 pub mod qr;
 pub mod view;
 
+#[cfg(test)]
+mod ui_contract;
+
 use std::{path::PathBuf, sync::Arc};
 
 use tauri::{Emitter, Manager, Runtime};
 
-use crate::core::{Authenticator, Settings, UiEvent};
+pub use crate::authenticator::{Authenticator, Settings, UiEvent};
 
 /// Window events the interface listens to.
 pub mod ui_events {
@@ -24,6 +27,9 @@ pub mod ui_events {
     pub const OPEN_REQUEST: &str = "open-request";
     /// An enrollment link arrived from outside (deep link): ask to confirm it.
     pub const LINK_OFFERED: &str = "link-offered";
+
+    /// Every event above: the window may listen to these and no others.
+    pub const ALL: &[&str] = &[INBOX_CHANGED, OPEN_REQUEST, LINK_OFFERED];
 }
 
 /// Reads the app's settings: `ASSENT_AUTHENTICATOR_DATA_DIR` (default: the

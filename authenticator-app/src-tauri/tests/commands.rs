@@ -7,10 +7,7 @@ use std::{
     time::Duration,
 };
 
-use assent_authenticator::{
-    core::{Authenticator, Settings, UiEvent},
-    keys::KeyStoreChoice,
-};
+use assent_authenticator::{keys::KeyStoreChoice, Authenticator, Settings, UiEvent};
 use assent_tests::{
     client::expect_error, count, enrollment_link, request_id, server_with_alice, tamper_challenge,
     TestClient, TestServer, ALICE,

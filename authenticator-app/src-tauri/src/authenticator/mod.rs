@@ -1,0 +1,140 @@
+//! The authenticator without its window. [`Authenticator`] is the façade the
+//! Tauri layer (`commands.rs`, `lib.rs`) calls; its implementation is split
+//! by concern:
+//!
+//! - [`accounts`]: loading, enrolling and removing accounts, their keys and
+//!   connection state;
+//! - [`inbox`]: pending requests, decisions and the history they leave;
+//! - [`watchers`]: one task per account that keeps its part of the inbox
+//!   current through the event stream (polling while it is down).
+//!
+//! Plain Rust and tokio, so tests drive it directly; the Tauri layer only
+//! forwards calls and turns [`UiEvent`]s into window events and desktop
+//! notifications.
+//!
+//! Locks here are held for map lookups only, never across an `.await`.
+
+mod accounts;
+mod inbox;
+mod watchers;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::PathBuf,
+    sync::{Arc, Mutex, RwLock},
+};
+
+use tauri::async_runtime::JoinHandle;
+use tokio::sync::OnceCell;
+
+pub use accounts::{AccountView, Connection, EnrollPreview, Status};
+pub use inbox::{DecisionView, InboxView};
+
+use crate::keys::{KeyStoreChoice, KeyVault};
+use accounts::LoadedAccount;
+use inbox::Inbox;
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Accounts live in `<data_dir>/accounts/<id>/`.
+    pub data_dir: PathBuf,
+    pub key_store: KeyStoreChoice,
+    /// Suggested name for this device at enrollment.
+    pub device_name: String,
+}
+
+/// What the window must hear about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UiEvent {
+    /// Requests or account states changed: fetch the inbox again.
+    InboxChanged,
+    /// A request arrived that the person has not been told about yet.
+    NewRequest {
+        account_id: String,
+        request_id: String,
+        client_name: String,
+        binding_message: String,
+    },
+}
+
+pub type EventSink = Arc<dyn Fn(UiEvent) + Send + Sync>;
+
+struct Inner {
+    settings: Settings,
+    vault: KeyVault,
+    loaded: OnceCell<()>,
+    accounts: RwLock<BTreeMap<String, LoadedAccount>>,
+    load_errors: Mutex<Vec<String>>,
+    inbox: Mutex<Inbox>,
+    sink: RwLock<EventSink>,
+    watchers: Mutex<HashMap<String, JoinHandle<()>>>,
+    pending_link: Mutex<Option<String>>,
+}
+
+/// The app's state; cheap to clone.
+#[derive(Clone)]
+pub struct Authenticator(Arc<Inner>);
+
+fn now_secs() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Authenticator {
+    pub fn new(settings: Settings) -> Self {
+        Self(Arc::new(Inner {
+            vault: KeyVault::new(settings.key_store),
+            settings,
+            loaded: OnceCell::new(),
+            accounts: RwLock::new(BTreeMap::new()),
+            load_errors: Mutex::new(Vec::new()),
+            inbox: Mutex::new(Inbox::default()),
+            sink: RwLock::new(Arc::new(|_| {})),
+            watchers: Mutex::new(HashMap::new()),
+            pending_link: Mutex::new(None),
+        }))
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.0.settings
+    }
+
+    pub fn set_sink(&self, sink: EventSink) {
+        *self.0.sink.write().unwrap_or_else(|e| e.into_inner()) = sink;
+    }
+
+    fn emit(&self, event: UiEvent) {
+        let sink = self
+            .0
+            .sink
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        sink(event);
+    }
+
+    /// Loads the accounts (once) and starts watching each of them.
+    pub async fn start(&self) {
+        self.ensure_loaded().await;
+        for id in self.account_ids() {
+            self.watch(&id);
+        }
+    }
+
+    /// Stops every watcher (the app is quitting).
+    pub fn stop(&self) {
+        self.unwatch_all();
+    }
+
+    /// A link the app was opened with (deep link), kept until the window asks.
+    pub fn offer_link(&self, link: String) {
+        *lock(&self.0.pending_link) = Some(link);
+    }
+
+    pub fn take_offered_link(&self) -> Option<String> {
+        lock(&self.0.pending_link).take()
+    }
+}
