@@ -10,10 +10,10 @@ use std::time::Duration;
 use assent_server::{
     ciba,
     config::Settings,
+    endpoints::Endpoints,
     keys::TokenAlg,
     params::Params,
     secrets::{new_secret, secret_matches_digest, sha256_hex},
-    endpoints::Endpoints,
     state::Assent,
     storage::{ChallengeDecision, ClientRow, DeviceRow, Store, UserLookup, UserRow},
     tokens::{self, Grant, Lifetimes},

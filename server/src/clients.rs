@@ -2,8 +2,8 @@
 //! shared by the operator CLI and any operator API.
 
 use crate::{
-    ciba::{CIBA_GRANT, REFRESH_GRANT},
     cache::BoundedCache,
+    ciba::{CIBA_GRANT, REFRESH_GRANT},
     client_auth::{validate_client_jwks, AuthMethod},
     clock::now_ms,
     keys::TokenAlg,
@@ -65,10 +65,7 @@ pub enum ClientError {
 /// Checks `new` and stores it with a fresh client id (and secret).
 pub async fn register(store: &Store, new: NewClient) -> Result<RegisteredClient, ClientError> {
     let client = new_client_row(new, now_ms())?;
-    store
-        .insert_client(&client.row)
-        .await
-        ?;
+    store.insert_client(&client.row).await?;
     Ok(client)
 }
 
@@ -80,10 +77,7 @@ pub async fn delete(
     client_id: &str,
     cache: Option<&BoundedCache<ClientRow>>,
 ) -> Result<(), ClientError> {
-    let deleted = store
-        .delete_client(client_id)
-        .await
-        ?;
+    let deleted = store.delete_client(client_id).await?;
     if let Some(cache) = cache {
         cache.evict(client_id);
     }

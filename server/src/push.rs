@@ -8,9 +8,8 @@
 //! challenge.
 
 use std::{
-    collections::HashMap,
     net::{IpAddr, SocketAddr},
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -28,7 +27,7 @@ const VAPID_REUSE: Duration = Duration::from_secs(3600);
 /// Bound on the cache (one entry per push service origin).
 const VAPID_CACHE_MAX: usize = 1024;
 
-use crate::{config::Settings, keys::KeySet, secrets::b64url};
+use crate::{cache::BoundedCache, config::Settings, keys::KeySet, secrets::b64url};
 
 /// Longest answer body read from a push service.
 const MAX_RESPONSE_BYTES: usize = 4096;
@@ -184,7 +183,7 @@ pub struct PushService {
     vapid_subject: String,
     vapid_public_key: String,
     policy: Arc<EndpointPolicy>,
-    vapid_cache: Mutex<HashMap<String, (VapidSignature, Instant)>>,
+    vapid_cache: BoundedCache<(VapidSignature, Instant)>,
 }
 
 impl PushService {
@@ -219,7 +218,7 @@ impl PushService {
             vapid_subject,
             vapid_public_key: vapid_key.ec_public_point_b64().expect("ES256"),
             policy,
-            vapid_cache: Mutex::new(HashMap::new()),
+            vapid_cache: BoundedCache::new(VAPID_CACHE_MAX),
         })
     }
 
@@ -314,7 +313,8 @@ impl PushService {
         url: &Url,
     ) -> Result<VapidSignature, web_push::WebPushError> {
         let origin = url.origin().ascii_serialization();
-        if let Some((signature, made)) = self.vapid_cache.lock().unwrap().get(&origin) {
+        if let Some(cached) = self.vapid_cache.get(&origin) {
+            let (signature, made) = &*cached;
             if made.elapsed() < VAPID_REUSE {
                 return Ok(signature.clone());
             }
@@ -324,11 +324,8 @@ impl PushService {
         // The crate drops non-default ports from `aud`; receivers compare the origin.
         builder.add_claim("aud", origin.as_str());
         let signature = builder.build()?;
-        let mut cache = self.vapid_cache.lock().unwrap();
-        if cache.len() >= VAPID_CACHE_MAX {
-            cache.clear();
-        }
-        cache.insert(origin, (signature.clone(), Instant::now()));
+        self.vapid_cache
+            .put(origin, Arc::new((signature.clone(), Instant::now())));
         Ok(signature)
     }
 }

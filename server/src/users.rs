@@ -83,12 +83,7 @@ fn found(changed: Result<bool, StorageError>, sub: &str) -> Result<(), UserError
 
 /// Which uniqueness rule `user` breaks, if any.
 async fn taken(store: &Store, user: &UserRow) -> Result<Option<UserError>, UserError> {
-    if store
-        .user(&user.sub)
-        .await
-        ?
-        .is_some()
-    {
+    if store.user(&user.sub).await?.is_some() {
         return Ok(Some(UserError::SubTaken(user.sub.clone())));
     }
     let Some(email) = &user.email else {
