@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use assent_device::DeviceClient;
 use assent_server::{client_auth::AuthMethod, device, keys::TokenAlg};
-use assent_shared::protocol::{DenyReason, EnrollmentUri, Verdict};
+use assent_shared::{
+    error::DeviceErrorCode,
+    protocol::{DenyReason, EnrollmentUri, Verdict},
+};
 use assent_tests::{client::create_user, on_both_backends, TestClient, TestServer};
 use reqwest::StatusCode;
 
@@ -53,7 +56,7 @@ on_both_backends! {
             let (approve, deny) = (approve.await.unwrap(), deny.await.unwrap());
             assert!(approve.is_ok() != deny.is_ok(), "round {round}: exactly one decision wins");
             let loser = if approve.is_ok() { &deny } else { &approve };
-            assert_eq!(loser.as_ref().unwrap_err().code(), Some("request_not_pending"), "round {round}");
+            assert_eq!(loser.as_ref().unwrap_err().code(), Some(DeviceErrorCode::RequestNotPending), "round {round}");
 
             let poll = client.poll(&server, &auth_req_id).await.status();
             if approve.is_ok() {
