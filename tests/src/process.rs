@@ -14,15 +14,23 @@ use tokio::{
 /// The `assent-server` binary next to this test executable
 /// (`target/debug/deps/TEST` → `target/debug/assent-server`).
 pub fn server_binary() -> PathBuf {
+    sibling_binary("assent-server")
+}
+
+/// Binary `name` (of the package of that name) in the target directory this
+/// test executable was built into. Cargo builds only the tested package's
+/// own binaries for its tests, so these must be built first (as
+/// `./scripts/test` does).
+fn sibling_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe
         .parent()
         .and_then(|deps| deps.parent())
         .expect("target directory");
-    let bin = dir.join(format!("assent-server{}", std::env::consts::EXE_SUFFIX));
+    let bin = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         bin.exists(),
-        "{} is missing: build it first with `cargo build -p assent-server`",
+        "{} is missing: build it first with `cargo build -p {name}`",
         bin.display()
     );
     bin
@@ -119,14 +127,7 @@ impl ServeProcess {
 
 /// The `assent-device` binary next to this test executable.
 pub fn device_binary() -> PathBuf {
-    let server = server_binary();
-    let bin = server.with_file_name(format!("assent-device{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.exists(),
-        "{} is missing: build it first with `cargo build -p assent-device`",
-        bin.display()
-    );
-    bin
+    sibling_binary("assent-device")
 }
 
 /// Runs `assent-device --state DIR --json ARGS`; returns success, parsed
@@ -153,17 +154,12 @@ pub async fn run_device(
     )
 }
 
+/// The load generator (`assent-bench`, package `bench/`) next to this test executable.
+pub fn bench_binary() -> PathBuf {
+    sibling_binary("assent-bench")
+}
+
 /// The desktop app's binary (`assent-authenticator`) next to this test executable.
 pub fn authenticator_binary() -> PathBuf {
-    let server = server_binary();
-    let bin = server.with_file_name(format!(
-        "assent-authenticator{}",
-        std::env::consts::EXE_SUFFIX
-    ));
-    assert!(
-        bin.exists(),
-        "{} is missing: build it first with `cargo build -p assent-authenticator`",
-        bin.display()
-    );
-    bin
+    sibling_binary("assent-authenticator")
 }
