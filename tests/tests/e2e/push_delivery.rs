@@ -33,16 +33,19 @@ async fn enroll(server: &TestServer, user: &str, push: Option<PushSubscription>)
         .unwrap()
 }
 
+/// Each push job's state and last error, oldest first.
 async fn job_states(server: &TestServer) -> Vec<(String, Option<String>)> {
-    let sql = "SELECT state, last_error FROM push_jobs ORDER BY id";
-    match server.store() {
-        assent_server::storage::Store::Sqlite(s) => {
-            sqlx::query_as(sql).fetch_all(&s.pool).await.unwrap()
-        }
-        assent_server::storage::Store::Postgres(p) => {
-            sqlx::query_as(sql).fetch_all(p).await.unwrap()
-        }
-    }
+    let rows = assent_tests::fetch_text_rows(
+        server.store(),
+        "SELECT state, last_error FROM push_jobs ORDER BY id",
+    )
+    .await;
+    rows.into_iter()
+        .map(|row| {
+            let [state, last_error] = <[Option<String>; 2]>::try_from(row).expect("two columns");
+            (state.expect("every job has a state"), last_error)
+        })
+        .collect()
 }
 
 /// Waits until every push job has left `pending`.
