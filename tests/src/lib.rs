@@ -6,8 +6,10 @@ pub mod client;
 pub mod db;
 #[cfg(target_os = "linux")]
 pub mod desktop;
+pub mod device;
 pub mod process;
 pub mod push_service;
+pub mod wait;
 
 use assent_server::{config::Settings, server::RunningServer, state::Assent, storage::Store};
 pub use client::TestClient;
@@ -102,9 +104,32 @@ pub async fn decide(
     assent_server::ciba::decide(store, &id, sub, decision).await
 }
 
+/// The stored status (`pending`, `approved`, ...) of request `request_id`.
+pub async fn request_status(store: &Store, request_id: &str) -> String {
+    store
+        .auth_request(request_id)
+        .await
+        .unwrap()
+        .expect("the request is stored")
+        .status
+}
+
 /// GET `url` and parse the JSON body.
 pub async fn get_json(http: &reqwest::Client, url: &str) -> serde_json::Value {
     http.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+/// GET the UserInfo endpoint at `url` with `access_token` as bearer token
+/// and parse the JSON body.
+pub async fn userinfo(http: &reqwest::Client, url: &str, access_token: &str) -> serde_json::Value {
+    http.get(url)
+        .bearer_auth(access_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 /// Runs a `SELECT COUNT(*) ...` on the database behind `store`.

@@ -67,6 +67,93 @@ pub async fn run_cli(database_url: &str, args: &[&str]) -> String {
     String::from_utf8(output.stdout).expect("utf-8 output")
 }
 
+/// Runs an operator subcommand that prints JSON (`--json` among `args`) and
+/// parses its output.
+pub async fn run_cli_json(database_url: &str, args: &[&str]) -> serde_json::Value {
+    let stdout = run_cli(database_url, args).await;
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("assent-server {args:?} printed no JSON ({e}): {stdout}"))
+}
+
+/// An `assent://enroll` link for `user` from `assent-server enroll ticket`,
+/// naming `issuer` as the server to enroll with.
+pub async fn cli_enrollment_link(database_url: &str, issuer: &str, user: &str) -> String {
+    let ticket = run_cli_json(
+        database_url,
+        &[
+            "--issuer", issuer, "enroll", "ticket", "--user", user, "--json",
+        ],
+    )
+    .await;
+    assert!(ticket["expires_at"].is_string(), "{ticket}");
+    ticket["enrollment_uri"].as_str().unwrap().to_string()
+}
+
+/// A `client_secret_basic` client created with `assent-server client
+/// create`, speaking to `serve` processes by their base URL.
+pub struct CliClient {
+    pub client_id: String,
+    pub client_secret: String,
+    http: reqwest::Client,
+}
+
+impl CliClient {
+    /// Creates the client named `name`; `extra_args` go to `client create`.
+    pub async fn create(database_url: &str, name: &str, extra_args: &[&str]) -> Self {
+        let mut args = vec!["client", "create", "--name", name, "--json"];
+        args.extend_from_slice(extra_args);
+        let created = run_cli_json(database_url, &args).await;
+        Self {
+            client_id: created["client_id"].as_str().unwrap().to_string(),
+            client_secret: created["client_secret"].as_str().unwrap().to_string(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// `POST /bc-authorize` on `base_url` for scope `openid`.
+    pub async fn bc_authorize(
+        &self,
+        base_url: &str,
+        login_hint: &str,
+        binding_message: &str,
+    ) -> reqwest::Response {
+        self.http
+            .post(format!("{base_url}/bc-authorize"))
+            .basic_auth(&self.client_id, Some(&self.client_secret))
+            .form(&[
+                ("scope", "openid"),
+                ("login_hint", login_hint),
+                ("binding_message", binding_message),
+            ])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The CIBA token poll for `auth_req_id` on `base_url`.
+    pub async fn poll(&self, base_url: &str, auth_req_id: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{base_url}/oauth/token"))
+            .basic_auth(&self.client_id, Some(&self.client_secret))
+            .form(&[
+                ("grant_type", assent_shared::oauth::CIBA_GRANT_TYPE),
+                ("auth_req_id", auth_req_id),
+            ])
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// Sends SIGTERM to process `pid`, the way service managers stop the server.
+/// Whether it stopped cleanly is for the caller to see in its exit status.
+pub fn send_sigterm(pid: u32) {
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("run kill");
+}
+
 /// A `serve` child process and the address it bound.
 pub struct ServeProcess {
     pub child: Child,
@@ -114,9 +201,7 @@ impl ServeProcess {
     /// Sends SIGTERM and waits for a clean exit.
     pub async fn terminate(mut self) -> std::process::ExitStatus {
         if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status();
+            send_sigterm(pid);
         }
         tokio::time::timeout(Duration::from_secs(30), self.child.wait())
             .await

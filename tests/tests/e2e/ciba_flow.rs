@@ -91,16 +91,7 @@ on_both_backends! {
             assert_eq!(access["scope"], "openid profile email offline_access");
             assert!(access["jti"].is_string());
 
-            let info: Value = server
-                .http
-                .get(&userinfo_url)
-                .bearer_auth(&tokens.access_token)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let info = assent_tests::userinfo(&server.http, &userinfo_url, &tokens.access_token).await;
             assert_eq!(info["sub"], "auth0|alice");
             assert_eq!(info["name"], "Alice");
             assert_eq!(info["email"], "Alice@Example.com");

@@ -80,13 +80,8 @@ on_both_backends! {
 }
 
 async fn approve_won(server: &TestServer, request_id: &str) -> bool {
-    let state = server
-        .store()
-        .auth_request(request_id)
-        .await
-        .unwrap()
-        .unwrap();
-    matches!(state.status.as_str(), "approved" | "issued")
+    let status = assent_tests::request_status(server.store(), request_id).await;
+    matches!(status.as_str(), "approved" | "issued")
 }
 
 async fn futures_join_all<T: Send + 'static>(
