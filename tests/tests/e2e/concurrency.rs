@@ -7,6 +7,7 @@ use assent_server::{
     client_auth::AuthMethod,
     keys::TokenAlg,
 };
+use assent_shared::error::OAuthErrorCode;
 use assent_tests::{
     client::create_user, db::SqliteWriteLock, on_both_backends, TestClient, TestServer,
 };
@@ -43,7 +44,7 @@ on_both_backends! {
             assert!(ok[0].1["refresh_token"].is_string());
             for (status, body) in results.iter().filter(|(s, _)| *s != StatusCode::OK) {
                 assert_eq!(*status, StatusCode::BAD_REQUEST);
-                assert_eq!(body["error"], "invalid_grant", "{body}");
+                assert_eq!(body["error"], OAuthErrorCode::InvalidGrant.as_str(), "{body}");
             }
         }
     }

@@ -55,10 +55,10 @@ async fn post_decision(server: &TestServer, request_id: &str, body: String) -> (
     (r.status(), r.json().await.unwrap())
 }
 
-fn assert_error(got: (StatusCode, Value), status: StatusCode, code: &str) {
+fn assert_error(got: (StatusCode, Value), status: StatusCode, code: DeviceErrorCode) {
     assert_eq!(
         (got.0, got.1["error"].as_str()),
-        (status, Some(code)),
+        (status, Some(code.as_str())),
         "{}",
         got.1
     );
@@ -82,33 +82,33 @@ on_both_backends! {
         let alice_id = alice.account.device_id.clone();
 
         // Malformed and unsigned.
-        assert_error(post_decision(&server, &id, "not-a-jws".into()).await, StatusCode::BAD_REQUEST, "invalid_request");
+        assert_error(post_decision(&server, &id, "not-a-jws".into()).await, StatusCode::BAD_REQUEST, DeviceErrorCode::InvalidRequest);
         let signed = sign(alice.key(), &alice_id, &decision(&server, &challenge, Verdict::Approve));
         let unsigned = format!("{}.", &signed[..signed.rfind('.').unwrap()]);
-        assert_error(post_decision(&server, &id, unsigned).await, StatusCode::UNAUTHORIZED, "invalid_proof");
+        assert_error(post_decision(&server, &id, unsigned).await, StatusCode::UNAUTHORIZED, DeviceErrorCode::InvalidProof);
         // alg none.
         let payload = signed.split('.').nth(1).unwrap();
         let none = format!("{}.{payload}.", b64url(format!(r#"{{"alg":"none","typ":"{}","kid":"{alice_id}"}}"#, typ::DECISION).as_bytes()));
-        assert_error(post_decision(&server, &id, none).await, StatusCode::UNAUTHORIZED, "invalid_proof");
+        assert_error(post_decision(&server, &id, none).await, StatusCode::UNAUTHORIZED, DeviceErrorCode::InvalidProof);
         // A key that is not enrolled, claiming to be Alice's device; an unknown device.
         let stranger = DeviceKey::generate();
-        assert_error(post_decision(&server, &id, sign(&stranger, &alice_id, &decision(&server, &challenge, Verdict::Approve))).await, StatusCode::UNAUTHORIZED, "invalid_proof");
-        assert_error(post_decision(&server, &id, sign(&stranger, "no-such-device", &decision(&server, &challenge, Verdict::Approve))).await, StatusCode::UNAUTHORIZED, "unknown_device");
+        assert_error(post_decision(&server, &id, sign(&stranger, &alice_id, &decision(&server, &challenge, Verdict::Approve))).await, StatusCode::UNAUTHORIZED, DeviceErrorCode::InvalidProof);
+        assert_error(post_decision(&server, &id, sign(&stranger, "no-such-device", &decision(&server, &challenge, Verdict::Approve))).await, StatusCode::UNAUTHORIZED, DeviceErrorCode::UnknownDevice);
         // Bob's device on Alice's request.
-        assert_error(post_decision(&server, &id, sign(bob.key(), &bob.account.device_id, &decision(&server, &challenge, Verdict::Approve))).await, StatusCode::FORBIDDEN, "wrong_user");
+        assert_error(post_decision(&server, &id, sign(bob.key(), &bob.account.device_id, &decision(&server, &challenge, Verdict::Approve))).await, StatusCode::FORBIDDEN, DeviceErrorCode::WrongUser);
         // Stale iat.
         let mut stale = decision(&server, &challenge, Verdict::Approve);
         stale.binding.iat -= 120;
         stale.exp = stale.binding.iat + 30;
-        assert_error(post_decision(&server, &id, sign(alice.key(), &alice_id, &stale)).await, StatusCode::UNAUTHORIZED, "invalid_proof");
+        assert_error(post_decision(&server, &id, sign(alice.key(), &alice_id, &stale)).await, StatusCode::UNAUTHORIZED, DeviceErrorCode::InvalidProof);
         // Signed for another URL.
         let mut elsewhere = decision(&server, &challenge, Verdict::Approve);
         elsewhere.binding.htu = server.url("/device/v1/requests/other/decision");
-        assert_error(post_decision(&server, &id, sign(alice.key(), &alice_id, &elsewhere)).await, StatusCode::UNAUTHORIZED, "invalid_proof");
+        assert_error(post_decision(&server, &id, sign(alice.key(), &alice_id, &elsewhere)).await, StatusCode::UNAUTHORIZED, DeviceErrorCode::InvalidProof);
         // Decisions may live at most 60 s.
         let mut long = decision(&server, &challenge, Verdict::Approve);
         long.exp = long.binding.iat + 600;
-        assert_error(post_decision(&server, &id, sign(alice.key(), &alice_id, &long)).await, StatusCode::UNAUTHORIZED, "invalid_proof");
+        assert_error(post_decision(&server, &id, sign(alice.key(), &alice_id, &long)).await, StatusCode::UNAUTHORIZED, DeviceErrorCode::InvalidProof);
         // The hash of a challenge with another binding message; another nonce.
         // A challenge like the real one but with another binding message
         // (what a device fooled by a tampered display would have hashed).
@@ -117,10 +117,10 @@ on_both_backends! {
         let other_challenge = DeviceKey::generate().sign(typ::CHALLENGE, None, false, &other_message);
         let mut wrong_hash = decision(&server, &challenge, Verdict::Approve);
         wrong_hash.challenge_hash = sha256_b64url(other_challenge.as_bytes());
-        assert_error(post_decision(&server, &id, sign(alice.key(), &alice_id, &wrong_hash)).await, StatusCode::BAD_REQUEST, "challenge_mismatch");
+        assert_error(post_decision(&server, &id, sign(alice.key(), &alice_id, &wrong_hash)).await, StatusCode::BAD_REQUEST, DeviceErrorCode::ChallengeMismatch);
         let mut wrong_nonce = decision(&server, &challenge, Verdict::Approve);
         wrong_nonce.nonce = "guess".into();
-        assert_error(post_decision(&server, &id, sign(alice.key(), &alice_id, &wrong_nonce)).await, StatusCode::BAD_REQUEST, "challenge_mismatch");
+        assert_error(post_decision(&server, &id, sign(alice.key(), &alice_id, &wrong_nonce)).await, StatusCode::BAD_REQUEST, DeviceErrorCode::ChallengeMismatch);
         assert_eq!(request_status(server.store(), &id).await, "pending", "no refusal changed the request");
 
         // Replayed jti: a GET proof used twice.
@@ -129,15 +129,15 @@ on_both_backends! {
         let get = |proof: String| server.http.get(&url).header("authorization", format!("{PROOF_SCHEME} {proof}")).send();
         assert_eq!(get(proof.clone()).await.unwrap().status(), StatusCode::OK);
         let replay = get(proof).await.unwrap();
-        assert_error((replay.status(), replay.json().await.unwrap()), StatusCode::UNAUTHORIZED, "replayed_proof");
+        assert_error((replay.status(), replay.json().await.unwrap()), StatusCode::UNAUTHORIZED, DeviceErrorCode::ReplayedProof);
 
         // The real decision passes; a second one conflicts.
         let approve = sign(alice.key(), &alice_id, &decision(&server, &challenge, Verdict::Approve));
         let (status, body) = post_decision(&server, &id, approve.clone()).await;
         assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("approved")));
-        assert_error(post_decision(&server, &id, approve).await, StatusCode::CONFLICT, "request_not_pending");
+        assert_error(post_decision(&server, &id, approve).await, StatusCode::CONFLICT, DeviceErrorCode::RequestNotPending);
         let deny = sign(alice.key(), &alice_id, &decision(&server, &challenge, Verdict::Deny));
-        assert_error(post_decision(&server, &id, deny).await, StatusCode::CONFLICT, "request_not_pending");
+        assert_error(post_decision(&server, &id, deny).await, StatusCode::CONFLICT, DeviceErrorCode::RequestNotPending);
         assert_eq!(request_status(server.store(), &id).await, "approved", "the first decision stands");
     }
 }
@@ -202,7 +202,7 @@ on_both_backends! {
         let mismatched = format!("{}.{}.{}", b64url(header.as_bytes()), parts[1], parts[2]);
         let post = |body: String| server.http.post(&url).header("content-type", JOSE_CONTENT_TYPE).body(body).send();
         let r = post(mismatched).await.unwrap();
-        assert_error((r.status(), r.json().await.unwrap()), StatusCode::UNAUTHORIZED, "invalid_proof");
+        assert_error((r.status(), r.json().await.unwrap()), StatusCode::UNAUTHORIZED, DeviceErrorCode::InvalidProof);
         assert_eq!(device_count(&server).await, 0);
 
         // A link whose pin is not this server's key.

@@ -5,7 +5,10 @@
 use std::time::Duration;
 
 use assent_server::{client_auth::AuthMethod, keys::TokenAlg};
-use assent_shared::oauth::TokenResponse;
+use assent_shared::{
+    error::{DeviceErrorCode, OAuthErrorCode},
+    oauth::TokenResponse,
+};
 use assent_tests::{
     client::{create_user, expect_error},
     on_both_backends,
@@ -56,7 +59,7 @@ on_both_backends! {
         assert_eq!(requests[0]["requester"]["ip"], "127.0.0.1");
         assert_eq!(pending["rejected"], 0);
 
-        expect_error(client.poll(&server, auth_req_id).await, StatusCode::BAD_REQUEST, "authorization_pending").await;
+        expect_error(client.poll(&server, auth_req_id).await, StatusCode::BAD_REQUEST, OAuthErrorCode::AuthorizationPending).await;
         let (ok, decided, err) = run_device(&state, &["approve", "--next"]).await;
         assert!(ok, "{err}");
         assert_eq!(decided["status"], "approved");
@@ -74,7 +77,7 @@ on_both_backends! {
             let (ok, decided, err) = run_device(&state, &args).await;
             assert!(ok, "{err}");
             assert_eq!(decided["status"], "denied");
-            expect_error(client.poll(&server, auth_req_id).await, StatusCode::FORBIDDEN, "access_denied").await;
+            expect_error(client.poll(&server, auth_req_id).await, StatusCode::FORBIDDEN, OAuthErrorCode::AccessDenied).await;
             let id = assent_tests::request_id(server.store(), auth_req_id).await;
             let stored = server.store().auth_request(&id).await.unwrap().unwrap();
             assert_eq!(stored.deny_reason.as_deref(), reason);
@@ -135,7 +138,7 @@ on_both_backends! {
         std::fs::write(state.join("device-key.json"), old_key).unwrap();
         let (ok, _, err) = run_device(&state, &["pending"]).await;
         assert!(!ok);
-        assert!(err.contains("invalid_proof"), "{err}");
+        assert!(err.contains(DeviceErrorCode::InvalidProof.as_str()), "{err}");
     }
 }
 
@@ -211,13 +214,13 @@ on_both_backends! {
 
         // Without, or with a wrong, admin token: 401.
         let r = server.http.post(&url).json(&serde_json::json!({"user": "gina"})).send().await.unwrap();
-        expect_error(r, StatusCode::UNAUTHORIZED, "invalid_token").await;
+        expect_error(r, StatusCode::UNAUTHORIZED, OAuthErrorCode::InvalidToken).await;
         let r = server.http.post(&url).bearer_auth("assent_admin_wrong").json(&serde_json::json!({"user": "gina"})).send().await.unwrap();
-        expect_error(r, StatusCode::UNAUTHORIZED, "invalid_token").await;
+        expect_error(r, StatusCode::UNAUTHORIZED, OAuthErrorCode::InvalidToken).await;
         let r = server.http.post(&url).bearer_auth(&token).json(&serde_json::json!({"user": "nobody"})).send().await.unwrap();
-        expect_error(r, StatusCode::NOT_FOUND, "unknown_user").await;
+        expect_error(r, StatusCode::NOT_FOUND, OAuthErrorCode::UnknownUser).await;
         let r = server.http.post(&url).bearer_auth(&token).json(&serde_json::json!({"user": "gina", "ttl": 5})).send().await.unwrap();
-        expect_error(r, StatusCode::BAD_REQUEST, "invalid_request").await;
+        expect_error(r, StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidRequest).await;
 
         let r = server.http.post(&url).bearer_auth(&token).json(&serde_json::json!({"user": "gina", "ttl": 120})).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::CREATED);
@@ -245,8 +248,8 @@ on_both_backends! {
         // The operator revokes the device: it can do nothing more.
         run_cli(&server.db.url, &["device", "revoke", &device_id]).await;
         let (ok, _, err) = run_device(&state, &["pending"]).await;
-        assert!(!ok && err.contains("device_revoked"), "{err}");
-        let list: Value = serde_json::from_str(&run_cli(&server.db.url, &["device", "list", "--json"]).await).unwrap();
+        assert!(!ok && err.contains(DeviceErrorCode::DeviceRevoked.as_str()), "{err}");
+        let list: Value = run_cli_json(&server.db.url, &["device", "list", "--json"]).await;
         assert_eq!(list[0]["revoke_reason"], "revoked by operator");
     }
 }

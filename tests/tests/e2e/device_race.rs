@@ -53,7 +53,7 @@ on_both_backends! {
                 assert_eq!(poll, StatusCode::OK, "round {round}: tokens after the approval won");
             } else {
                 denials += 1;
-                assert_eq!(poll, StatusCode::FORBIDDEN, "round {round}: access_denied after the denial won");
+                assert_eq!(poll, StatusCode::FORBIDDEN, "round {round}: refused after the denial won");
             }
         }
         assert_eq!(approvals + denials, 100);

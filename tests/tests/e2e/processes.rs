@@ -6,7 +6,10 @@ use assent_server::{
     ciba::{self, Decision},
     storage::Store,
 };
-use assent_shared::oauth::{BackchannelAuthenticationResponse, TokenResponse};
+use assent_shared::{
+    error::OAuthErrorCode,
+    oauth::{BackchannelAuthenticationResponse, TokenResponse},
+};
 use assent_tests::{
     get_json,
     process::{run_cli, run_cli_json, send_sigterm, server_command, CliClient, ServeProcess},
@@ -54,7 +57,8 @@ async fn two_serve_processes_on_one_postgres_database_behave_as_one_server() {
         .await
         .unwrap();
     assert_eq!(
-        first["error"], "authorization_pending",
+        first["error"],
+        OAuthErrorCode::AuthorizationPending.as_str(),
         "B sees the request A created"
     );
     let second: Value = client
@@ -63,7 +67,11 @@ async fn two_serve_processes_on_one_postgres_database_behave_as_one_server() {
         .json()
         .await
         .unwrap();
-    assert_eq!(second["error"], "slow_down", "A sees the poll B recorded");
+    assert_eq!(
+        second["error"],
+        OAuthErrorCode::SlowDown.as_str(),
+        "A sees the poll B recorded"
+    );
 
     let store = Store::connect(&db.url, 1).await.unwrap();
     let request_id = assent_tests::request_id(&store, &ack.auth_req_id).await;
@@ -115,7 +123,8 @@ async fn a_client_deleted_by_the_cli_is_refused_at_once_by_a_running_server() {
                 .await
                 .unwrap();
             assert!(
-                pending["error"] == "authorization_pending" || pending["error"] == "slow_down",
+                pending["error"] == OAuthErrorCode::AuthorizationPending.as_str()
+                    || pending["error"] == OAuthErrorCode::SlowDown.as_str(),
                 "{backend}: {pending}"
             );
         }
@@ -135,7 +144,11 @@ async fn a_client_deleted_by_the_cli_is_refused_at_once_by_a_running_server() {
             "{backend}: Basic challenge"
         );
         let body: Value = refused.json().await.unwrap();
-        assert_eq!(body["error"], "invalid_client", "{backend}: {body}");
+        assert_eq!(
+            body["error"],
+            OAuthErrorCode::InvalidClient.as_str(),
+            "{backend}: {body}"
+        );
         let refused = client.poll(&server.base_url, &ack.auth_req_id).await;
         assert_eq!(
             refused.status(),
@@ -143,7 +156,11 @@ async fn a_client_deleted_by_the_cli_is_refused_at_once_by_a_running_server() {
             "{backend}: token"
         );
         let body: Value = refused.json().await.unwrap();
-        assert_eq!(body["error"], "invalid_client", "{backend}: {body}");
+        assert_eq!(
+            body["error"],
+            OAuthErrorCode::InvalidClient.as_str(),
+            "{backend}: {body}"
+        );
         assert_eq!(
             store.recent_requests(None, false, 100).await.unwrap().len(),
             0,
@@ -215,7 +232,7 @@ async fn sigterm_lets_an_in_flight_request_finish() {
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
     assert!(response.starts_with("HTTP/1.1 401"), "{response}");
-    assert!(response.contains("invalid_client"));
+    assert!(response.contains(OAuthErrorCode::InvalidClient.as_str()));
     assert!(server.terminate().await.success());
 }
 
