@@ -9,11 +9,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use assent_device::DeviceClient;
-use assent_server::{client_auth::AuthMethod, device, keys::TokenAlg};
-use assent_shared::protocol::EnrollmentUri;
+use assent_server::{client_auth::AuthMethod, keys::TokenAlg};
 use assent_tests::{
     client::create_user,
+    device::enroll,
     push_service::{Behavior, TestPushService},
     Backend, TestClient, TestServer,
 };
@@ -41,18 +40,12 @@ async fn main() {
         )
         .await,
     );
-    let ticket = device::create_enrollment_ticket(server.assent(), "alice", 600)
-        .await
-        .unwrap();
-    let link = EnrollmentUri::parse(&ticket.enrollment_uri).unwrap();
-    DeviceClient::enroll(
-        &link,
-        "phone",
-        "bench",
+    enroll(
+        &server,
+        "alice",
         Some(push.subscribe("phone", Behavior::Accept)),
     )
-    .await
-    .unwrap();
+    .await;
 
     // Warm-up.
     for _ in 0..50 {

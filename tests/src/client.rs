@@ -195,14 +195,21 @@ impl TestClient {
     }
 }
 
-/// Asserts an OAuth error response and returns its body.
-pub async fn expect_error(response: Response, status: StatusCode, error: &str) -> Value {
+/// Asserts an OAuth error response with `status` and `error` code (an
+/// [`OAuthErrorCode`](assent_shared::error::OAuthErrorCode); the desktop
+/// app's tests still pass the code's spelling) and returns its body.
+pub async fn expect_error(
+    response: Response,
+    status: StatusCode,
+    error: impl std::fmt::Display,
+) -> Value {
     let actual_status = response.status();
     let headers = response.headers().clone();
     let body: Value = response.json().await.expect("error body is JSON");
+    let error = error.to_string();
     assert_eq!(
         (actual_status, body["error"].as_str()),
-        (status, Some(error)),
+        (status, Some(error.as_str())),
         "unexpected response {body}"
     );
     assert_eq!(

@@ -98,3 +98,29 @@ impl Drop for TestDb {
         .join();
     }
 }
+
+/// Another writer on a SQLite test database, the way another process or the
+/// CLI can be one: holds the database's write lock (`BEGIN IMMEDIATE`) on a
+/// connection of its own from [`acquire`](Self::acquire) until
+/// [`release`](Self::release).
+pub struct SqliteWriteLock(sqlx::SqliteConnection);
+
+impl SqliteWriteLock {
+    pub async fn acquire(database_url: &str) -> Self {
+        let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(database_url)
+            .await
+            .expect("open the SQLite test database");
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut conn)
+            .await
+            .expect("take the write lock");
+        Self(conn)
+    }
+
+    pub async fn release(mut self) {
+        sqlx::query("COMMIT")
+            .execute(&mut self.0)
+            .await
+            .expect("release the write lock");
+    }
+}

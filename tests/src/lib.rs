@@ -6,8 +6,10 @@ pub mod client;
 pub mod db;
 #[cfg(target_os = "linux")]
 pub mod desktop;
+pub mod device;
 pub mod process;
 pub mod push_service;
+pub mod wait;
 
 use assent_server::{config::Settings, server::RunningServer, state::Assent, storage::Store};
 pub use client::TestClient;
@@ -102,41 +104,54 @@ pub async fn decide(
     assent_server::ciba::decide(store, &id, sub, decision).await
 }
 
+/// The stored status (`pending`, `approved`, ...) of request `request_id`.
+pub async fn request_status(store: &Store, request_id: &str) -> String {
+    store
+        .auth_request(request_id)
+        .await
+        .unwrap()
+        .expect("the request is stored")
+        .status
+}
+
 /// GET `url` and parse the JSON body.
 pub async fn get_json(http: &reqwest::Client, url: &str) -> serde_json::Value {
     http.get(url).send().await.unwrap().json().await.unwrap()
 }
 
-/// Runs a `SELECT COUNT(*) ...` on whichever database `store` holds.
+/// GET the UserInfo endpoint at `url` with `access_token` as bearer token
+/// and parse the JSON body.
+pub async fn userinfo(http: &reqwest::Client, url: &str, access_token: &str) -> serde_json::Value {
+    http.get(url)
+        .bearer_auth(access_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Runs a `SELECT COUNT(*) ...` on the database behind `store`.
 pub async fn count(store: &Store, sql: &str) -> i64 {
-    match store {
-        Store::Sqlite(s) => sqlx::query_scalar(sql).fetch_one(&s.pool).await.unwrap(),
-        Store::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
-    }
+    store.raw_i64(sql).await.unwrap()
 }
 
-/// Runs one statement without parameters on whichever database `store` holds.
+/// Runs one statement without parameters on the database behind `store`;
+/// returns the rows it changed.
 pub async fn execute(store: &Store, sql: &str) -> u64 {
-    match store {
-        Store::Sqlite(s) => sqlx::query(sql)
-            .execute(&s.pool)
-            .await
-            .unwrap()
-            .rows_affected(),
-        Store::Postgres(pool) => sqlx::query(sql)
-            .execute(pool)
-            .await
-            .unwrap()
-            .rows_affected(),
-    }
+    store.raw_execute(sql).await.unwrap()
 }
 
-/// Runs a query returning one text value on whichever database `store` holds.
+/// Runs a query returning one text value on the database behind `store`.
 pub async fn fetch_text(store: &Store, sql: &str) -> String {
-    match store {
-        Store::Sqlite(s) => sqlx::query_scalar(sql).fetch_one(&s.pool).await.unwrap(),
-        Store::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
-    }
+    store.raw_text(sql).await.unwrap()
+}
+
+/// Runs a query whose columns are text (or NULL) on the database behind
+/// `store`; returns every row.
+pub async fn fetch_text_rows(store: &Store, sql: &str) -> Vec<Vec<Option<String>>> {
+    store.raw_text_rows(sql).await.unwrap()
 }
 
 /// Rewrites the stored challenge of request `request_id` so that its payload

@@ -14,15 +14,23 @@ use tokio::{
 /// The `assent-server` binary next to this test executable
 /// (`target/debug/deps/TEST` → `target/debug/assent-server`).
 pub fn server_binary() -> PathBuf {
+    sibling_binary("assent-server")
+}
+
+/// Binary `name` (of the package of that name) in the target directory this
+/// test executable was built into. Cargo builds only the tested package's
+/// own binaries for its tests, so these must be built first (as
+/// `./scripts/test` does).
+fn sibling_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe
         .parent()
         .and_then(|deps| deps.parent())
         .expect("target directory");
-    let bin = dir.join(format!("assent-server{}", std::env::consts::EXE_SUFFIX));
+    let bin = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(
         bin.exists(),
-        "{} is missing: build it first with `cargo build -p assent-server`",
+        "{} is missing: build it first with `cargo build -p {name}`",
         bin.display()
     );
     bin
@@ -57,6 +65,93 @@ pub async fn run_cli(database_url: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout).expect("utf-8 output")
+}
+
+/// Runs an operator subcommand that prints JSON (`--json` among `args`) and
+/// parses its output.
+pub async fn run_cli_json(database_url: &str, args: &[&str]) -> serde_json::Value {
+    let stdout = run_cli(database_url, args).await;
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("assent-server {args:?} printed no JSON ({e}): {stdout}"))
+}
+
+/// An `assent://enroll` link for `user` from `assent-server enroll ticket`,
+/// naming `issuer` as the server to enroll with.
+pub async fn cli_enrollment_link(database_url: &str, issuer: &str, user: &str) -> String {
+    let ticket = run_cli_json(
+        database_url,
+        &[
+            "--issuer", issuer, "enroll", "ticket", "--user", user, "--json",
+        ],
+    )
+    .await;
+    assert!(ticket["expires_at"].is_string(), "{ticket}");
+    ticket["enrollment_uri"].as_str().unwrap().to_string()
+}
+
+/// A `client_secret_basic` client created with `assent-server client
+/// create`, speaking to `serve` processes by their base URL.
+pub struct CliClient {
+    pub client_id: String,
+    pub client_secret: String,
+    http: reqwest::Client,
+}
+
+impl CliClient {
+    /// Creates the client named `name`; `extra_args` go to `client create`.
+    pub async fn create(database_url: &str, name: &str, extra_args: &[&str]) -> Self {
+        let mut args = vec!["client", "create", "--name", name, "--json"];
+        args.extend_from_slice(extra_args);
+        let created = run_cli_json(database_url, &args).await;
+        Self {
+            client_id: created["client_id"].as_str().unwrap().to_string(),
+            client_secret: created["client_secret"].as_str().unwrap().to_string(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// `POST /bc-authorize` on `base_url` for scope `openid`.
+    pub async fn bc_authorize(
+        &self,
+        base_url: &str,
+        login_hint: &str,
+        binding_message: &str,
+    ) -> reqwest::Response {
+        self.http
+            .post(format!("{base_url}/bc-authorize"))
+            .basic_auth(&self.client_id, Some(&self.client_secret))
+            .form(&[
+                ("scope", "openid"),
+                ("login_hint", login_hint),
+                ("binding_message", binding_message),
+            ])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The CIBA token poll for `auth_req_id` on `base_url`.
+    pub async fn poll(&self, base_url: &str, auth_req_id: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{base_url}/oauth/token"))
+            .basic_auth(&self.client_id, Some(&self.client_secret))
+            .form(&[
+                ("grant_type", assent_shared::oauth::CIBA_GRANT_TYPE),
+                ("auth_req_id", auth_req_id),
+            ])
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// Sends SIGTERM to process `pid`, the way service managers stop the server.
+/// Whether it stopped cleanly is for the caller to see in its exit status.
+pub fn send_sigterm(pid: u32) {
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("run kill");
 }
 
 /// A `serve` child process and the address it bound.
@@ -106,9 +201,7 @@ impl ServeProcess {
     /// Sends SIGTERM and waits for a clean exit.
     pub async fn terminate(mut self) -> std::process::ExitStatus {
         if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status();
+            send_sigterm(pid);
         }
         tokio::time::timeout(Duration::from_secs(30), self.child.wait())
             .await
@@ -119,14 +212,7 @@ impl ServeProcess {
 
 /// The `assent-device` binary next to this test executable.
 pub fn device_binary() -> PathBuf {
-    let server = server_binary();
-    let bin = server.with_file_name(format!("assent-device{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.exists(),
-        "{} is missing: build it first with `cargo build -p assent-device`",
-        bin.display()
-    );
-    bin
+    sibling_binary("assent-device")
 }
 
 /// Runs `assent-device --state DIR --json ARGS`; returns success, parsed
@@ -153,17 +239,12 @@ pub async fn run_device(
     )
 }
 
+/// The load generator (`assent-bench`, package `bench/`) next to this test executable.
+pub fn bench_binary() -> PathBuf {
+    sibling_binary("assent-bench")
+}
+
 /// The desktop app's binary (`assent-authenticator`) next to this test executable.
 pub fn authenticator_binary() -> PathBuf {
-    let server = server_binary();
-    let bin = server.with_file_name(format!(
-        "assent-authenticator{}",
-        std::env::consts::EXE_SUFFIX
-    ));
-    assert!(
-        bin.exists(),
-        "{} is missing: build it first with `cargo build -p assent-authenticator`",
-        bin.display()
-    );
-    bin
+    sibling_binary("assent-authenticator")
 }

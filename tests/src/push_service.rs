@@ -171,14 +171,12 @@ impl TestPushService {
 
     /// Waits until at least `n` messages were accepted, or `timeout`.
     pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let received = self.received();
-            if received.len() >= n || Instant::now() >= deadline {
-                return received;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        crate::wait::poll_until(
+            timeout,
+            || async { self.received() },
+            |received| received.len() >= n,
+        )
+        .await
     }
 }
 

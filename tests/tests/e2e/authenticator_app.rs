@@ -6,6 +6,7 @@
 //! installs them. Screenshots go to `target/screenshots/`; with
 //! `ASSENT_UPDATE_SCREENSHOTS=1` they also replace those in `docs/screenshots/`.
 
+use assent_shared::error::OAuthErrorCode;
 use assent_tests::{
     client::expect_error,
     count,
@@ -117,7 +118,7 @@ async fn enroll_approve_deny_and_not_me_in_the_desktop_app() {
     expect_error(
         client.poll(&server, &deny_auth).await,
         StatusCode::FORBIDDEN,
-        "access_denied",
+        OAuthErrorCode::AccessDenied,
     )
     .await;
 
@@ -128,7 +129,7 @@ async fn enroll_approve_deny_and_not_me_in_the_desktop_app() {
     expect_error(
         client.poll(&server, &not_me_auth).await,
         StatusCode::FORBIDDEN,
-        "access_denied",
+        OAuthErrorCode::AccessDenied,
     )
     .await;
     assert_eq!(

@@ -6,77 +6,33 @@ use std::{collections::HashSet, sync::Arc, time::Duration};
 use assent_device::{events::EventStream, DeviceClient};
 use assent_shared::{
     jose::DeviceKey,
-    protocol::{path, typ, EnrollmentUri, ProofClaims, RequestBinding, PROOF_SCHEME},
+    protocol::{path, typ, EnrollmentUri, ProofClaims, PushSubscription, PROOF_SCHEME},
 };
 use assent_tests::{
-    process::{run_cli, ServeProcess},
+    device::{next_event, request_binding},
+    process::{cli_enrollment_link, run_cli, CliClient, ServeProcess},
     push_service::{Behavior, TestPushService},
+    wait::poll_until,
     Backend, TestDb,
 };
 use serde_json::Value;
 
-async fn setup_client_and_user(db: &str) -> (String, String) {
+async fn setup_client_and_user(db: &str) -> CliClient {
     run_cli(db, &["user", "create", "--sub", "alice"]).await;
-    let client: Value = serde_json::from_str(
-        &run_cli(
-            db,
-            &[
-                "client",
-                "create",
-                "--name",
-                "Desk",
-                "--id-token-signed-response-alg",
-                "ES256",
-                "--json",
-            ],
-        )
-        .await,
-    )
-    .unwrap();
-    (
-        client["client_id"].as_str().unwrap().into(),
-        client["client_secret"].as_str().unwrap().into(),
-    )
+    CliClient::create(db, "Desk", &["--id-token-signed-response-alg", "ES256"]).await
 }
 
-async fn enroll(
-    db: &str,
-    issuer: &str,
-    subscription: assent_shared::protocol::PushSubscription,
-) -> DeviceClient {
-    let ticket: Value = serde_json::from_str(
-        &run_cli(
-            db,
-            &[
-                "--issuer", issuer, "enroll", "ticket", "--user", "alice", "--json",
-            ],
-        )
-        .await,
-    )
-    .unwrap();
-    let link = EnrollmentUri::parse(ticket["enrollment_uri"].as_str().unwrap()).unwrap();
+async fn enroll(db: &str, issuer: &str, subscription: PushSubscription) -> DeviceClient {
+    let link = cli_enrollment_link(db, issuer, "alice").await;
+    let link = EnrollmentUri::parse(&link).unwrap();
     DeviceClient::enroll(&link, "phone", "test", Some(subscription))
         .await
         .unwrap()
 }
 
-async fn bc_authorize(
-    http: &reqwest::Client,
-    base: &str,
-    client: &(String, String),
-    message: &str,
-) -> Value {
-    let response = http
-        .post(format!("{base}/bc-authorize"))
-        .basic_auth(&client.0, Some(&client.1))
-        .form(&[
-            ("scope", "openid"),
-            ("login_hint", "alice"),
-            ("binding_message", message),
-        ])
-        .send()
-        .await
-        .unwrap();
+/// Starts a request for Alice through the process at `base`.
+async fn bc_authorize(base: &str, client: &CliClient, message: &str) -> Value {
+    let response = client.bc_authorize(base, "alice", message).await;
     assert!(
         response.status().is_success(),
         "{}",
@@ -114,15 +70,16 @@ async fn jobs_left_in_the_outbox_by_a_killed_server_are_delivered_after_restart(
     )
     .await;
 
-    let http = reqwest::Client::new();
     for i in 0..5 {
-        bc_authorize(&http, &server.base_url, &client, &format!("Order {i}")).await;
+        bc_authorize(&server.base_url, &client, &format!("Order {i}")).await;
     }
     // Every job was tried once and is waiting for its retry.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while push.attempts("phone") < 5 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    poll_until(
+        Duration::from_secs(5),
+        || async { push.attempts("phone") },
+        |attempts| *attempts >= 5,
+    )
+    .await;
     let mut server = server;
     server.child.start_kill().unwrap(); // SIGKILL: no shutdown, no cleanup
     server.child.wait().await.unwrap();
@@ -148,11 +105,13 @@ async fn jobs_left_in_the_outbox_by_a_killed_server_are_delivered_after_restart(
     );
     // The receiver has the fifth message a moment before the server records
     // the job as sent.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while pending_jobs(&db.url).await > 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(pending_jobs(&db.url).await, 0);
+    let pending = poll_until(
+        Duration::from_secs(5),
+        || pending_jobs(&db.url),
+        |pending| *pending == 0,
+    )
+    .await;
+    assert_eq!(pending, 0);
     assert!(restarted.terminate().await.success());
 }
 
@@ -160,12 +119,7 @@ async fn jobs_left_in_the_outbox_by_a_killed_server_are_delivered_after_restart(
 /// (two processes behind one public URL).
 async fn open_stream(base: &str, issuer: &str, device_id: &str, key: &DeviceKey) -> EventStream {
     let claims = ProofClaims {
-        binding: RequestBinding {
-            htm: "GET".into(),
-            htu: format!("{issuer}{}", path::EVENTS),
-            iat: assent_server::clock::now_ms() / 1000,
-            jti: uuid::Uuid::new_v4().to_string(),
-        },
+        binding: request_binding("GET", &format!("{issuer}{}", path::EVENTS)),
     };
     let proof = key.sign(typ::PROOF, Some(device_id), false, &claims);
     let response = reqwest::Client::new()
@@ -204,14 +158,10 @@ async fn two_processes_on_postgres_share_events_and_deliver_each_job_once() {
         device.key(),
     )
     .await;
-    let http = reqwest::Client::new();
     let started = std::time::Instant::now();
-    bc_authorize(&http, &a.base_url, &client, "Across processes").await;
-    let event = tokio::time::timeout(Duration::from_secs(1), stream.next())
-        .await
-        .expect("the event crossed processes within a second")
-        .unwrap()
-        .unwrap();
+    bc_authorize(&a.base_url, &client, "Across processes").await;
+    // The event crosses processes within a second.
+    let event = next_event(&mut stream, Duration::from_secs(1)).await;
     assert_eq!(event.kind, "request");
     eprintln!("A -> B event latency: {:?}", started.elapsed());
 
@@ -220,15 +170,14 @@ async fn two_processes_on_postgres_share_events_and_deliver_each_job_once() {
     let mut tasks = tokio::task::JoinSet::new();
     let semaphore = Arc::new(tokio::sync::Semaphore::new(16));
     for i in 0..1000 {
-        let (http, base, client, permit) = (
-            http.clone(),
+        let (base, client, permit) = (
             bases[i % 2].clone(),
             client.clone(),
             semaphore.clone().acquire_owned().await.unwrap(),
         );
         tasks.spawn(async move {
             let _permit = permit;
-            bc_authorize(&http, &base, &client, &format!("Bulk {i}")).await
+            bc_authorize(&base, &client, &format!("Bulk {i}")).await
         });
     }
     while tasks.join_next().await.is_some() {}

@@ -5,34 +5,18 @@
 use std::time::Duration;
 
 use assent_server::{client_auth::AuthMethod, keys::TokenAlg};
-use assent_shared::oauth::TokenResponse;
+use assent_shared::{
+    error::{DeviceErrorCode, OAuthErrorCode},
+    oauth::TokenResponse,
+};
 use assent_tests::{
     client::{create_user, expect_error},
     on_both_backends,
-    process::{run_cli, run_device},
+    process::{cli_enrollment_link, run_cli, run_cli_json, run_device},
     TestClient, TestServer,
 };
 use reqwest::StatusCode;
 use serde_json::Value;
-
-async fn ticket(server: &TestServer, user: &str) -> String {
-    let out = run_cli(
-        &server.db.url,
-        &[
-            "--issuer",
-            server.issuer(),
-            "enroll",
-            "ticket",
-            "--user",
-            user,
-            "--json",
-        ],
-    )
-    .await;
-    let out: Value = serde_json::from_str(&out).unwrap();
-    assert!(out["expires_at"].is_string());
-    out["enrollment_uri"].as_str().unwrap().to_string()
-}
 
 fn jwt_payload(token: &str) -> Value {
     let part = token.split('.').nth(1).unwrap();
@@ -47,7 +31,7 @@ on_both_backends! {
         let state = tempfile::tempdir().unwrap();
         let state = state.path().join("alice-laptop");
 
-        let uri = ticket(&server, "auth0|alice").await;
+        let uri = cli_enrollment_link(&server.db.url, server.issuer(), "auth0|alice").await;
         assert!(uri.starts_with("assent://enroll?v=1&server="));
         let (ok, enrolled, err) = run_device(&state, &["enroll", &uri, "--name", "Alice's laptop"]).await;
         assert!(ok, "{err}");
@@ -75,7 +59,7 @@ on_both_backends! {
         assert_eq!(requests[0]["requester"]["ip"], "127.0.0.1");
         assert_eq!(pending["rejected"], 0);
 
-        expect_error(client.poll(&server, auth_req_id).await, StatusCode::BAD_REQUEST, "authorization_pending").await;
+        expect_error(client.poll(&server, auth_req_id).await, StatusCode::BAD_REQUEST, OAuthErrorCode::AuthorizationPending).await;
         let (ok, decided, err) = run_device(&state, &["approve", "--next"]).await;
         assert!(ok, "{err}");
         assert_eq!(decided["status"], "approved");
@@ -93,20 +77,20 @@ on_both_backends! {
             let (ok, decided, err) = run_device(&state, &args).await;
             assert!(ok, "{err}");
             assert_eq!(decided["status"], "denied");
-            expect_error(client.poll(&server, auth_req_id).await, StatusCode::FORBIDDEN, "access_denied").await;
+            expect_error(client.poll(&server, auth_req_id).await, StatusCode::FORBIDDEN, OAuthErrorCode::AccessDenied).await;
             let id = assent_tests::request_id(server.store(), auth_req_id).await;
             let stored = server.store().auth_request(&id).await.unwrap().unwrap();
             assert_eq!(stored.deny_reason.as_deref(), reason);
         }
 
         // Operators see the "this wasn't me" report, and which device made it.
-        let reports: Value = serde_json::from_str(&run_cli(&server.db.url, &["request", "list", "--not-me", "--json"]).await).unwrap();
+        let reports: Value = run_cli_json(&server.db.url, &["request", "list", "--not-me", "--json"]).await;
         let reports = reports.as_array().unwrap();
         assert_eq!(reports.len(), 1);
         assert_eq!(reports[0]["deny_reason"], "not_me");
         assert_eq!(reports[0]["status"], "denied");
         assert_eq!(reports[0]["decided_by_device"], device_id.as_str());
-        let all: Value = serde_json::from_str(&run_cli(&server.db.url, &["request", "list", "--user", "auth0|alice", "--json"]).await).unwrap();
+        let all: Value = run_cli_json(&server.db.url, &["request", "list", "--user", "auth0|alice", "--json"]).await;
         assert_eq!(all.as_array().unwrap().len(), 3);
 
         // Nothing left to answer.
@@ -115,12 +99,12 @@ on_both_backends! {
         assert!(err.contains("no such pending request"), "{err}");
 
         // Operators see the device; unenrolling revokes it.
-        let list: Value = serde_json::from_str(&run_cli(&server.db.url, &["device", "list", "--user", "auth0|alice", "--json"]).await).unwrap();
+        let list: Value = run_cli_json(&server.db.url, &["device", "list", "--user", "auth0|alice", "--json"]).await;
         assert_eq!(list[0]["device_id"], device_id.as_str());
         assert_eq!(list[0]["name"], "Alice's laptop");
         let (ok, _, err) = run_device(&state, &["unenroll"]).await;
         assert!(ok, "{err}");
-        let list: Value = serde_json::from_str(&run_cli(&server.db.url, &["device", "list", "--json"]).await).unwrap();
+        let list: Value = run_cli_json(&server.db.url, &["device", "list", "--json"]).await;
         assert_eq!(list[0]["revoke_reason"], "unenrolled");
         let (ok, _, err) = run_device(&state, &["pending"]).await;
         assert!(!ok && err.contains("enroll first"), "{err}");
@@ -134,7 +118,7 @@ on_both_backends! {
         let client = TestClient::register(server.store(), AuthMethod::ClientSecretPost, TokenAlg::ES256).await;
         let state = tempfile::tempdir().unwrap();
         let state = state.path().join("bob");
-        let uri = ticket(&server, "bob").await;
+        let uri = cli_enrollment_link(&server.db.url, server.issuer(), "bob").await;
         assert!(run_device(&state, &["enroll", &uri]).await.0);
         let old_key = std::fs::read_to_string(state.join("device-key.json")).unwrap();
 
@@ -142,7 +126,7 @@ on_both_backends! {
         assert!(ok, "{err}");
         let new_key = std::fs::read_to_string(state.join("device-key.json")).unwrap();
         assert_ne!(old_key, new_key);
-        let list: Value = serde_json::from_str(&run_cli(&server.db.url, &["device", "list", "--json"]).await).unwrap();
+        let list: Value = run_cli_json(&server.db.url, &["device", "list", "--json"]).await;
         assert_eq!(list[0]["key_thumbprint"], rotated["key_thumbprint"]);
 
         let ack = client.start(&server, "bob", "openid").await;
@@ -154,7 +138,7 @@ on_both_backends! {
         std::fs::write(state.join("device-key.json"), old_key).unwrap();
         let (ok, _, err) = run_device(&state, &["pending"]).await;
         assert!(!ok);
-        assert!(err.contains("invalid_proof"), "{err}");
+        assert!(err.contains(DeviceErrorCode::InvalidProof.as_str()), "{err}");
     }
 }
 
@@ -165,24 +149,21 @@ async fn enrollment_qr_codes_decode_to_the_link() {
     let dir = tempfile::tempdir().unwrap();
     for file in ["ticket.png", "ticket.svg"] {
         let path = dir.path().join(file);
-        let out: Value = serde_json::from_str(
-            &run_cli(
-                &server.db.url,
-                &[
-                    "--issuer",
-                    server.issuer(),
-                    "enroll",
-                    "ticket",
-                    "--user",
-                    "frank",
-                    "--qr",
-                    path.to_str().unwrap(),
-                    "--json",
-                ],
-            )
-            .await,
+        let out: Value = run_cli_json(
+            &server.db.url,
+            &[
+                "--issuer",
+                server.issuer(),
+                "enroll",
+                "ticket",
+                "--user",
+                "frank",
+                "--qr",
+                path.to_str().unwrap(),
+                "--json",
+            ],
         )
-        .unwrap();
+        .await;
         let uri = out["enrollment_uri"].as_str().unwrap();
         if file.ends_with(".png") {
             // Decode with an independent QR reader.
@@ -226,20 +207,20 @@ on_both_backends! {
         let server = TestServer::start(backend).await;
         create_user(server.store(), "gina", None, None).await;
         let url = server.url("/admin/v1/enrollment-tickets");
-        let token: Value = serde_json::from_str(&run_cli(&server.db.url, &["admin", "token", "create", "--name", "helpdesk", "--json"]).await).unwrap();
+        let token: Value = run_cli_json(&server.db.url, &["admin", "token", "create", "--name", "helpdesk", "--json"]).await;
         let token = token["token"].as_str().unwrap().to_string();
         let listed = run_cli(&server.db.url, &["admin", "token", "list", "--json"]).await;
         assert!(listed.contains("helpdesk") && !listed.contains(&token), "tokens are never listed");
 
         // Without, or with a wrong, admin token: 401.
         let r = server.http.post(&url).json(&serde_json::json!({"user": "gina"})).send().await.unwrap();
-        expect_error(r, StatusCode::UNAUTHORIZED, "invalid_token").await;
+        expect_error(r, StatusCode::UNAUTHORIZED, OAuthErrorCode::InvalidToken).await;
         let r = server.http.post(&url).bearer_auth("assent_admin_wrong").json(&serde_json::json!({"user": "gina"})).send().await.unwrap();
-        expect_error(r, StatusCode::UNAUTHORIZED, "invalid_token").await;
+        expect_error(r, StatusCode::UNAUTHORIZED, OAuthErrorCode::InvalidToken).await;
         let r = server.http.post(&url).bearer_auth(&token).json(&serde_json::json!({"user": "nobody"})).send().await.unwrap();
-        expect_error(r, StatusCode::NOT_FOUND, "unknown_user").await;
+        expect_error(r, StatusCode::NOT_FOUND, OAuthErrorCode::UnknownUser).await;
         let r = server.http.post(&url).bearer_auth(&token).json(&serde_json::json!({"user": "gina", "ttl": 5})).send().await.unwrap();
-        expect_error(r, StatusCode::BAD_REQUEST, "invalid_request").await;
+        expect_error(r, StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidRequest).await;
 
         let r = server.http.post(&url).bearer_auth(&token).json(&serde_json::json!({"user": "gina", "ttl": 120})).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::CREATED);
@@ -267,8 +248,8 @@ on_both_backends! {
         // The operator revokes the device: it can do nothing more.
         run_cli(&server.db.url, &["device", "revoke", &device_id]).await;
         let (ok, _, err) = run_device(&state, &["pending"]).await;
-        assert!(!ok && err.contains("device_revoked"), "{err}");
-        let list: Value = serde_json::from_str(&run_cli(&server.db.url, &["device", "list", "--json"]).await).unwrap();
+        assert!(!ok && err.contains(DeviceErrorCode::DeviceRevoked.as_str()), "{err}");
+        let list: Value = run_cli_json(&server.db.url, &["device", "list", "--json"]).await;
         assert_eq!(list[0]["revoke_reason"], "revoked by operator");
     }
 }

@@ -10,7 +10,7 @@ use assent_server::{
 };
 use assent_tests::{
     on_both_backends,
-    process::{run_cli, ServeProcess},
+    process::{run_cli, run_cli_json, ServeProcess},
     TestDb,
 };
 use serde_json::{json, Value};
@@ -41,7 +41,7 @@ async fn node(args: &[&str]) -> Command {
 async fn create_client(url: &str, args: &[&str]) -> Value {
     let mut full = vec!["client", "create", "--json"];
     full.extend_from_slice(args);
-    serde_json::from_str(&run_cli(url, &full).await).unwrap()
+    run_cli_json(url, &full).await
 }
 
 on_both_backends! {

@@ -7,7 +7,10 @@ use assent_server::{
     client_auth::AuthMethod,
     keys::TokenAlg,
 };
-use assent_tests::{client::create_user, on_both_backends, TestClient, TestServer};
+use assent_shared::error::OAuthErrorCode;
+use assent_tests::{
+    client::create_user, db::SqliteWriteLock, on_both_backends, TestClient, TestServer,
+};
 use reqwest::StatusCode;
 
 on_both_backends! {
@@ -41,7 +44,7 @@ on_both_backends! {
             assert!(ok[0].1["refresh_token"].is_string());
             for (status, body) in results.iter().filter(|(s, _)| *s != StatusCode::OK) {
                 assert_eq!(*status, StatusCode::BAD_REQUEST);
-                assert_eq!(body["error"], "invalid_grant", "{body}");
+                assert_eq!(body["error"], OAuthErrorCode::InvalidGrant.as_str(), "{body}");
             }
         }
     }
@@ -78,13 +81,8 @@ on_both_backends! {
 }
 
 async fn approve_won(server: &TestServer, request_id: &str) -> bool {
-    let state = server
-        .store()
-        .auth_request(request_id)
-        .await
-        .unwrap()
-        .unwrap();
-    matches!(state.status.as_str(), "approved" | "issued")
+    let status = assent_tests::request_status(server.store(), request_id).await;
+    matches!(status.as_str(), "approved" | "issued")
 }
 
 async fn futures_join_all<T: Send + 'static>(
@@ -104,18 +102,10 @@ async fn futures_join_all<T: Send + 'static>(
 /// stored once the lock is released.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_cycle_statements_wait_off_the_runtime_while_another_writer_holds_the_lock() {
-    use sqlx::Connection;
-
     let (server, client) = assent_tests::server_with_alice().await;
     let server = Arc::new(server);
     let client = Arc::new(client);
-    let mut writer = sqlx::SqliteConnection::connect(&server.db.url)
-        .await
-        .unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut writer)
-        .await
-        .unwrap();
+    let writer = SqliteWriteLock::acquire(&server.db.url).await;
 
     // More requests than runtime threads: any of them blocking a thread
     // while it waits would stall the health check below.
@@ -149,7 +139,7 @@ async fn sqlite_cycle_statements_wait_off_the_runtime_while_another_writer_holds
     .unwrap();
     assert_eq!(health.status(), StatusCode::OK);
 
-    sqlx::query("COMMIT").execute(&mut writer).await.unwrap();
+    writer.release().await;
     for start in starts {
         let auth_req_id = start.await.unwrap();
         assent_tests::request_id(server.store(), &auth_req_id).await;

@@ -11,7 +11,7 @@
 //! database, so that the server's CPU time and peak RSS can be read from
 //! /proc. `--url` with `--database-url` targets a running server instead.
 //!
-//!   cargo build --release --workspace --bins
+//!   cargo build --release -p assent-server -p assent-bench
 //!   target/release/assent-bench --concurrency 32 --duration 20
 //!
 //! Scale runs: `--backlog 100000` first fills the server with pending
@@ -124,7 +124,7 @@ async fn cli(database_url: &str, args: &[&str]) -> anyhow::Result<String> {
         .await
         .with_context(|| {
             format!(
-                "running {} (build it with `cargo build --release --workspace --bins`)",
+                "running {} (build it with `cargo build --release -p assent-server`)",
                 server_binary().display()
             )
         })?;

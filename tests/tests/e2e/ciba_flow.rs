@@ -9,7 +9,10 @@ use assent_server::{
     client_auth::AuthMethod,
     keys::TokenAlg,
 };
-use assent_shared::oauth::{TokenResponse, AUTH_REQ_ID_CLAIM, REFRESH_TOKEN_GRANT_TYPE};
+use assent_shared::{
+    error::OAuthErrorCode,
+    oauth::{TokenResponse, AUTH_REQ_ID_CLAIM, REFRESH_TOKEN_GRANT_TYPE},
+};
 use assent_tests::{
     client::{create_user, expect_error},
     on_both_backends, TestClient, TestServer,
@@ -63,7 +66,7 @@ on_both_backends! {
             assert!(auth_req_id.len() >= 22);
 
             let pending = client.poll(&server, auth_req_id).await;
-            expect_error(pending, StatusCode::BAD_REQUEST, "authorization_pending").await;
+            expect_error(pending, StatusCode::BAD_REQUEST, OAuthErrorCode::AuthorizationPending).await;
 
             approve(&server, auth_req_id, "auth0|alice").await;
             tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -91,16 +94,7 @@ on_both_backends! {
             assert_eq!(access["scope"], "openid profile email offline_access");
             assert!(access["jti"].is_string());
 
-            let info: Value = server
-                .http
-                .get(&userinfo_url)
-                .bearer_auth(&tokens.access_token)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let info = assent_tests::userinfo(&server.http, &userinfo_url, &tokens.access_token).await;
             assert_eq!(info["sub"], "auth0|alice");
             assert_eq!(info["name"], "Alice");
             assert_eq!(info["email"], "Alice@Example.com");
@@ -108,7 +102,7 @@ on_both_backends! {
 
             // The same auth_req_id is single use.
             let replay = client.poll(&server, auth_req_id).await;
-            expect_error(replay, StatusCode::BAD_REQUEST, "invalid_grant").await;
+            expect_error(replay, StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidGrant).await;
         }
     }
 }
@@ -151,7 +145,7 @@ on_both_backends! {
             assert_eq!(stored.status, "denied");
             assert_eq!(stored.deny_reason.as_deref(), reason.as_str());
             let response = client.poll(&server, auth_req_id).await;
-            expect_error(response, StatusCode::FORBIDDEN, "access_denied").await;
+            expect_error(response, StatusCode::FORBIDDEN, OAuthErrorCode::AccessDenied).await;
             // A later approval cannot overturn the denial.
             let late = ciba::decide(server.store(), &request_id, "carol", Decision::Approve).await;
             assert!(matches!(late, Err(ciba::DecisionError::AlreadyDecided(s)) if s == "denied"));
@@ -189,7 +183,7 @@ on_both_backends! {
         let late = ciba::decide(server.store(), &request_id, "dave", Decision::Approve).await;
         assert!(matches!(late, Err(ciba::DecisionError::Expired)));
         let response = client.poll(&server, auth_req_id).await;
-        expect_error(response, StatusCode::BAD_REQUEST, "expired_token").await;
+        expect_error(response, StatusCode::BAD_REQUEST, OAuthErrorCode::ExpiredToken).await;
         let stored = server.store().auth_request(&request_id).await.unwrap().unwrap();
         assert_eq!(stored.status, "pending", "nothing changed the expired request");
     }
@@ -204,11 +198,11 @@ on_both_backends! {
         let id = ack["auth_req_id"].as_str().unwrap();
         assert_eq!(ack["interval"], 5);
 
-        expect_error(client.poll(&server, id).await, StatusCode::BAD_REQUEST, "authorization_pending").await;
+        expect_error(client.poll(&server, id).await, StatusCode::BAD_REQUEST, OAuthErrorCode::AuthorizationPending).await;
         for expected in [10, 15, 20] {
             let response = client.poll(&server, id).await;
             assert_eq!(response.headers()["retry-after"], expected.to_string().as_str());
-            let body = expect_error(response, StatusCode::BAD_REQUEST, "slow_down").await;
+            let body = expect_error(response, StatusCode::BAD_REQUEST, OAuthErrorCode::SlowDown).await;
             assert!(body["error_description"].as_str().unwrap().contains(&expected.to_string()));
         }
     }
@@ -247,14 +241,14 @@ on_both_backends! {
 
         // Another client cannot use it.
         let response = other.bc_authorize(&server, &p).await;
-        expect_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
+        expect_error(response, StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidRequest).await;
         // A tampered token is refused.
         let mut tampered = tokens.id_token.clone();
         tampered.pop();
         tampered.push(if tokens.id_token.ends_with('A') { 'B' } else { 'A' });
         let p2 = params(&tampered);
         let p2: Vec<(&str, &str)> = p2.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-        expect_error(client.bc_authorize(&server, &p2).await, StatusCode::BAD_REQUEST, "invalid_request").await;
+        expect_error(client.bc_authorize(&server, &p2).await, StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidRequest).await;
     }
 }
 
@@ -282,7 +276,7 @@ on_both_backends! {
         let widened = client
             .post(&server, "/oauth/token", &[("grant_type", REFRESH_TOKEN_GRANT_TYPE), ("refresh_token", &rt2), ("scope", "openid profile")])
             .await;
-        expect_error(widened, StatusCode::BAD_REQUEST, "invalid_scope").await;
+        expect_error(widened, StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidScope).await;
 
         // The refused request did not spend rt2.
         let third = client
@@ -297,11 +291,11 @@ on_both_backends! {
         let reuse = client
             .post(&server, "/oauth/token", &[("grant_type", REFRESH_TOKEN_GRANT_TYPE), ("refresh_token", &rt1)])
             .await;
-        expect_error(reuse, StatusCode::BAD_REQUEST, "invalid_grant").await;
+        expect_error(reuse, StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidGrant).await;
         let after = client
             .post(&server, "/oauth/token", &[("grant_type", REFRESH_TOKEN_GRANT_TYPE), ("refresh_token", &rt3)])
             .await;
-        expect_error(after, StatusCode::BAD_REQUEST, "invalid_grant").await;
+        expect_error(after, StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidGrant).await;
     }
 }
 

@@ -133,15 +133,7 @@ async fn discovery_and_jwks_describe_the_server() {
     ] {
         assert!(!meta[key].is_null(), "{key}");
     }
-    let jwks: Value = server
-        .http
-        .get(meta["jwks_uri"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = assent_tests::get_json(&server.http, meta["jwks_uri"].as_str().unwrap()).await;
     let keys = jwks["keys"].as_array().unwrap();
     assert_eq!(keys.len(), 2);
     for key in keys {

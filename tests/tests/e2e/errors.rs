@@ -6,7 +6,10 @@ use assent_server::{
     client_auth::AuthMethod,
     keys::TokenAlg,
 };
-use assent_shared::oauth::{CIBA_GRANT_TYPE, JWT_BEARER_ASSERTION_TYPE};
+use assent_shared::{
+    error::OAuthErrorCode,
+    oauth::{CIBA_GRANT_TYPE, JWT_BEARER_ASSERTION_TYPE},
+};
 use assent_tests::{
     client::{create_user, expect_error},
     on_both_backends, TestClient, TestServer,
@@ -15,7 +18,11 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 /// Form parameters, expected status, expected `error`.
-type Case = (Vec<(&'static str, &'static str)>, StatusCode, &'static str);
+type Case = (
+    Vec<(&'static str, &'static str)>,
+    StatusCode,
+    OAuthErrorCode,
+);
 
 const OK: [(&str, &str); 3] = [
     ("scope", "openid"),
@@ -52,31 +59,31 @@ on_both_backends! {
         let ours: &'static str = Box::leak(ours.into_boxed_str());
 
         let cases: Vec<Case> = vec![
-            (with("scope", None), StatusCode::BAD_REQUEST, "invalid_request"),
-            (with("scope", Some("profile email")), StatusCode::BAD_REQUEST, "invalid_scope"),
-            (with("scope", Some("openid bad\"scope")), StatusCode::BAD_REQUEST, "invalid_scope"),
-            (with("login_hint", None), StatusCode::BAD_REQUEST, "invalid_request"),
-            ([with("login_hint", Some("alice")), vec![("id_token_hint", "x.y.z")]].concat(), StatusCode::BAD_REQUEST, "invalid_request"),
-            (with("login_hint", Some(foreign_iss)), StatusCode::BAD_REQUEST, "invalid_request"),
-            (with("login_hint", Some(r#"{"format":"iss_sub""#)), StatusCode::BAD_REQUEST, "invalid_request"),
-            ([with("login_hint", None), vec![("login_hint_token", "eyJ.x.y")]].concat(), StatusCode::BAD_REQUEST, "invalid_request"),
-            ([with("login_hint", None), vec![("id_token_hint", "not-a-jwt")]].concat(), StatusCode::BAD_REQUEST, "invalid_request"),
-            (with("login_hint", Some("nobody")), StatusCode::BAD_REQUEST, "unknown_user_id"),
-            (with("login_hint", Some("nobody@example.com")), StatusCode::BAD_REQUEST, "unknown_user_id"),
-            (with("login_hint", Some(ours)), StatusCode::BAD_REQUEST, "unknown_user_id"),
-            (with("login_hint", Some("mallory")), StatusCode::FORBIDDEN, "access_denied"),
-            (with("binding_message", None), StatusCode::BAD_REQUEST, "invalid_request"),
-            (with("binding_message", Some("semi;colon")), StatusCode::BAD_REQUEST, "invalid_binding_message"),
-            (with("binding_message", Some("x".repeat(65).leak())), StatusCode::BAD_REQUEST, "invalid_binding_message"),
-            ([OK.to_vec(), vec![("requested_expiry", "0")]].concat(), StatusCode::BAD_REQUEST, "invalid_request"),
-            ([OK.to_vec(), vec![("requested_expiry", "301")]].concat(), StatusCode::BAD_REQUEST, "invalid_request"),
-            ([OK.to_vec(), vec![("requested_expiry", "ten")]].concat(), StatusCode::BAD_REQUEST, "invalid_request"),
-            ([OK.to_vec(), vec![("authorization_details", "{\"type\":\"x\"}")]].concat(), StatusCode::BAD_REQUEST, "invalid_request"),
-            ([OK.to_vec(), vec![("authorization_details", "[{\"kind\":\"x\"}]")]].concat(), StatusCode::BAD_REQUEST, "invalid_request"),
-            ([OK.to_vec(), vec![("authorization_details", "[nope")]].concat(), StatusCode::BAD_REQUEST, "invalid_request"),
-            ([OK.to_vec(), vec![("audience", "https://a"), ("resource", "https://b")]].concat(), StatusCode::BAD_REQUEST, "invalid_request"),
-            ([OK.to_vec(), vec![("request", "eyJ.x.y")]].concat(), StatusCode::BAD_REQUEST, "invalid_request"),
-            ([OK.to_vec(), vec![("scope", "openid")]].concat(), StatusCode::BAD_REQUEST, "invalid_request"),
+            (with("scope", None), StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidRequest),
+            (with("scope", Some("profile email")), StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidScope),
+            (with("scope", Some("openid bad\"scope")), StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidScope),
+            (with("login_hint", None), StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidRequest),
+            ([with("login_hint", Some("alice")), vec![("id_token_hint", "x.y.z")]].concat(), StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidRequest),
+            (with("login_hint", Some(foreign_iss)), StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidRequest),
+            (with("login_hint", Some(r#"{"format":"iss_sub""#)), StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidRequest),
+            ([with("login_hint", None), vec![("login_hint_token", "eyJ.x.y")]].concat(), StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidRequest),
+            ([with("login_hint", None), vec![("id_token_hint", "not-a-jwt")]].concat(), StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidRequest),
+            (with("login_hint", Some("nobody")), StatusCode::BAD_REQUEST, OAuthErrorCode::UnknownUserId),
+            (with("login_hint", Some("nobody@example.com")), StatusCode::BAD_REQUEST, OAuthErrorCode::UnknownUserId),
+            (with("login_hint", Some(ours)), StatusCode::BAD_REQUEST, OAuthErrorCode::UnknownUserId),
+            (with("login_hint", Some("mallory")), StatusCode::FORBIDDEN, OAuthErrorCode::AccessDenied),
+            (with("binding_message", None), StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidRequest),
+            (with("binding_message", Some("semi;colon")), StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidBindingMessage),
+            (with("binding_message", Some("x".repeat(65).leak())), StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidBindingMessage),
+            ([OK.to_vec(), vec![("requested_expiry", "0")]].concat(), StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidRequest),
+            ([OK.to_vec(), vec![("requested_expiry", "301")]].concat(), StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidRequest),
+            ([OK.to_vec(), vec![("requested_expiry", "ten")]].concat(), StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidRequest),
+            ([OK.to_vec(), vec![("authorization_details", "{\"type\":\"x\"}")]].concat(), StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidRequest),
+            ([OK.to_vec(), vec![("authorization_details", "[{\"kind\":\"x\"}]")]].concat(), StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidRequest),
+            ([OK.to_vec(), vec![("authorization_details", "[nope")]].concat(), StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidRequest),
+            ([OK.to_vec(), vec![("audience", "https://a"), ("resource", "https://b")]].concat(), StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidRequest),
+            ([OK.to_vec(), vec![("request", "eyJ.x.y")]].concat(), StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidRequest),
+            ([OK.to_vec(), vec![("scope", "openid")]].concat(), StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidRequest),
         ];
         for (params, status, error) in &cases {
             let response = client.bc_authorize(&server, params).await;
@@ -84,7 +91,7 @@ on_both_backends! {
             assert!(body["error_description"].as_str().is_some_and(|d| !d.is_empty()), "{params:?}");
         }
         let response = refresh_only.bc_authorize(&server, &OK).await;
-        expect_error(response, StatusCode::BAD_REQUEST, "unauthorized_client").await;
+        expect_error(response, StatusCode::BAD_REQUEST, OAuthErrorCode::UnauthorizedClient).await;
         assert_eq!(count_requests(&server).await, 0, "refused requests left no state");
 
         // The accepted variants do store a request.
@@ -110,16 +117,16 @@ on_both_backends! {
         // No authentication at all.
         let r = http.post(&url).form(&OK).send().await.unwrap();
         assert!(r.headers().get("www-authenticate").is_some());
-        expect_error(r, StatusCode::UNAUTHORIZED, "invalid_client").await;
+        expect_error(r, StatusCode::UNAUTHORIZED, OAuthErrorCode::InvalidClient).await;
 
         // Wrong secret over Basic: 401 with a Basic challenge.
         let r = http.post(&url).basic_auth(&basic.client_id, Some("wrong")).form(&OK).send().await.unwrap();
         assert!(r.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic"));
-        expect_error(r, StatusCode::UNAUTHORIZED, "invalid_client").await;
+        expect_error(r, StatusCode::UNAUTHORIZED, OAuthErrorCode::InvalidClient).await;
 
         // Unknown client.
         let r = http.post(&url).basic_auth("nobody", Some("x")).form(&OK).send().await.unwrap();
-        expect_error(r, StatusCode::UNAUTHORIZED, "invalid_client").await;
+        expect_error(r, StatusCode::UNAUTHORIZED, OAuthErrorCode::InvalidClient).await;
 
         // A Basic client using client_secret_post.
         let secret = match &basic.credentials {
@@ -128,11 +135,11 @@ on_both_backends! {
         };
         let params = [OK.to_vec(), vec![("client_id", basic.client_id.as_str()), ("client_secret", secret.as_str())]].concat();
         let r = http.post(&url).form(&params).send().await.unwrap();
-        expect_error(r, StatusCode::UNAUTHORIZED, "invalid_client").await;
+        expect_error(r, StatusCode::UNAUTHORIZED, OAuthErrorCode::InvalidClient).await;
 
         // Two methods at once.
         let r = http.post(&url).basic_auth(&basic.client_id, Some(&secret)).form(&params).send().await.unwrap();
-        expect_error(r, StatusCode::BAD_REQUEST, "invalid_request").await;
+        expect_error(r, StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidRequest).await;
 
         // private_key_jwt: the endpoint URL is an accepted audience...
         let assertion = jwt.assertion_with(&url, |_| {});
@@ -143,7 +150,7 @@ on_both_backends! {
         assert_eq!(r.status(), StatusCode::OK);
         // ...but its jti is single use.
         let r = http.post(&url).form(&form(&assertion)).send().await.unwrap();
-        expect_error(r, StatusCode::UNAUTHORIZED, "invalid_client").await;
+        expect_error(r, StatusCode::UNAUTHORIZED, OAuthErrorCode::InvalidClient).await;
 
         let bad_assertions = [
             jwt.assertion_with("https://someone-else.example", |_| {}),
@@ -159,7 +166,7 @@ on_both_backends! {
         ];
         for assertion in &bad_assertions {
             let r = http.post(&url).form(&form(assertion)).send().await.unwrap();
-            expect_error(r, StatusCode::UNAUTHORIZED, "invalid_client").await;
+            expect_error(r, StatusCode::UNAUTHORIZED, OAuthErrorCode::InvalidClient).await;
         }
         // alg "none" is never accepted.
         let none = {
@@ -168,7 +175,7 @@ on_both_backends! {
             format!("{}.{}.", assent_server::secrets::b64url(br#"{"alg":"none","typ":"JWT"}"#), payload)
         };
         let r = http.post(&url).form(&form(&none)).send().await.unwrap();
-        expect_error(r, StatusCode::UNAUTHORIZED, "invalid_client").await;
+        expect_error(r, StatusCode::UNAUTHORIZED, OAuthErrorCode::InvalidClient).await;
         assert_eq!(count_requests(&server).await, 1, "only the one valid request was stored");
     }
 }
@@ -185,35 +192,35 @@ on_both_backends! {
         let ack = client.start(&server, "alice", "openid").await;
         let id = ack["auth_req_id"].as_str().unwrap();
 
-        expect_error(client.poll(&server, "unknown").await, StatusCode::BAD_REQUEST, "invalid_grant").await;
-        expect_error(other.poll(&server, id).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
-        expect_error(refresh_only.poll(&server, id).await, StatusCode::BAD_REQUEST, "unauthorized_client").await;
+        expect_error(client.poll(&server, "unknown").await, StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidGrant).await;
+        expect_error(other.poll(&server, id).await, StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidGrant).await;
+        expect_error(refresh_only.poll(&server, id).await, StatusCode::BAD_REQUEST, OAuthErrorCode::UnauthorizedClient).await;
         expect_error(
             client.post(&server, "/oauth/token", &[("grant_type", "password")]).await,
-            StatusCode::BAD_REQUEST, "unsupported_grant_type",
+            StatusCode::BAD_REQUEST, OAuthErrorCode::UnsupportedGrantType,
         ).await;
         expect_error(
             client.post(&server, "/oauth/token", &[("auth_req_id", id)]).await,
-            StatusCode::BAD_REQUEST, "invalid_request",
+            StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidRequest,
         ).await;
         expect_error(
             client.post(&server, "/oauth/token", &[("grant_type", CIBA_GRANT_TYPE)]).await,
-            StatusCode::BAD_REQUEST, "invalid_request",
+            StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidRequest,
         ).await;
         expect_error(
             client.post(&server, "/oauth/token", &[("grant_type", "refresh_token"), ("refresh_token", "nope")]).await,
-            StatusCode::BAD_REQUEST, "invalid_grant",
+            StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidGrant,
         ).await;
         // The other client's poll did not disturb the request: the owner's
         // first poll is still a plain authorization_pending.
-        expect_error(client.poll(&server, id).await, StatusCode::BAD_REQUEST, "authorization_pending").await;
+        expect_error(client.poll(&server, id).await, StatusCode::BAD_REQUEST, OAuthErrorCode::AuthorizationPending).await;
 
         let request_id = assent_tests::request_id(server.store(), id).await;
         ciba::decide(server.store(), &request_id, "alice", Decision::Approve).await.unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
         assert_eq!(client.poll(&server, id).await.status(), StatusCode::OK);
         // After the token was issued: single use.
-        expect_error(client.poll(&server, id).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
+        expect_error(client.poll(&server, id).await, StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidGrant).await;
         let late = ciba::decide(server.store(), &request_id, "alice", Decision::Approve).await;
         assert!(matches!(late, Err(ciba::DecisionError::AlreadyDecided(s)) if s == "issued"));
     }
@@ -232,28 +239,28 @@ on_both_backends! {
             .header("content-type", "application/x-www-form-urlencoded")
             .body("scope=openid&scope=openid&login_hint=alice&binding_message=x")
             .send().await.unwrap();
-        expect_error(r, StatusCode::BAD_REQUEST, "invalid_request").await;
+        expect_error(r, StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidRequest).await;
         // Wrong content type.
         let r = http.post(&url).json(&serde_json::json!({"scope": "openid"})).send().await.unwrap();
-        expect_error(r, StatusCode::BAD_REQUEST, "invalid_request").await;
+        expect_error(r, StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidRequest).await;
         // Oversized body.
         let r = http.post(&url)
             .header("content-type", "application/x-www-form-urlencoded")
             .body(format!("scope={}", "a".repeat(100 * 1024)))
             .send().await.unwrap();
-        expect_error(r, StatusCode::PAYLOAD_TOO_LARGE, "invalid_request").await;
+        expect_error(r, StatusCode::PAYLOAD_TOO_LARGE, OAuthErrorCode::InvalidRequest).await;
         // Oversized parameter.
         let long = "o".repeat(2000);
         let r = client.bc_authorize(&server, &[("scope", long.as_str()), ("login_hint", "alice"), ("binding_message", "x")]).await;
-        expect_error(r, StatusCode::BAD_REQUEST, "invalid_request").await;
+        expect_error(r, StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidRequest).await;
         // Unknown path and wrong method.
         let r = http.get(server.url("/no/such/path")).send().await.unwrap();
-        expect_error(r, StatusCode::NOT_FOUND, "not_found").await;
+        expect_error(r, StatusCode::NOT_FOUND, OAuthErrorCode::NotFound).await;
         let r = http.get(&url).send().await.unwrap();
         assert_eq!(r.headers().get("allow").map(|v| v.to_str().unwrap()), Some("POST"));
-        expect_error(r, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
+        expect_error(r, StatusCode::METHOD_NOT_ALLOWED, OAuthErrorCode::MethodNotAllowed).await;
         let r = http.delete(server.url("/oauth/token")).send().await.unwrap();
-        expect_error(r, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
+        expect_error(r, StatusCode::METHOD_NOT_ALLOWED, OAuthErrorCode::MethodNotAllowed).await;
         assert_eq!(count_requests(&server).await, 0);
     }
 }
@@ -271,8 +278,8 @@ on_both_backends! {
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 
         let r = http.get(&url).bearer_auth("not.a.token").send().await.unwrap();
-        assert!(r.headers()["www-authenticate"].to_str().unwrap().contains("error=\"invalid_token\""));
-        expect_error(r, StatusCode::UNAUTHORIZED, "invalid_token").await;
+        assert!(r.headers()["www-authenticate"].to_str().unwrap().contains(&format!("error=\"{}\"", OAuthErrorCode::InvalidToken)));
+        expect_error(r, StatusCode::UNAUTHORIZED, OAuthErrorCode::InvalidToken).await;
 
         // A real token without openid (issued through the domain with a
         // custom scope only) is refused with insufficient_scope.
@@ -286,8 +293,8 @@ on_both_backends! {
             assent_server::clock::now_ms() / 1000,
         );
         let r = http.get(&url).bearer_auth(&minted.access_token).send().await.unwrap();
-        assert!(r.headers()["www-authenticate"].to_str().unwrap().contains("insufficient_scope"));
-        expect_error(r, StatusCode::FORBIDDEN, "insufficient_scope").await;
+        assert!(r.headers()["www-authenticate"].to_str().unwrap().contains(OAuthErrorCode::InsufficientScope.as_str()));
+        expect_error(r, StatusCode::FORBIDDEN, OAuthErrorCode::InsufficientScope).await;
 
         // The ID token is not an access token.
         let ack = client.start(&server, "alice", "openid").await;
@@ -296,14 +303,14 @@ on_both_backends! {
         ciba::decide(server.store(), &request_id, "alice", Decision::Approve).await.unwrap();
         let tokens: assent_shared::oauth::TokenResponse = client.poll(&server, id).await.json().await.unwrap();
         let r = http.get(&url).bearer_auth(&tokens.id_token).send().await.unwrap();
-        expect_error(r, StatusCode::UNAUTHORIZED, "invalid_token").await;
+        expect_error(r, StatusCode::UNAUTHORIZED, OAuthErrorCode::InvalidToken).await;
         // Token in both header and body.
         let r = http.post(&url).bearer_auth(&tokens.access_token)
             .form(&[("access_token", tokens.access_token.as_str())]).send().await.unwrap();
-        expect_error(r, StatusCode::BAD_REQUEST, "invalid_request").await;
+        expect_error(r, StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidRequest).await;
         // A deleted user's token stops working.
         server.store().delete_user("alice").await.unwrap();
         let r = http.get(&url).bearer_auth(&tokens.access_token).send().await.unwrap();
-        expect_error(r, StatusCode::UNAUTHORIZED, "invalid_token").await;
+        expect_error(r, StatusCode::UNAUTHORIZED, OAuthErrorCode::InvalidToken).await;
     }
 }

@@ -2,18 +2,11 @@
 //! each delivery path, with zero errors. Speed is not asserted here; the
 //! figures live in docs/benchmarks.md.
 
-use assent_tests::process::server_binary;
+use assent_tests::process::bench_binary;
 use serde_json::Value;
 
 async fn bench(args: &[&str]) -> Value {
-    let bin =
-        server_binary().with_file_name(format!("assent-bench{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.exists(),
-        "{} is missing: cargo build --workspace --bins",
-        bin.display()
-    );
-    let output = tokio::process::Command::new(bin)
+    let output = tokio::process::Command::new(bench_binary())
         .args([
             "--concurrency",
             "4",

@@ -4,29 +4,21 @@
 
 use std::sync::Arc;
 
-use assent_device::DeviceClient;
-use assent_server::{client_auth::AuthMethod, device, keys::TokenAlg};
-use assent_shared::protocol::{DenyReason, EnrollmentUri, Verdict};
-use assent_tests::{client::create_user, on_both_backends, TestClient, TestServer};
+use assent_server::{client_auth::AuthMethod, keys::TokenAlg};
+use assent_shared::{
+    error::DeviceErrorCode,
+    protocol::{DenyReason, Verdict},
+};
+use assent_tests::{client::create_user, device::enroll, on_both_backends, TestClient, TestServer};
 use reqwest::StatusCode;
-
-async fn enroll(server: &TestServer, user: &str, name: &str) -> DeviceClient {
-    let ticket = device::create_enrollment_ticket(server.assent(), user, 600)
-        .await
-        .unwrap();
-    let link = EnrollmentUri::parse(&ticket.enrollment_uri).unwrap();
-    DeviceClient::enroll(&link, name, "test", None)
-        .await
-        .unwrap()
-}
 
 on_both_backends! {
     async fn approve_and_deny_from_two_devices_one_wins_every_round(backend: Backend) {
         let server = TestServer::start(backend).await;
         create_user(server.store(), "alice", None, None).await;
         let client = TestClient::register(server.store(), AuthMethod::ClientSecretBasic, TokenAlg::ES256).await;
-        let phone = Arc::new(enroll(&server, "alice", "phone").await);
-        let laptop = Arc::new(enroll(&server, "alice", "laptop").await);
+        let phone = Arc::new(enroll(&server, "alice", None).await);
+        let laptop = Arc::new(enroll(&server, "alice", None).await);
         let (mut approvals, mut denials) = (0, 0);
         for round in 0..100 {
             let ack = client.start(&server, "alice", "openid").await;
@@ -53,7 +45,7 @@ on_both_backends! {
             let (approve, deny) = (approve.await.unwrap(), deny.await.unwrap());
             assert!(approve.is_ok() != deny.is_ok(), "round {round}: exactly one decision wins");
             let loser = if approve.is_ok() { &deny } else { &approve };
-            assert_eq!(loser.as_ref().unwrap_err().code(), Some("request_not_pending"), "round {round}");
+            assert_eq!(loser.as_ref().unwrap_err().code(), Some(DeviceErrorCode::RequestNotPending), "round {round}");
 
             let poll = client.poll(&server, &auth_req_id).await.status();
             if approve.is_ok() {
@@ -61,7 +53,7 @@ on_both_backends! {
                 assert_eq!(poll, StatusCode::OK, "round {round}: tokens after the approval won");
             } else {
                 denials += 1;
-                assert_eq!(poll, StatusCode::FORBIDDEN, "round {round}: access_denied after the denial won");
+                assert_eq!(poll, StatusCode::FORBIDDEN, "round {round}: refused after the denial won");
             }
         }
         assert_eq!(approvals + denials, 100);

@@ -9,32 +9,17 @@ use assent_shared::{
     error::DeviceErrorCode,
     jose::{b64url, sha256_b64url, DeviceKey},
     protocol::{
-        path, typ, DecisionClaims, EnrollmentClaims, EnrollmentUri, ProofClaims, RequestBinding,
-        Verdict, JOSE_CONTENT_TYPE, PROOF_SCHEME,
+        path, typ, DecisionClaims, EnrollmentClaims, EnrollmentUri, ProofClaims, Verdict,
+        JOSE_CONTENT_TYPE, PROOF_SCHEME,
     },
 };
-use assent_tests::{client::create_user, on_both_backends, TestClient, TestServer};
+use assent_tests::{
+    client::create_user,
+    device::{enroll, request_binding},
+    on_both_backends, request_status, TestClient, TestServer,
+};
 use reqwest::StatusCode;
 use serde_json::Value;
-
-async fn enroll(server: &TestServer, user: &str) -> DeviceClient {
-    let ticket = device::create_enrollment_ticket(server.assent(), user, 600)
-        .await
-        .unwrap();
-    let link = EnrollmentUri::parse(&ticket.enrollment_uri).unwrap();
-    DeviceClient::enroll(&link, "test device", "test", None)
-        .await
-        .unwrap()
-}
-
-fn binding(method: &str, url: &str) -> RequestBinding {
-    RequestBinding {
-        htm: method.into(),
-        htu: url.into(),
-        iat: now_ms() / 1000,
-        jti: uuid::Uuid::new_v4().to_string(),
-    }
-}
 
 fn decision(
     server: &TestServer,
@@ -42,7 +27,7 @@ fn decision(
     verdict: Verdict,
 ) -> DecisionClaims {
     let url = server.url(&path::decision(&challenge.claims.request_id));
-    let binding = binding("POST", &url);
+    let binding = request_binding("POST", &url);
     DecisionClaims {
         exp: binding.iat + 30,
         binding,
@@ -70,23 +55,13 @@ async fn post_decision(server: &TestServer, request_id: &str, body: String) -> (
     (r.status(), r.json().await.unwrap())
 }
 
-fn assert_error(got: (StatusCode, Value), status: StatusCode, code: &str) {
+fn assert_error(got: (StatusCode, Value), status: StatusCode, code: DeviceErrorCode) {
     assert_eq!(
         (got.0, got.1["error"].as_str()),
-        (status, Some(code)),
+        (status, Some(code.as_str())),
         "{}",
         got.1
     );
-}
-
-async fn status_of(server: &TestServer, request_id: &str) -> String {
-    server
-        .store()
-        .auth_request(request_id)
-        .await
-        .unwrap()
-        .unwrap()
-        .status
 }
 
 async fn device_count(server: &TestServer) -> usize {
@@ -99,41 +74,41 @@ on_both_backends! {
         create_user(server.store(), "alice", None, None).await;
         create_user(server.store(), "bob", None, None).await;
         let client = TestClient::register(server.store(), assent_server::client_auth::AuthMethod::ClientSecretBasic, assent_server::keys::TokenAlg::ES256).await;
-        let alice = enroll(&server, "alice").await;
-        let bob = enroll(&server, "bob").await;
+        let alice = enroll(&server, "alice", None).await;
+        let bob = enroll(&server, "bob", None).await;
         client.start(&server, "alice", "openid").await;
         let challenge = alice.pending().await.unwrap().verified.remove(0);
         let id = challenge.claims.request_id.clone();
         let alice_id = alice.account.device_id.clone();
 
         // Malformed and unsigned.
-        assert_error(post_decision(&server, &id, "not-a-jws".into()).await, StatusCode::BAD_REQUEST, "invalid_request");
+        assert_error(post_decision(&server, &id, "not-a-jws".into()).await, StatusCode::BAD_REQUEST, DeviceErrorCode::InvalidRequest);
         let signed = sign(alice.key(), &alice_id, &decision(&server, &challenge, Verdict::Approve));
         let unsigned = format!("{}.", &signed[..signed.rfind('.').unwrap()]);
-        assert_error(post_decision(&server, &id, unsigned).await, StatusCode::UNAUTHORIZED, "invalid_proof");
+        assert_error(post_decision(&server, &id, unsigned).await, StatusCode::UNAUTHORIZED, DeviceErrorCode::InvalidProof);
         // alg none.
         let payload = signed.split('.').nth(1).unwrap();
         let none = format!("{}.{payload}.", b64url(format!(r#"{{"alg":"none","typ":"{}","kid":"{alice_id}"}}"#, typ::DECISION).as_bytes()));
-        assert_error(post_decision(&server, &id, none).await, StatusCode::UNAUTHORIZED, "invalid_proof");
+        assert_error(post_decision(&server, &id, none).await, StatusCode::UNAUTHORIZED, DeviceErrorCode::InvalidProof);
         // A key that is not enrolled, claiming to be Alice's device; an unknown device.
         let stranger = DeviceKey::generate();
-        assert_error(post_decision(&server, &id, sign(&stranger, &alice_id, &decision(&server, &challenge, Verdict::Approve))).await, StatusCode::UNAUTHORIZED, "invalid_proof");
-        assert_error(post_decision(&server, &id, sign(&stranger, "no-such-device", &decision(&server, &challenge, Verdict::Approve))).await, StatusCode::UNAUTHORIZED, "unknown_device");
+        assert_error(post_decision(&server, &id, sign(&stranger, &alice_id, &decision(&server, &challenge, Verdict::Approve))).await, StatusCode::UNAUTHORIZED, DeviceErrorCode::InvalidProof);
+        assert_error(post_decision(&server, &id, sign(&stranger, "no-such-device", &decision(&server, &challenge, Verdict::Approve))).await, StatusCode::UNAUTHORIZED, DeviceErrorCode::UnknownDevice);
         // Bob's device on Alice's request.
-        assert_error(post_decision(&server, &id, sign(bob.key(), &bob.account.device_id, &decision(&server, &challenge, Verdict::Approve))).await, StatusCode::FORBIDDEN, "wrong_user");
+        assert_error(post_decision(&server, &id, sign(bob.key(), &bob.account.device_id, &decision(&server, &challenge, Verdict::Approve))).await, StatusCode::FORBIDDEN, DeviceErrorCode::WrongUser);
         // Stale iat.
         let mut stale = decision(&server, &challenge, Verdict::Approve);
         stale.binding.iat -= 120;
         stale.exp = stale.binding.iat + 30;
-        assert_error(post_decision(&server, &id, sign(alice.key(), &alice_id, &stale)).await, StatusCode::UNAUTHORIZED, "invalid_proof");
+        assert_error(post_decision(&server, &id, sign(alice.key(), &alice_id, &stale)).await, StatusCode::UNAUTHORIZED, DeviceErrorCode::InvalidProof);
         // Signed for another URL.
         let mut elsewhere = decision(&server, &challenge, Verdict::Approve);
         elsewhere.binding.htu = server.url("/device/v1/requests/other/decision");
-        assert_error(post_decision(&server, &id, sign(alice.key(), &alice_id, &elsewhere)).await, StatusCode::UNAUTHORIZED, "invalid_proof");
+        assert_error(post_decision(&server, &id, sign(alice.key(), &alice_id, &elsewhere)).await, StatusCode::UNAUTHORIZED, DeviceErrorCode::InvalidProof);
         // Decisions may live at most 60 s.
         let mut long = decision(&server, &challenge, Verdict::Approve);
         long.exp = long.binding.iat + 600;
-        assert_error(post_decision(&server, &id, sign(alice.key(), &alice_id, &long)).await, StatusCode::UNAUTHORIZED, "invalid_proof");
+        assert_error(post_decision(&server, &id, sign(alice.key(), &alice_id, &long)).await, StatusCode::UNAUTHORIZED, DeviceErrorCode::InvalidProof);
         // The hash of a challenge with another binding message; another nonce.
         // A challenge like the real one but with another binding message
         // (what a device fooled by a tampered display would have hashed).
@@ -142,28 +117,28 @@ on_both_backends! {
         let other_challenge = DeviceKey::generate().sign(typ::CHALLENGE, None, false, &other_message);
         let mut wrong_hash = decision(&server, &challenge, Verdict::Approve);
         wrong_hash.challenge_hash = sha256_b64url(other_challenge.as_bytes());
-        assert_error(post_decision(&server, &id, sign(alice.key(), &alice_id, &wrong_hash)).await, StatusCode::BAD_REQUEST, "challenge_mismatch");
+        assert_error(post_decision(&server, &id, sign(alice.key(), &alice_id, &wrong_hash)).await, StatusCode::BAD_REQUEST, DeviceErrorCode::ChallengeMismatch);
         let mut wrong_nonce = decision(&server, &challenge, Verdict::Approve);
         wrong_nonce.nonce = "guess".into();
-        assert_error(post_decision(&server, &id, sign(alice.key(), &alice_id, &wrong_nonce)).await, StatusCode::BAD_REQUEST, "challenge_mismatch");
-        assert_eq!(status_of(&server, &id).await, "pending", "no refusal changed the request");
+        assert_error(post_decision(&server, &id, sign(alice.key(), &alice_id, &wrong_nonce)).await, StatusCode::BAD_REQUEST, DeviceErrorCode::ChallengeMismatch);
+        assert_eq!(request_status(server.store(), &id).await, "pending", "no refusal changed the request");
 
         // Replayed jti: a GET proof used twice.
         let url = server.url(path::REQUESTS);
-        let proof = alice.key().sign(typ::PROOF, Some(&alice_id), false, &ProofClaims { binding: binding("GET", &url) });
+        let proof = alice.key().sign(typ::PROOF, Some(&alice_id), false, &ProofClaims { binding: request_binding("GET", &url) });
         let get = |proof: String| server.http.get(&url).header("authorization", format!("{PROOF_SCHEME} {proof}")).send();
         assert_eq!(get(proof.clone()).await.unwrap().status(), StatusCode::OK);
         let replay = get(proof).await.unwrap();
-        assert_error((replay.status(), replay.json().await.unwrap()), StatusCode::UNAUTHORIZED, "replayed_proof");
+        assert_error((replay.status(), replay.json().await.unwrap()), StatusCode::UNAUTHORIZED, DeviceErrorCode::ReplayedProof);
 
         // The real decision passes; a second one conflicts.
         let approve = sign(alice.key(), &alice_id, &decision(&server, &challenge, Verdict::Approve));
         let (status, body) = post_decision(&server, &id, approve.clone()).await;
         assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("approved")));
-        assert_error(post_decision(&server, &id, approve).await, StatusCode::CONFLICT, "request_not_pending");
+        assert_error(post_decision(&server, &id, approve).await, StatusCode::CONFLICT, DeviceErrorCode::RequestNotPending);
         let deny = sign(alice.key(), &alice_id, &decision(&server, &challenge, Verdict::Deny));
-        assert_error(post_decision(&server, &id, deny).await, StatusCode::CONFLICT, "request_not_pending");
-        assert_eq!(status_of(&server, &id).await, "approved", "the first decision stands");
+        assert_error(post_decision(&server, &id, deny).await, StatusCode::CONFLICT, DeviceErrorCode::RequestNotPending);
+        assert_eq!(request_status(server.store(), &id).await, "approved", "the first decision stands");
     }
 }
 
@@ -172,7 +147,7 @@ on_both_backends! {
         let server = TestServer::start_with(backend, |s| s.poll_interval = 1).await;
         create_user(server.store(), "carol", None, None).await;
         let client = TestClient::register(server.store(), assent_server::client_auth::AuthMethod::ClientSecretBasic, assent_server::keys::TokenAlg::ES256).await;
-        let carol = enroll(&server, "carol").await;
+        let carol = enroll(&server, "carol", None).await;
 
         // Decision after the request expired.
         client.bc_authorize(&server, &[("scope", "openid"), ("login_hint", "carol"), ("binding_message", "Short"), ("requested_expiry", "1")]).await;
@@ -180,7 +155,7 @@ on_both_backends! {
         tokio::time::sleep(Duration::from_millis(1100)).await;
         let err = carol.decide(&challenge, Verdict::Approve, None).await.unwrap_err();
         assert_eq!(err.code(), Some(DeviceErrorCode::RequestExpired));
-        assert_eq!(status_of(&server, &challenge.claims.request_id).await, "pending");
+        assert_eq!(request_status(server.store(), &challenge.claims.request_id).await, "pending");
 
         // Decision after the token was issued.
         let ack = client.start(&server, "carol", "openid").await;
@@ -189,7 +164,7 @@ on_both_backends! {
         assert_eq!(client.poll(&server, ack["auth_req_id"].as_str().unwrap()).await.status(), StatusCode::OK);
         let err = carol.decide(&challenge, Verdict::Deny, None).await.unwrap_err();
         assert_eq!(err.code(), Some(DeviceErrorCode::RequestNotPending));
-        assert_eq!(status_of(&server, &challenge.claims.request_id).await, "issued");
+        assert_eq!(request_status(server.store(), &challenge.claims.request_id).await, "issued");
 
         // A revoked device can do nothing.
         client.start(&server, "carol", "openid").await;
@@ -199,7 +174,7 @@ on_both_backends! {
         assert_eq!(err.code(), Some(DeviceErrorCode::DeviceRevoked));
         assert_eq!(carol.pending().await.unwrap_err().code(), Some(DeviceErrorCode::DeviceRevoked));
         assert_eq!(carol.set_push_channel(None).await.unwrap_err().code(), Some(DeviceErrorCode::DeviceRevoked));
-        assert_eq!(status_of(&server, &challenge.claims.request_id).await, "pending");
+        assert_eq!(request_status(server.store(), &challenge.claims.request_id).await, "pending");
     }
 }
 
@@ -214,7 +189,7 @@ on_both_backends! {
         let (signer, other) = (DeviceKey::generate(), DeviceKey::generate());
         let url = server.url(path::ENROLL);
         let claims = EnrollmentClaims {
-            binding: binding("POST", &url),
+            binding: request_binding("POST", &url),
             ticket: link.ticket.clone(),
             pin: link.pin.clone(),
             name: "x".into(),
@@ -227,7 +202,7 @@ on_both_backends! {
         let mismatched = format!("{}.{}.{}", b64url(header.as_bytes()), parts[1], parts[2]);
         let post = |body: String| server.http.post(&url).header("content-type", JOSE_CONTENT_TYPE).body(body).send();
         let r = post(mismatched).await.unwrap();
-        assert_error((r.status(), r.json().await.unwrap()), StatusCode::UNAUTHORIZED, "invalid_proof");
+        assert_error((r.status(), r.json().await.unwrap()), StatusCode::UNAUTHORIZED, DeviceErrorCode::InvalidProof);
         assert_eq!(device_count(&server).await, 0);
 
         // A link whose pin is not this server's key.
@@ -263,7 +238,7 @@ on_both_backends! {
         let server = TestServer::start(backend).await;
         create_user(server.store(), "erin", None, None).await;
         let client = TestClient::register(server.store(), assent_server::client_auth::AuthMethod::ClientSecretBasic, assent_server::keys::TokenAlg::ES256).await;
-        let erin = enroll(&server, "erin").await;
+        let erin = enroll(&server, "erin", None).await;
         client.start(&server, "erin", "openid").await;
         let challenge = erin.pending().await.unwrap().verified.remove(0);
         let account = &erin.account;
@@ -293,7 +268,7 @@ on_both_backends! {
     async fn a_key_replaced_by_another_process_is_refused_at_once(backend: Backend) {
         let server = TestServer::start(backend).await;
         create_user(server.store(), "frank", None, None).await;
-        let frank = enroll(&server, "frank").await;
+        let frank = enroll(&server, "frank", None).await;
         frank.pending().await.unwrap(); // the server now holds Frank's key in its cache
         // Another process rotates the key (straight in the database).
         let new_key = DeviceKey::generate();

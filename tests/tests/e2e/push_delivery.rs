@@ -4,13 +4,13 @@
 
 use std::time::Duration;
 
-use assent_device::DeviceClient;
-use assent_server::{client_auth::AuthMethod, device, keys::TokenAlg};
-use assent_shared::protocol::{EnrollmentUri, PushSubscription};
+use assent_server::{client_auth::AuthMethod, keys::TokenAlg};
 use assent_tests::{
     client::create_user,
+    device::{enroll, next_event},
     on_both_backends,
     push_service::{Behavior, TestPushService},
+    wait::poll_until,
     TestClient, TestServer,
 };
 
@@ -23,38 +23,29 @@ async fn server_with_push(backend: assent_tests::Backend, push: &TestPushService
     .await
 }
 
-async fn enroll(server: &TestServer, user: &str, push: Option<PushSubscription>) -> DeviceClient {
-    let ticket = device::create_enrollment_ticket(server.assent(), user, 600)
-        .await
-        .unwrap();
-    let link = EnrollmentUri::parse(&ticket.enrollment_uri).unwrap();
-    DeviceClient::enroll(&link, "device", "test", push)
-        .await
-        .unwrap()
-}
-
+/// Each push job's state and last error, oldest first.
 async fn job_states(server: &TestServer) -> Vec<(String, Option<String>)> {
-    let sql = "SELECT state, last_error FROM push_jobs ORDER BY id";
-    match server.store() {
-        assent_server::storage::Store::Sqlite(s) => {
-            sqlx::query_as(sql).fetch_all(&s.pool).await.unwrap()
-        }
-        assent_server::storage::Store::Postgres(p) => {
-            sqlx::query_as(sql).fetch_all(p).await.unwrap()
-        }
-    }
+    let rows = assent_tests::fetch_text_rows(
+        server.store(),
+        "SELECT state, last_error FROM push_jobs ORDER BY id",
+    )
+    .await;
+    rows.into_iter()
+        .map(|row| {
+            let [state, last_error] = <[Option<String>; 2]>::try_from(row).expect("two columns");
+            (state.expect("every job has a state"), last_error)
+        })
+        .collect()
 }
 
 /// Waits until every push job has left `pending`.
 async fn settled(server: &TestServer, timeout: Duration) -> Vec<(String, Option<String>)> {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let states = job_states(server).await;
-        if states.iter().all(|(s, _)| s != "pending") || tokio::time::Instant::now() >= deadline {
-            return states;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    poll_until(
+        timeout,
+        || job_states(server),
+        |states| states.iter().all(|(state, _)| state != "pending"),
+    )
+    .await
 }
 
 on_both_backends! {
@@ -123,7 +114,7 @@ on_both_backends! {
         let request_id = assent_tests::request_id(server.store(), ack["auth_req_id"].as_str().unwrap()).await;
 
         // The event stream announces it at once, whatever push does.
-        let event = tokio::time::timeout(Duration::from_secs(2), events.next()).await.unwrap().unwrap().unwrap();
+        let event = next_event(&mut events, Duration::from_secs(2)).await;
         assert_eq!((event.kind.as_str(), event.request_id.as_deref()), ("request", Some(request_id.as_str())));
         // Polling shows it on every device.
         for (name, device) in &devices {
@@ -201,7 +192,7 @@ on_both_backends! {
         let mut stream = dave.events(None).await.unwrap();
         let first = client.start(&server, "dave", "openid").await;
         client.start(&server, "erin", "openid").await; // another user's: never shown to Dave
-        let e1 = tokio::time::timeout(Duration::from_secs(2), stream.next()).await.unwrap().unwrap().unwrap();
+        let e1 = next_event(&mut stream, Duration::from_secs(2)).await;
         let first_id = assent_tests::request_id(server.store(), first["auth_req_id"].as_str().unwrap()).await;
         assert_eq!(e1.request_id.as_deref(), Some(first_id.as_str()));
         let resume_from = stream.last_event_id().unwrap().to_string();
@@ -216,7 +207,7 @@ on_both_backends! {
         let mut resumed = dave.events(Some(&resume_from)).await.unwrap();
         let mut seen = Vec::new();
         while seen.len() < 2 {
-            let e = tokio::time::timeout(Duration::from_secs(2), resumed.next()).await.unwrap().unwrap().unwrap();
+            let e = next_event(&mut resumed, Duration::from_secs(2)).await;
             seen.push((e.kind, e.request_id.unwrap()));
         }
         assert_eq!(seen, [("resolved".to_string(), first_id), ("request".to_string(), second_id)]);

@@ -6,31 +6,24 @@ use assent_server::{
     ciba::{self, Decision},
     storage::Store,
 };
-use assent_shared::oauth::{BackchannelAuthenticationResponse, TokenResponse, CIBA_GRANT_TYPE};
+use assent_shared::{
+    error::OAuthErrorCode,
+    oauth::{BackchannelAuthenticationResponse, TokenResponse},
+};
 use assent_tests::{
-    process::{run_cli, server_command, ServeProcess},
-    Backend, TestDb,
+    get_json,
+    process::{run_cli, run_cli_json, send_sigterm, server_command, CliClient, ServeProcess},
+    userinfo, Backend, TestDb,
 };
 use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-async fn create_secret_client(db: &str) -> (String, String) {
-    let out: Value = serde_json::from_str(
-        &run_cli(db, &["client", "create", "--name", "Call center", "--json"]).await,
-    )
-    .unwrap();
-    (
-        out["client_id"].as_str().unwrap().to_string(),
-        out["client_secret"].as_str().unwrap().to_string(),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_serve_processes_on_one_postgres_database_behave_as_one_server() {
     let db = TestDb::create(Backend::Postgres).await;
     run_cli(&db.url, &["user", "create", "--sub", "alice", "--json"]).await;
-    let (client_id, secret) = create_secret_client(&db.url).await;
+    let client = CliClient::create(&db.url, "Call center", &[]).await;
     let env = [
         ("ASSENT_ISSUER", "http://assent.test"),
         ("ASSENT_POLL_INTERVAL", "1"),
@@ -51,36 +44,34 @@ async fn two_serve_processes_on_one_postgres_database_behave_as_one_server() {
     );
     assert_eq!(ja, jb, "both processes publish the same keys");
 
-    let ack: BackchannelAuthenticationResponse = http
-        .post(format!("{}/bc-authorize", a.base_url))
-        .basic_auth(&client_id, Some(&secret))
-        .form(&[
-            ("scope", "openid"),
-            ("login_hint", "alice"),
-            ("binding_message", "Across processes"),
-        ])
-        .send()
+    let ack: BackchannelAuthenticationResponse = client
+        .bc_authorize(&a.base_url, "alice", "Across processes")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
-    let poll = |p: &ServeProcess| {
-        http.post(format!("{}/oauth/token", p.base_url))
-            .basic_auth(&client_id, Some(&secret))
-            .form(&[
-                ("grant_type", CIBA_GRANT_TYPE),
-                ("auth_req_id", ack.auth_req_id.as_str()),
-            ])
-            .send()
-    };
-    let first: Value = poll(&b).await.unwrap().json().await.unwrap();
+    let first: Value = client
+        .poll(&b.base_url, &ack.auth_req_id)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(
-        first["error"], "authorization_pending",
+        first["error"],
+        OAuthErrorCode::AuthorizationPending.as_str(),
         "B sees the request A created"
     );
-    let second: Value = poll(&a).await.unwrap().json().await.unwrap();
-    assert_eq!(second["error"], "slow_down", "A sees the poll B recorded");
+    let second: Value = client
+        .poll(&a.base_url, &ack.auth_req_id)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        second["error"],
+        OAuthErrorCode::SlowDown.as_str(),
+        "A sees the poll B recorded"
+    );
 
     let store = Store::connect(&db.url, 1).await.unwrap();
     let request_id = assent_tests::request_id(&store, &ack.auth_req_id).await;
@@ -88,10 +79,10 @@ async fn two_serve_processes_on_one_postgres_database_behave_as_one_server() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let response = poll(&b).await.unwrap();
+    let response = client.poll(&b.base_url, &ack.auth_req_id).await;
     assert_eq!(response.status(), StatusCode::OK);
     let tokens: TokenResponse = response.json().await.unwrap();
-    let replay = poll(&a).await.unwrap();
+    let replay = client.poll(&a.base_url, &ack.auth_req_id).await;
     assert_eq!(
         replay.status(),
         StatusCode::BAD_REQUEST,
@@ -99,15 +90,12 @@ async fn two_serve_processes_on_one_postgres_database_behave_as_one_server() {
     );
 
     // A token issued by B is accepted by A.
-    let info: Value = http
-        .get(format!("{}/userinfo", a.base_url))
-        .bearer_auth(&tokens.access_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info = userinfo(
+        &http,
+        &format!("{}/userinfo", a.base_url),
+        &tokens.access_token,
+    )
+    .await;
     assert_eq!(info["sub"], "alice");
     assert!(a.terminate().await.success());
     assert!(b.terminate().await.success());
@@ -121,40 +109,22 @@ async fn a_client_deleted_by_the_cli_is_refused_at_once_by_a_running_server() {
     for backend in [Backend::Sqlite, Backend::Postgres] {
         let db = TestDb::create(backend).await;
         run_cli(&db.url, &["user", "create", "--sub", "alice", "--json"]).await;
-        let (client_id, secret) = create_secret_client(&db.url).await;
+        let client = CliClient::create(&db.url, "Call center", &[]).await;
         let server = ServeProcess::start(&db.url, &[("ASSENT_ISSUER", "http://assent.test")]).await;
-        let http = reqwest::Client::new();
-        let start = || {
-            http.post(format!("{}/bc-authorize", server.base_url))
-                .basic_auth(&client_id, Some(&secret))
-                .form(&[
-                    ("scope", "openid"),
-                    ("login_hint", "alice"),
-                    ("binding_message", "Cached"),
-                ])
-                .send()
-        };
-        let poll = |auth_req_id: String| {
-            http.post(format!("{}/oauth/token", server.base_url))
-                .basic_auth(&client_id, Some(&secret))
-                .form(&[
-                    ("grant_type", CIBA_GRANT_TYPE.to_string()),
-                    ("auth_req_id", auth_req_id),
-                ])
-                .send()
-        };
+        let start = || client.bc_authorize(&server.base_url, "alice", "Cached");
         // Twice each, so that the second calls are answered from the cache.
-        let _ = start().await.unwrap();
-        let ack: BackchannelAuthenticationResponse = start().await.unwrap().json().await.unwrap();
+        let _ = start().await;
+        let ack: BackchannelAuthenticationResponse = start().await.json().await.unwrap();
         for _ in 0..2 {
-            let pending: Value = poll(ack.auth_req_id.clone())
+            let pending: Value = client
+                .poll(&server.base_url, &ack.auth_req_id)
                 .await
-                .unwrap()
                 .json()
                 .await
                 .unwrap();
             assert!(
-                pending["error"] == "authorization_pending" || pending["error"] == "slow_down",
+                pending["error"] == OAuthErrorCode::AuthorizationPending.as_str()
+                    || pending["error"] == OAuthErrorCode::SlowDown.as_str(),
                 "{backend}: {pending}"
             );
         }
@@ -162,8 +132,8 @@ async fn a_client_deleted_by_the_cli_is_refused_at_once_by_a_running_server() {
         let before = store.recent_requests(None, false, 100).await.unwrap().len();
         assert_eq!(before, 2, "{backend}");
 
-        run_cli(&db.url, &["client", "delete", &client_id]).await;
-        let refused = start().await.unwrap();
+        run_cli(&db.url, &["client", "delete", &client.client_id]).await;
+        let refused = start().await;
         assert_eq!(
             refused.status(),
             StatusCode::UNAUTHORIZED,
@@ -174,15 +144,23 @@ async fn a_client_deleted_by_the_cli_is_refused_at_once_by_a_running_server() {
             "{backend}: Basic challenge"
         );
         let body: Value = refused.json().await.unwrap();
-        assert_eq!(body["error"], "invalid_client", "{backend}: {body}");
-        let refused = poll(ack.auth_req_id.clone()).await.unwrap();
+        assert_eq!(
+            body["error"],
+            OAuthErrorCode::InvalidClient.as_str(),
+            "{backend}: {body}"
+        );
+        let refused = client.poll(&server.base_url, &ack.auth_req_id).await;
         assert_eq!(
             refused.status(),
             StatusCode::UNAUTHORIZED,
             "{backend}: token"
         );
         let body: Value = refused.json().await.unwrap();
-        assert_eq!(body["error"], "invalid_client", "{backend}: {body}");
+        assert_eq!(
+            body["error"],
+            OAuthErrorCode::InvalidClient.as_str(),
+            "{backend}: {body}"
+        );
         assert_eq!(
             store.recent_requests(None, false, 100).await.unwrap().len(),
             0,
@@ -225,11 +203,7 @@ async fn the_default_run_command_serves_discovery_on_port_8080_with_sqlite() {
         dir.path().join("assent.db").exists(),
         "the SQLite database was created"
     );
-    let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
+    send_sigterm(child.id().unwrap());
     assert!(child.wait().await.unwrap().success());
 }
 
@@ -247,11 +221,7 @@ async fn sigterm_lets_an_in_flight_request_finish() {
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(&body.as_bytes()[..10]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let pid = server.child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
+    send_sigterm(server.child.id().unwrap());
     tokio::time::sleep(Duration::from_millis(300)).await;
     // New connections are refused while the old one is served to the end.
     assert!(
@@ -262,7 +232,7 @@ async fn sigterm_lets_an_in_flight_request_finish() {
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
     assert!(response.starts_with("HTTP/1.1 401"), "{response}");
-    assert!(response.contains("invalid_client"));
+    assert!(response.contains(OAuthErrorCode::InvalidClient.as_str()));
     assert!(server.terminate().await.success());
 }
 
@@ -272,52 +242,44 @@ async fn operator_cli_is_scriptable_with_json() {
     let url = db.url.as_str();
     let dir = tempfile::tempdir().unwrap();
 
-    let created: Value = serde_json::from_str(
-        &run_cli(
-            url,
-            &[
-                "user",
-                "create",
-                "--sub",
-                "auth0|42",
-                "--email",
-                "Ann@Example.com",
-                "--name",
-                "Ann",
-                "--json",
-            ],
-        )
-        .await,
+    let created: Value = run_cli_json(
+        url,
+        &[
+            "user",
+            "create",
+            "--sub",
+            "auth0|42",
+            "--email",
+            "Ann@Example.com",
+            "--name",
+            "Ann",
+            "--json",
+        ],
     )
-    .unwrap();
+    .await;
     assert_eq!(created["sub"], "auth0|42");
     assert_eq!(created["email"], "Ann@Example.com");
-    let users: Value =
-        serde_json::from_str(&run_cli(url, &["user", "list", "--json"]).await).unwrap();
+    let users: Value = run_cli_json(url, &["user", "list", "--json"]).await;
     assert_eq!(users.as_array().unwrap().len(), 1);
     run_cli(url, &["user", "block", "auth0|42"]).await;
-    let users: Value =
-        serde_json::from_str(&run_cli(url, &["user", "list", "--json"]).await).unwrap();
+    let users: Value = run_cli_json(url, &["user", "list", "--json"]).await;
     assert_eq!(users[0]["blocked"], true);
 
-    let post: Value = serde_json::from_str(
-        &run_cli(
-            url,
-            &[
-                "client",
-                "create",
-                "--name",
-                "Post",
-                "--auth-method",
-                "client_secret_post",
-                "--id-token-signed-response-alg",
-                "ES256",
-                "--json",
-            ],
-        )
-        .await,
+    let post: Value = run_cli_json(
+        url,
+        &[
+            "client",
+            "create",
+            "--name",
+            "Post",
+            "--auth-method",
+            "client_secret_post",
+            "--id-token-signed-response-alg",
+            "ES256",
+            "--json",
+        ],
     )
-    .unwrap();
+    .await;
     assert_eq!(post["token_endpoint_auth_method"], "client_secret_post");
     assert_eq!(post["id_token_signed_response_alg"], "ES256");
     assert!(post["client_secret"].as_str().unwrap().len() >= 43);
@@ -330,31 +292,27 @@ async fn operator_cli_is_scriptable_with_json() {
         serde_json::json!({"keys": [key.public_jwk()]}).to_string(),
     )
     .unwrap();
-    let jwt: Value = serde_json::from_str(
-        &run_cli(
-            url,
-            &[
-                "client",
-                "create",
-                "--name",
-                "Jwt",
-                "--auth-method",
-                "private_key_jwt",
-                "--jwks",
-                jwks_path.to_str().unwrap(),
-                "--json",
-            ],
-        )
-        .await,
+    let jwt: Value = run_cli_json(
+        url,
+        &[
+            "client",
+            "create",
+            "--name",
+            "Jwt",
+            "--auth-method",
+            "private_key_jwt",
+            "--jwks",
+            jwks_path.to_str().unwrap(),
+            "--json",
+        ],
     )
-    .unwrap();
+    .await;
     assert!(
         jwt.get("client_secret").is_none(),
         "no secret for private_key_jwt"
     );
 
-    let clients: Value =
-        serde_json::from_str(&run_cli(url, &["client", "list", "--json"]).await).unwrap();
+    let clients: Value = run_cli_json(url, &["client", "list", "--json"]).await;
     assert_eq!(clients.as_array().unwrap().len(), 2);
     assert!(
         !clients
@@ -367,8 +325,7 @@ async fn operator_cli_is_scriptable_with_json() {
         &["client", "delete", post["client_id"].as_str().unwrap()],
     )
     .await;
-    let clients: Value =
-        serde_json::from_str(&run_cli(url, &["client", "list", "--json"]).await).unwrap();
+    let clients: Value = run_cli_json(url, &["client", "list", "--json"]).await;
     assert_eq!(clients.as_array().unwrap().len(), 1);
     run_cli(url, &["user", "delete", "auth0|42"]).await;
 
@@ -439,15 +396,11 @@ async fn configuration_file_environment_and_flags_stack() {
         ],
     )
     .await;
-    let meta: Value = reqwest::get(format!(
-        "{}/.well-known/openid-configuration",
-        server.base_url
-    ))
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let meta = get_json(
+        &reqwest::Client::new(),
+        &format!("{}/.well-known/openid-configuration", server.base_url),
+    )
+    .await;
     assert_eq!(
         meta["issuer"], "http://from-env.test",
         "environment beats file"
