@@ -83,25 +83,33 @@ impl TestServer {
     pub fn store(&self) -> &Store {
         &self.server.assent.store
     }
+
+    /// Moves this server's clock forward: expires requests and outwaits
+    /// poll intervals without sleeping.
+    pub fn advance_clock(&self, by: std::time::Duration) {
+        self.server.assent.clock.advance(by);
+    }
 }
 
 /// The request id (as devices see it) behind an `auth_req_id`; panics when unknown.
 pub async fn request_id(store: &Store, auth_req_id: &str) -> String {
-    assent_server::ciba::request_id_for_auth_req_id(store, auth_req_id)
+    assent_server::decision::request_id_for_auth_req_id(store, auth_req_id)
         .await
         .unwrap()
         .expect("the request is stored")
 }
 
-/// Decides the request behind `auth_req_id` as `sub`, the way a device will.
+/// Decides the request behind `auth_req_id` as `sub`, the way a device
+/// will, at the system's time.
 pub async fn decide(
     store: &Store,
     auth_req_id: &str,
     sub: &str,
-    decision: assent_server::ciba::Decision,
-) -> Result<(), assent_server::ciba::DecisionError> {
+    decision: assent_server::decision::Decision,
+) -> Result<(), assent_server::decision::DecisionError> {
     let id = request_id(store, auth_req_id).await;
-    assent_server::ciba::decide(store, &id, sub, decision).await
+    let clock = assent_server::clock::Clock::default();
+    assent_server::decision::decide(store, &clock, &id, sub, decision).await
 }
 
 /// The stored status (`pending`, `approved`, ...) of request `request_id`.
@@ -112,6 +120,7 @@ pub async fn request_status(store: &Store, request_id: &str) -> String {
         .unwrap()
         .expect("the request is stored")
         .status
+        .to_string()
 }
 
 /// GET `url` and parse the JSON body.

@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use assent_server::{
-    ciba::{self, Decision, DenyReason},
     client_auth::AuthMethod,
+    decision::{self, Decision, DecisionError},
     keys::TokenAlg,
+    storage::RequestStatus,
 };
 use assent_shared::{
     error::OAuthErrorCode,
@@ -69,7 +70,7 @@ on_both_backends! {
             expect_error(pending, StatusCode::BAD_REQUEST, OAuthErrorCode::AuthorizationPending).await;
 
             approve(&server, auth_req_id, "auth0|alice").await;
-            tokio::time::sleep(Duration::from_millis(1100)).await;
+            server.advance_clock(Duration::from_millis(1100));
 
             let response = client.poll(&server, auth_req_id).await;
             assert_eq!(response.status(), StatusCode::OK, "{method}");
@@ -136,19 +137,19 @@ on_both_backends! {
         let server = TestServer::start(backend).await;
         create_user(server.store(), "carol", None, None).await;
         let client = TestClient::register(server.store(), AuthMethod::ClientSecretPost, TokenAlg::ES256).await;
-        for reason in [DenyReason::Unspecified, DenyReason::NotMe] {
+        for decision in [Decision::Deny, Decision::NotMe] {
             let ack = client.start(&server, "carol", "openid").await;
             let auth_req_id = ack["auth_req_id"].as_str().unwrap();
             let request_id = assent_tests::request_id(server.store(), auth_req_id).await;
-            ciba::decide(server.store(), &request_id, "carol", Decision::Deny(reason)).await.unwrap();
+            decision::decide(server.store(), &server.assent().clock, &request_id, "carol", decision).await.unwrap();
             let stored = server.store().auth_request(&request_id).await.unwrap().unwrap();
-            assert_eq!(stored.status, "denied");
-            assert_eq!(stored.deny_reason.as_deref(), reason.as_str());
+            assert_eq!(stored.status, RequestStatus::Denied);
+            assert_eq!(stored.deny_reason.map(|r| r.0), decision.deny_reason());
             let response = client.poll(&server, auth_req_id).await;
             expect_error(response, StatusCode::FORBIDDEN, OAuthErrorCode::AccessDenied).await;
             // A later approval cannot overturn the denial.
-            let late = ciba::decide(server.store(), &request_id, "carol", Decision::Approve).await;
-            assert!(matches!(late, Err(ciba::DecisionError::AlreadyDecided(s)) if s == "denied"));
+            let late = decision::decide(server.store(), &server.assent().clock, &request_id, "carol", Decision::Approve).await;
+            assert!(matches!(late, Err(DecisionError::AlreadyDecided(s)) if s == RequestStatus::Denied));
         }
     }
 }
@@ -174,18 +175,18 @@ on_both_backends! {
         let auth_req_id = ack["auth_req_id"].as_str().unwrap();
         let request_id = assent_tests::request_id(server.store(), auth_req_id).await;
 
-        let wrong_user = ciba::decide(server.store(), &request_id, "erin", Decision::Approve).await;
-        assert!(matches!(wrong_user, Err(ciba::DecisionError::WrongUser)));
-        let unknown = ciba::decide(server.store(), "no-such-request", "dave", Decision::Approve).await;
-        assert!(matches!(unknown, Err(ciba::DecisionError::NotFound)));
+        let wrong_user = decision::decide(server.store(), &server.assent().clock, &request_id, "erin", Decision::Approve).await;
+        assert!(matches!(wrong_user, Err(DecisionError::WrongUser)));
+        let unknown = decision::decide(server.store(), &server.assent().clock, "no-such-request", "dave", Decision::Approve).await;
+        assert!(matches!(unknown, Err(DecisionError::NotFound)));
 
-        tokio::time::sleep(Duration::from_millis(1100)).await;
-        let late = ciba::decide(server.store(), &request_id, "dave", Decision::Approve).await;
-        assert!(matches!(late, Err(ciba::DecisionError::Expired)));
+        server.advance_clock(Duration::from_millis(1100));
+        let late = decision::decide(server.store(), &server.assent().clock, &request_id, "dave", Decision::Approve).await;
+        assert!(matches!(late, Err(DecisionError::Expired)));
         let response = client.poll(&server, auth_req_id).await;
         expect_error(response, StatusCode::BAD_REQUEST, OAuthErrorCode::ExpiredToken).await;
         let stored = server.store().auth_request(&request_id).await.unwrap().unwrap();
-        assert_eq!(stored.status, "pending", "nothing changed the expired request");
+        assert_eq!(stored.status, RequestStatus::Pending, "nothing changed the expired request");
     }
 }
 
@@ -222,7 +223,7 @@ on_both_backends! {
         let id = ack["auth_req_id"].as_str().unwrap();
         approve(&server, id, "grace").await;
         let tokens: TokenResponse = client.poll(&server, id).await.json().await.unwrap();
-        tokio::time::sleep(Duration::from_millis(2100)).await; // the ID token is now expired
+        server.advance_clock(Duration::from_millis(2100)); // the ID token is now expired
 
         let params = |hint: &str| {
             vec![

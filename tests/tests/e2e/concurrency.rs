@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use assent_server::{
-    ciba::{self, Decision, DecisionError, DenyReason},
     client_auth::AuthMethod,
+    clock::Clock,
+    decision::{self, Decision, DecisionError},
     keys::TokenAlg,
 };
 use assent_shared::error::OAuthErrorCode;
@@ -24,7 +25,7 @@ on_both_backends! {
             let ack = client.start(&server, "alice", "openid offline_access").await;
             let auth_req_id = ack["auth_req_id"].as_str().unwrap().to_string();
             let request_id = assent_tests::request_id(server.store(), &auth_req_id).await;
-            ciba::decide(server.store(), &request_id, "alice", Decision::Approve).await.unwrap();
+            decision::decide(server.store(), &server.assent().clock, &request_id, "alice", Decision::Approve).await.unwrap();
 
             let barrier = Arc::new(tokio::sync::Barrier::new(50));
             let polls = (0..50).map(|_| {
@@ -64,11 +65,11 @@ on_both_backends! {
                 let (store, id, barrier) = (server.store().clone(), request_id.clone(), barrier.clone());
                 tokio::spawn(async move {
                     barrier.wait().await;
-                    ciba::decide(&store, &id, "bob", decision).await
+                    decision::decide(&store, &Clock::default(), &id, "bob", decision).await
                 })
             };
             let approve = decide(Decision::Approve);
-            let deny = decide(Decision::Deny(DenyReason::NotMe));
+            let deny = decide(Decision::NotMe);
             let (approve, deny) = (approve.await.unwrap(), deny.await.unwrap());
             assert!(approve.is_ok() != deny.is_ok(), "exactly one decision wins");
             let loser = if approve.is_ok() { deny } else { approve };

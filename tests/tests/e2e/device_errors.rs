@@ -152,7 +152,7 @@ on_both_backends! {
         // Decision after the request expired.
         client.bc_authorize(&server, &[("scope", "openid"), ("login_hint", "carol"), ("binding_message", "Short"), ("requested_expiry", "1")]).await;
         let challenge = carol.pending().await.unwrap().verified.remove(0);
-        tokio::time::sleep(Duration::from_millis(1100)).await;
+        server.advance_clock(Duration::from_millis(1100));
         let err = carol.decide(&challenge, Verdict::Approve, None).await.unwrap_err();
         assert_eq!(err.code(), Some(DeviceErrorCode::RequestExpired));
         assert_eq!(request_status(server.store(), &challenge.claims.request_id).await, "pending");

@@ -63,7 +63,7 @@ on_both_backends! {
         let (ok, decided, err) = run_device(&state, &["approve", "--next"]).await;
         assert!(ok, "{err}");
         assert_eq!(decided["status"], "approved");
-        tokio::time::sleep(Duration::from_millis(1100)).await;
+        server.advance_clock(Duration::from_millis(1100));
         let response = client.poll(&server, auth_req_id).await;
         assert_eq!(response.status(), StatusCode::OK);
         let tokens: TokenResponse = response.json().await.unwrap();
@@ -80,7 +80,7 @@ on_both_backends! {
             expect_error(client.poll(&server, auth_req_id).await, StatusCode::FORBIDDEN, OAuthErrorCode::AccessDenied).await;
             let id = assent_tests::request_id(server.store(), auth_req_id).await;
             let stored = server.store().auth_request(&id).await.unwrap().unwrap();
-            assert_eq!(stored.deny_reason.as_deref(), reason);
+            assert_eq!(stored.deny_reason.map(|r| r.0.as_str()), reason);
         }
 
         // Operators see the "this wasn't me" report, and which device made it.
@@ -131,7 +131,7 @@ on_both_backends! {
 
         let ack = client.start(&server, "bob", "openid").await;
         assert!(run_device(&state, &["approve", "--next"]).await.0);
-        tokio::time::sleep(Duration::from_millis(1100)).await;
+        server.advance_clock(Duration::from_millis(1100));
         assert_eq!(client.poll(&server, ack["auth_req_id"].as_str().unwrap()).await.status(), StatusCode::OK);
 
         // The old key can no longer act for the device.

@@ -2,9 +2,10 @@
 //! and proof that a refused request left nothing behind.
 
 use assent_server::{
-    ciba::{self, Decision},
     client_auth::AuthMethod,
+    decision::{self, Decision, DecisionError},
     keys::TokenAlg,
+    storage::RequestStatus,
 };
 use assent_shared::{
     error::OAuthErrorCode,
@@ -216,13 +217,13 @@ on_both_backends! {
         expect_error(client.poll(&server, id).await, StatusCode::BAD_REQUEST, OAuthErrorCode::AuthorizationPending).await;
 
         let request_id = assent_tests::request_id(server.store(), id).await;
-        ciba::decide(server.store(), &request_id, "alice", Decision::Approve).await.unwrap();
-        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        decision::decide(server.store(), &server.assent().clock, &request_id, "alice", Decision::Approve).await.unwrap();
+        server.advance_clock(std::time::Duration::from_millis(1100));
         assert_eq!(client.poll(&server, id).await.status(), StatusCode::OK);
         // After the token was issued: single use.
         expect_error(client.poll(&server, id).await, StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidGrant).await;
-        let late = ciba::decide(server.store(), &request_id, "alice", Decision::Approve).await;
-        assert!(matches!(late, Err(ciba::DecisionError::AlreadyDecided(s)) if s == "issued"));
+        let late = decision::decide(server.store(), &server.assent().clock, &request_id, "alice", Decision::Approve).await;
+        assert!(matches!(late, Err(DecisionError::AlreadyDecided(s)) if s == RequestStatus::Issued));
     }
 }
 
@@ -300,7 +301,7 @@ on_both_backends! {
         let ack = client.start(&server, "alice", "openid").await;
         let id = ack["auth_req_id"].as_str().unwrap();
         let request_id = assent_tests::request_id(server.store(), id).await;
-        ciba::decide(server.store(), &request_id, "alice", Decision::Approve).await.unwrap();
+        decision::decide(server.store(), &server.assent().clock, &request_id, "alice", Decision::Approve).await.unwrap();
         let tokens: assent_shared::oauth::TokenResponse = client.poll(&server, id).await.json().await.unwrap();
         let r = http.get(&url).bearer_auth(&tokens.id_token).send().await.unwrap();
         expect_error(r, StatusCode::UNAUTHORIZED, OAuthErrorCode::InvalidToken).await;

@@ -11,6 +11,7 @@
 mod authenticator_app;
 mod bench_smoke;
 mod ciba_flow;
+mod cli;
 mod concurrency;
 mod delivery_processes;
 mod device_errors;

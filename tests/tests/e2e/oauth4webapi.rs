@@ -5,7 +5,8 @@
 use std::{path::PathBuf, process::Stdio};
 
 use assent_server::{
-    ciba::{self, Decision},
+    clock::Clock,
+    decision::{self, Decision},
     storage::Store,
 };
 use assent_tests::{
@@ -87,9 +88,9 @@ on_both_backends! {
             let event: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("unexpected output {line}"));
             match event["event"].as_str() {
                 Some("pending") => {
-                    let id = ciba::request_id_for_auth_req_id(&store, event["auth_req_id"].as_str().unwrap())
+                    let id = decision::request_id_for_auth_req_id(&store, event["auth_req_id"].as_str().unwrap())
                         .await.unwrap().expect("the request is stored");
-                    ciba::decide(&store, &id, "auth0|alice", Decision::Approve).await.unwrap();
+                    decision::decide(&store, &Clock::default(), &id, "auth0|alice", Decision::Approve).await.unwrap();
                     stdin.write_all(b"approved\n").await.unwrap();
                 }
                 Some("done") => done.push(event),

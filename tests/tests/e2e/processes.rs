@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use assent_server::{
-    ciba::{self, Decision},
+    clock::Clock,
+    decision::{self, Decision},
     storage::Store,
 };
 use assent_shared::{
@@ -75,9 +76,15 @@ async fn two_serve_processes_on_one_postgres_database_behave_as_one_server() {
 
     let store = Store::connect(&db.url, 1).await.unwrap();
     let request_id = assent_tests::request_id(&store, &ack.auth_req_id).await;
-    ciba::decide(&store, &request_id, "alice", Decision::Approve)
-        .await
-        .unwrap();
+    decision::decide(
+        &store,
+        &Clock::default(),
+        &request_id,
+        "alice",
+        Decision::Approve,
+    )
+    .await
+    .unwrap();
     tokio::time::sleep(Duration::from_millis(2100)).await;
     let response = client.poll(&b.base_url, &ack.auth_req_id).await;
     assert_eq!(response.status(), StatusCode::OK);
