@@ -8,6 +8,7 @@ use std::{
 };
 
 use assent_authenticator::{keys::KeyStoreChoice, Authenticator, Settings, UiEvent};
+use assent_shared::error::OAuthErrorCode;
 use assent_tests::{
     client::expect_error, count, enrollment_link, request_id, server_with_alice, tamper_challenge,
     TestClient, TestServer, ALICE,
@@ -219,7 +220,7 @@ async fn enroll_then_approve_deny_and_not_me_from_the_live_inbox() {
         expect_error(
             client.poll(&server, &auth_req_id).await,
             StatusCode::FORBIDDEN,
-            "access_denied",
+            OAuthErrorCode::AccessDenied,
         )
         .await;
     }
@@ -291,7 +292,7 @@ async fn a_challenge_with_a_wrong_signature_never_reaches_the_inbox() {
     expect_error(
         client.poll(&server, &forged).await,
         StatusCode::BAD_REQUEST,
-        "authorization_pending",
+        OAuthErrorCode::AuthorizationPending,
     )
     .await;
 }
@@ -381,7 +382,7 @@ async fn requests_answered_elsewhere_leave_the_inbox() {
         server.store(),
         &auth_req_id,
         ALICE,
-        assent_server::ciba::Decision::Approve,
+        assent_server::decision::Decision::Approve,
     )
     .await
     .unwrap();
