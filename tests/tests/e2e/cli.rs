@@ -156,3 +156,58 @@ async fn operator_commands_do_not_validate_server_settings() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Runs `assent-server ARGS` against `url`; returns (success, stdout, stderr)
+/// and how long it took.
+async fn run_timed(url: &str, args: &[&str]) -> (bool, String, String, std::time::Duration) {
+    let started = std::time::Instant::now();
+    let output = server_command(url)
+        .args(args)
+        .output()
+        .await
+        .expect("run assent-server");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[tokio::test]
+async fn database_errors_name_what_to_fix() {
+    // A SQLite file in a directory that does not exist: the path is named.
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-dir").join("assent.db");
+    let url = format!("sqlite://{}", missing.display());
+    let (ok, _, stderr, _) = run_timed(&url, &["user", "list"]).await;
+    assert!(!ok);
+    assert!(
+        stderr.contains(&missing.display().to_string()) && stderr.contains("does not exist"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    // Nothing listens on port 1: refused at once, with the address.
+    let (ok, _, stderr, took) =
+        run_timed("postgres://postgres@127.0.0.1:1/assent", &["user", "list"]).await;
+    assert!(!ok);
+    assert!(
+        stderr.contains("connection refused at 127.0.0.1:1"),
+        "{stderr}"
+    );
+    assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+}
+
+#[tokio::test]
+async fn postgres_commands_print_no_migration_notices() {
+    let db = TestDb::create(Backend::Postgres).await;
+    for _ in 0..2 {
+        let (ok, _, stderr, _) = run_timed(&db.url, &["user", "list"]).await;
+        assert!(ok, "{stderr}");
+        assert!(
+            !stderr.contains("NOTICE") && !stderr.contains("already exists"),
+            "{stderr}"
+        );
+    }
+}

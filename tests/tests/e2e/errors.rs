@@ -1,4 +1,4 @@
-//! Every error the issue lists, with its exact `error` code and HTTP status,
+//! Every error the OAuth endpoints answer, with its exact `error` code and HTTP status,
 //! and proof that a refused request left nothing behind.
 
 use assent_server::{
