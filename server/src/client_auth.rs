@@ -70,6 +70,8 @@ impl FromStr for AuthMethod {
 const MAX_ASSERTION_LEN: usize = 8 * 1024;
 /// Longest accepted client id or secret, in bytes.
 const MAX_CREDENTIAL_LEN: usize = 256;
+/// Clock difference tolerated when an assertion's `exp` is checked.
+const ASSERTION_EXPIRY_LEEWAY_SECS: i64 = 30;
 /// Assertions may not live longer than this: it bounds the replay cache.
 const MAX_ASSERTION_LIFETIME_SECS: i64 = 3600;
 
@@ -375,7 +377,8 @@ async fn check_assertion(
         endpoints.token.as_str(),
     ]);
     validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
-    validation.leeway = 30;
+    // Expiry is checked below against the server's clock, not the library's.
+    validation.validate_exp = false;
 
     let candidates = jwks.keys.iter().filter(|k| match &header.kid {
         Some(kid) => k.common.key_id.as_deref() == Some(kid.as_str()),
@@ -391,8 +394,12 @@ async fn check_assertion(
             break;
         }
     }
-    let claims = claims.ok_or_else(|| fail("client_assertion signature or claims are invalid"))?;
+    let invalid = || fail("client_assertion signature or claims are invalid");
+    let claims = claims.ok_or_else(invalid)?;
     let now_secs = assent.clock.now_secs();
+    if claims.exp < now_secs - ASSERTION_EXPIRY_LEEWAY_SECS {
+        return Err(invalid());
+    }
     if claims.exp > now_secs + MAX_ASSERTION_LIFETIME_SECS {
         return Err(fail("client_assertion expires too far in the future"));
     }

@@ -67,8 +67,8 @@ impl<C> Error<C> {
     }
 
     /// `code`, because the body was larger than allowed.
-    pub fn body_too_large(code: C) -> Self {
-        let mut e = Self::new(code, "the request body is too large");
+    pub fn body_too_large(code: C, description: &'static str) -> Self {
+        let mut e = Self::new(code, description);
         e.cause = Some(Cause::BodyTooLarge);
         e
     }

@@ -1,7 +1,5 @@
 //! A fresh, empty database per test, on either backend.
 
-use std::fmt;
-
 /// Where PostgreSQL test databases are created. The CI machine runs
 /// PostgreSQL on 127.0.0.1:5432 with trust authentication.
 pub fn postgres_admin_url() -> String {
@@ -9,20 +7,8 @@ pub fn postgres_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-impl fmt::Display for Backend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Backend::Sqlite => "sqlite",
-            Backend::Postgres => "postgres",
-        })
-    }
-}
+/// The database a test runs on: the server's own name for it.
+pub use assent_server::storage::Backend;
 
 pub struct TestDb {
     pub backend: Backend,

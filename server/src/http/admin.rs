@@ -44,7 +44,12 @@ pub async fn create_ticket(
     admin::authenticate(&state.assent, &token).await?;
     let bytes = axum::body::to_bytes(request.into_body(), MAX_ADMIN_BODY)
         .await
-        .map_err(|_| OAuthError::body_too_large(OAuthErrorCode::InvalidRequest))?;
+        .map_err(|_| {
+            OAuthError::body_too_large(
+                OAuthErrorCode::InvalidRequest,
+                "the request body is too large",
+            )
+        })?;
     let body: TicketRequest = serde_json::from_slice(&bytes).map_err(|_| {
         OAuthError::invalid_request("the body must be JSON {\"user\": SUB, \"ttl\": SECONDS}")
     })?;

@@ -35,7 +35,9 @@ async fn jose_body(request: Request) -> Result<String, DeviceError> {
     }
     let bytes = axum::body::to_bytes(request.into_body(), MAX_DEVICE_BODY)
         .await
-        .map_err(|_| DeviceError::body_too_large(DeviceErrorCode::InvalidRequest))?;
+        .map_err(|_| {
+            DeviceError::body_too_large(DeviceErrorCode::InvalidRequest, "the body is too large")
+        })?;
     String::from_utf8(bytes.to_vec())
         .map(|s| s.trim().to_string())
         .map_err(|_| DeviceError::bad_request("the body is not UTF-8"))

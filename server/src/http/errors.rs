@@ -140,9 +140,15 @@ mod tests {
 
     #[test]
     fn an_oversized_body_is_413_whatever_its_code() {
-        let response = OAuthError::body_too_large(OAuthErrorCode::InvalidRequest).into_response();
+        let response = OAuthError::body_too_large(
+            OAuthErrorCode::InvalidRequest,
+            "the request body is too large",
+        )
+        .into_response();
         assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
-        let response = DeviceError::body_too_large(DeviceErrorCode::InvalidRequest).into_response();
+        let response =
+            DeviceError::body_too_large(DeviceErrorCode::InvalidRequest, "the body is too large")
+                .into_response();
         assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     }
 }

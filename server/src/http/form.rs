@@ -31,7 +31,12 @@ impl FromRequest<AppState> for Form {
         }
         let body = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
             .await
-            .map_err(|_| OAuthError::body_too_large(OAuthErrorCode::InvalidRequest))?;
+            .map_err(|_| {
+                OAuthError::body_too_large(
+                    OAuthErrorCode::InvalidRequest,
+                    "the request body is too large",
+                )
+            })?;
         Params::parse(&body).map(Form)
     }
 }

@@ -61,7 +61,12 @@ async fn bearer_token(request: Request) -> Result<String, OAuthError> {
         }
         let body = axum::body::to_bytes(request.into_body(), form::MAX_BODY_BYTES)
             .await
-            .map_err(|_| OAuthError::body_too_large(OAuthErrorCode::InvalidRequest))?;
+            .map_err(|_| {
+                OAuthError::body_too_large(
+                    OAuthErrorCode::InvalidRequest,
+                    "the request body is too large",
+                )
+            })?;
         from_body = Params::parse(&body)?
             .get("access_token")
             .map(str::to_string);

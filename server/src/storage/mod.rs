@@ -201,11 +201,8 @@ impl Store {
     }
 
     async fn connect_postgres(url: &str, max_connections: u32) -> anyhow::Result<Self> {
-        let options = PgConnectOptions::from_str(url)
-            .with_context(|| "invalid PostgreSQL database URL")?
-            // Notices such as "relation _sqlx_migrations already exists,
-            // skipping" are not for operators.
-            .options([("client_min_messages", "warning")]);
+        let options =
+            PgConnectOptions::from_str(url).with_context(|| "invalid PostgreSQL database URL")?;
         let at = format!("{}:{}", options.get_host(), options.get_port());
         // One direct attempt first, so that a refused or silent server is
         // reported at once and by address.
