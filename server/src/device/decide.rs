@@ -102,14 +102,9 @@ pub async fn decide(
         return Err(explain_refused_decision(assent, &device, request_id, &claims).await);
     }
     log_not_me(request_id, decision);
-    let status = if decision.is_approval() {
-        RequestStatus::Approved
-    } else {
-        RequestStatus::Denied
-    };
     Ok(DecisionResponse {
         request_id: request_id.to_string(),
-        status: status.to_string(),
+        status: RequestStatus::decided(decision).to_string(),
     })
 }
 

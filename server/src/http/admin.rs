@@ -9,14 +9,8 @@ use axum::{
 use serde::Deserialize;
 use serde_json::json;
 
-use super::AppState;
-use crate::{
-    admin,
-    clock::rfc3339,
-    device::DEFAULT_TICKET_TTL_SECS,
-    error::{OAuthError, OAuthErrorCode},
-    qr,
-};
+use super::{form::read_body, AppState};
+use crate::{admin, clock::rfc3339, device::DEFAULT_TICKET_TTL_SECS, error::OAuthError, qr};
 
 /// Largest operator request body, in bytes.
 const MAX_ADMIN_BODY: usize = 4096;
@@ -42,14 +36,7 @@ pub async fn create_ticket(
         .map(|(_, t)| t.trim().to_string())
         .ok_or_else(OAuthError::bearer_missing)?;
     admin::authenticate(&state.assent, &token).await?;
-    let bytes = axum::body::to_bytes(request.into_body(), MAX_ADMIN_BODY)
-        .await
-        .map_err(|_| {
-            OAuthError::body_too_large(
-                OAuthErrorCode::InvalidRequest,
-                "the request body is too large",
-            )
-        })?;
+    let bytes = read_body(request.into_body(), MAX_ADMIN_BODY).await?;
     let body: TicketRequest = serde_json::from_slice(&bytes).map_err(|_| {
         OAuthError::invalid_request("the body must be JSON {\"user\": SUB, \"ttl\": SECONDS}")
     })?;

@@ -56,11 +56,14 @@ pub fn device_status(code: DeviceErrorCode) -> StatusCode {
 fn status<C>(error: &Error<C>, by_code: StatusCode) -> StatusCode {
     match &error.cause {
         Some(Cause::BodyTooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
-        Some(Cause::Storage(cause)) => {
-            tracing::error!(error = %cause, "database error");
-            by_code
-        }
-        None => by_code,
+        _ => by_code,
+    }
+}
+
+/// The one place a storage failure is logged: when it becomes an answer.
+fn log_storage_failure<C>(error: &Error<C>) {
+    if let Some(cause) = error.storage_failure() {
+        tracing::error!(error = %cause, "database error");
     }
 }
 
@@ -72,6 +75,7 @@ fn no_store(response: &mut Response) {
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
+        log_storage_failure(&self);
         let status = status(&self, oauth_status(self.code));
         let description = sanitize_description(&self.description);
         let challenge = match self.challenge {
@@ -103,6 +107,7 @@ impl IntoResponse for OAuthError {
 
 impl IntoResponse for DeviceError {
     fn into_response(self) -> Response {
+        log_storage_failure(&self);
         let status = status(&self, device_status(self.code));
         let body = DeviceApiError {
             error: self.code,

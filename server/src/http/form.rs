@@ -3,6 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::{
+    body::{Body, Bytes},
     extract::{ConnectInfo, FromRequest, FromRequestParts, Request},
     http::{header, request::Parts, HeaderMap},
 };
@@ -29,16 +30,19 @@ impl FromRequest<AppState> for Form {
                 "the request body must be application/x-www-form-urlencoded",
             ));
         }
-        let body = axum::body::to_bytes(req.into_body(), MAX_BODY_BYTES)
-            .await
-            .map_err(|_| {
-                OAuthError::body_too_large(
-                    OAuthErrorCode::InvalidRequest,
-                    "the request body is too large",
-                )
-            })?;
+        let body = read_body(req.into_body(), MAX_BODY_BYTES).await?;
         Params::parse(&body).map(Form)
     }
+}
+
+/// The whole body, at most `limit` bytes; a larger one is `413 invalid_request`.
+pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, OAuthError> {
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        OAuthError::body_too_large(
+            OAuthErrorCode::InvalidRequest,
+            "the request body is too large",
+        )
+    })
 }
 
 pub fn is_form(headers: &HeaderMap) -> bool {

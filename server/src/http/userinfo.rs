@@ -59,14 +59,7 @@ async fn bearer_token(request: Request) -> Result<String, OAuthError> {
                 "the request body must be application/x-www-form-urlencoded",
             ));
         }
-        let body = axum::body::to_bytes(request.into_body(), form::MAX_BODY_BYTES)
-            .await
-            .map_err(|_| {
-                OAuthError::body_too_large(
-                    OAuthErrorCode::InvalidRequest,
-                    "the request body is too large",
-                )
-            })?;
+        let body = form::read_body(request.into_body(), form::MAX_BODY_BYTES).await?;
         from_body = Params::parse(&body)?
             .get("access_token")
             .map(str::to_string);

@@ -11,12 +11,10 @@ use super::{
 
 /// The stored status and deny reason of a decision.
 fn columns(decision: Decision) -> (RequestStatus, Option<&'static str>) {
-    let status = if decision.is_approval() {
-        RequestStatus::Approved
-    } else {
-        RequestStatus::Denied
-    };
-    (status, decision.deny_reason().map(|r| r.as_str()))
+    (
+        RequestStatus::decided(decision),
+        decision.deny_reason().map(|r| r.as_str()),
+    )
 }
 
 /// A device's signed decision, as [`Store::decide_on_challenge`] applies it.

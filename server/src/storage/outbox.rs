@@ -2,6 +2,8 @@
 //! the same transaction as the request change they announce (see the
 //! `delivery` migration), and read here by the dispatcher and the event hub.
 
+use std::sync::LazyLock;
+
 use serde::Deserialize;
 use sqlx::postgres::PgListener;
 
@@ -70,6 +72,23 @@ pub enum Notification {
 /// A PostgreSQL connection that `LISTEN`s for the outbox's notifications.
 pub struct EventListener(PgListener);
 
+/// Due, unleased jobs (`$1` now, `$3` how many), oldest due first.
+const PICK_DUE_JOBS: &str = "SELECT id FROM push_jobs WHERE state = 'pending' \
+     AND next_attempt_at <= $1 AND (locked_until IS NULL OR locked_until <= $1) \
+     ORDER BY next_attempt_at, id LIMIT $3";
+
+/// Leases the picked jobs until `$2`.
+fn claim_sql(pick: &str) -> String {
+    format!(
+        "UPDATE push_jobs SET locked_until = $2, attempts = attempts + 1 \
+         WHERE id IN ({pick}) \
+         RETURNING id, request_id, device_id, expires_at, created_at, attempts"
+    )
+}
+static CLAIM_PUSH_JOBS_SQLITE: LazyLock<String> = LazyLock::new(|| claim_sql(PICK_DUE_JOBS));
+static CLAIM_PUSH_JOBS_POSTGRES: LazyLock<String> =
+    LazyLock::new(|| claim_sql(&format!("{PICK_DUE_JOBS} FOR UPDATE SKIP LOCKED")));
+
 const EVENTS_CHANNEL: &str = "assent_device_events";
 const PUSH_JOBS_CHANNEL: &str = "assent_push_jobs";
 
@@ -130,21 +149,9 @@ impl Store {
         lease_until: i64,
         limit: i64,
     ) -> Result<Vec<ClaimedPushJob>, StorageError> {
-        const PICK: &str = "SELECT id FROM push_jobs WHERE state = 'pending' \
-             AND next_attempt_at <= $1 AND (locked_until IS NULL OR locked_until <= $1) \
-             ORDER BY next_attempt_at, id LIMIT $3";
-        let claim = |pick: &str| {
-            format!(
-                "UPDATE push_jobs SET locked_until = $2, attempts = attempts + 1 \
-                 WHERE id IN ({pick}) \
-                 RETURNING id, request_id, device_id, expires_at, created_at, attempts"
-            )
-        };
-        let sqlite = claim(PICK);
-        let postgres = claim(&format!("{PICK} FOR UPDATE SKIP LOCKED"));
         let params = params![now, lease_until, limit];
-        self.hot_statement(&sqlite, &params)
-            .on_postgres(&postgres)
+        self.hot_statement(&CLAIM_PUSH_JOBS_SQLITE, &params)
+            .on_postgres(&CLAIM_PUSH_JOBS_POSTGRES)
             .fetch_all()
             .await
     }

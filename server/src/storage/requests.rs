@@ -1,7 +1,7 @@
 //! Back-channel authentication requests: stored with their user resolved,
 //! polled by the client, read by operators.
 
-use assent_shared::protocol::DenyReason;
+use assent_shared::protocol::{Decision, DenyReason};
 
 use super::{
     sql::{params, row, stored_enum, Stored},
@@ -19,6 +19,17 @@ stored_enum! {
         Denied => "denied",
         /// Approved and exchanged for tokens (exactly once).
         Issued => "issued",
+    }
+}
+
+impl RequestStatus {
+    /// The status a pending request takes when `decision` is applied.
+    pub fn decided(decision: Decision) -> Self {
+        if decision.is_approval() {
+            RequestStatus::Approved
+        } else {
+            RequestStatus::Denied
+        }
     }
 }
 
