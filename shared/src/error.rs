@@ -89,6 +89,9 @@ codes! {
         /// CIBA: the hint does not identify a known user.
         UnknownUserId => "unknown_user_id",
         InvalidBindingMessage => "invalid_binding_message",
+        /// A flood limit was reached (HTTP 429 with `Retry-After`), as
+        /// Auth0 answers its rate limits.
+        TooManyRequests => "too_many_requests",
         /// CIBA token poll: the user has not decided yet.
         AuthorizationPending => "authorization_pending",
         SlowDown => "slow_down",
@@ -133,6 +136,16 @@ codes! {
         RequestExpired => "request_expired",
         /// The decision names another nonce or challenge hash.
         ChallengeMismatch => "challenge_mismatch",
+        /// An approval without the number-matching code the challenge asks for.
+        MatchCodeRequired => "match_code_required",
+        /// An approval with the wrong number-matching code (the third
+        /// denies the request).
+        WrongMatchCode => "wrong_match_code",
+        /// An approval that does not state the user verification the
+        /// request needs.
+        UserVerificationRequired => "user_verification_required",
+        /// The user has been blocked: nothing they approve counts.
+        UserBlocked => "user_blocked",
         ServerError => "server_error",
     }
 }

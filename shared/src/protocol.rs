@@ -25,6 +25,7 @@ pub mod typ {
     pub const ROTATE_KEY: &str = "assent-rotate-key+jwt";
     pub const NEW_KEY: &str = "assent-new-key+jwt";
     pub const UNENROLL: &str = "assent-unenroll+jwt";
+    pub const UNMUTE: &str = "assent-unmute+jwt";
 }
 
 /// Routes of the device API, relative to the server base URL.
@@ -36,6 +37,7 @@ pub mod path {
     pub const UNENROLL: &str = "/device/v1/unenroll";
     pub const EVENTS: &str = "/device/v1/events";
     pub const PUSH_KEY: &str = "/device/v1/push-key";
+    pub const UNMUTE: &str = "/device/v1/unmute";
 
     pub fn decision(request_id: &str) -> String {
         format!("{REQUESTS}/{request_id}/decision")
@@ -201,6 +203,9 @@ pub mod event {
     pub const RESOLVED: &str = "resolved";
     /// Events were missed: fetch the pending list.
     pub const RESYNC: &str = "resync";
+    /// This device was revoked: the stream ends after this event, and the
+    /// device should forget the account's pending requests.
+    pub const REVOKED: &str = "revoked";
 }
 
 /// Payload of a GET proof (`typ` [`typ::PROOF`], `kid` = device id).
@@ -238,12 +243,38 @@ pub struct ChallengeClaims {
     pub requester: Requester,
     pub iat: i64,
     pub exp: i64,
+    /// Number matching: approving needs the code the requesting application
+    /// shows, of this many digits (2 to 4). The code itself is never in the
+    /// challenge: the user carries it from one screen to the other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_code_digits: Option<u8>,
+    /// Approving needs the user to verify themselves on the device (PIN,
+    /// fingerprint, face) and the decision to say how
+    /// ([`DecisionClaims::user_verification`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub user_verification_required: bool,
+    /// The client's website, as the operator registered it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_uri: Option<String>,
+    /// The client's logo, served by this server (never a third party's URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo_uri: Option<String>,
 }
 
-/// Answer of `GET /device/v1/requests`: the pending challenges, oldest first.
+/// Answer of `GET /device/v1/requests`: the pending challenges, newest
+/// first, at most 100 of them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingRequests {
     pub requests: Vec<String>,
+    /// How many requests are pending in all (more than `requests` holds when
+    /// the list was cut).
+    #[serde(default)]
+    pub total: u64,
+    /// While set (Unix seconds), new requests for this user are refused: the
+    /// user said "This wasn't me" (or denied several in a row). A signed
+    /// unmute ([`path::UNMUTE`]) lifts it early.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub muted_until: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -335,6 +366,32 @@ impl std::str::FromStr for DenyReason {
     }
 }
 
+/// How the user verified themselves on the device before deciding, with
+/// the method values of RFC 8176.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum UserVerification {
+    /// A PIN or passcode known only to the user (`pin`).
+    #[serde(rename = "pin")]
+    Pin,
+    /// A fingerprint (`fpt`).
+    #[serde(rename = "fpt")]
+    Fingerprint,
+    /// Facial recognition (`face`).
+    #[serde(rename = "face")]
+    Face,
+}
+
+impl UserVerification {
+    /// The RFC 8176 `amr` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserVerification::Pin => "pin",
+            UserVerification::Fingerprint => "fpt",
+            UserVerification::Face => "face",
+        }
+    }
+}
+
 /// Payload of a decision (`typ` [`typ::DECISION`], `kid` = device id).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DecisionClaims {
@@ -348,6 +405,14 @@ pub struct DecisionClaims {
     pub deny_reason: Option<DenyReason>,
     /// base64url SHA-256 of the exact challenge JWS the device showed.
     pub challenge_hash: String,
+    /// The code the user typed, when the challenge asks for number
+    /// matching (`match_code_digits`); needed to approve, not to deny.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_code: Option<String>,
+    /// How the user verified themselves before this decision; empty when
+    /// they did not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub user_verification: Vec<UserVerification>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -355,6 +420,10 @@ pub struct DecisionResponse {
     pub request_id: String,
     /// `approved` or `denied`.
     pub status: String,
+    /// Set (Unix seconds) when this decision muted new requests for the
+    /// user: "This wasn't me", or the latest of several denials in a row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub muted_until: Option<i64>,
 }
 
 /// Payload of a push-channel update (`typ` [`typ::PUSH_CHANNEL`]); `None` removes it.
@@ -389,6 +458,20 @@ pub struct NewKeyClaims {
 pub struct UnenrollClaims {
     #[serde(flatten)]
     pub binding: RequestBinding,
+}
+
+/// Payload of an unmute (`typ` [`typ::UNMUTE`]): the user lifts the mute
+/// that their "This wasn't me" set, from an enrolled device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnmuteClaims {
+    #[serde(flatten)]
+    pub binding: RequestBinding,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnmuteResponse {
+    /// Always `null`: new requests are accepted again.
+    pub muted_until: Option<i64>,
 }
 
 /// Error body of the device API.

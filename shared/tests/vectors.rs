@@ -10,7 +10,7 @@ use assent_shared::{
     jose::{b64url, sha256, sha256_b64url, DeviceKey, EcPrivateJwk, EcPublicJwk, UnverifiedJws},
     protocol::{
         path, typ, ChallengeClaims, DecisionClaims, DenyReason, EnrollmentClaims, EnrollmentUri,
-        ProofClaims, RequestBinding, Requester, Verdict, VERSION,
+        ProofClaims, RequestBinding, Requester, UserVerification, Verdict, VERSION,
     },
 };
 use serde_json::{json, Value};
@@ -82,6 +82,10 @@ fn build() -> Value {
         },
         iat: 1_767_225_650,
         exp: 1_767_225_950,
+        match_code_digits: Some(2),
+        user_verification_required: false,
+        client_uri: Some("https://bank.example".into()),
+        logo_uri: Some(format!("{SERVER}/clients/cc-desk/logo")),
     };
     let challenge_jws = server.sign(typ::CHALLENGE, Some(&server_pin), false, &challenge);
     let challenge_hash = sha256_b64url(challenge_jws.as_bytes());
@@ -94,11 +98,15 @@ fn build() -> Value {
         decision: Verdict::Approve,
         deny_reason: None,
         challenge_hash: challenge_hash.clone(),
+        match_code: Some("47".into()),
+        user_verification: vec![UserVerification::Pin],
     };
     let deny = DecisionClaims {
         binding: binding("POST", &decision_path, 1_767_225_671, "decision-2"),
         decision: Verdict::Deny,
         deny_reason: Some(DenyReason::NotMe),
+        match_code: None,
+        user_verification: Vec::new(),
         ..approve.clone()
     };
     json!({

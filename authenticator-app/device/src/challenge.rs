@@ -30,13 +30,17 @@ pub enum ChallengeRejected {
     BadSignature,
     #[error("the request names another server")]
     WrongIssuer,
+    #[error("the request has expired")]
+    Expired,
 }
 
-/// Verifies a challenge against the server key pinned at enrollment.
+/// Verifies a challenge against the server key pinned at enrollment, and
+/// that it has not expired at `now` (Unix seconds).
 pub fn verify_challenge(
     jws: &str,
     server_key: &EcPublicJwk,
     server: &str,
+    now: i64,
 ) -> Result<VerifiedChallenge, ChallengeRejected> {
     let parsed = UnverifiedJws::parse(jws).map_err(|_| ChallengeRejected::Malformed)?;
     if parsed.header.typ != typ::CHALLENGE {
@@ -49,8 +53,13 @@ pub fn verify_challenge(
         assent_shared::jose::JoseError::BadSignature => ChallengeRejected::BadSignature,
         _ => ChallengeRejected::Malformed,
     })?;
-    if claims.iss.trim_end_matches('/') != server.trim_end_matches('/') {
+    // Both are the server's base URL without a trailing slash (the
+    // protocol normalises it once, on the server).
+    if claims.iss != server.trim_end_matches('/') {
         return Err(ChallengeRejected::WrongIssuer);
+    }
+    if claims.exp <= now {
+        return Err(ChallengeRejected::Expired);
     }
     Ok(VerifiedChallenge {
         jws: jws.to_string(),

@@ -9,7 +9,8 @@ use assent_shared::{
         path, typ, DecisionClaims, DecisionResponse, DenyReason, DeviceApiError, EnrollmentClaims,
         EnrollmentResponse, EnrollmentUri, EnrollmentUriError, NewKeyClaims, PendingRequests,
         ProofClaims, PushChannelClaims, PushSubscription, RequestBinding, RotateKeyClaims,
-        UnenrollClaims, Verdict, JOSE_CONTENT_TYPE, PROOF_SCHEME,
+        UnenrollClaims, UnmuteClaims, UnmuteResponse, UserVerification, Verdict,
+        JOSE_CONTENT_TYPE, PROOF_SCHEME,
     },
 };
 use serde::de::DeserializeOwned;
@@ -49,12 +50,59 @@ impl DeviceClientError {
     }
 }
 
-/// Pending requests: the verified ones, and how many were refused because
-/// their server signature did not check out (they are never shown).
+/// Pending requests: the verified ones (newest first), and those refused
+/// because their server signature or lifetime did not check out (they are
+/// never shown).
 #[derive(Debug, Clone, Default)]
 pub struct Pending {
     pub verified: Vec<VerifiedChallenge>,
     pub rejected: Vec<ChallengeRejected>,
+    /// How many requests are pending on the server in all (the list holds
+    /// at most 100).
+    pub total: u64,
+    /// Until when (Unix seconds) new requests for this user are refused,
+    /// after "This wasn't me".
+    pub muted_until: Option<i64>,
+}
+
+/// What the user answered about one challenge: the verdict, and for an
+/// approval the number-matching code they typed and how they verified
+/// themselves on the device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub verdict: Verdict,
+    pub deny_reason: Option<DenyReason>,
+    pub match_code: Option<String>,
+    pub user_verification: Vec<UserVerification>,
+}
+
+impl Answer {
+    /// Approve, with the code the requesting application shows (when the
+    /// challenge asks for one).
+    pub fn approve(match_code: Option<&str>) -> Self {
+        Self {
+            verdict: Verdict::Approve,
+            deny_reason: None,
+            match_code: match_code.map(str::to_string),
+            user_verification: Vec::new(),
+        }
+    }
+
+    /// Deny, optionally saying why; denying never needs the code.
+    pub fn deny(reason: Option<DenyReason>) -> Self {
+        Self {
+            verdict: Verdict::Deny,
+            deny_reason: reason,
+            match_code: None,
+            user_verification: Vec::new(),
+        }
+    }
+
+    /// The same answer, stating that the user verified themselves so.
+    pub fn verified_by(mut self, methods: &[UserVerification]) -> Self {
+        self.user_verification = methods.to_vec();
+        self
+    }
 }
 
 fn now_secs() -> i64 {
@@ -191,9 +239,14 @@ impl DeviceClient {
                 .await,
         )
         .await?;
-        let mut pending = Pending::default();
+        let mut pending = Pending {
+            total: list.total,
+            muted_until: list.muted_until,
+            ..Pending::default()
+        };
+        let now = now_secs();
         for jws in list.requests {
-            match verify_challenge(&jws, &self.account.server_key, &self.account.server) {
+            match verify_challenge(&jws, &self.account.server_key, &self.account.server, now) {
                 Ok(challenge) => pending.verified.push(challenge),
                 Err(why) => pending.rejected.push(why),
             }
@@ -230,12 +283,11 @@ impl DeviceClient {
         Ok(EventStream::new(response))
     }
 
-    /// Signs and sends a decision about a challenge the user was shown.
+    /// Signs and sends the user's answer about a challenge they were shown.
     pub async fn decide(
         &self,
         challenge: &VerifiedChallenge,
-        verdict: Verdict,
-        deny_reason: Option<DenyReason>,
+        answer: &Answer,
     ) -> Result<DecisionResponse, DeviceClientError> {
         let url = self.url(&path::decision(&challenge.claims.request_id));
         let binding = binding("POST", &url);
@@ -244,11 +296,22 @@ impl DeviceClient {
             binding,
             request_id: challenge.claims.request_id.clone(),
             nonce: challenge.claims.nonce.clone(),
-            decision: verdict,
-            deny_reason,
+            decision: answer.verdict,
+            deny_reason: answer.deny_reason,
             challenge_hash: challenge.hash(),
+            match_code: answer.match_code.clone(),
+            user_verification: answer.user_verification.clone(),
         };
         self.post_signed(&url, typ::DECISION, &claims).await
+    }
+
+    /// Lifts the mute that "This wasn't me" set on this device's user.
+    pub async fn unmute(&self) -> Result<UnmuteResponse, DeviceClientError> {
+        let url = self.url(path::UNMUTE);
+        let claims = UnmuteClaims {
+            binding: binding("POST", &url),
+        };
+        self.post_signed(&url, typ::UNMUTE, &claims).await
     }
 
     /// Registers (or with `None` removes) this device's Web Push subscription.

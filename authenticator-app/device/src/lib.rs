@@ -8,5 +8,5 @@ pub mod events;
 pub mod state;
 
 pub use challenge::{verify_challenge, ChallengeRejected, VerifiedChallenge};
-pub use client::{DeviceClient, DeviceClientError};
+pub use client::{Answer, DeviceClient, DeviceClientError};
 pub use state::{Account, StateDir};

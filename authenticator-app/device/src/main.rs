@@ -5,8 +5,11 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::{bail, Context};
-use assent_device::{client::Pending, DeviceClient, StateDir, VerifiedChallenge};
-use assent_shared::protocol::{DenyReason, EnrollmentUri, PushSubscription, Verdict};
+use assent_device::{
+    client::{Answer, Pending},
+    DeviceClient, StateDir, VerifiedChallenge,
+};
+use assent_shared::protocol::{DenyReason, EnrollmentUri, PushSubscription};
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
 
@@ -47,13 +50,18 @@ enum Command {
     Approve {
         /// Request id (see `pending`).
         id: Option<String>,
-        /// The oldest pending request.
+        /// The newest pending request.
         #[arg(long, conflicts_with = "id")]
         next: bool,
+        /// The number-matching code the requesting application shows
+        /// (required when the request asks for one).
+        #[arg(long, value_name = "DIGITS")]
+        code: Option<String>,
     },
     /// Deny a request.
     Deny {
         id: Option<String>,
+        /// The newest pending request.
         #[arg(long, conflicts_with = "id")]
         next: bool,
         /// not-me ("this wasn't me", also spelt not_me) or cancelled.
@@ -67,6 +75,8 @@ enum Command {
         #[arg(long)]
         remove: bool,
     },
+    /// Accept new requests again after "This wasn't me" muted them.
+    Unmute,
     /// Replace the device key with a new one.
     RotateKey,
     /// Remove this device from the server and forget the account.
@@ -102,6 +112,8 @@ fn challenge_json(c: &VerifiedChallenge) -> Value {
         "requester": claims.requester,
         "created_at": claims.iat,
         "expires_at": claims.exp,
+        "match_code_digits": claims.match_code_digits,
+        "user_verification_required": claims.user_verification_required,
     })
 }
 
@@ -111,16 +123,34 @@ fn print_pending(pending: &Pending, json_out: bool) {
         println!(
             "{}",
             serde_json::to_string_pretty(
-                &json!({"requests": list, "rejected": pending.rejected.len()})
+                &json!({
+                    "requests": list,
+                    "total": pending.total,
+                    "rejected": pending.rejected.len(),
+                    "muted_until": pending.muted_until,
+                })
             )
             .unwrap()
         );
         return;
     }
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    if let Some(until) = pending.muted_until {
+        println!(
+            "new requests are refused for {} more minutes after \"This wasn't me\" \
+             (`assent-device unmute` accepts them again)",
+            ((until - now).max(0) + 59) / 60
+        );
+    }
     if pending.verified.is_empty() {
         println!("no pending requests");
     }
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    if pending.total > pending.verified.len() as u64 {
+        println!(
+            "({} requests pending in all; the newest are shown)",
+            pending.total
+        );
+    }
     for c in &pending.verified {
         let claims = &c.claims;
         println!(
@@ -137,13 +167,20 @@ fn print_pending(pending: &Pending, json_out: bool) {
         if let Some(details) = &claims.authorization_details {
             println!("  details: {details}");
         }
+        if let Some(digits) = claims.match_code_digits {
+            println!(
+                "  code:  approving needs the {digits}-digit code {} shows (approve --code)",
+                claims.client_name
+            );
+        }
         let ip = claims.requester.ip.as_deref().unwrap_or("unknown address");
         let ua = claims
             .requester
             .user_agent
             .as_deref()
             .unwrap_or("unknown client");
-        println!("  via:   {ip}, {ua}");
+        // The requesting back end's address, not the user's location.
+        println!("  sent by: {ip}, {ua}");
     }
     for why in &pending.rejected {
         eprintln!("warning: a request was not shown: {why}");
@@ -219,19 +256,47 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let client = DeviceClient::new(account, key);
             print_pending(&client.pending().await?, cli.json);
         }
-        Command::Approve { id, next } => {
+        Command::Approve { id, next, code } => {
             let (account, key) = state.load()?;
             let client = DeviceClient::new(account, key);
             let challenge = pick(&client, id, next).await?;
-            let result = client.decide(&challenge, Verdict::Approve, None).await?;
+            if let (Some(digits), None) = (challenge.claims.match_code_digits, &code) {
+                bail!(
+                    "this request needs the {digits}-digit code that {} shows: approve {} --code DIGITS",
+                    challenge.claims.client_name,
+                    challenge.claims.request_id
+                );
+            }
+            let answer = Answer::approve(code.as_deref());
+            let result = client.decide(&challenge, &answer).await?;
             report(cli.json, &result.request_id, &result.status, &challenge)?;
         }
         Command::Deny { id, next, reason } => {
             let (account, key) = state.load()?;
             let client = DeviceClient::new(account, key);
             let challenge = pick(&client, id, next).await?;
-            let result = client.decide(&challenge, Verdict::Deny, reason).await?;
+            let result = client.decide(&challenge, &Answer::deny(reason)).await?;
             report(cli.json, &result.request_id, &result.status, &challenge)?;
+            if let Some(until) = result.muted_until {
+                let minutes = ((until - time::OffsetDateTime::now_utc().unix_timestamp()).max(0) + 59) / 60;
+                eprintln!(
+                    "new requests for this account are refused for {minutes} minutes; \
+                     your administrator has been told (`assent-device unmute` accepts them again)"
+                );
+            }
+        }
+        Command::Unmute => {
+            let (account, key) = state.load()?;
+            let client = DeviceClient::new(account, key);
+            client.unmute().await?;
+            println!(
+                "{}",
+                if cli.json {
+                    json!({"muted_until": null}).to_string()
+                } else {
+                    "new requests are accepted again".into()
+                }
+            );
         }
         Command::PushChannel {
             push_subscription,

@@ -124,6 +124,10 @@ pub async fn start_backchannel(
             },
             iat: now / 1000,
             exp: expires_at / 1000,
+            match_code_digits: None,
+            user_verification_required: false,
+            client_uri: None,
+            logo_uri: None,
         },
     );
     let row = NewAuthRequest {

@@ -44,7 +44,11 @@ pub async fn pending(assent: &Assent, proof: &str) -> Result<PendingRequests, De
         )
         .await?;
     match spent {
-        Some(requests) => Ok(PendingRequests { requests }),
+        Some(requests) => Ok(PendingRequests {
+            total: requests.len() as u64,
+            requests,
+            muted_until: None,
+        }),
         None => {
             confirm_device(assent, &device).await?;
             Err(replayed())
@@ -105,6 +109,7 @@ pub async fn decide(
     Ok(DecisionResponse {
         request_id: request_id.to_string(),
         status: RequestStatus::decided(decision).to_string(),
+        muted_until: None,
     })
 }
 

@@ -36,6 +36,8 @@ fn decision(
         decision: verdict,
         deny_reason: None,
         challenge_hash: challenge.hash(),
+        match_code: None,
+        user_verification: Vec::new(),
     }
 }
 
@@ -153,16 +155,16 @@ on_both_backends! {
         client.bc_authorize(&server, &[("scope", "openid"), ("login_hint", "carol"), ("binding_message", "Short"), ("requested_expiry", "1")]).await;
         let challenge = carol.pending().await.unwrap().verified.remove(0);
         server.advance_clock(Duration::from_millis(1100));
-        let err = carol.decide(&challenge, Verdict::Approve, None).await.unwrap_err();
+        let err = carol.decide(&challenge, &assent_device::Answer::approve(None)).await.unwrap_err();
         assert_eq!(err.code(), Some(DeviceErrorCode::RequestExpired));
         assert_eq!(request_status(server.store(), &challenge.claims.request_id).await, "pending");
 
         // Decision after the token was issued.
         let ack = client.start(&server, "carol", "openid").await;
         let challenge = carol.pending().await.unwrap().verified.remove(0);
-        carol.decide(&challenge, Verdict::Approve, None).await.unwrap();
+        carol.decide(&challenge, &assent_device::Answer::approve(None)).await.unwrap();
         assert_eq!(client.poll(&server, ack["auth_req_id"].as_str().unwrap()).await.status(), StatusCode::OK);
-        let err = carol.decide(&challenge, Verdict::Deny, None).await.unwrap_err();
+        let err = carol.decide(&challenge, &assent_device::Answer::deny(None)).await.unwrap_err();
         assert_eq!(err.code(), Some(DeviceErrorCode::RequestNotPending));
         assert_eq!(request_status(server.store(), &challenge.claims.request_id).await, "issued");
 
@@ -170,7 +172,7 @@ on_both_backends! {
         client.start(&server, "carol", "openid").await;
         let challenge = carol.pending().await.unwrap().verified.remove(0);
         assert!(server.store().revoke_device(&carol.account.device_id, "test", now_ms()).await.unwrap());
-        let err = carol.decide(&challenge, Verdict::Approve, None).await.unwrap_err();
+        let err = carol.decide(&challenge, &assent_device::Answer::approve(None)).await.unwrap_err();
         assert_eq!(err.code(), Some(DeviceErrorCode::DeviceRevoked));
         assert_eq!(carol.pending().await.unwrap_err().code(), Some(DeviceErrorCode::DeviceRevoked));
         assert_eq!(carol.set_push_channel(None).await.unwrap_err().code(), Some(DeviceErrorCode::DeviceRevoked));

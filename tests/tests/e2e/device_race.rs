@@ -32,14 +32,14 @@ on_both_backends! {
                 let (phone, barrier) = (phone.clone(), barrier.clone());
                 tokio::spawn(async move {
                     barrier.wait().await;
-                    phone.decide(&on_phone, Verdict::Approve, None).await
+                    phone.decide(&on_phone, &assent_device::Answer::approve(None)).await
                 })
             };
             let deny = {
                 let (laptop, barrier) = (laptop.clone(), barrier.clone());
                 tokio::spawn(async move {
                     barrier.wait().await;
-                    laptop.decide(&on_laptop, Verdict::Deny, Some(DenyReason::NotMe)).await
+                    laptop.decide(&on_laptop, &assent_device::Answer::deny(Some(DenyReason::NotMe))).await
                 })
             };
             let (approve, deny) = (approve.await.unwrap(), deny.await.unwrap());

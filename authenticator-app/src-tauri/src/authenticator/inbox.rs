@@ -7,8 +7,8 @@ use std::{
     path::PathBuf,
 };
 
-use assent_device::VerifiedChallenge;
-use assent_shared::protocol::Decision;
+use assent_device::{Answer, VerifiedChallenge};
+use assent_shared::protocol::{Decision, Verdict};
 use serde::Serialize;
 
 use super::{lock, now_secs, Authenticator, UiEvent};
@@ -225,8 +225,11 @@ impl Authenticator {
         let (client, _) = self
             .client(account_id)
             .ok_or_else(AppError::unknown_account)?;
-        let (verdict, reason) = decision.to_wire();
-        match client.decide(&challenge, verdict, reason).await {
+        let answer = match decision.to_wire() {
+            (Verdict::Approve, _) => Answer::approve(None),
+            (Verdict::Deny, reason) => Answer::deny(reason),
+        };
+        match client.decide(&challenge, &answer).await {
             Ok(response) => {
                 self.forget_request(&key);
                 let entry = HistoryEntry {
