@@ -31,7 +31,7 @@ use anyhow::{bail, Context};
 use assent_device::DeviceClient;
 use assent_shared::{
     oauth::{BackchannelAuthenticationResponse, CIBA_GRANT_TYPE},
-    protocol::{EnrollmentUri, Verdict},
+    protocol::EnrollmentUri,
 };
 use assent_tests::{
     push_service::{Behavior, TestPushService},
@@ -307,7 +307,7 @@ async fn cycle(pair: &Pair, notifier: &mut Notifier, n: u64) -> Result<[Duration
         .ok_or_else(|| "fetch: request not pending".to_string())?;
     let t3 = Instant::now();
     pair.device
-        .decide(&challenge, Verdict::Approve, None)
+        .decide(&challenge, &assent_device::Answer::approve(None))
         .await
         .map_err(|e| format!("approve: {}", e.code().map_or("transport", |c| c.as_str())))?;
     let t4 = Instant::now();

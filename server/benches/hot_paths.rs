@@ -184,6 +184,10 @@ fn crypto(c: &mut Criterion) {
                 id_token_signed_response_alg: "ES256".into(),
                 grant_types: "urn:openid:params:grant-type:ciba".into(),
                 created_at: 0,
+                number_matching: assent_server::storage::NumberMatching::Required,
+                user_verification: assent_server::storage::UserVerificationPolicy::Optional,
+                client_uri: None,
+                logo_sha256: None,
             })
             .await
             .unwrap();

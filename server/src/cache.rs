@@ -5,14 +5,18 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, MutexGuard},
+    time::{Duration, Instant},
 };
 
 /// Values by string key, at most `capacity` of them: reaching the bound
-/// simply empties the cache (entries are cheap to load again).
+/// simply empties the cache (entries are cheap to load again). With a
+/// time to live, an entry older than that is loaded again: for values an
+/// operator can change in another process (a client's settings).
 #[derive(Debug)]
 pub struct BoundedCache<V> {
-    entries: Mutex<HashMap<String, Arc<V>>>,
+    entries: Mutex<HashMap<String, (Instant, Arc<V>)>>,
     capacity: usize,
+    time_to_live: Option<Duration>,
 }
 
 impl<V> BoundedCache<V> {
@@ -20,17 +24,32 @@ impl<V> BoundedCache<V> {
         Self {
             entries: Mutex::new(HashMap::new()),
             capacity,
+            time_to_live: None,
+        }
+    }
+
+    /// A cache whose entries are dropped `time_to_live` after they were put.
+    pub fn with_time_to_live(capacity: usize, time_to_live: Duration) -> Self {
+        Self {
+            time_to_live: Some(time_to_live),
+            ..Self::new(capacity)
         }
     }
 
     /// A panic while the lock was held cannot leave a half-written entry
     /// (every operation is one map call), so a poisoned lock is used as is.
-    fn entries(&self) -> MutexGuard<'_, HashMap<String, Arc<V>>> {
+    fn entries(&self) -> MutexGuard<'_, HashMap<String, (Instant, Arc<V>)>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn get(&self, key: &str) -> Option<Arc<V>> {
-        self.entries().get(key).cloned()
+        let mut entries = self.entries();
+        let (put_at, value) = entries.get(key)?;
+        if self.time_to_live.is_some_and(|ttl| put_at.elapsed() >= ttl) {
+            entries.remove(key);
+            return None;
+        }
+        Some(value.clone())
     }
 
     pub fn put(&self, key: String, value: Arc<V>) {
@@ -38,7 +57,7 @@ impl<V> BoundedCache<V> {
         if entries.len() >= self.capacity {
             entries.clear();
         }
-        entries.insert(key, value);
+        entries.insert(key, (Instant::now(), value));
     }
 
     pub fn evict(&self, key: &str) {
@@ -61,5 +80,14 @@ mod tests {
         assert_eq!(cache.get("c").as_deref(), Some(&3));
         cache.evict("c");
         assert!(cache.get("c").is_none());
+    }
+
+    #[test]
+    fn entries_expire_after_their_time_to_live() {
+        let cache = BoundedCache::with_time_to_live(2, Duration::from_millis(30));
+        cache.put("a".into(), Arc::new(1));
+        assert_eq!(cache.get("a").as_deref(), Some(&1));
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(cache.get("a").is_none());
     }
 }

@@ -78,12 +78,15 @@ const MAX_ASSERTION_LIFETIME_SECS: i64 = 3600;
 /// Clients that authenticated with a secret are cached per process
 /// (`Assent::clients`).
 ///
-/// Client rows never change: they are created and deleted, never updated
-/// (a new secret means a new client). So a cached row is right for exactly
-/// as long as a row with its id and secret digest exists, and the statement
-/// that acts for a client authenticated from the cache checks that in the
-/// same round trip (see [`AuthenticatedClient::unconfirmed_secret_sha256`]).
-/// A failed check against the cache always goes to the database.
+/// A client's credentials never change (a new secret means a new client),
+/// so a cached row authenticates for exactly as long as a row with its id
+/// and secret digest exists, and the statement that acts for a client
+/// authenticated from the cache checks that in the same round trip (see
+/// [`AuthenticatedClient::unconfirmed_secret_sha256`]). Its settings (name,
+/// number matching, user verification, website, logo) can change: a cached
+/// row is read again after [`crate::state::CLIENT_CACHE_TIME_TO_LIVE`], and at
+/// once in the process that made the change. A failed check against the
+/// cache always goes to the database.
 /// A client that passed authentication.
 #[derive(Debug, Clone)]
 pub struct AuthenticatedClient {

@@ -8,7 +8,7 @@ use crate::{
     clock::now_ms,
     keys::TokenAlg,
     secrets::{new_secret, random_token, sha256_hex},
-    storage::{ClientRow, StorageError, Store},
+    storage::{ClientRow, NumberMatching, StorageError, Store, UserVerificationPolicy},
 };
 
 /// Longest client name, in characters (the name is shown on devices).
@@ -114,6 +114,10 @@ fn new_client_row(new: NewClient, now: i64) -> Result<RegisteredClient, ClientEr
         id_token_signed_response_alg: new.id_token_signed_response_alg.as_str().into(),
         grant_types: grant_types.join(" "),
         created_at: now,
+        number_matching: NumberMatching::Required,
+        user_verification: UserVerificationPolicy::Optional,
+        client_uri: None,
+        logo_sha256: None,
     };
     Ok(RegisteredClient { row, secret })
 }

@@ -48,6 +48,7 @@ pub mod error;
 pub mod http;
 pub mod keys;
 pub mod metrics;
+pub mod outbound;
 pub mod params;
 pub mod push;
 pub mod qr;

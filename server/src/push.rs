@@ -8,14 +8,13 @@
 //! challenge.
 
 use std::{
-    net::{IpAddr, SocketAddr},
     sync::Arc,
     time::{Duration, Instant},
 };
 
-use anyhow::{anyhow, Context};
+use anyhow::anyhow;
 use assent_shared::{jose::sha256_b64url, protocol::PushSubscription};
-use reqwest::{dns, Url};
+use reqwest::Url;
 use web_push::{
     request_builder::build_request, ContentEncoding, PartialVapidSignatureBuilder,
     SubscriptionInfo, Urgency, VapidSignature, VapidSignatureBuilder, WebPushMessageBuilder,
@@ -27,137 +26,16 @@ const VAPID_REUSE: Duration = Duration::from_secs(3600);
 /// Bound on the cache (one entry per push service origin).
 const VAPID_CACHE_MAX: usize = 1024;
 
-use crate::{cache::BoundedCache, config::Settings, keys::KeySet, secrets::b64url};
+use crate::{
+    cache::BoundedCache,
+    config::Settings,
+    keys::KeySet,
+    outbound::{find_cause, guarded_client, root_cause, EndpointPolicy, NotPublic},
+    secrets::b64url,
+};
 
 /// Longest answer body read from a push service.
 const MAX_RESPONSE_BYTES: usize = 4096;
-
-/// Which push endpoints may be contacted.
-///
-/// By default only `https` endpoints on public addresses: a device must not
-/// be able to make the server send requests into its own network. The
-/// operator can allow specific hosts (a UnifiedPush distributor on the LAN,
-/// a test receiver on loopback); only those may also use plain `http`.
-#[derive(Debug, Clone, Default)]
-pub struct EndpointPolicy {
-    allowed: Vec<(String, Option<u16>)>,
-}
-
-impl EndpointPolicy {
-    pub fn new(allowed_hosts: &[String]) -> Self {
-        let allowed = allowed_hosts
-            .iter()
-            .map(|entry| match entry.rsplit_once(':') {
-                Some((host, port)) if port.parse::<u16>().is_ok() && !host.contains(':') => {
-                    (host.trim_matches(['[', ']']).to_string(), port.parse().ok())
-                }
-                _ => (entry.trim_matches(['[', ']']).to_string(), None),
-            })
-            .collect();
-        Self { allowed }
-    }
-
-    fn is_allowed(&self, host: &str, port: Option<u16>) -> bool {
-        self.allowed
-            .iter()
-            .any(|(h, p)| h.eq_ignore_ascii_case(host) && (p.is_none() || *p == port))
-    }
-
-    fn host_listed(&self, host: &str) -> bool {
-        self.allowed
-            .iter()
-            .any(|(h, _)| h.eq_ignore_ascii_case(host))
-    }
-
-    /// Checks scheme and literal addresses; names are checked by the resolver.
-    pub fn check(&self, url: &Url) -> Result<(), String> {
-        let host = url.host_str().ok_or("the endpoint has no host")?;
-        let host = host.trim_matches(['[', ']']);
-        let allowed = self.is_allowed(host, url.port_or_known_default());
-        match url.scheme() {
-            "https" => {}
-            "http" if allowed => {}
-            "http" => return Err(format!("plain http endpoint not allowed ({host})")),
-            other => return Err(format!("unsupported endpoint scheme {other}")),
-        }
-        if let Ok(ip) = host.parse::<IpAddr>() {
-            if !allowed && !is_public(ip) {
-                return Err(format!("endpoint address {ip} is not public"));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Whether an address is reachable on the public internet (not loopback,
-/// private, link-local, shared, documentation, multicast or unspecified).
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            !(v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || o[0] == 0
-                || (o[0] == 100 && (64..128).contains(&o[1]))
-                || (o[0] == 192 && o[1] == 0 && o[2] == 0)
-                || (o[0] == 198 && (18..20).contains(&o[1]))
-                || o[0] >= 240)
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let s = v6.segments();
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00
-                || (s[0] & 0xffc0) == 0xfe80
-                || s[0] == 0x2001 && s[1] == 0x0db8)
-        }
-    }
-}
-
-/// Resolves push endpoint names, dropping non-public addresses unless the
-/// host is allowed: checked at connect time, so DNS cannot be used to
-/// smuggle a private address past a check made earlier.
-struct SafeResolver {
-    policy: Arc<EndpointPolicy>,
-}
-
-impl dns::Resolve for SafeResolver {
-    fn resolve(&self, name: dns::Name) -> dns::Resolving {
-        let policy = self.policy.clone();
-        Box::pin(async move {
-            let host = name.as_str().to_string();
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .filter(|a| policy.host_listed(&host) || is_public(a.ip()))
-                .collect();
-            if addrs.is_empty() {
-                return Err(Box::new(NotPublic(host)) as Box<dyn std::error::Error + Send + Sync>);
-            }
-            Ok(Box::new(addrs.into_iter()) as dns::Addrs)
-        })
-    }
-}
-
-/// The resolver's refusal: the endpoint's name only has non-public addresses.
-#[derive(Debug)]
-struct NotPublic(String);
-
-impl std::fmt::Display for NotPublic {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} has no public address", self.0)
-    }
-}
-
-impl std::error::Error for NotPublic {}
 
 /// What a push service answered, classified for the outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,16 +73,7 @@ impl PushService {
         let vapid = VapidSignatureBuilder::from_base64_no_sub(&b64url(&scalar))
             .map_err(|e| anyhow!("loading the VAPID key: {e}"))?;
         let policy = Arc::new(EndpointPolicy::new(&settings.push_allowed_hosts));
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(settings.push_timeout)
-            .timeout(settings.push_timeout)
-            .dns_resolver(Arc::new(SafeResolver {
-                policy: policy.clone(),
-            }))
-            .user_agent(concat!("assent-server/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .context("push HTTP client")?;
+        let http = guarded_client(policy.clone(), settings.push_timeout)?;
         let vapid_subject = settings.push_vapid_subject.clone().unwrap_or_else(|| {
             if issuer.starts_with("https://") {
                 issuer.to_string()
@@ -341,27 +210,6 @@ fn failed(reason: &str) -> SendOutcome {
     }
 }
 
-fn find_cause<'a, T: std::error::Error + 'static>(
-    err: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a T> {
-    let mut cause = Some(err);
-    while let Some(c) = cause {
-        if let Some(found) = c.downcast_ref::<T>() {
-            return Some(found);
-        }
-        cause = c.source();
-    }
-    None
-}
-
-fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = err;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause.to_string()
-}
-
 /// Reads (and discards) at most [`MAX_RESPONSE_BYTES`] of the answer.
 async fn drain_capped(mut response: reqwest::Response) {
     let mut read = 0;
@@ -412,28 +260,6 @@ fn classify(status: u16, retry_after: Option<Duration>, host: &str) -> SendOutco
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_public_addresses_count_as_public() {
-        for private in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.1.1",
-            "100.64.0.1",
-            "0.0.0.0",
-            "::1",
-            "fe80::1",
-            "fd00::1",
-            "::ffff:10.0.0.1",
-        ] {
-            assert!(!is_public(private.parse().unwrap()), "{private}");
-        }
-        for public in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {
-            assert!(is_public(public.parse().unwrap()), "{public}");
-        }
-    }
 
     #[test]
     fn endpoint_policy_requires_https_and_public_addresses_unless_allowed() {

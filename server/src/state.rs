@@ -16,6 +16,9 @@ use crate::{
 
 /// Most client rows cached per process.
 const CLIENT_CACHE_CAPACITY: usize = 10_000;
+/// How long a cached client is used before it is read again: an operator's
+/// change of its settings (in any process) applies within this time.
+pub const CLIENT_CACHE_TIME_TO_LIVE: std::time::Duration = std::time::Duration::from_secs(30);
 /// Most device keys cached per process.
 const DEVICE_KEY_CACHE_CAPACITY: usize = 100_000;
 
@@ -50,7 +53,10 @@ impl Assent {
             delivery: Arc::new(Delivery::new(push)),
             clock,
             device_keys: Arc::new(BoundedCache::new(DEVICE_KEY_CACHE_CAPACITY)),
-            clients: Arc::new(BoundedCache::new(CLIENT_CACHE_CAPACITY)),
+            clients: Arc::new(BoundedCache::with_time_to_live(
+                CLIENT_CACHE_CAPACITY,
+                CLIENT_CACHE_TIME_TO_LIVE,
+            )),
         })
     }
 }

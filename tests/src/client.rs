@@ -82,6 +82,10 @@ impl TestClient {
                 id_token_signed_response_alg: alg.as_str().into(),
                 grant_types: grants.join(" "),
                 created_at: now_ms(),
+                number_matching: assent_server::storage::NumberMatching::Required,
+                user_verification: assent_server::storage::UserVerificationPolicy::Optional,
+                client_uri: None,
+                logo_sha256: None,
             })
             .await
             .unwrap();

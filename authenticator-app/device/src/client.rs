@@ -9,8 +9,8 @@ use assent_shared::{
         path, typ, DecisionClaims, DecisionResponse, DenyReason, DeviceApiError, EnrollmentClaims,
         EnrollmentResponse, EnrollmentUri, EnrollmentUriError, NewKeyClaims, PendingRequests,
         ProofClaims, PushChannelClaims, PushSubscription, RequestBinding, RotateKeyClaims,
-        UnenrollClaims, UnmuteClaims, UnmuteResponse, UserVerification, Verdict,
-        JOSE_CONTENT_TYPE, PROOF_SCHEME,
+        UnenrollClaims, UnmuteClaims, UnmuteResponse, UserVerification, Verdict, JOSE_CONTENT_TYPE,
+        PROOF_SCHEME,
     },
 };
 use serde::de::DeserializeOwned;

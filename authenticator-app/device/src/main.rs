@@ -122,14 +122,12 @@ fn print_pending(pending: &Pending, json_out: bool) {
         let list: Vec<Value> = pending.verified.iter().map(challenge_json).collect();
         println!(
             "{}",
-            serde_json::to_string_pretty(
-                &json!({
-                    "requests": list,
-                    "total": pending.total,
-                    "rejected": pending.rejected.len(),
-                    "muted_until": pending.muted_until,
-                })
-            )
+            serde_json::to_string_pretty(&json!({
+                "requests": list,
+                "total": pending.total,
+                "rejected": pending.rejected.len(),
+                "muted_until": pending.muted_until,
+            }))
             .unwrap()
         );
         return;
@@ -278,7 +276,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let result = client.decide(&challenge, &Answer::deny(reason)).await?;
             report(cli.json, &result.request_id, &result.status, &challenge)?;
             if let Some(until) = result.muted_until {
-                let minutes = ((until - time::OffsetDateTime::now_utc().unix_timestamp()).max(0) + 59) / 60;
+                let minutes =
+                    ((until - time::OffsetDateTime::now_utc().unix_timestamp()).max(0) + 59) / 60;
                 eprintln!(
                     "new requests for this account are refused for {minutes} minutes; \
                      your administrator has been told (`assent-device unmute` accepts them again)"

@@ -10,6 +10,8 @@ ALTER TABLE clients ADD COLUMN number_matching TEXT NOT NULL DEFAULT 'required'
 ALTER TABLE clients ADD COLUMN user_verification TEXT NOT NULL DEFAULT 'optional'
     CHECK (user_verification IN ('required', 'optional'));
 ALTER TABLE clients ADD COLUMN client_uri TEXT;
+-- SHA-256 (hex) of the stored logo, when there is one: part of its URL.
+ALTER TABLE clients ADD COLUMN logo_sha256 TEXT;
 
 -- A client's logo, fetched once by the server and served from it, so a
 -- device never loads a third party's URL.

@@ -106,7 +106,8 @@ pub async fn start_backchannel(
         &assent.keys,
         &ChallengeClaims {
             v: protocol::VERSION,
-            iss: assent.endpoints.issuer.clone(),
+            // The base URL devices enrolled with: no trailing slash.
+            iss: assent.endpoints.issuer.trim_end_matches('/').to_string(),
             request_id: id.clone(),
             nonce: nonce.clone(),
             client_id: client.client_id.clone(),

@@ -7,8 +7,11 @@ use assent_shared::protocol::{path, typ, ProofClaims};
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use crate::{
-    delivery::Delivery, error::DeviceError, keys::DeviceKeyInfo, state::Assent,
-    storage::DeviceEventRow,
+    delivery::Delivery,
+    error::DeviceError,
+    keys::DeviceKeyInfo,
+    state::Assent,
+    storage::{DeviceEventRow, EventKind},
 };
 
 use super::messages::verify_fresh_device_message;
@@ -42,6 +45,8 @@ pub struct LiveEvents {
     receiver: Option<broadcast::Receiver<Arc<DeviceEventRow>>>,
     delivery: Arc<Delivery>,
     user: String,
+    /// The device this stream belongs to: its revocation ends the stream.
+    device_id: String,
     after: i64,
 }
 
@@ -54,6 +59,14 @@ impl LiveEvents {
             match receiver.recv().await {
                 Ok(e) if e.user_sub == self.user && e.seq > self.after => {
                     self.after = e.seq;
+                    if e.kind == EventKind::Revoked {
+                        // Another device of the user: nothing for this one.
+                        if e.request_id != self.device_id {
+                            continue;
+                        }
+                        // This device: tell it, then end the stream.
+                        self.receiver = None;
+                    }
                     return Some(LiveEvent::Event(e));
                 }
                 Ok(_) => continue,
@@ -96,6 +109,7 @@ pub async fn open_event_stream(
         receiver: Some(receiver),
         delivery,
         user: device.user_sub.clone(),
+        device_id: device.id.clone(),
         after: 0,
     };
     let mut replay = Vec::new();
@@ -107,6 +121,8 @@ pub async fn open_event_stream(
     }
     let resync = replay.len() as i64 == MAX_REPLAY;
     live.after = replay.last().map(|e| e.seq).or(last_event_id).unwrap_or(0);
+    // Revocations of the user's other devices are not this device's business.
+    replay.retain(|e| e.kind != EventKind::Revoked);
     Ok(EventStream {
         device,
         replay,

@@ -33,6 +33,7 @@ pub fn oauth_status(code: OAuthErrorCode) -> StatusCode {
         AccessDenied | InsufficientScope => StatusCode::FORBIDDEN,
         UnknownUser | NotFound => StatusCode::NOT_FOUND,
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
         TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         ServerError | Unrecognized => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -42,9 +43,15 @@ pub fn oauth_status(code: OAuthErrorCode) -> StatusCode {
 pub fn device_status(code: DeviceErrorCode) -> StatusCode {
     use DeviceErrorCode::*;
     match code {
-        InvalidRequest | PinMismatch | InvalidTicket | ChallengeMismatch => StatusCode::BAD_REQUEST,
+        InvalidRequest
+        | PinMismatch
+        | InvalidTicket
+        | ChallengeMismatch
+        | MatchCodeRequired
+        | WrongMatchCode
+        | UserVerificationRequired => StatusCode::BAD_REQUEST,
         InvalidProof | ReplayedProof | UnknownDevice | DeviceRevoked => StatusCode::UNAUTHORIZED,
-        WrongUser => StatusCode::FORBIDDEN,
+        WrongUser | UserBlocked => StatusCode::FORBIDDEN,
         UnknownRequest => StatusCode::NOT_FOUND,
         TicketUsed | KeyInUse | KeyChanged | RequestNotPending => StatusCode::CONFLICT,
         TicketExpired | RequestExpired => StatusCode::GONE,

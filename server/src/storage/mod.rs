@@ -42,7 +42,7 @@ pub(crate) mod sql;
 pub mod users;
 
 pub use admin_tokens::AdminTokenRow;
-pub use clients::ClientRow;
+pub use clients::{ClientChanges, ClientLogo, ClientRow, NumberMatching, UserVerificationPolicy};
 pub use decisions::{ChallengeDecision, DecisionTarget};
 pub use devices::{DeviceRow, EnrollOutcome};
 pub use housekeeping::{PurgeCounts, PURGE_BATCH};

@@ -33,6 +33,8 @@ stored_enum! {
         Request => "request",
         /// A request was decided and is no longer pending.
         Resolved => "resolved",
+        /// A device was revoked (`request_id` holds its id): its streams end.
+        Revoked => "revoked",
     }
 }
 

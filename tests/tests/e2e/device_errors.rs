@@ -251,18 +251,18 @@ on_both_backends! {
         claims["binding_message"] = "Pay 9999 EUR".into();
         parts[1] = b64url(claims.to_string().as_bytes());
         let tampered = parts.join(".");
-        assert_eq!(verify_challenge(&tampered, &account.server_key, &account.server).unwrap_err(), ChallengeRejected::BadSignature);
+        assert_eq!(verify_challenge(&tampered, &account.server_key, &account.server, 0).unwrap_err(), ChallengeRejected::BadSignature);
         // Signed by another key (an impostor server).
         let impostor = DeviceKey::generate();
         let forged = impostor.sign(typ::CHALLENGE, Some(&account.server_key.thumbprint()), false, &challenge.claims);
-        assert_eq!(verify_challenge(&forged, &account.server_key, &account.server).unwrap_err(), ChallengeRejected::BadSignature);
+        assert_eq!(verify_challenge(&forged, &account.server_key, &account.server, 0).unwrap_err(), ChallengeRejected::BadSignature);
         let forged = impostor.sign(typ::CHALLENGE, Some(&impostor.public_jwk().thumbprint()), false, &challenge.claims);
-        assert_eq!(verify_challenge(&forged, &account.server_key, &account.server).unwrap_err(), ChallengeRejected::WrongKey);
+        assert_eq!(verify_challenge(&forged, &account.server_key, &account.server, 0).unwrap_err(), ChallengeRejected::WrongKey);
         // Unsigned.
         let unsigned = format!("{}.{}.", parts[0], parts[1]);
-        assert!(verify_challenge(&unsigned, &account.server_key, &account.server).is_err());
+        assert!(verify_challenge(&unsigned, &account.server_key, &account.server, 0).is_err());
         // The genuine one verifies.
-        assert!(verify_challenge(&challenge.jws, &account.server_key, &account.server).is_ok());
+        assert!(verify_challenge(&challenge.jws, &account.server_key, &account.server, 0).is_ok());
     }
 }
 

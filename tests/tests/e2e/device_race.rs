@@ -5,10 +5,7 @@
 use std::sync::Arc;
 
 use assent_server::{client_auth::AuthMethod, keys::TokenAlg};
-use assent_shared::{
-    error::DeviceErrorCode,
-    protocol::{DenyReason, Verdict},
-};
+use assent_shared::{error::DeviceErrorCode, protocol::DenyReason};
 use assent_tests::{client::create_user, device::enroll, on_both_backends, TestClient, TestServer};
 use reqwest::StatusCode;
 

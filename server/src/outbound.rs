@@ -1,0 +1,244 @@
+//! The guard on every request the server makes to a URL it was given (Web
+//! Push endpoints, client logos, the alert webhook): by default only
+//! `https` on public addresses, checked on the URL and again on every
+//! address its name resolves to at connect time, never following a
+//! redirect, bounded in time and in how much of the answer is read.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::Duration,
+};
+
+use anyhow::Context;
+use reqwest::{dns, Url};
+
+/// Which endpoints may be contacted.
+///
+/// By default only `https` endpoints on public addresses: a device must not
+/// be able to make the server send requests into its own network. The
+/// operator can allow specific hosts (a UnifiedPush distributor on the LAN,
+/// a test receiver on loopback); only those may also use plain `http`.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointPolicy {
+    allowed: Vec<(String, Option<u16>)>,
+}
+
+impl EndpointPolicy {
+    pub fn new(allowed_hosts: &[String]) -> Self {
+        let allowed = allowed_hosts
+            .iter()
+            .map(|entry| match entry.rsplit_once(':') {
+                Some((host, port)) if port.parse::<u16>().is_ok() && !host.contains(':') => {
+                    (host.trim_matches(['[', ']']).to_string(), port.parse().ok())
+                }
+                _ => (entry.trim_matches(['[', ']']).to_string(), None),
+            })
+            .collect();
+        Self { allowed }
+    }
+
+    fn is_allowed(&self, host: &str, port: Option<u16>) -> bool {
+        self.allowed
+            .iter()
+            .any(|(h, p)| h.eq_ignore_ascii_case(host) && (p.is_none() || *p == port))
+    }
+
+    fn host_listed(&self, host: &str) -> bool {
+        self.allowed
+            .iter()
+            .any(|(h, _)| h.eq_ignore_ascii_case(host))
+    }
+
+    /// Checks scheme and literal addresses; names are checked by the resolver.
+    pub fn check(&self, url: &Url) -> Result<(), String> {
+        let host = url.host_str().ok_or("the endpoint has no host")?;
+        let host = host.trim_matches(['[', ']']);
+        let allowed = self.is_allowed(host, url.port_or_known_default());
+        match url.scheme() {
+            "https" => {}
+            "http" if allowed => {}
+            "http" => return Err(format!("plain http endpoint not allowed ({host})")),
+            other => return Err(format!("unsupported endpoint scheme {other}")),
+        }
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            if !allowed && !is_public(ip) {
+                return Err(format!("endpoint address {ip} is not public"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether an address is reachable on the public internet (not loopback,
+/// private, link-local, shared, documentation, multicast or unspecified).
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || o[0] == 0
+                || (o[0] == 100 && (64..128).contains(&o[1]))
+                || (o[0] == 192 && o[1] == 0 && o[2] == 0)
+                || (o[0] == 198 && (18..20).contains(&o[1]))
+                || o[0] >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let s = v6.segments();
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || s[0] == 0x2001 && s[1] == 0x0db8)
+        }
+    }
+}
+
+/// Resolves push endpoint names, dropping non-public addresses unless the
+/// host is allowed: checked at connect time, so DNS cannot be used to
+/// smuggle a private address past a check made earlier.
+pub struct SafeResolver {
+    policy: Arc<EndpointPolicy>,
+}
+
+impl SafeResolver {
+    pub fn new(policy: Arc<EndpointPolicy>) -> Self {
+        Self { policy }
+    }
+}
+
+impl dns::Resolve for SafeResolver {
+    fn resolve(&self, name: dns::Name) -> dns::Resolving {
+        let policy = self.policy.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| policy.host_listed(&host) || is_public(a.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(Box::new(NotPublic(host)) as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(addrs.into_iter()) as dns::Addrs)
+        })
+    }
+}
+
+/// The resolver's refusal: the endpoint's name only has non-public addresses.
+#[derive(Debug)]
+pub struct NotPublic(String);
+
+impl std::fmt::Display for NotPublic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} has no public address", self.0)
+    }
+}
+
+impl std::error::Error for NotPublic {}
+
+pub fn find_cause<'a, T: std::error::Error + 'static>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut cause = Some(err);
+    while let Some(c) = cause {
+        if let Some(found) = c.downcast_ref::<T>() {
+            return Some(found);
+        }
+        cause = c.source();
+    }
+    None
+}
+
+pub fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = err;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+/// An HTTP client under `policy`: no redirects, `timeout` for connecting
+/// and for the whole exchange, names resolved by [`SafeResolver`].
+pub fn guarded_client(
+    policy: Arc<EndpointPolicy>,
+    timeout: Duration,
+) -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .dns_resolver(Arc::new(SafeResolver::new(policy)))
+        .user_agent(concat!("assent-server/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("outbound HTTP client")
+}
+
+/// Why a guarded request failed, worded for an operator.
+pub fn describe_failure(err: &reqwest::Error) -> String {
+    if let Some(refused) = find_cause::<NotPublic>(err) {
+        return format!("refused: {refused}");
+    }
+    if err.is_timeout() {
+        return "timed out".into();
+    }
+    format!("connection failed: {}", root_cause(err))
+}
+
+/// Reads at most `max` bytes of an answer's body; `None` when it is longer.
+pub async fn read_capped(
+    mut response: reqwest::Response,
+    max: usize,
+) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > max {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
+}
+
+/// Checks `url` against `policy` (scheme and literal addresses).
+pub fn parse_checked(policy: &EndpointPolicy, url: &str) -> Result<Url, String> {
+    let url = Url::parse(url).map_err(|_| format!("{url:?} is not a URL"))?;
+    policy.check(&url)?;
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_public_addresses_count_as_public() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.1.1",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(!is_public(private.parse().unwrap()), "{private}");
+        }
+        for public in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {
+            assert!(is_public(public.parse().unwrap()), "{public}");
+        }
+    }
+}
