@@ -213,3 +213,34 @@ on_both_backends! {
         assert_eq!(seen, [("resolved".to_string(), first_id), ("request".to_string(), second_id)]);
     }
 }
+
+on_both_backends! {
+    async fn revoking_a_device_ends_its_event_stream_at_once(backend: Backend) {
+        let server = TestServer::start(backend).await;
+        create_user(server.store(), "dave", None, None).await;
+        let client = TestClient::register(server.store(), AuthMethod::ClientSecretBasic, TokenAlg::ES256).await;
+        let laptop = enroll(&server, "dave", None).await;
+        let phone = enroll(&server, "dave", None).await;
+        let mut on_laptop = laptop.events(None).await.unwrap();
+        let mut on_phone = phone.events(None).await.unwrap();
+
+        let now = assent_server::clock::now_ms();
+        assert!(server.store().revoke_device(&laptop.account.device_id, "lost", now).await.unwrap());
+
+        // The laptop is told, and its stream ends without waiting for its hour.
+        let told = next_event(&mut on_laptop, Duration::from_secs(5)).await;
+        assert_eq!(told.kind, "revoked");
+        assert_eq!(told.request_id.as_deref(), Some(laptop.account.device_id.as_str()));
+        let after = tokio::time::timeout(Duration::from_secs(5), on_laptop.next()).await.expect("the stream ends");
+        assert!(matches!(after, Ok(None)), "the stream is closed: {after:?}");
+        let refused = laptop.events(None).await.err().and_then(|e| e.code());
+        assert_eq!(refused, Some(assent_shared::error::DeviceErrorCode::DeviceRevoked));
+
+        // The phone's stream stays open and is not told about the laptop:
+        // the next thing it sees is the next request.
+        let started = client.start(&server, "dave", "openid").await;
+        let id = assent_tests::request_id(server.store(), started["auth_req_id"].as_str().unwrap()).await;
+        let next = next_event(&mut on_phone, Duration::from_secs(5)).await;
+        assert_eq!((next.kind.as_str(), next.request_id.as_deref()), ("request", Some(id.as_str())));
+    }
+}
