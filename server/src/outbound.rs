@@ -183,39 +183,6 @@ pub fn guarded_client(
         .context("outbound HTTP client")
 }
 
-/// Why a guarded request failed, worded for an operator.
-pub fn describe_failure(err: &reqwest::Error) -> String {
-    if let Some(refused) = find_cause::<NotPublic>(err) {
-        return format!("refused: {refused}");
-    }
-    if err.is_timeout() {
-        return "timed out".into();
-    }
-    format!("connection failed: {}", root_cause(err))
-}
-
-/// Reads at most `max` bytes of an answer's body; `None` when it is longer.
-pub async fn read_capped(
-    mut response: reqwest::Response,
-    max: usize,
-) -> Result<Option<Vec<u8>>, reqwest::Error> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await? {
-        if body.len() + chunk.len() > max {
-            return Ok(None);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(Some(body))
-}
-
-/// Checks `url` against `policy` (scheme and literal addresses).
-pub fn parse_checked(policy: &EndpointPolicy, url: &str) -> Result<Url, String> {
-    let url = Url::parse(url).map_err(|_| format!("{url:?} is not a URL"))?;
-    policy.check(&url)?;
-    Ok(url)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
