@@ -193,6 +193,11 @@ pub struct EnrollmentResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceEventData {
     pub request_id: String,
+    /// On `resolved` events: `approved` or `denied`, what the request became
+    /// (on this or another device). Absent on other events and from older
+    /// servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
 }
 
 /// SSE event names.

@@ -13,6 +13,8 @@ pub struct DeviceEvent {
     pub id: Option<String>,
     pub kind: String,
     pub request_id: Option<String>,
+    /// On `resolved` events: `approved` or `denied`.
+    pub outcome: Option<String>,
 }
 
 type Bytes = Pin<Box<dyn Stream<Item = Result<bytes::Bytes, reqwest::Error>> + Send>>;
@@ -85,13 +87,13 @@ impl EventStream {
             if id.is_some() {
                 self.last_event_id = id.clone();
             }
-            let request_id = serde_json::from_str::<serde_json::Value>(&data)
-                .ok()
-                .and_then(|v| v["request_id"].as_str().map(str::to_string));
+            let data = serde_json::from_str::<serde_json::Value>(&data).unwrap_or_default();
+            let text = |member: &str| data[member].as_str().map(str::to_string);
             return Some(DeviceEvent {
                 id,
                 kind,
-                request_id,
+                request_id: text("request_id"),
+                outcome: text("outcome"),
             });
         }
     }

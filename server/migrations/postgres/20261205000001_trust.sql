@@ -65,3 +65,23 @@ $$ LANGUAGE plpgsql;
 CREATE TRIGGER devices_revoked AFTER UPDATE OF revoked_at ON devices
     FOR EACH ROW WHEN (OLD.revoked_at IS NULL AND NEW.revoked_at IS NOT NULL)
     EXECUTE FUNCTION assent_announce_revocation();
+
+-- Notifications of `resolved` events say what the request became, as
+-- device_events_after does when it reads the table (storage/outbox.rs).
+CREATE OR REPLACE FUNCTION assent_device_event(p_user TEXT, p_kind TEXT, p_request TEXT, p_at BIGINT)
+RETURNS void AS $$
+DECLARE
+    v_seq BIGINT;
+    v_outcome TEXT;
+BEGIN
+    INSERT INTO device_events (user_sub, kind, request_id, created_at)
+        VALUES (p_user, p_kind, p_request, p_at) RETURNING seq INTO v_seq;
+    IF p_kind = 'resolved' THEN
+        SELECT CASE status WHEN 'denied' THEN 'denied' WHEN 'pending' THEN NULL ELSE 'approved' END
+            INTO v_outcome FROM auth_requests WHERE id = p_request;
+    END IF;
+    PERFORM pg_notify('assent_device_events', json_build_object(
+        'seq', v_seq, 'user', p_user, 'kind', p_kind, 'request_id', p_request,
+        'outcome', v_outcome)::text);
+END;
+$$ LANGUAGE plpgsql;

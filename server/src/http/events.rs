@@ -3,7 +3,7 @@
 
 use std::{convert::Infallible, time::Duration};
 
-use assent_shared::protocol::event;
+use assent_shared::protocol::{event, DeviceEventData};
 use axum::{
     extract::State,
     http::{header, HeaderMap},
@@ -73,7 +73,13 @@ fn to_sse(e: &DeviceEventRow) -> Event {
     Event::default()
         .id(e.seq.to_string())
         .event(e.kind.as_str())
-        .data(serde_json::json!({ "request_id": e.request_id }).to_string())
+        .data(
+            serde_json::to_string(&DeviceEventData {
+                request_id: e.request_id.clone(),
+                outcome: e.outcome.clone(),
+            })
+            .expect("event data serialises"),
+        )
 }
 
 /// Ends `events` after `lifetime`, or when the server shuts down.

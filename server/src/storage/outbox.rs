@@ -59,6 +59,8 @@ row! {
         pub user_sub: String,
         pub kind: EventKind,
         pub request_id: String,
+        /// For `resolved`: `approved` or `denied` (what the request became).
+        pub outcome: Option<String>,
     }
 }
 
@@ -101,6 +103,8 @@ struct NotifiedEvent {
     user: String,
     kind: String,
     request_id: String,
+    #[serde(default)]
+    outcome: Option<String>,
 }
 
 impl EventListener {
@@ -121,6 +125,7 @@ impl EventListener {
                 user_sub: e.user,
                 kind,
                 request_id: e.request_id,
+                outcome: e.outcome,
             }));
         }
     }
@@ -215,8 +220,14 @@ impl Store {
         user_sub: Option<&str>,
         limit: i64,
     ) -> Result<Vec<DeviceEventRow>, StorageError> {
-        let sql = "SELECT seq, user_sub, kind, request_id FROM device_events \
-                   WHERE seq > $1 AND ($2 IS NULL OR user_sub = $2) ORDER BY seq LIMIT $3";
+        // The outcome is read with the event (one primary-key join) so that
+        // the device's other screens can say "approved" or "denied" elsewhere.
+        let sql = "SELECT e.seq, e.user_sub, e.kind, e.request_id, \
+                     CASE WHEN e.kind = 'resolved' THEN \
+                       CASE r.status WHEN 'denied' THEN 'denied' WHEN 'pending' THEN NULL \
+                         ELSE 'approved' END END AS outcome \
+                   FROM device_events e LEFT JOIN auth_requests r ON r.id = e.request_id \
+                   WHERE e.seq > $1 AND ($2 IS NULL OR e.user_sub = $2) ORDER BY e.seq LIMIT $3";
         let params = params![after_seq, user_sub, limit];
         self.hot_statement(sql, &params).fetch_all().await
     }
