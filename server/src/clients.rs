@@ -7,8 +7,12 @@ use crate::{
     client_auth::{validate_client_jwks, AuthMethod},
     clock::now_ms,
     keys::TokenAlg,
-    secrets::{new_secret, random_token, sha256_hex},
-    storage::{ClientRow, NumberMatching, StorageError, Store, UserVerificationPolicy},
+    outbound::{guarded_client, root_cause, EndpointPolicy},
+    secrets::{b64_encode, new_secret, random_token, sha256, sha256_hex},
+    storage::{
+        ClientChanges, ClientLogo, ClientRow, NumberMatching, StorageError, Store,
+        UserVerificationPolicy,
+    },
 };
 
 /// Longest client name, in characters (the name is shown on devices).
@@ -25,6 +29,10 @@ pub struct NewClient {
     pub id_token_signed_response_alg: TokenAlg,
     /// Out of [`CIBA_GRANT`] and [`REFRESH_GRANT`].
     pub grant_types: Vec<String>,
+    pub number_matching: NumberMatching,
+    pub user_verification: UserVerificationPolicy,
+    /// The client's website, shown to users beside its name.
+    pub client_uri: Option<String>,
 }
 
 impl NewClient {
@@ -58,8 +66,143 @@ pub enum ClientError {
     InvalidJwks(String),
     #[error("no client {0:?}")]
     NotFound(String),
+    #[error("the website must be an https:// URL of at most {MAX_URI_CHARS} characters (http:// only for localhost), not {0:?}")]
+    InvalidClientUri(String),
+    #[error("the logo could not be used: {0}")]
+    Logo(String),
     #[error("storage failed: {0}")]
     Storage(#[from] StorageError),
+}
+
+/// Longest website URL.
+pub const MAX_URI_CHARS: usize = 512;
+/// Largest logo accepted, in bytes: a device shows it at 48 px.
+pub const MAX_LOGO_BYTES: usize = 256 * 1024;
+
+/// A website URL as users will see it: `https`, or `http` on localhost.
+pub fn checked_client_uri(uri: &str) -> Result<String, ClientError> {
+    let bad = || ClientError::InvalidClientUri(uri.to_string());
+    let uri = uri.trim();
+    if uri.chars().count() > MAX_URI_CHARS || uri.chars().any(char::is_control) {
+        return Err(bad());
+    }
+    let url = reqwest::Url::parse(uri).map_err(|_| bad())?;
+    let local = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    match url.scheme() {
+        "https" => {}
+        "http" if local => {}
+        _ => return Err(bad()),
+    }
+    if url.host_str().is_none() || !url.username().is_empty() || url.password().is_some() {
+        return Err(bad());
+    }
+    Ok(url.to_string())
+}
+
+/// What the bytes of a logo are, by their signature (never by what the
+/// server that sent them claims): PNG, JPEG or WebP.
+pub fn logo_content_type(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else if bytes.starts_with(&[0xff, 0xd8, 0xff]) {
+        Some("image/jpeg")
+    } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        Some("image/webp")
+    } else {
+        None
+    }
+}
+
+fn sha256_hex_bytes(bytes: &[u8]) -> String {
+    sha256(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Fetches a client's logo from `url` through the outbound guard (public
+/// `https` only, unless the host is in `allowed_hosts`), checks it is a
+/// PNG, JPEG or WebP image of at most [`MAX_LOGO_BYTES`], and stores it to
+/// be served from `/clients/{id}/logo`.
+pub async fn fetch_logo(
+    store: &Store,
+    client_id: &str,
+    url: &str,
+    allowed_hosts: &[String],
+) -> Result<ClientLogo, ClientError> {
+    let logo_error = |e: String| ClientError::Logo(e);
+    let parsed = reqwest::Url::parse(url).map_err(|e| logo_error(format!("{url:?}: {e}")))?;
+    let policy = std::sync::Arc::new(EndpointPolicy::new(allowed_hosts));
+    policy.check(&parsed).map_err(logo_error)?;
+    let http = guarded_client(policy, std::time::Duration::from_secs(10))
+        .map_err(|e| logo_error(e.to_string()))?;
+    let mut response = http
+        .get(parsed)
+        .send()
+        .await
+        .map_err(|e| logo_error(root_cause(&e)))?;
+    if !response.status().is_success() {
+        return Err(logo_error(format!(
+            "the server answered {}",
+            response.status()
+        )));
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| logo_error(root_cause(&e)))?
+    {
+        if bytes.len() + chunk.len() > MAX_LOGO_BYTES {
+            return Err(logo_error(format!(
+                "larger than {} KiB",
+                MAX_LOGO_BYTES / 1024
+            )));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let content_type = logo_content_type(&bytes)
+        .ok_or_else(|| logo_error("not a PNG, JPEG or WebP image".into()))?;
+    let logo = ClientLogo {
+        content_type: content_type.to_string(),
+        data_base64: b64_encode(&bytes),
+        sha256: sha256_hex_bytes(&bytes),
+    };
+    if !store
+        .set_client_logo(client_id, &logo, url, now_ms())
+        .await?
+    {
+        return Err(ClientError::NotFound(client_id.to_string()));
+    }
+    Ok(logo)
+}
+
+/// Applies an operator's changes to a client (see [`ClientChanges`]);
+/// `cache` as for [`delete`]. Other processes read the client again
+/// within `CLIENT_CACHE_TIME_TO_LIVE`.
+pub async fn update(
+    store: &Store,
+    client_id: &str,
+    mut changes: ClientChanges,
+    cache: Option<&BoundedCache<ClientRow>>,
+) -> Result<ClientRow, ClientError> {
+    if let Some(name) = &changes.name {
+        changes.name = Some(checked_name(name)?);
+    }
+    if let Some(Some(uri)) = &changes.client_uri {
+        changes.client_uri = Some(Some(checked_client_uri(uri)?));
+    }
+    let updated = store.update_client(client_id, &changes).await?;
+    if let Some(cache) = cache {
+        cache.evict(client_id);
+    }
+    updated.ok_or_else(|| ClientError::NotFound(client_id.to_string()))
+}
+
+fn checked_name(name: &str) -> Result<String, ClientError> {
+    let name = name.trim();
+    let name_chars = name.chars().count();
+    if name_chars == 0 || name_chars > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(ClientError::InvalidName);
+    }
+    Ok(name.to_string())
 }
 
 /// Checks `new` and stores it with a fresh client id (and secret).
@@ -90,11 +233,12 @@ pub async fn delete(
 
 /// The registration rules, without storage.
 fn new_client_row(new: NewClient, now: i64) -> Result<RegisteredClient, ClientError> {
-    let name = new.name.trim();
-    let name_chars = name.chars().count();
-    if name_chars == 0 || name_chars > MAX_NAME_CHARS || name.chars().any(char::is_control) {
-        return Err(ClientError::InvalidName);
-    }
+    let name = checked_name(&new.name)?;
+    let client_uri = new
+        .client_uri
+        .as_deref()
+        .map(checked_client_uri)
+        .transpose()?;
     let grant_types = checked_grant_types(new.grant_types)?;
     let jwks = match (new.auth_method, new.jwks) {
         (AuthMethod::PrivateKeyJwt, Some(text)) => Some(
@@ -107,16 +251,16 @@ fn new_client_row(new: NewClient, now: i64) -> Result<RegisteredClient, ClientEr
     let secret = new.auth_method.uses_secret().then(new_secret);
     let row = ClientRow {
         client_id: random_token(16),
-        name: name.to_string(),
+        name,
         token_endpoint_auth_method: new.auth_method.as_str().into(),
         secret_sha256: secret.as_deref().map(sha256_hex),
         jwks,
         id_token_signed_response_alg: new.id_token_signed_response_alg.as_str().into(),
         grant_types: grant_types.join(" "),
         created_at: now,
-        number_matching: NumberMatching::Required,
-        user_verification: UserVerificationPolicy::Optional,
-        client_uri: None,
+        number_matching: new.number_matching,
+        user_verification: new.user_verification,
+        client_uri,
         logo_sha256: None,
     };
     Ok(RegisteredClient { row, secret })
@@ -151,7 +295,36 @@ mod tests {
             jwks: None,
             id_token_signed_response_alg: TokenAlg::RS256,
             grant_types: NewClient::default_grant_types(),
+            number_matching: NumberMatching::Required,
+            user_verification: UserVerificationPolicy::Optional,
+            client_uri: None,
         }
+    }
+
+    #[test]
+    fn websites_are_https_urls_and_logos_are_known_images() {
+        assert_eq!(
+            checked_client_uri(" https://bank.example/help ").unwrap(),
+            "https://bank.example/help"
+        );
+        assert!(checked_client_uri("http://localhost:8080/").is_ok());
+        for bad in [
+            "http://bank.example",
+            "javascript:alert(1)",
+            "https://user:pw@bank.example",
+            "bank.example",
+        ] {
+            assert!(checked_client_uri(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            logo_content_type(b"\x89PNG\r\n\x1a\n...."),
+            Some("image/png")
+        );
+        assert_eq!(
+            logo_content_type(b"RIFF\0\0\0\0WEBPVP8 "),
+            Some("image/webp")
+        );
+        assert_eq!(logo_content_type(b"<svg onload=alert(1)>"), None);
     }
 
     fn public_jwks() -> String {

@@ -101,6 +101,34 @@ pub struct ServerArgs {
     /// (TOML: `[push] vapid_subject`).
     #[arg(long, env = "ASSENT_PUSH_VAPID_SUBJECT")]
     pub push_vapid_subject: Option<String>,
+
+    /// Digits of the number-matching code shown by the client and typed on the device, 2-4 [default: 2].
+    #[arg(long, env = "ASSENT_MATCH_CODE_DIGITS")]
+    pub match_code_digits: Option<u8>,
+
+    /// New requests one client may start for one user per rolling minute [default: 5].
+    #[arg(long, env = "ASSENT_REQUESTS_PER_CLIENT_PER_MINUTE")]
+    pub requests_per_client_per_minute: Option<u32>,
+
+    /// New requests all clients together may start for one user per rolling minute [default: 10].
+    #[arg(long, env = "ASSENT_REQUESTS_PER_USER_PER_MINUTE")]
+    pub requests_per_user_per_minute: Option<u32>,
+
+    /// Requests one user may have waiting at once [default: 8].
+    #[arg(long, env = "ASSENT_MAX_PENDING_PER_USER")]
+    pub max_pending_per_user: Option<u32>,
+
+    /// Seconds new requests for a user are refused after "This wasn't me" or repeated denials [default: 1200].
+    #[arg(long, env = "ASSENT_MUTE_DURATION")]
+    pub mute_duration: Option<u64>,
+
+    /// Denials within 10 minutes that mute a user's requests, 0 = never [default: 3].
+    #[arg(long, env = "ASSENT_MUTE_AFTER_DENIALS")]
+    pub mute_after_denials: Option<u32>,
+
+    /// URL that gets a JSON POST when a user is muted (same address rules as Web Push).
+    #[arg(long, env = "ASSENT_ALERT_WEBHOOK_URL")]
+    pub alert_webhook_url: Option<String>,
 }
 
 /// [`ServerArgs`] as every command accepted them when all options were
@@ -156,6 +184,13 @@ struct FileConfig {
     request_retention: Option<u64>,
     trust_x_forwarded_for: Option<bool>,
     shutdown_grace: Option<u64>,
+    match_code_digits: Option<u8>,
+    requests_per_client_per_minute: Option<u32>,
+    requests_per_user_per_minute: Option<u32>,
+    max_pending_per_user: Option<u32>,
+    mute_duration: Option<u64>,
+    mute_after_denials: Option<u32>,
+    alert_webhook_url: Option<String>,
     #[serde(default)]
     push: PushFileConfig,
 }
@@ -190,6 +225,13 @@ pub struct Settings {
     pub push_allowed_hosts: Vec<String>,
     pub push_timeout: Duration,
     pub push_vapid_subject: Option<String>,
+    pub match_code_digits: u8,
+    pub requests_per_client_per_minute: u32,
+    pub requests_per_user_per_minute: u32,
+    pub max_pending_per_user: u32,
+    pub mute_duration: u64,
+    pub mute_after_denials: u32,
+    pub alert_webhook_url: Option<String>,
 }
 
 /// Largest `requested_expiry` accepted (Auth0: 1-300 s).
@@ -215,6 +257,13 @@ impl Default for Settings {
             push_allowed_hosts: Vec::new(),
             push_timeout: Duration::from_secs(10),
             push_vapid_subject: None,
+            match_code_digits: 2,
+            requests_per_client_per_minute: 5,
+            requests_per_user_per_minute: 10,
+            max_pending_per_user: 8,
+            mute_duration: 20 * 60,
+            mute_after_denials: 3,
+            alert_webhook_url: None,
         }
     }
 }
@@ -276,6 +325,16 @@ impl Settings {
                 .push_vapid_subject
                 .clone()
                 .or_else(|| file.push.vapid_subject.clone()),
+            match_code_digits: pick!(server.match_code_digits).unwrap_or(d.match_code_digits),
+            requests_per_client_per_minute: pick!(server.requests_per_client_per_minute)
+                .unwrap_or(d.requests_per_client_per_minute),
+            requests_per_user_per_minute: pick!(server.requests_per_user_per_minute)
+                .unwrap_or(d.requests_per_user_per_minute),
+            max_pending_per_user: pick!(server.max_pending_per_user)
+                .unwrap_or(d.max_pending_per_user),
+            mute_duration: pick!(server.mute_duration).unwrap_or(d.mute_duration),
+            mute_after_denials: pick!(server.mute_after_denials).unwrap_or(d.mute_after_denials),
+            alert_webhook_url: pick!(server.alert_webhook_url),
         };
         settings.validate()?;
         Ok(settings)
@@ -309,6 +368,32 @@ impl Settings {
         if let Some(sub) = &self.push_vapid_subject {
             if !(sub.starts_with("mailto:") || sub.starts_with("https://")) {
                 bail!("push vapid_subject must be a mailto: or https: URI");
+            }
+        }
+        if !(2..=4).contains(&self.match_code_digits) {
+            bail!("match_code_digits must be 2, 3 or 4");
+        }
+        for (name, v) in [
+            (
+                "requests_per_client_per_minute",
+                self.requests_per_client_per_minute,
+            ),
+            (
+                "requests_per_user_per_minute",
+                self.requests_per_user_per_minute,
+            ),
+            ("max_pending_per_user", self.max_pending_per_user),
+        ] {
+            if v == 0 {
+                bail!("{name} must be positive");
+            }
+        }
+        if self.mute_duration == 0 || self.mute_duration > 7 * 24 * 3600 {
+            bail!("mute_duration must be 1 second to 7 days");
+        }
+        if let Some(url) = &self.alert_webhook_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                bail!("alert_webhook_url must be an http:// or https:// URL, got {url:?}");
             }
         }
         Ok(())

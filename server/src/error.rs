@@ -135,6 +135,17 @@ impl OAuthError {
         e
     }
 
+    /// `too_many_requests` (HTTP 429): a flood limit; `Retry-After` says when
+    /// a slot frees.
+    pub fn too_many_requests(
+        description: impl Into<Cow<'static, str>>,
+        retry_after_secs: u64,
+    ) -> Self {
+        let mut e = Self::new(OAuthErrorCode::TooManyRequests, description);
+        e.retry_after_secs = Some(retry_after_secs);
+        e
+    }
+
     /// Bearer-token errors of protected resources (RFC 6750 3.1).
     pub fn bearer(code: OAuthErrorCode, description: &'static str) -> Self {
         Self::new(code, description).with_challenge(Challenge::Bearer)

@@ -23,7 +23,7 @@
 //! It is persisted by [`storage`], one file per aggregate, the only module
 //! that knows which database is underneath; and announced to devices by
 //! [`delivery`] (the Web Push outbox dispatcher and the live event hub,
-//! over [`push`]).
+//! over [`push`]); operator alerts (mutes) by [`alerts`].
 //!
 //! Underneath them all: [`error`] (the error vocabulary, codes from
 //! `assent_shared::error`), [`clock`], [`endpoints`], [`cache`], [`keys`],
@@ -32,6 +32,7 @@
 //! back (a unit test checks the layering).
 
 pub mod admin;
+pub mod alerts;
 pub mod cache;
 pub mod challenge;
 pub mod ciba;

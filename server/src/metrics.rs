@@ -39,6 +39,18 @@ pub fn install() -> &'static PrometheusHandle {
             metrics::Unit::Seconds,
             "Time from the back-channel request to the push service's acceptance"
         );
+        metrics::describe_counter!(
+            "assent_requests_refused_total",
+            "Back-channel requests refused by a flood limit or a mute, by reason"
+        );
+        metrics::describe_counter!(
+            "assent_users_muted_total",
+            "Users whose new requests were paused, by reason (not_me, repeated_denials)"
+        );
+        metrics::describe_counter!(
+            "assent_match_code_failures_total",
+            "Approvals refused for a wrong number-matching code"
+        );
         metrics::describe_gauge!(
             "assent_pending_requests",
             "Pending, unexpired back-channel requests"

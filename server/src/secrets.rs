@@ -21,6 +21,28 @@ pub fn new_secret() -> String {
     random_token(32)
 }
 
+/// A number-matching code of `digits` decimal digits (leading zeros kept),
+/// uniformly drawn: values of the random `u32` at or above the largest
+/// multiple of 10^digits are drawn again, so no code is likelier than another.
+pub fn match_code(digits: u8) -> String {
+    let modulus = 10u32.pow(u32::from(digits));
+    let limit = u32::MAX - u32::MAX % modulus;
+    loop {
+        let mut bytes = [0u8; 4];
+        rand::fill(&mut bytes).expect("the operating system's random source failed");
+        let value = u32::from_le_bytes(bytes);
+        if value < limit {
+            return format!("{:0width$}", value % modulus, width = usize::from(digits));
+        }
+    }
+}
+
+/// The stored form of a request's number-matching code: bound to the
+/// request, so equal codes of two requests have different digests.
+pub fn match_code_sha256(request_id: &str, code: &str) -> String {
+    sha256_hex(&format!("{request_id}:{code}"))
+}
+
 /// Hex SHA-256 digest: the stored form of every secret.
 pub fn sha256_hex(value: &str) -> String {
     let d = digest::digest(&digest::SHA256, value.as_bytes());
@@ -54,6 +76,15 @@ pub fn b64url(data: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(data)
 }
 
+/// Standard base64 (with padding), as logos are stored.
+pub fn b64_encode(data: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(data)
+}
+
+pub fn b64_decode(data: &str) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::STANDARD.decode(data).ok()
+}
+
 pub fn b64url_decode(data: &str) -> Option<Vec<u8>> {
     URL_SAFE_NO_PAD.decode(data).ok()
 }
@@ -81,5 +112,25 @@ mod tests {
         );
         assert!(secret_matches_digest("abc", &sha256_hex("abc")));
         assert!(!secret_matches_digest("abd", &sha256_hex("abc")));
+    }
+
+    #[test]
+    fn match_codes_have_their_digits_and_cover_every_value() {
+        let mut seen = [0u32; 100];
+        for _ in 0..20_000 {
+            let code = match_code(2);
+            assert_eq!(code.len(), 2);
+            seen[code.parse::<usize>().unwrap()] += 1;
+        }
+        // 200 expected per value; a value never or rarely drawn means bias.
+        assert!(seen.iter().all(|&n| n > 100), "{seen:?}");
+        assert_eq!(match_code(4).len(), 4);
+        assert!(match_code(3).bytes().all(|b| b.is_ascii_digit()));
+    }
+
+    #[test]
+    fn match_code_digests_are_bound_to_the_request() {
+        assert_ne!(match_code_sha256("r1", "47"), match_code_sha256("r2", "47"));
+        assert_eq!(match_code_sha256("r1", "47"), sha256_hex("r1:47"));
     }
 }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::{
+    alerts::AlertSink,
     cache::BoundedCache,
     clock::Clock,
     config::Settings,
@@ -36,6 +37,8 @@ pub struct Assent {
     pub device_keys: Arc<BoundedCache<DeviceKeyInfo>>,
     /// Secret-authenticated clients, re-validated by the statement that acts for them.
     pub clients: Arc<BoundedCache<ClientRow>>,
+    /// Where operator alerts go besides the log.
+    pub alerts: Arc<AlertSink>,
 }
 
 impl Assent {
@@ -45,6 +48,7 @@ impl Assent {
         let clock = Clock::default();
         let keys = KeySet::load_or_generate(&store, &clock).await?;
         let push = PushService::new(&keys, &settings, issuer)?;
+        let alerts = AlertSink::new(&settings)?;
         Ok(Self {
             store,
             keys: Arc::new(keys),
@@ -57,6 +61,7 @@ impl Assent {
                 CLIENT_CACHE_CAPACITY,
                 CLIENT_CACHE_TIME_TO_LIVE,
             )),
+            alerts: Arc::new(alerts),
         })
     }
 }

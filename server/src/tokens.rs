@@ -23,7 +23,10 @@ pub struct Grant<'a> {
     pub audience: Option<&'a str>,
     /// JSON array text as validated at `/bc-authorize`.
     pub authorization_details: Option<&'a str>,
+    /// What the user's approval reached: one of Assent's `acr` values and
+    /// the RFC 8176 methods (JSON array text), as stored with the decision.
     pub acr: Option<&'a str>,
+    pub amr: Option<&'a str>,
     /// Seconds since the epoch when the user approved.
     pub auth_time: i64,
     /// Present for tokens answering a CIBA request, absent on refresh.
@@ -74,6 +77,8 @@ pub struct AccessTokenClaims {
     pub auth_time: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acr: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization_details: Option<serde_json::Value>,
 }
@@ -88,8 +93,10 @@ struct IdTokenClaims<'a> {
     auth_time: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     acr: Option<&'a str>,
-    /// RFC 8176: the user proved possession of a software-held device key.
-    amr: [&'static str; 1],
+    /// RFC 8176: how the user approved (a software-held device key, `swk`,
+    /// plus `pin`/`fpt`/`face` and `mfa` when they verified themselves).
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    amr: &'a [String],
     azp: &'a str,
     at_hash: String,
     /// `urn:openid:params:jwt:claim:auth_req_id` (CIBA Core 10.3.1).
@@ -117,6 +124,10 @@ pub fn mint(
     let authorization_details = grant
         .authorization_details
         .and_then(|text| serde_json::from_str(text).ok());
+    let amr: Vec<String> = grant
+        .amr
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or_default();
     let access = AccessTokenClaims {
         iss: endpoints.issuer.clone(),
         sub: grant.user_sub.to_string(),
@@ -128,6 +139,7 @@ pub fn mint(
         jti: random_token(16),
         auth_time: grant.auth_time,
         acr: grant.acr.map(str::to_string),
+        amr: amr.clone(),
         authorization_details,
     };
     let access_token = key.sign_jwt("at+jwt", &access);
@@ -139,7 +151,7 @@ pub fn mint(
         exp: now_secs + lifetimes.id_token as i64,
         auth_time: grant.auth_time,
         acr: grant.acr,
-        amr: ["swk"],
+        amr: &amr,
         azp: grant.client_id,
         at_hash: left_half_hash(&access_token),
         auth_req_id: grant.auth_req_id,

@@ -244,4 +244,42 @@ pub async fn create_user(store: &Store, sub: &str, email: Option<&str>, name: Op
         })
         .await
         .unwrap();
+    add_stand_in_device(store, sub).await;
+}
+
+/// Creates a user with no device at all: `/bc-authorize` refuses them.
+pub async fn create_user_without_device(
+    store: &Store,
+    sub: &str,
+    email: Option<&str>,
+    name: Option<&str>,
+) {
+    create_user(store, sub, email, name).await;
+    crate::execute(
+        store,
+        &format!("DELETE FROM devices WHERE id = 'stand-in:{sub}'"),
+    )
+    .await;
+}
+
+/// [`add_stand_in_device`] for a user created by the CLI, on the database
+/// at `database_url`.
+pub async fn stand_in_device_at(database_url: &str, sub: &str) {
+    let store = Store::connect(database_url, 1).await.unwrap();
+    add_stand_in_device(&store, sub).await;
+    store.close().await;
+}
+
+/// `/bc-authorize` asks only users with an active device. Tests that
+/// decide through [`crate::decide`] (no device) give their users this
+/// stand-in: a device row without push channel whose key nobody holds, so
+/// it can neither sign a decision nor receive a push.
+async fn add_stand_in_device(store: &Store, sub: &str) {
+    let id = format!("stand-in:{sub}");
+    let sql = format!(
+        "INSERT INTO devices (id, user_sub, name, platform, public_jwk, key_thumbprint, created_at) \
+         VALUES ('{id}', '{sub}', 'Stand-in', 'test', '{{}}', '{id}', {})",
+        now_ms()
+    );
+    crate::execute(store, &sql).await;
 }

@@ -55,6 +55,14 @@ impl TestServer {
         let mut settings = Settings {
             listen: "127.0.0.1:0".parse().unwrap(),
             database_url: db.url.clone(),
+            // Most tests start many requests for one user in a few seconds
+            // and deny some: the flood limits and the mute after repeated
+            // denials are out of their way (still counted on every request).
+            // The tests of those limits (trust.rs) set them back.
+            requests_per_client_per_minute: 10_000,
+            requests_per_user_per_minute: 10_000,
+            max_pending_per_user: 10_000,
+            mute_after_denials: 0,
             ..Settings::default()
         };
         configure(&mut settings);

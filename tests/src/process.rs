@@ -168,6 +168,12 @@ impl ServeProcess {
         cmd.arg("serve")
             .env("ASSENT_LISTEN", "127.0.0.1:0")
             .env("ASSENT_LOG_FORMAT", "json")
+            // As in TestServer: the flood limits and the mute after
+            // repeated denials out of the way of tests not about them.
+            .env("ASSENT_REQUESTS_PER_CLIENT_PER_MINUTE", "10000")
+            .env("ASSENT_REQUESTS_PER_USER_PER_MINUTE", "10000")
+            .env("ASSENT_MAX_PENDING_PER_USER", "10000")
+            .env("ASSENT_MUTE_AFTER_DENIALS", "0")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (k, v) in extra_env {

@@ -38,6 +38,9 @@ ALTER TABLE users ADD COLUMN mute_reason TEXT;
 -- function first takes a lock on the user for the rest of the transaction
 -- (the INSERT that calls it), and, being VOLATILE, counts with a fresh
 -- snapshot taken after the lock: it sees every request committed before it.
+-- The user's blocked and muted flags are read again with that snapshot:
+-- blocking takes the same lock (storage/users.rs), so a request is either
+-- stored before the block (and denied by it) or refused.
 -- SQLite needs no lock (one writer at a time) and counts inline with the
 -- same conditions (storage/requests.rs).
 CREATE FUNCTION assent_admit_request(p_user TEXT, p_client TEXT, p_now BIGINT,
@@ -45,7 +48,9 @@ CREATE FUNCTION assent_admit_request(p_user TEXT, p_client TEXT, p_now BIGINT,
 RETURNS boolean AS $$
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtextextended('assent:requests:' || p_user, 0));
-    RETURN (SELECT COUNT(*) FROM auth_requests r WHERE r.user_sub = p_user
+    RETURN NOT EXISTS (SELECT 1 FROM users u WHERE u.sub = p_user
+                AND (u.blocked OR u.muted_until > p_now))
+       AND (SELECT COUNT(*) FROM auth_requests r WHERE r.user_sub = p_user
                 AND r.created_at > p_now - 60000 AND r.client_id = p_client) < p_per_client
        AND (SELECT COUNT(*) FROM auth_requests r WHERE r.user_sub = p_user
                 AND r.created_at > p_now - 60000) < p_per_user

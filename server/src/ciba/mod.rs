@@ -6,8 +6,10 @@
 mod request;
 mod tokens;
 
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+
 use assent_shared::{
-    oauth::BackchannelAuthenticationResponse,
+    oauth::{Assurance, BackchannelAuthenticationResponse},
     protocol::{self, ChallengeClaims, Requester},
 };
 
@@ -19,9 +21,12 @@ use crate::{
     client_auth::AuthenticatedClient,
     error::OAuthError,
     keys::TokenAlg,
-    secrets::{new_secret, random_token, sha256_hex},
+    secrets::{self, new_secret, random_token, sha256_hex},
     state::Assent,
-    storage::{ClientRow, InsertRequestOutcome, NewAuthRequest, UserLookup},
+    storage::{
+        ClientRow, FloodLimit, FloodLimits, InsertRequestOutcome, NewAuthRequest, NumberMatching,
+        UserLookup, UserVerificationPolicy,
+    },
     tokens::{verify_id_token_hint, IdTokenHintError},
 };
 
@@ -97,6 +102,16 @@ pub async fn start_backchannel(
     let now = assent.clock.now_ms();
     let auth_req_id = new_secret();
     let id = uuid::Uuid::new_v4().to_string();
+    // What approving needs: the client's policy, raised by acr_values.
+    let needs = Assurance {
+        number_match: client.number_matching == NumberMatching::Required,
+        user_verification: client.user_verification == UserVerificationPolicy::Required,
+    }
+    .union(request.min_assurance);
+    let match_code = needs
+        .number_match
+        .then(|| secrets::match_code(settings.match_code_digits));
+    let base_url = assent.endpoints.issuer.trim_end_matches('/');
     let nonce = random_token(16);
     let requester_user_agent: Option<String> = requester
         .user_agent
@@ -107,7 +122,7 @@ pub async fn start_backchannel(
         &ChallengeClaims {
             v: protocol::VERSION,
             // The base URL devices enrolled with: no trailing slash.
-            iss: assent.endpoints.issuer.trim_end_matches('/').to_string(),
+            iss: base_url.to_string(),
             request_id: id.clone(),
             nonce: nonce.clone(),
             client_id: client.client_id.clone(),
@@ -125,12 +140,22 @@ pub async fn start_backchannel(
             },
             iat: now / 1000,
             exp: expires_at / 1000,
-            match_code_digits: None,
-            user_verification_required: false,
-            client_uri: None,
-            logo_uri: None,
+            match_code_digits: match_code.is_some().then_some(settings.match_code_digits),
+            user_verification_required: needs.user_verification,
+            client_uri: client.client_uri.clone(),
+            // The logo's digest in the URL: a device may cache it for good.
+            logo_uri: client.logo_sha256.as_ref().map(|sha256| {
+                format!(
+                    "{base_url}/clients/{}/logo?v={}",
+                    utf8_percent_encode(&client.client_id, NON_ALPHANUMERIC),
+                    &sha256[..16]
+                )
+            }),
         },
     );
+    let match_code_sha256 = match_code
+        .as_deref()
+        .map(|code| secrets::match_code_sha256(&id, code));
     let row = NewAuthRequest {
         id,
         auth_req_id_sha256: sha256_hex(&auth_req_id),
@@ -139,7 +164,6 @@ pub async fn start_backchannel(
         binding_message: request.binding_message,
         audience: request.audience,
         authorization_details: request.authorization_details,
-        acr: request.acr,
         requester_ip: requester.ip,
         requester_user_agent,
         created_at: now,
@@ -148,10 +172,22 @@ pub async fn start_backchannel(
         nonce,
         challenge_jws: challenge.jws,
         challenge_sha256: challenge.sha256,
+        match_code_sha256,
+        user_verification_required: needs.user_verification,
+    };
+    let limits = FloodLimits {
+        per_client_per_minute: settings.requests_per_client_per_minute,
+        per_user_per_minute: settings.requests_per_user_per_minute,
+        pending: settings.max_pending_per_user,
     };
     let outcome = assent
         .store
-        .insert_auth_request(&row, &user, authenticated.unconfirmed_secret_sha256())
+        .insert_auth_request(
+            &row,
+            &user,
+            authenticated.unconfirmed_secret_sha256(),
+            limits,
+        )
         .await?;
     match outcome {
         InsertRequestOutcome::Created { push_jobs } => {
@@ -161,12 +197,59 @@ pub async fn start_backchannel(
                 auth_req_id,
                 expires_in,
                 interval: settings.poll_interval,
+                match_code,
             })
         }
         InsertRequestOutcome::UnknownUser => Err(OAuthError::unknown_user_id(
             "the hint does not identify a known user",
         )),
         InsertRequestOutcome::BlockedUser => Err(OAuthError::access_denied("the user is blocked")),
+        InsertRequestOutcome::Muted { until, reason } => {
+            metrics::counter!("assent_requests_refused_total", "reason" => "muted").increment(1);
+            let why = match reason.as_deref() {
+                Some("not_me") => "the user answered \"This wasn't me\" to a recent request",
+                _ => "the user denied several requests in a row",
+            };
+            Err(OAuthError::access_denied(format!(
+                "new requests for this user are paused until {} because {why}; \
+                 the user can resume them from their device",
+                crate::clock::rfc3339(until)
+            )))
+        }
+        InsertRequestOutcome::NoDevice => Err(OAuthError::invalid_request(
+            "the user has no enrolled device to approve the request: enroll one first",
+        )),
+        InsertRequestOutcome::Flooded {
+            limit,
+            retry_after_ms,
+        } => {
+            let (metric, text) = match limit {
+                FloodLimit::PerClient => (
+                    "per_client",
+                    format!(
+                        "this client may start at most {} requests per minute for one user",
+                        limits.per_client_per_minute
+                    ),
+                ),
+                FloodLimit::PerUser => (
+                    "per_user",
+                    format!(
+                        "the user may receive at most {} requests per minute",
+                        limits.per_user_per_minute
+                    ),
+                ),
+                FloodLimit::Pending => (
+                    "pending",
+                    format!("the user already has {} requests waiting", limits.pending),
+                ),
+            };
+            metrics::counter!("assent_requests_refused_total", "reason" => metric).increment(1);
+            let secs = (retry_after_ms as u64).div_ceil(1000).max(1);
+            Err(OAuthError::too_many_requests(
+                format!("{text}: try again in {secs} s"),
+                secs,
+            ))
+        }
         InsertRequestOutcome::ClientGone => Err(authenticated.gone(assent)),
     }
 }

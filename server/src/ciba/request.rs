@@ -1,6 +1,7 @@
 //! Reading a `/bc-authorize` request (CIBA Core 7.1): every parameter
 //! checked, without I/O, before anything is stored.
 
+use assent_shared::oauth::{acr, Assurance};
 use serde::Deserialize;
 
 use crate::{error::OAuthError, params::Params, storage::UserLookup};
@@ -33,8 +34,9 @@ pub struct BackchannelRequest {
     pub audience: Option<String>,
     /// Compact JSON text of a validated array.
     pub authorization_details: Option<String>,
-    /// The first `acr_values` entry, echoed in `acr`.
-    pub acr: Option<String>,
+    /// The minimum the first known `acr_values` entry asks for (CIBA Core
+    /// 7.1: a space-separated list in order of preference).
+    pub min_assurance: Assurance,
 }
 
 /// Validates the parameters of `/bc-authorize` (CIBA Core 7.1) without I/O.
@@ -83,10 +85,11 @@ pub fn parse_backchannel_request(
         .map(parse_authorization_details)
         .transpose()?;
 
-    let acr = params
+    let min_assurance = params
         .optional("acr_values", MAX_ACR_VALUES_LEN)?
-        .and_then(|v| v.split(' ').find(|s| !s.is_empty()))
-        .map(str::to_string);
+        .map(parse_acr_values)
+        .transpose()?
+        .unwrap_or_default();
 
     Ok(BackchannelRequest {
         scopes,
@@ -95,7 +98,23 @@ pub fn parse_backchannel_request(
         requested_expiry,
         audience,
         authorization_details,
-        acr,
+        min_assurance,
+    })
+}
+
+/// `acr_values`: the first value this server knows sets the minimum; a
+/// list of only unknown values cannot be satisfied and is refused now, not
+/// after the user has been asked.
+fn parse_acr_values(values: &str) -> Result<Assurance, OAuthError> {
+    let mut values = values.split(' ').filter(|s| !s.is_empty()).peekable();
+    if values.peek().is_none() {
+        return Ok(Assurance::default());
+    }
+    values.find_map(Assurance::from_acr).ok_or_else(|| {
+        OAuthError::invalid_request(format!(
+            "acr_values names no level this server provides; supported: {}",
+            acr::SUPPORTED.join(" ")
+        ))
     })
 }
 
@@ -229,12 +248,21 @@ pub fn validate_binding_message(message: &str) -> Result<(), OAuthError> {
     let count = message.chars().count();
     let allowed =
         |c: char| c.is_alphanumeric() || matches!(c, ' ' | '+' | '-' | '_' | '.' | ',' | ':' | '#');
-    if count == 0
-        || count > MAX_BINDING_MESSAGE_CHARS
-        || message.trim().is_empty()
-        || !message.chars().all(allowed)
-    {
+    if count == 0 || count > MAX_BINDING_MESSAGE_CHARS || message.trim().is_empty() {
         return Err(binding_error());
+    }
+    if let Some(bad) = message.chars().find(|&c| !allowed(c)) {
+        // Named by code point too: the offender may be invisible (a tab, a
+        // zero-width space) or look like an allowed one.
+        return Err(OAuthError::invalid_binding_message(format!(
+            "binding_message may not contain {} (U+{:04X}): use letters, digits, spaces or + - _ . , : #",
+            if bad.is_ascii_graphic() && !matches!(bad, '"' | '\\') {
+                format!("'{bad}'")
+            } else {
+                "this character".to_string()
+            },
+            bad as u32
+        )));
     }
     Ok(())
 }
@@ -353,6 +381,28 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn a_refused_binding_message_names_the_character() {
+        let e = validate_binding_message("semi;colon").unwrap_err();
+        assert!(e.description.contains("';' (U+003B)"), "{}", e.description);
+        let e = validate_binding_message("zero\u{200b}width").unwrap_err();
+        assert!(e.description.contains("U+200B"), "{}", e.description);
+    }
+
+    #[test]
+    fn acr_values_set_a_minimum_or_are_refused() {
+        use assent_shared::oauth::acr;
+        assert_eq!(parse_acr_values("").unwrap(), Assurance::default());
+        assert_eq!(
+            parse_acr_values(&format!("urn:unknown {}", acr::PUSH_UV)).unwrap(),
+            Assurance::from_acr(acr::PUSH_UV).unwrap(),
+            "the first value this server knows wins"
+        );
+        let e = parse_acr_values("urn:mace:incommon:iap:silver").unwrap_err();
+        assert_eq!(e.code, OAuthErrorCode::InvalidRequest);
+        assert!(e.description.contains(acr::PUSH_MATCH_UV));
     }
 
     #[test]

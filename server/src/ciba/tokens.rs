@@ -82,6 +82,7 @@ pub async fn poll(
         audience: row.audience.as_deref(),
         authorization_details: row.authorization_details.as_deref(),
         acr: row.acr.as_deref(),
+        amr: row.amr.as_deref(),
         auth_time: row.decided_at.unwrap_or(now) / 1000,
         auth_req_id: Some(auth_req_id),
     };
@@ -98,6 +99,7 @@ pub async fn poll(
                 audience: row.audience.clone(),
                 authorization_details: row.authorization_details.clone(),
                 acr: row.acr.clone(),
+                amr: row.amr.clone(),
                 auth_time: grant.auth_time,
                 state: RefreshTokenState::Active,
                 created_at: now,
@@ -219,6 +221,7 @@ pub async fn refresh(
         audience: old.audience.as_deref(),
         authorization_details: old.authorization_details.as_deref(),
         acr: old.acr.as_deref(),
+        amr: old.amr.as_deref(),
         auth_time: old.auth_time,
         auth_req_id: None,
     };

@@ -1,4 +1,4 @@
-//! `assent-server client create|list|delete`.
+//! `assent-server client create|update|list|delete`.
 
 use std::path::PathBuf;
 
@@ -12,8 +12,9 @@ use crate::{
     client_auth::AuthMethod,
     clients::{self, NewClient},
     clock::rfc3339,
+    config::Settings,
     keys::TokenAlg,
-    storage::{ClientRow, Store},
+    storage::{ClientChanges, ClientRow, NumberMatching, Store, UserVerificationPolicy},
 };
 
 #[derive(Debug, Subcommand)]
@@ -35,7 +36,27 @@ pub enum ClientCommand {
         /// Comma-separated grant types.
         #[arg(long, value_delimiter = ',', default_values_t = [CIBA_GRANT.to_string(), REFRESH_GRANT.to_string()])]
         grant_types: Vec<String>,
+        #[command(flatten)]
+        shown: ShownArgs,
         /// Print JSON (with the secret) for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a client's name, approval policy, website or logo.
+    Update {
+        client_id: String,
+        /// Name shown to users on their devices.
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        shown: ShownArgs,
+        /// Remove the website.
+        #[arg(long, conflicts_with = "website")]
+        no_website: bool,
+        /// Remove the logo.
+        #[arg(long, conflicts_with = "logo_url")]
+        no_logo: bool,
+        /// Print JSON for scripts.
         #[arg(long)]
         json: bool,
     },
@@ -49,6 +70,31 @@ pub enum ClientCommand {
     Delete { client_id: String },
 }
 
+/// What approving a client's requests needs, and what users see of it.
+#[derive(Debug, clap::Args)]
+pub struct ShownArgs {
+    /// Whether approving needs the code the client shows the user
+    /// (`match_code` in the /bc-authorize answer): required (the default
+    /// for new clients) or off, for a client that cannot show a code.
+    #[arg(long, value_parser = parse_stored::<NumberMatching>)]
+    number_matching: Option<NumberMatching>,
+    /// Whether approving needs the user's verification on the device (PIN,
+    /// fingerprint): required or optional (the default for new clients).
+    #[arg(long, value_parser = parse_stored::<UserVerificationPolicy>)]
+    user_verification: Option<UserVerificationPolicy>,
+    /// The client's website (https), shown to users.
+    #[arg(long)]
+    website: Option<String>,
+    /// A PNG, JPEG or WebP logo (at most 256 KiB), fetched now by the server
+    /// and served from it; devices never load it from this URL.
+    #[arg(long)]
+    logo_url: Option<String>,
+}
+
+fn parse_stored<T: std::str::FromStr<Err = String>>(s: &str) -> Result<T, String> {
+    s.parse()
+}
+
 fn parse_auth_method(s: &str) -> Result<AuthMethod, String> {
     s.parse()
 }
@@ -57,7 +103,7 @@ fn parse_alg(s: &str) -> Result<TokenAlg, String> {
     s.parse().map_err(|e: anyhow::Error| e.to_string())
 }
 
-pub async fn run(store: &Store, cmd: ClientCommand) -> anyhow::Result<()> {
+pub async fn run(store: &Store, settings: &Settings, cmd: ClientCommand) -> anyhow::Result<()> {
     match cmd {
         ClientCommand::Create {
             name,
@@ -65,6 +111,7 @@ pub async fn run(store: &Store, cmd: ClientCommand) -> anyhow::Result<()> {
             jwks,
             id_token_signed_response_alg,
             grant_types,
+            shown,
             json,
         } => {
             let jwks = jwks
@@ -79,8 +126,23 @@ pub async fn run(store: &Store, cmd: ClientCommand) -> anyhow::Result<()> {
                 jwks,
                 id_token_signed_response_alg,
                 grant_types,
+                number_matching: shown.number_matching.unwrap_or(NumberMatching::Required),
+                user_verification: shown
+                    .user_verification
+                    .unwrap_or(UserVerificationPolicy::Optional),
+                client_uri: shown.website,
             };
-            let client = clients::register(store, new).await?;
+            let mut client = clients::register(store, new).await?;
+            if let Some(url) = &shown.logo_url {
+                let logo = clients::fetch_logo(
+                    store,
+                    &client.row.client_id,
+                    url,
+                    &settings.push_allowed_hosts,
+                )
+                .await?;
+                client.row.logo_sha256 = Some(logo.sha256);
+            }
             if json {
                 let mut out = client_json(&client.row);
                 if let Some(secret) = &client.secret {
@@ -97,17 +159,63 @@ pub async fn run(store: &Store, cmd: ClientCommand) -> anyhow::Result<()> {
                 output::text(&text)
             }
         }
+        ClientCommand::Update {
+            client_id,
+            name,
+            shown,
+            no_website,
+            no_logo,
+            json,
+        } => {
+            let changes = ClientChanges {
+                name,
+                number_matching: shown.number_matching,
+                user_verification: shown.user_verification,
+                client_uri: if no_website {
+                    Some(None)
+                } else {
+                    shown.website.map(Some)
+                },
+            };
+            let mut row = clients::update(store, &client_id, changes, None).await?;
+            if let Some(url) = &shown.logo_url {
+                let logo =
+                    clients::fetch_logo(store, &client_id, url, &settings.push_allowed_hosts)
+                        .await?;
+                row.logo_sha256 = Some(logo.sha256);
+            } else if no_logo {
+                store.remove_client_logo(&client_id).await?;
+                row.logo_sha256 = None;
+            }
+            if json {
+                output::json(&client_json(&row))
+            } else {
+                output::text(&format!(
+                    "updated client {client_id} (servers apply the change within {} s)",
+                    crate::state::CLIENT_CACHE_TIME_TO_LIVE.as_secs()
+                ))
+            }
+        }
         ClientCommand::List { json } => {
             let clients = store.clients().await?;
             if json {
                 return output::json(&clients.iter().map(client_json).collect());
             }
-            let mut table = Table::new(&["CLIENT_ID", "AUTH_METHOD", "ALG", "NAME"]);
+            let mut table = Table::new(&[
+                "CLIENT_ID",
+                "AUTH_METHOD",
+                "ALG",
+                "MATCHING",
+                "USER_VERIFICATION",
+                "NAME",
+            ]);
             for c in clients {
                 table.row(vec![
                     c.client_id,
                     c.token_endpoint_auth_method,
                     c.id_token_signed_response_alg,
+                    c.number_matching.to_string(),
+                    c.user_verification.to_string(),
                     c.name,
                 ]);
             }
@@ -127,6 +235,10 @@ fn client_json(c: &ClientRow) -> Value {
         "token_endpoint_auth_method": c.token_endpoint_auth_method,
         "id_token_signed_response_alg": c.id_token_signed_response_alg,
         "grant_types": c.grant_types.split(' ').collect::<Vec<_>>(),
+        "number_matching": c.number_matching.as_str(),
+        "user_verification": c.user_verification.as_str(),
+        "client_uri": c.client_uri,
+        "logo": c.logo_sha256.is_some(),
         "created_at": rfc3339(c.created_at),
     })
 }

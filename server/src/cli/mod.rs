@@ -88,6 +88,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             Settings::resolve(&common, &server)?
         }
+        // A logo is fetched under the push address rules (push_allowed_hosts).
+        Command::Client(_) => Settings::resolve(&common, &global_server)?,
         // The rest need the database only: server settings in the
         // environment or on the command line are no concern of theirs.
         _ => Settings::resolve(&common, &ServerArgs::default())?,
@@ -99,7 +101,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = open_store(&settings).await?;
             output::text(&format!("migrations applied ({})", store.backend()))
         }
-        Command::Client(cmd) => clients::run(&open_store(&settings).await?, cmd).await,
+        Command::Client(cmd) => clients::run(&open_store(&settings).await?, &settings, cmd).await,
         Command::User(cmd) => users::run(&open_store(&settings).await?, cmd).await,
         Command::Enroll(cmd) => enroll::run(settings, cmd).await,
         Command::Device(cmd) => devices::run(&open_store(&settings).await?, cmd).await,

@@ -47,7 +47,7 @@ pub async fn run(store: &Store, cmd: RequestCommand) -> anyhow::Result<()> {
         table.row(vec![
             rfc3339(r.created_at).chars().take(19).collect(),
             shown_status(r).into(),
-            r.deny_reason.map_or("-", |r| r.0.as_str()).into(),
+            r.deny_reason.map_or("-", |r| r.as_str()).into(),
             r.user_sub.clone(),
             r.client_id.clone(),
             r.binding_message.clone(),
@@ -73,7 +73,7 @@ fn request_json(r: &RequestSummary) -> Value {
         "binding_message": r.binding_message,
         "scope": r.scope,
         "status": shown_status(r),
-        "deny_reason": r.deny_reason,
+        "deny_reason": r.deny_reason.map(|r| r.as_str()),
         "decided_by_device": r.decided_by_device,
         "requester_ip": r.requester_ip,
         "created_at": rfc3339(r.created_at),

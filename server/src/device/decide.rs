@@ -3,18 +3,21 @@
 
 use std::sync::Arc;
 
-use assent_shared::protocol::{
-    path, typ, Decision, DecisionClaims, DecisionResponse, PendingRequests, ProofClaims,
-    MAX_DECISION_LIFETIME_SECS,
+use assent_shared::{
+    oauth::Assurance,
+    protocol::{
+        path, typ, Decision, DecisionClaims, DecisionResponse, PendingRequests, ProofClaims,
+        UserVerification, MAX_DECISION_LIFETIME_SECS,
+    },
 };
 
 use crate::{
     decision::log_not_me,
     error::{DeviceError, DeviceErrorCode},
     keys::DeviceKeyInfo,
-    secrets::constant_time_eq,
+    secrets::{constant_time_eq, match_code_sha256},
     state::Assent,
-    storage::{ChallengeDecision, RequestStatus},
+    storage::{ChallengeDecision, MatchFailure, RequestStatus},
 };
 
 use super::messages::{confirm_device, jti_keep_until, replayed, verify_device_signature};
@@ -44,11 +47,7 @@ pub async fn pending(assent: &Assent, proof: &str) -> Result<PendingRequests, De
         )
         .await?;
     match spent {
-        Some(requests) => Ok(PendingRequests {
-            total: requests.len() as u64,
-            requests,
-            muted_until: None,
-        }),
+        Some(list) => Ok(list),
         None => {
             confirm_device(assent, &device).await?;
             Err(replayed())
@@ -56,7 +55,7 @@ pub async fn pending(assent: &Assent, proof: &str) -> Result<PendingRequests, De
     }
 }
 
-/// Most challenges one pending list holds (oldest first).
+/// Most challenges one pending list holds (newest first).
 const MAX_PENDING_LISTED: i64 = 100;
 
 /// `POST /device/v1/requests/{id}/decision`. The happy path is one
@@ -87,6 +86,56 @@ pub async fn decide(
     }
     let decision = Decision::from_wire(claims.decision, claims.deny_reason)
         .ok_or_else(|| DeviceError::bad_request("deny_reason is only for deny"))?;
+    let now_ms = assent.clock.now_ms();
+    // An approval is checked against what the request needs first (one
+    // more read, for approvals only): the code compared in constant time,
+    // the user verification it asks for.
+    let mut code_sha256 = None;
+    let mut achieved = Assurance::default();
+    if decision.is_approval() {
+        let target = match assent.store.decision_target(request_id).await? {
+            Some(t)
+                if t.user_sub == device.user_sub
+                    && t.status == RequestStatus::Pending
+                    && t.expires_at > now_ms
+                    && !t.user_blocked
+                    && t.nonce.as_deref() == Some(claims.nonce.as_str())
+                    && t.challenge_sha256.as_deref() == Some(claims.challenge_hash.as_str()) =>
+            {
+                t
+            }
+            _ => return Err(explain_refused_decision(assent, &device, request_id, &claims).await),
+        };
+        if target.user_verification_required && claims.user_verification.is_empty() {
+            // A revoked device hears that first, as on every other path.
+            confirm_device(assent, &device).await?;
+            return Err(DeviceError::new(
+                DeviceErrorCode::UserVerificationRequired,
+                "approving this request needs the user's verification on the device \
+                 (user_verification)",
+            ));
+        }
+        if let Some(expected) = target.match_code_sha256.as_deref() {
+            let Some(code) = claims.match_code.as_deref() else {
+                confirm_device(assent, &device).await?;
+                return Err(DeviceError::new(
+                    DeviceErrorCode::MatchCodeRequired,
+                    "approving this request needs the code the requesting application shows \
+                     (match_code)",
+                ));
+            };
+            let digest = match_code_sha256(request_id, code);
+            if !constant_time_eq(&digest, expected) {
+                return Err(wrong_match_code(assent, &device, request_id, &claims).await);
+            }
+            code_sha256 = Some(digest);
+            achieved.number_match = true;
+        }
+        achieved.user_verification = !claims.user_verification.is_empty();
+    }
+    let amr = decision
+        .is_approval()
+        .then(|| amr_json(&claims.user_verification));
     let decided = assent
         .store
         .decide_on_challenge(
@@ -98,19 +147,108 @@ pub async fn decide(
                 key_thumbprint: &device.thumbprint,
                 nonce: &claims.nonce,
                 challenge_sha256: &claims.challenge_hash,
+                match_code_sha256: code_sha256.as_deref(),
+                acr: decision.is_approval().then(|| achieved.acr()),
+                amr: amr.as_deref(),
             },
-            assent.clock.now_ms(),
+            now_ms,
         )
         .await?;
     if !decided {
         return Err(explain_refused_decision(assent, &device, request_id, &claims).await);
     }
     log_not_me(request_id, decision);
+    let muted_until = if decision.is_approval() {
+        None
+    } else {
+        mute_after_denial(assent, &device.user_sub, decision, now_ms).await?
+    };
     Ok(DecisionResponse {
         request_id: request_id.to_string(),
         status: RequestStatus::decided(decision).to_string(),
-        muted_until: None,
+        muted_until: muted_until.map(|ms| ms / 1000),
     })
+}
+
+/// RFC 8176 methods of a device approval: a software-held key (`swk`),
+/// the user's verification methods, and `mfa` when those make two factors.
+fn amr_json(verification: &[UserVerification]) -> String {
+    let mut amr = vec!["swk"];
+    amr.extend(verification.iter().map(|v| v.as_str()));
+    if !verification.is_empty() {
+        amr.push("mfa");
+    }
+    serde_json::to_string(&amr).expect("strings serialize")
+}
+
+/// Counts a wrong code and says how many tries are left, or that the
+/// request is now denied.
+async fn wrong_match_code(
+    assent: &Assent,
+    device: &DeviceKeyInfo,
+    request_id: &str,
+    claims: &DecisionClaims,
+) -> DeviceError {
+    let now = assent.clock.now_ms();
+    let counted = assent
+        .store
+        .record_wrong_match_code(
+            request_id,
+            &device.user_sub,
+            &device.id,
+            &device.thumbprint,
+            now,
+        )
+        .await;
+    metrics::counter!("assent_match_code_failures_total").increment(1);
+    let description = match counted {
+        Ok(MatchFailure::Counted { attempts_left }) => format!(
+            "the code does not match the one the requesting application shows: \
+             {attempts_left} attempt{} left",
+            if attempts_left == 1 { "" } else { "s" }
+        ),
+        Ok(MatchFailure::Denied) => {
+            tracing::warn!(request_id, user = %device.user_sub, "request denied after repeated wrong match codes");
+            if let Err(e) = mute_after_denial(assent, &device.user_sub, Decision::Deny, now).await {
+                return e;
+            }
+            "the code does not match a third time: the request is denied".to_string()
+        }
+        Ok(MatchFailure::NotCounted) => {
+            return explain_refused_decision(assent, device, request_id, claims).await
+        }
+        Err(e) => return DeviceError::from(e),
+    };
+    DeviceError::new(DeviceErrorCode::WrongMatchCode, description)
+}
+
+/// After a denial: mute the user when they said "This wasn't me" or have
+/// denied several requests in a row, and tell the operator.
+async fn mute_after_denial(
+    assent: &Assent,
+    user_sub: &str,
+    decision: Decision,
+    now: i64,
+) -> Result<Option<i64>, DeviceError> {
+    let settings = &assent.settings;
+    let not_me = decision == Decision::NotMe;
+    let muted = assent
+        .store
+        .mute_after_denial(
+            user_sub,
+            now,
+            not_me,
+            settings.mute_after_denials,
+            settings.mute_duration as i64 * 1000,
+        )
+        .await?;
+    if let Some(until) = muted {
+        let reason = if not_me { "not_me" } else { "repeated_denials" };
+        assent
+            .alerts
+            .user_muted(&assent.endpoints.issuer, user_sub, reason, until, now);
+    }
+    Ok(muted)
 }
 
 /// Why [`decide`]'s statement changed nothing, checked in the documented
@@ -135,6 +273,12 @@ async fn explain_refused_decision(
         return DeviceError::new(
             DeviceErrorCode::WrongUser,
             "this request is for another user",
+        );
+    }
+    if target.user_blocked {
+        return DeviceError::new(
+            DeviceErrorCode::UserBlocked,
+            "the user is blocked: their decisions do not count",
         );
     }
     if target.status != RequestStatus::Pending {

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use assent_shared::{
     jose::{JoseError, UnverifiedJws},
     protocol::{
-        path, typ, NewKeyClaims, PushChannelClaims, RotateKeyClaims, UnenrollClaims,
-        MAX_CLOCK_SKEW_SECS,
+        path, typ, NewKeyClaims, PushChannelClaims, RotateKeyClaims, UnenrollClaims, UnmuteClaims,
+        UnmuteResponse, MAX_CLOCK_SKEW_SECS,
     },
 };
 
@@ -119,4 +119,26 @@ pub async fn unenroll(assent: &Assent, body: &str) -> Result<serde_json::Value, 
         .await?;
     tracing::info!(device_id = %device.id, "device unenrolled");
     Ok(serde_json::json!({ "device_id": device.id, "status": "unenrolled" }))
+}
+
+/// `POST /device/v1/unmute`: the user lifts the mute their "This wasn't me"
+/// (or repeated denials) set, from one of their enrolled devices. Signed
+/// like every device message, so only the user's own device can do it.
+pub async fn unmute(assent: &Assent, body: &str) -> Result<UnmuteResponse, DeviceError> {
+    let (device, _): (Arc<DeviceKeyInfo>, UnmuteClaims) = verify_fresh_device_message(
+        assent,
+        body,
+        typ::UNMUTE,
+        "POST",
+        &assent.endpoints.device_url(path::UNMUTE),
+    )
+    .await?;
+    if assent
+        .store
+        .unmute_user(&device.user_sub, assent.clock.now_ms())
+        .await?
+    {
+        tracing::warn!(user = %device.user_sub, device_id = %device.id, "the user resumed new requests from their device");
+    }
+    Ok(UnmuteResponse { muted_until: None })
 }

@@ -9,7 +9,7 @@ use assent_shared::{
     jose::{EcPublicJwk, JoseError, UnverifiedJws},
     protocol::{
         self, DecisionClaims, EnrollmentClaims, ProofClaims, PushChannelClaims, RequestBinding,
-        RotateKeyClaims, UnenrollClaims, MAX_CLOCK_SKEW_SECS,
+        RotateKeyClaims, UnenrollClaims, UnmuteClaims, MAX_CLOCK_SKEW_SECS,
     },
 };
 use serde::de::DeserializeOwned;
@@ -44,7 +44,8 @@ bound!(
     DecisionClaims,
     PushChannelClaims,
     RotateKeyClaims,
-    UnenrollClaims
+    UnenrollClaims,
+    UnmuteClaims
 );
 
 pub(super) fn check_binding(

@@ -22,7 +22,7 @@ pub use enroll::{
     MAX_TICKET_TTL_SECS,
 };
 pub use events::{open_event_stream, EventStream};
-pub use manage::{rotate_key, unenroll, update_push_channel};
+pub use manage::{rotate_key, unenroll, unmute, update_push_channel};
 pub use messages::proof_from_header;
 
 /// The policy every device is given.

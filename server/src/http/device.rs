@@ -1,7 +1,7 @@
 //! The device API (`/device/v1/...`).
 
 use assent_shared::protocol::{
-    DecisionResponse, EnrollmentResponse, PendingRequests, JOSE_CONTENT_TYPE,
+    DecisionResponse, EnrollmentResponse, PendingRequests, UnmuteResponse, JOSE_CONTENT_TYPE,
 };
 use axum::{
     extract::{Path, Request, State},
@@ -103,4 +103,12 @@ pub async fn unenroll(
 ) -> Result<Json<Value>, DeviceError> {
     let body = jose_body(request).await?;
     Ok(Json(device::unenroll(&state.assent, &body).await?))
+}
+
+pub async fn unmute(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Json<UnmuteResponse>, DeviceError> {
+    let body = jose_body(request).await?;
+    Ok(Json(device::unmute(&state.assent, &body).await?))
 }

@@ -1,8 +1,9 @@
 //! Metadata endpoints: OpenID discovery, JWKS, OpenAPI, health.
 //! Their bodies never change while the process runs, so they are rendered once.
 
+use assent_shared::oauth::acr;
 use axum::{
-    extract::State,
+    extract::{Path, State},
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
 };
@@ -12,6 +13,7 @@ use super::AppState;
 use crate::{
     ciba::{CIBA_GRANT, REFRESH_GRANT, STANDARD_SCOPES},
     client_auth::AuthMethod,
+    error::OAuthError,
     keys::TokenAlg,
     state::Assent,
 };
@@ -52,6 +54,7 @@ impl Rendered {
                 "at_hash", "name", "email", "email_verified", "updated_at",
                 "urn:openid:params:jwt:claim:auth_req_id"
             ],
+            "acr_values_supported": acr::SUPPORTED,
             "claims_parameter_supported": false,
             "request_parameter_supported": false,
             "authorization_details_types_supported": [],
@@ -80,6 +83,43 @@ fn json_response(body: &str, cache: &'static str) -> Response {
         body.to_string(),
     )
         .into_response()
+}
+
+/// `GET /clients/{client_id}/logo`: the logo the server fetched for a
+/// client, so that devices never load a third party's URL. Its URL carries
+/// the logo's digest, so it may be cached for good.
+pub async fn client_logo(
+    State(state): State<AppState>,
+    Path(client_id): Path<String>,
+) -> Result<Response, OAuthError> {
+    let logo = state.assent.store.client_logo(&client_id).await?;
+    let bytes = logo
+        .as_ref()
+        .and_then(|l| crate::secrets::b64_decode(&l.data_base64));
+    let (Some(logo), Some(bytes)) = (logo, bytes) else {
+        return Err(OAuthError::not_found("this client has no logo"));
+    };
+    let content_type = HeaderValue::from_str(&logo.content_type)
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=31536000, immutable"),
+            ),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("default-src 'none'; sandbox"),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 pub async fn openid_configuration(State(state): State<AppState>) -> Response {

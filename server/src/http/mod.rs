@@ -108,6 +108,16 @@ pub fn route_table() -> Vec<Route> {
             handler: post(device::unenroll),
         },
         Route {
+            path: "/device/v1/unmute",
+            methods: &[Method::POST],
+            handler: post(device::unmute),
+        },
+        Route {
+            path: "/clients/{client_id}/logo",
+            methods: &[Method::GET],
+            handler: get(discovery::client_logo),
+        },
+        Route {
             path: "/admin/v1/enrollment-tickets",
             methods: &[Method::POST],
             handler: post(admin::create_ticket),

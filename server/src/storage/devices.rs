@@ -3,6 +3,8 @@
 
 use std::sync::LazyLock;
 
+use assent_shared::protocol::PendingRequests;
+
 use super::{
     on_pool,
     sql::{arguments, params, row},
@@ -47,24 +49,36 @@ const SPEND_DEVICE_JTI: &str = "INSERT INTO used_jtis (issuer, jti, expires_at) 
      SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM devices \
        WHERE id = $4 AND key_thumbprint = $5 AND revoked_at IS NULL) \
      ON CONFLICT DO NOTHING";
-/// The user's pending challenges (`$6`-`$8`).
-const PENDING_CHALLENGES: &str = "SELECT challenge_jws, created_at, id FROM auth_requests \
-     WHERE user_sub = $6 AND status = 'pending' AND expires_at > $7 \
-     AND challenge_jws IS NOT NULL ORDER BY created_at, id LIMIT $8";
-/// [`Store::spend_proof_for_pending`]: the list rides on the spend, SQLite
-/// in the `RETURNING` clause of the `INSERT`, PostgreSQL in a data-modifying
-/// CTE; either way no row comes back unless the `jti` was spent.
+/// The user's pending challenges (`$6` user, `$7` now), newest first so
+/// that a flood of old requests never hides a new one, at most `$8`.
+/// Requests live at most 300 s: the bound on `created_at` keeps the read
+/// on the `(user_sub, created_at)` index.
+const PENDING: &str = "FROM auth_requests WHERE user_sub = $6 AND status = 'pending' \
+     AND expires_at > $7 AND created_at > $7 - 300000 AND challenge_jws IS NOT NULL";
+/// [`Store::spend_proof_for_pending`]: the list ([`PendingRequests`] as
+/// JSON) rides on the spend, SQLite in the `RETURNING` clause of the
+/// `INSERT`, PostgreSQL in a data-modifying CTE; either way no row comes
+/// back unless the `jti` was spent.
 static SPEND_PROOF_FOR_PENDING_SQLITE: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "{SPEND_DEVICE_JTI} RETURNING (SELECT json_group_array(p.challenge_jws ORDER BY \
-         p.created_at, p.id) FROM ({PENDING_CHALLENGES}) p)"
+        "{SPEND_DEVICE_JTI} RETURNING json_object(\
+         'requests', json((SELECT json_group_array(p.challenge_jws ORDER BY p.created_at DESC, \
+           p.id DESC) FROM (SELECT challenge_jws, created_at, id {PENDING} \
+           ORDER BY created_at DESC, id DESC LIMIT $8) p)), \
+         'total', (SELECT COUNT(*) {PENDING}), \
+         'muted_until', (SELECT muted_until / 1000 FROM users WHERE sub = $6 AND muted_until > $7))"
     )
 });
 static SPEND_PROOF_FOR_PENDING_POSTGRES: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH spent AS ({SPEND_DEVICE_JTI} RETURNING 1) \
-         SELECT (SELECT COALESCE(json_agg(p.challenge_jws ORDER BY p.created_at, p.id), \
-         '[]')::text FROM ({PENDING_CHALLENGES}) p) FROM spent"
+         SELECT json_build_object(\
+         'requests', COALESCE((SELECT json_agg(p.challenge_jws ORDER BY p.created_at DESC, \
+           p.id DESC) FROM (SELECT challenge_jws, created_at, id {PENDING} \
+           ORDER BY created_at DESC, id DESC LIMIT $8) p), '[]'::json), \
+         'total', (SELECT COUNT(*) {PENDING}), \
+         'muted_until', (SELECT muted_until / 1000 FROM users WHERE sub = $6 AND muted_until > $7) \
+         )::text FROM spent"
     )
 });
 
@@ -224,7 +238,8 @@ impl Store {
     /// [`Store::use_device_jti`] and a read of the user's pending challenges
     /// in one statement: spends the proof's `jti` while the device is active
     /// with that key and, only then, returns the user's pending challenges
-    /// (at most `limit`, oldest first). `None`: nothing was spent.
+    /// (at most `limit`, newest first, with their total and the user's mute).
+    /// `None`: nothing was spent.
     #[allow(clippy::too_many_arguments)]
     pub async fn spend_proof_for_pending(
         &self,
@@ -235,7 +250,7 @@ impl Store {
         user_sub: &str,
         now: i64,
         limit: i64,
-    ) -> Result<Option<Vec<String>>, StorageError> {
+    ) -> Result<Option<PendingRequests>, StorageError> {
         let issuer = device_issuer(device_id);
         let params = params![
             &issuer,

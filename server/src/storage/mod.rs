@@ -43,7 +43,7 @@ pub mod users;
 
 pub use admin_tokens::AdminTokenRow;
 pub use clients::{ClientChanges, ClientLogo, ClientRow, NumberMatching, UserVerificationPolicy};
-pub use decisions::{ChallengeDecision, DecisionTarget};
+pub use decisions::{ChallengeDecision, DecisionTarget, MatchFailure, MAX_MATCH_FAILURES};
 pub use devices::{DeviceRow, EnrollOutcome};
 pub use housekeeping::{PurgeCounts, PURGE_BATCH};
 pub use outbox::{
@@ -51,8 +51,8 @@ pub use outbox::{
 };
 pub use refresh_tokens::{RefreshTokenRow, RefreshTokenState, RotateOutcome};
 pub use requests::{
-    AuthRequestState, InsertRequestOutcome, NewAuthRequest, PollOutcome, PollRow, RequestStatus,
-    RequestSummary,
+    AuthRequestState, DenialReason, FloodLimit, FloodLimits, InsertRequestOutcome, NewAuthRequest,
+    PollOutcome, PollRow, RequestStatus, RequestSummary,
 };
 pub use signing_keys::SigningKeyRow;
 pub use sql::Stored;

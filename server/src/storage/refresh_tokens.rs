@@ -29,6 +29,8 @@ row! {
         pub audience: Option<String>,
         pub authorization_details: Option<String>,
         pub acr: Option<String>,
+        /// RFC 8176 methods of the approval, JSON array text.
+        pub amr: Option<String>,
         pub auth_time: i64,
         pub state: RefreshTokenState,
         pub created_at: i64,
@@ -50,10 +52,10 @@ pub enum RotateOutcome {
 }
 
 const INSERT: &str = "INSERT INTO refresh_tokens (token_sha256, family_id, client_id, user_sub, \
-     scope, audience, authorization_details, acr, auth_time, state, created_at, expires_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+     scope, audience, authorization_details, acr, auth_time, state, created_at, expires_at, amr) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
 
-fn insert_params(t: &RefreshTokenRow) -> [Param<'_>; 12] {
+fn insert_params(t: &RefreshTokenRow) -> [Param<'_>; 13] {
     params![
         &t.token_sha256,
         &t.family_id,
@@ -67,6 +69,7 @@ fn insert_params(t: &RefreshTokenRow) -> [Param<'_>; 12] {
         t.state,
         t.created_at,
         t.expires_at,
+        &t.amr,
     ]
 }
 
@@ -98,7 +101,7 @@ impl Store {
                AND EXISTS (SELECT 1 FROM users WHERE users.sub = refresh_tokens.user_sub \
                            AND NOT users.blocked) \
              RETURNING token_sha256, family_id, client_id, user_sub, scope, audience, \
-               authorization_details, acr, auth_time, state, created_at, expires_at";
+               authorization_details, acr, auth_time, state, created_at, expires_at, amr";
         let revoke_family_if_reused = "UPDATE refresh_tokens SET state = 'revoked' \
              WHERE family_id = (SELECT family_id FROM refresh_tokens \
                                 WHERE token_sha256 = $1 AND client_id = $2 AND state = 'rotated')";

@@ -1,8 +1,10 @@
 //! Users: the people whose devices approve requests.
 
 use super::{
-    sql::{params, row},
-    StorageError, Store,
+    on_pool,
+    requests::DenialReason,
+    sql::{arguments, params, row},
+    Backend, StorageError, Store,
 };
 
 row! {
@@ -68,17 +70,80 @@ impl Store {
         Ok(self.statement(sql, &params![sub]).execute().await? == 1)
     }
 
+    /// Blocks or unblocks a user. Blocking also denies, in the same
+    /// transaction, every request of theirs that is still waiting or
+    /// approved but not yet collected (`user_blocked`): from the moment this
+    /// returns nothing they approve counts and no tokens are issued. On
+    /// PostgreSQL the transaction holds the user's request lock (the one new
+    /// requests take, see the trust migration) so that no request can slip
+    /// in between.
     pub async fn set_user_blocked(
         &self,
         sub: &str,
         blocked: bool,
         now: i64,
     ) -> Result<bool, StorageError> {
-        let sql = "UPDATE users SET blocked = $2, updated_at = $3 WHERE sub = $1";
-        Ok(self
-            .statement(sql, &params![sub, blocked, now])
-            .execute()
-            .await?
-            == 1)
+        let lock = "SELECT pg_advisory_xact_lock(hashtextextended('assent:requests:' || $1, 0))";
+        let block = "UPDATE users SET blocked = $2, updated_at = $3 WHERE sub = $1";
+        let deny = "UPDATE auth_requests SET status = 'denied', deny_reason = $3, decided_at = $2 \
+                    WHERE user_sub = $1 AND status IN ('pending', 'approved')";
+        let block_params = params![sub, blocked, now];
+        let deny_params = params![sub, now, DenialReason::UserBlocked];
+        let lock_params = params![sub];
+        on_pool!(self, pool, Db => {
+            let mut tx = pool.begin().await?;
+            if self.backend() == Backend::Postgres {
+                sqlx::query_with(lock, arguments::<Db>(&lock_params)?)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let found = sqlx::query_with(block, arguments::<Db>(&block_params)?)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+            if found && blocked {
+                let denied = sqlx::query_with(deny, arguments::<Db>(&deny_params)?)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if denied > 0 {
+                    tracing::info!(user = sub, denied, "blocking the user denied their open requests");
+                }
+            }
+            tx.commit().await?;
+            Ok(found)
+        })
+    }
+
+    /// After a denial: mutes new requests for the user until `now +
+    /// duration_ms` when they said "This wasn't me" (`not_me`), or when
+    /// their denials in the last 10 minutes reach `after_denials` (0:
+    /// never). Returns the new `muted_until` when this muted them.
+    pub async fn mute_after_denial(
+        &self,
+        sub: &str,
+        now: i64,
+        not_me: bool,
+        after_denials: u32,
+        duration_ms: i64,
+    ) -> Result<Option<i64>, StorageError> {
+        let sql = "UPDATE users SET muted_until = $2 + $5, \
+                   mute_reason = CASE WHEN $3 THEN 'not_me' ELSE 'repeated_denials' END \
+                   WHERE sub = $1 AND ($3 OR ($4 > 0 AND (SELECT COUNT(*) FROM auth_requests r \
+                     WHERE r.user_sub = $1 AND r.created_at > $2 - 900000 \
+                     AND r.status = 'denied' AND r.decided_at > $2 - 600000 \
+                     AND COALESCE(r.deny_reason, '') <> 'user_blocked') >= $4)) \
+                   RETURNING muted_until";
+        let params = params![sub, now, not_me, i64::from(after_denials), duration_ms];
+        let muted: Option<(i64,)> = self.statement(sql, &params).fetch_optional().await?;
+        Ok(muted.map(|(t,)| t))
+    }
+
+    /// Lifts a user's mute; returns whether they were muted.
+    pub async fn unmute_user(&self, sub: &str, now: i64) -> Result<bool, StorageError> {
+        let sql = "UPDATE users SET muted_until = NULL, mute_reason = NULL \
+                   WHERE sub = $1 AND muted_until > $2";
+        Ok(self.statement(sql, &params![sub, now]).execute().await? == 1)
     }
 }

@@ -8,7 +8,7 @@ use assent_server::{
     client_auth::AuthMethod,
     decision::{self, Decision, DecisionError},
     keys::TokenAlg,
-    storage::RequestStatus,
+    storage::{DenialReason, RequestStatus},
 };
 use assent_shared::{
     error::OAuthErrorCode,
@@ -144,7 +144,7 @@ on_both_backends! {
             decision::decide(server.store(), &server.assent().clock, &request_id, "carol", decision).await.unwrap();
             let stored = server.store().auth_request(&request_id).await.unwrap().unwrap();
             assert_eq!(stored.status, RequestStatus::Denied);
-            assert_eq!(stored.deny_reason.map(|r| r.0), decision.deny_reason());
+            assert_eq!(stored.deny_reason, DenialReason::of(decision));
             let response = client.poll(&server, auth_req_id).await;
             expect_error(response, StatusCode::FORBIDDEN, OAuthErrorCode::AccessDenied).await;
             // A later approval cannot overturn the denial.
@@ -303,7 +303,8 @@ on_both_backends! {
 on_both_backends! {
     async fn audience_authorization_details_and_acr_reach_the_tokens(backend: Backend) {
         let server = TestServer::start(backend).await;
-        create_user(server.store(), "ivan", None, None).await;
+        assent_tests::client::create_user_without_device(server.store(), "ivan", None, None).await;
+        let phone = assent_tests::device::enroll(&server, "ivan", None).await;
         let client = TestClient::register(server.store(), AuthMethod::ClientSecretBasic, TokenAlg::ES256).await;
         let details = r#"[{"type":"payment_initiation","instructedAmount":{"currency":"EUR","amount":"123.50"},"creditorName":"Merchant A"}]"#;
         let response = client
@@ -319,16 +320,21 @@ on_both_backends! {
         assert_eq!(response.status(), StatusCode::OK);
         let ack: Value = response.json().await.unwrap();
         let id = ack["auth_req_id"].as_str().unwrap();
-        approve(&server, id, "ivan").await;
+        // acr_values asks for push at least; the client needs the code, so
+        // the approval reaches push with number matching, and says so.
+        let challenge = phone.pending().await.unwrap().verified.remove(0);
+        phone.decide(&challenge, &assent_device::Answer::approve(ack["match_code"].as_str())).await.unwrap();
+        server.advance_clock(Duration::from_millis(1100));
         let tokens: TokenResponse = client.poll(&server, id).await.json().await.unwrap();
         assert_eq!(tokens.scope, "openid read:balance");
 
         let access = verify_with_jwks(&server, &tokens.access_token, "https://api.bank.example").await;
         assert_eq!(access["aud"], serde_json::json!(["https://api.bank.example", server.url("/userinfo")]));
         assert_eq!(access["authorization_details"], serde_json::from_str::<Value>(details).unwrap());
-        assert_eq!(access["acr"], "urn:assent:acr:push");
+        assert_eq!(access["acr"], "urn:assent:acr:push:match");
+        assert_eq!(access["amr"], serde_json::json!(["swk"]));
         let id_token = verify_with_jwks(&server, &tokens.id_token, &client.client_id).await;
-        assert_eq!(id_token["acr"], "urn:assent:acr:push");
+        assert_eq!(id_token["acr"], "urn:assent:acr:push:match");
         assert_eq!(id_token["amr"], serde_json::json!(["swk"]));
     }
 }

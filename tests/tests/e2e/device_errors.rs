@@ -14,7 +14,7 @@ use assent_shared::{
     },
 };
 use assent_tests::{
-    client::create_user,
+    client::create_user_without_device,
     device::{enroll, request_binding},
     on_both_backends, request_status, TestClient, TestServer,
 };
@@ -73,12 +73,13 @@ async fn device_count(server: &TestServer) -> usize {
 on_both_backends! {
     async fn decisions_are_refused_without_changing_the_request(backend: Backend) {
         let server = TestServer::start_with(backend, |s| s.poll_interval = 1).await;
-        create_user(server.store(), "alice", None, None).await;
-        create_user(server.store(), "bob", None, None).await;
+        create_user_without_device(server.store(), "alice", None, None).await;
+        create_user_without_device(server.store(), "bob", None, None).await;
         let client = TestClient::register(server.store(), assent_server::client_auth::AuthMethod::ClientSecretBasic, assent_server::keys::TokenAlg::ES256).await;
         let alice = enroll(&server, "alice", None).await;
         let bob = enroll(&server, "bob", None).await;
-        client.start(&server, "alice", "openid").await;
+        let ack = client.start(&server, "alice", "openid").await;
+        let code = ack["match_code"].as_str().unwrap().to_string();
         let challenge = alice.pending().await.unwrap().verified.remove(0);
         let id = challenge.claims.request_id.clone();
         let alice_id = alice.account.device_id.clone();
@@ -133,8 +134,17 @@ on_both_backends! {
         let replay = get(proof).await.unwrap();
         assert_error((replay.status(), replay.json().await.unwrap()), StatusCode::UNAUTHORIZED, DeviceErrorCode::ReplayedProof);
 
+        // Without the code the client showed, or with a wrong one, an
+        // approval is refused (the first wrong code is counted, no more).
+        assert_error(post_decision(&server, &id, sign(alice.key(), &alice_id, &decision(&server, &challenge, Verdict::Approve))).await, StatusCode::BAD_REQUEST, DeviceErrorCode::MatchCodeRequired);
+        let mut wrong_code = decision(&server, &challenge, Verdict::Approve);
+        wrong_code.match_code = Some(if code == "00" { "01" } else { "00" }.into());
+        assert_error(post_decision(&server, &id, sign(alice.key(), &alice_id, &wrong_code)).await, StatusCode::BAD_REQUEST, DeviceErrorCode::WrongMatchCode);
+
         // The real decision passes; a second one conflicts.
-        let approve = sign(alice.key(), &alice_id, &decision(&server, &challenge, Verdict::Approve));
+        let mut right = decision(&server, &challenge, Verdict::Approve);
+        right.match_code = Some(code);
+        let approve = sign(alice.key(), &alice_id, &right);
         let (status, body) = post_decision(&server, &id, approve.clone()).await;
         assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("approved")));
         assert_error(post_decision(&server, &id, approve).await, StatusCode::CONFLICT, DeviceErrorCode::RequestNotPending);
@@ -147,7 +157,7 @@ on_both_backends! {
 on_both_backends! {
     async fn late_and_revoked_decisions_are_refused(backend: Backend) {
         let server = TestServer::start_with(backend, |s| s.poll_interval = 1).await;
-        create_user(server.store(), "carol", None, None).await;
+        create_user_without_device(server.store(), "carol", None, None).await;
         let client = TestClient::register(server.store(), assent_server::client_auth::AuthMethod::ClientSecretBasic, assent_server::keys::TokenAlg::ES256).await;
         let carol = enroll(&server, "carol", None).await;
 
@@ -162,7 +172,7 @@ on_both_backends! {
         // Decision after the token was issued.
         let ack = client.start(&server, "carol", "openid").await;
         let challenge = carol.pending().await.unwrap().verified.remove(0);
-        carol.decide(&challenge, &assent_device::Answer::approve(None)).await.unwrap();
+        carol.decide(&challenge, &assent_device::Answer::approve(ack["match_code"].as_str())).await.unwrap();
         assert_eq!(client.poll(&server, ack["auth_req_id"].as_str().unwrap()).await.status(), StatusCode::OK);
         let err = carol.decide(&challenge, &assent_device::Answer::deny(None)).await.unwrap_err();
         assert_eq!(err.code(), Some(DeviceErrorCode::RequestNotPending));
@@ -183,7 +193,7 @@ on_both_backends! {
 on_both_backends! {
     async fn enrollment_is_refused_for_bad_tickets_and_keys(backend: Backend) {
         let server = TestServer::start(backend).await;
-        create_user(server.store(), "dave", None, None).await;
+        create_user_without_device(server.store(), "dave", None, None).await;
         let ticket = device::create_enrollment_ticket(server.assent(), "dave", 600).await.unwrap();
         let link = EnrollmentUri::parse(&ticket.enrollment_uri).unwrap();
 
@@ -238,7 +248,7 @@ on_both_backends! {
 on_both_backends! {
     async fn devices_refuse_challenges_not_signed_by_the_pinned_key(backend: Backend) {
         let server = TestServer::start(backend).await;
-        create_user(server.store(), "erin", None, None).await;
+        create_user_without_device(server.store(), "erin", None, None).await;
         let client = TestClient::register(server.store(), assent_server::client_auth::AuthMethod::ClientSecretBasic, assent_server::keys::TokenAlg::ES256).await;
         let erin = enroll(&server, "erin", None).await;
         client.start(&server, "erin", "openid").await;
@@ -269,7 +279,7 @@ on_both_backends! {
 on_both_backends! {
     async fn a_key_replaced_by_another_process_is_refused_at_once(backend: Backend) {
         let server = TestServer::start(backend).await;
-        create_user(server.store(), "frank", None, None).await;
+        create_user_without_device(server.store(), "frank", None, None).await;
         let frank = enroll(&server, "frank", None).await;
         frank.pending().await.unwrap(); // the server now holds Frank's key in its cache
         // Another process rotates the key (straight in the database).

@@ -10,7 +10,7 @@ use assent_shared::{
     oauth::TokenResponse,
 };
 use assent_tests::{
-    client::{create_user, expect_error},
+    client::{create_user_without_device, expect_error},
     on_both_backends,
     process::{cli_enrollment_link, run_cli, run_cli_json, run_device},
     TestClient, TestServer,
@@ -26,7 +26,7 @@ fn jwt_payload(token: &str) -> Value {
 on_both_backends! {
     async fn enroll_approve_and_deny_with_assent_device(backend: Backend) {
         let server = TestServer::start_with(backend, |s| s.poll_interval = 1).await;
-        create_user(server.store(), "auth0|alice", Some("alice@example.com"), Some("Alice")).await;
+        create_user_without_device(server.store(), "auth0|alice", Some("alice@example.com"), Some("Alice")).await;
         let client = TestClient::register(server.store(), AuthMethod::ClientSecretBasic, TokenAlg::ES256).await;
         let state = tempfile::tempdir().unwrap();
         let state = state.path().join("alice-laptop");
@@ -60,7 +60,7 @@ on_both_backends! {
         assert_eq!(pending["rejected"], 0);
 
         expect_error(client.poll(&server, auth_req_id).await, StatusCode::BAD_REQUEST, OAuthErrorCode::AuthorizationPending).await;
-        let (ok, decided, err) = run_device(&state, &["approve", "--next"]).await;
+        let (ok, decided, err) = run_device(&state, &["approve", "--next", "--code", ack["match_code"].as_str().unwrap()]).await;
         assert!(ok, "{err}");
         assert_eq!(decided["status"], "approved");
         server.advance_clock(Duration::from_millis(1100));
@@ -80,7 +80,7 @@ on_both_backends! {
             expect_error(client.poll(&server, auth_req_id).await, StatusCode::FORBIDDEN, OAuthErrorCode::AccessDenied).await;
             let id = assent_tests::request_id(server.store(), auth_req_id).await;
             let stored = server.store().auth_request(&id).await.unwrap().unwrap();
-            assert_eq!(stored.deny_reason.map(|r| r.0.as_str()), reason);
+            assert_eq!(stored.deny_reason.map(|r| r.as_str()), reason);
         }
 
         // Operators see the "this wasn't me" report, and which device made it.
@@ -114,7 +114,7 @@ on_both_backends! {
 on_both_backends! {
     async fn key_rotation_keeps_the_device_working_and_retires_the_old_key(backend: Backend) {
         let server = TestServer::start_with(backend, |s| s.poll_interval = 1).await;
-        create_user(server.store(), "bob", None, None).await;
+        create_user_without_device(server.store(), "bob", None, None).await;
         let client = TestClient::register(server.store(), AuthMethod::ClientSecretPost, TokenAlg::ES256).await;
         let state = tempfile::tempdir().unwrap();
         let state = state.path().join("bob");
@@ -130,7 +130,7 @@ on_both_backends! {
         assert_eq!(list[0]["key_thumbprint"], rotated["key_thumbprint"]);
 
         let ack = client.start(&server, "bob", "openid").await;
-        assert!(run_device(&state, &["approve", "--next"]).await.0);
+        assert!(run_device(&state, &["approve", "--next", "--code", ack["match_code"].as_str().unwrap()]).await.0);
         server.advance_clock(Duration::from_millis(1100));
         assert_eq!(client.poll(&server, ack["auth_req_id"].as_str().unwrap()).await.status(), StatusCode::OK);
 
@@ -145,7 +145,7 @@ on_both_backends! {
 #[tokio::test]
 async fn enrollment_qr_codes_decode_to_the_link() {
     let server = TestServer::start(assent_tests::Backend::Sqlite).await;
-    create_user(server.store(), "frank", Some("frank@example.com"), None).await;
+    create_user_without_device(server.store(), "frank", Some("frank@example.com"), None).await;
     let dir = tempfile::tempdir().unwrap();
     for file in ["ticket.png", "ticket.svg"] {
         let path = dir.path().join(file);
@@ -205,7 +205,7 @@ async fn enrollment_qr_codes_decode_to_the_link() {
 on_both_backends! {
     async fn operator_api_push_channel_and_revocation(backend: Backend) {
         let server = TestServer::start(backend).await;
-        create_user(server.store(), "gina", None, None).await;
+        create_user_without_device(server.store(), "gina", None, None).await;
         let url = server.url("/admin/v1/enrollment-tickets");
         let token: Value = run_cli_json(&server.db.url, &["admin", "token", "create", "--name", "helpdesk", "--json"]).await;
         let token = token["token"].as_str().unwrap().to_string();

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use assent_server::{client_auth::AuthMethod, keys::TokenAlg};
-use assent_shared::{error::DeviceErrorCode, protocol::DenyReason};
+use assent_shared::error::DeviceErrorCode;
 use assent_tests::{client::create_user, device::enroll, on_both_backends, TestClient, TestServer};
 use reqwest::StatusCode;
 
@@ -20,6 +20,7 @@ on_both_backends! {
         for round in 0..100 {
             let ack = client.start(&server, "alice", "openid").await;
             let auth_req_id = ack["auth_req_id"].as_str().unwrap().to_string();
+            let code = ack["match_code"].as_str().map(str::to_string);
             let on_phone = phone.pending().await.unwrap().verified.remove(0);
             let on_laptop = laptop.pending().await.unwrap().verified.remove(0);
             assert_eq!(on_phone.jws, on_laptop.jws, "both devices are shown the same signed challenge");
@@ -29,14 +30,14 @@ on_both_backends! {
                 let (phone, barrier) = (phone.clone(), barrier.clone());
                 tokio::spawn(async move {
                     barrier.wait().await;
-                    phone.decide(&on_phone, &assent_device::Answer::approve(None)).await
+                    phone.decide(&on_phone, &assent_device::Answer::approve(code.as_deref())).await
                 })
             };
             let deny = {
                 let (laptop, barrier) = (laptop.clone(), barrier.clone());
                 tokio::spawn(async move {
                     barrier.wait().await;
-                    laptop.decide(&on_laptop, &assent_device::Answer::deny(Some(DenyReason::NotMe))).await
+                    laptop.decide(&on_laptop, &assent_device::Answer::deny(None)).await
                 })
             };
             let (approve, deny) = (approve.await.unwrap(), deny.await.unwrap());

@@ -98,7 +98,7 @@ on_both_backends! {
         // The accepted variants do store a request.
         let ok = client
             .bc_authorize(&server, &[OK.to_vec(), vec![("requested_expiry", "60"), ("audience", "https://api.example"),
-                ("authorization_details", r#"[{"type":"payment","amount":"12.50"}]"#), ("acr_values", "urn:a urn:b")]].concat())
+                ("authorization_details", r#"[{"type":"payment","amount":"12.50"}]"#), ("acr_values", "urn:a urn:assent:acr:push")]].concat())
             .await;
         assert_eq!(ok.status(), StatusCode::OK);
         assert_eq!(ok.json::<Value>().await.unwrap()["expires_in"], 60);
@@ -286,7 +286,7 @@ on_both_backends! {
         // custom scope only) is refused with insufficient_scope.
         let grant = assent_server::tokens::Grant {
             user_sub: "alice", client_id: &client.client_id, scope: "read:balance",
-            audience: None, authorization_details: None, acr: None, auth_time: 0, auth_req_id: None,
+            audience: None, authorization_details: None, acr: None, amr: None, auth_time: 0, auth_req_id: None,
         };
         let minted = assent_server::tokens::mint(
             &server.assent().keys, &server.assent().endpoints, TokenAlg::RS256,

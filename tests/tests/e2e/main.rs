@@ -23,3 +23,4 @@ mod oauth4webapi;
 mod openapi;
 mod processes;
 mod push_delivery;
+mod trust;

@@ -50,6 +50,7 @@ on_both_backends! {
         let db = TestDb::create(backend).await;
         let url = db.url.as_str();
         run_cli(url, &["user", "create", "--sub", "auth0|alice", "--email", "alice@example.com", "--email-verified", "--json"]).await;
+        assent_tests::client::stand_in_device_at(url, "auth0|alice").await;
 
         let keys: Value = serde_json::from_slice(&node(&["keygen"]).await.output().await.unwrap().stdout).unwrap();
         let dir = tempfile::tempdir().unwrap();

@@ -55,16 +55,20 @@ async fn openapi_document_matches_the_router() {
     for route in route_table() {
         for method in ["GET", "POST", "PUT", "DELETE", "PATCH"] {
             let m = Method::from_bytes(method.as_bytes()).unwrap();
-            let status = server
+            let response = server
                 .http
                 .request(m.clone(), server.url(route.path))
                 .send()
                 .await
-                .unwrap()
-                .status();
+                .unwrap();
+            let status = response.status();
+            // A route may answer 404 itself (no such client logo); the
+            // router's own 404 says there is no such endpoint.
+            let unrouted = status == StatusCode::NOT_FOUND
+                && response.text().await.unwrap().contains("no such endpoint");
             if route.methods.iter().any(|r| r.as_str() == method) {
                 assert!(
-                    status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
+                    !unrouted && status != StatusCode::METHOD_NOT_ALLOWED,
                     "{method} {} answered {status}",
                     route.path
                 );

@@ -24,6 +24,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 async fn two_serve_processes_on_one_postgres_database_behave_as_one_server() {
     let db = TestDb::create(Backend::Postgres).await;
     run_cli(&db.url, &["user", "create", "--sub", "alice", "--json"]).await;
+    assent_tests::client::stand_in_device_at(&db.url, "alice").await;
     let client = CliClient::create(&db.url, "Call center", &[]).await;
     let env = [
         ("ASSENT_ISSUER", "http://assent.test"),
@@ -116,6 +117,7 @@ async fn a_client_deleted_by_the_cli_is_refused_at_once_by_a_running_server() {
     for backend in [Backend::Sqlite, Backend::Postgres] {
         let db = TestDb::create(backend).await;
         run_cli(&db.url, &["user", "create", "--sub", "alice", "--json"]).await;
+        assent_tests::client::stand_in_device_at(&db.url, "alice").await;
         let client = CliClient::create(&db.url, "Call center", &[]).await;
         let server = ServeProcess::start(&db.url, &[("ASSENT_ISSUER", "http://assent.test")]).await;
         let start = || client.bc_authorize(&server.base_url, "alice", "Cached");

@@ -200,7 +200,7 @@ on_both_backends! {
 
         // While disconnected: a decision and a new request.
         let challenge = dave.pending().await.unwrap().verified.remove(0);
-        dave.decide(&challenge, &assent_device::Answer::approve(None)).await.unwrap();
+        dave.decide(&challenge, &assent_device::Answer::approve(first["match_code"].as_str())).await.unwrap();
         let second = client.start(&server, "dave", "openid").await;
         let second_id = assent_tests::request_id(server.store(), second["auth_req_id"].as_str().unwrap()).await;
 
