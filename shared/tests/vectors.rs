@@ -10,7 +10,7 @@ use assent_shared::{
     jose::{b64url, sha256, sha256_b64url, DeviceKey, EcPrivateJwk, EcPublicJwk, UnverifiedJws},
     protocol::{
         path, typ, ChallengeClaims, DecisionClaims, DenyReason, EnrollmentClaims, EnrollmentUri,
-        ProofClaims, RequestBinding, Requester, UserVerification, Verdict, VERSION,
+        ProofClaims, RequestBinding, Requester, UnmuteClaims, UserVerification, Verdict, VERSION,
     },
 };
 use serde_json::{json, Value};
@@ -85,7 +85,7 @@ fn build() -> Value {
         match_code_digits: Some(2),
         user_verification_required: false,
         client_uri: Some("https://bank.example".into()),
-        logo_uri: Some(format!("{SERVER}/clients/cc-desk/logo")),
+        logo_uri: Some(format!("{SERVER}/clients/cc-desk/logo?v=3f2a9c4b1d0e8f7a")),
     };
     let challenge_jws = server.sign(typ::CHALLENGE, Some(&server_pin), false, &challenge);
     let challenge_hash = sha256_b64url(challenge_jws.as_bytes());
@@ -109,6 +109,9 @@ fn build() -> Value {
         user_verification: Vec::new(),
         ..approve.clone()
     };
+    let unmute = UnmuteClaims {
+        binding: binding("POST", path::UNMUTE, 1_767_225_700, "unmute-1"),
+    };
     json!({
         "description": "Assent device protocol v1 test vectors (docs/protocol.md). Keys are P-256; signatures are ES256 with RFC 6979 deterministic nonces, so signing the payload with the key reproduces `jws` exactly. `claims` shows each payload with sorted members; verify over the exact `jws` bytes, and compare claims as JSON values.",
         "server": SERVER,
@@ -125,6 +128,7 @@ fn build() -> Value {
         "challenge": { "claims": challenge, "jws": challenge_jws, "sha256": challenge_hash },
         "decision_approve": { "claims": approve, "jws": device.sign(typ::DECISION, Some(DEVICE_ID), false, &approve) },
         "decision_deny_not_me": { "claims": deny, "jws": device.sign(typ::DECISION, Some(DEVICE_ID), false, &deny) },
+        "unmute": { "claims": unmute, "jws": device.sign(typ::UNMUTE, Some(DEVICE_ID), false, &unmute) },
     })
 }
 
@@ -160,6 +164,7 @@ fn protocol_v1_vectors_hold() {
         ("challenge", &server.public, typ::CHALLENGE),
         ("decision_approve", &device.public, typ::DECISION),
         ("decision_deny_not_me", &device.public, typ::DECISION),
+        ("unmute", &device.public, typ::UNMUTE),
     ] {
         let jws = file[name]["jws"].as_str().unwrap();
         let parsed = UnverifiedJws::parse(jws).unwrap();

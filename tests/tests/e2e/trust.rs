@@ -354,3 +354,79 @@ on_both_backends! {
         expect_error(response, StatusCode::FORBIDDEN, OAuthErrorCode::AccessDenied).await;
     }
 }
+
+/// A 2x2 PNG, encoded by the `png` crate.
+fn tiny_png() -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut out, 2, 2);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header().unwrap();
+        writer
+            .write_image_data(&[200, 30, 30, 30, 200, 30, 30, 30, 200, 250, 250, 250])
+            .unwrap();
+    }
+    out
+}
+
+on_both_backends! {
+    async fn the_operator_sets_website_and_logo_and_the_server_serves_the_logo_itself(backend: Backend) {
+        let png = tiny_png();
+        let served = png.clone();
+        let app = Router::new()
+            .route("/logo.png", axum::routing::get(move || async move { ([("content-type", "image/png")], served.clone()) }))
+            .route("/page.html", axum::routing::get(|| async { ([("content-type", "image/png")], "<svg onload=alert(1)>") }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let origin = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+        let server = TestServer::start_with(backend, trust_defaults).await;
+        create_user_without_device(server.store(), "gina", None, None).await;
+        let app_client = client(&server).await;
+        let phone = enroll(&server, "gina", None).await;
+        let update = |args: Vec<String>, allow: bool| {
+            let mut cmd = assent_tests::process::server_command(&server.db.url);
+            cmd.args(["client", "update", &app_client.client_id]).args(args);
+            if allow {
+                cmd.env("ASSENT_PUSH_ALLOWED_HOSTS", origin.to_string());
+            }
+            cmd.output()
+        };
+
+        // Loopback is refused unless the operator allows the host; a page
+        // that is not an image is refused whatever it claims to be.
+        let out = update(vec!["--logo-url".into(), format!("http://{origin}/logo.png")], false).await.unwrap();
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("not allowed"), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = update(vec!["--logo-url".into(), format!("http://{origin}/page.html")], true).await.unwrap();
+        assert!(String::from_utf8_lossy(&out.stderr).contains("not a PNG, JPEG or WebP"), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = update(
+            vec!["--logo-url".into(), format!("http://{origin}/logo.png"), "--website".into(), "https://bank.example/help".into(), "--json".into()],
+            true,
+        )
+        .await
+        .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let row: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(row["client_uri"], "https://bank.example/help");
+        assert_eq!(row["logo"], true);
+        server.assent().clients.evict(&app_client.client_id);
+
+        app_client.start(&server, "gina", "openid").await;
+        let challenge = pending_one(&phone).await;
+        assert_eq!(challenge.claims.client_uri.as_deref(), Some("https://bank.example/help"));
+        let logo_uri = challenge.claims.logo_uri.clone().unwrap();
+        assert!(logo_uri.starts_with(&format!("{}/clients/", server.issuer().trim_end_matches('/'))), "{logo_uri}");
+        let response = server.http.get(&logo_uri).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["content-type"], "image/png");
+        assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+        assert_eq!(response.bytes().await.unwrap().to_vec(), png);
+
+        let out = update(vec!["--no-logo".into()], false).await.unwrap();
+        assert!(out.status.success());
+        let gone = server.http.get(&logo_uri).send().await.unwrap();
+        expect_error(gone, StatusCode::NOT_FOUND, OAuthErrorCode::NotFound).await;
+    }
+}
