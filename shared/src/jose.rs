@@ -44,8 +44,11 @@ pub enum JoseError {
     InvalidKey,
     #[error("bad signature")]
     BadSignature,
-    #[error("invalid JSON in {0}")]
-    InvalidJson(&'static str),
+    /// The header or payload is not JSON of the expected shape; the detail
+    /// names what was wrong (a float where an integer belongs, a missing
+    /// member) and where.
+    #[error("invalid JSON in {part}: {detail}")]
+    InvalidJson { part: &'static str, detail: String },
 }
 
 /// A public P-256 key as a JWK (RFC 7518 6.2), private members never included.
@@ -127,7 +130,10 @@ impl<'a> UnverifiedJws<'a> {
         };
         let header_bytes = b64url_decode(h).ok_or(JoseError::Malformed)?;
         let header: JwsHeader =
-            serde_json::from_slice(&header_bytes).map_err(|_| JoseError::InvalidJson("header"))?;
+            serde_json::from_slice(&header_bytes).map_err(|e| JoseError::InvalidJson {
+                part: "header",
+                detail: e.to_string(),
+            })?;
         if header.alg != "ES256" {
             return Err(JoseError::UnsupportedAlgorithm);
         }
@@ -154,7 +160,10 @@ impl<'a> UnverifiedJws<'a> {
             .verify(self.signing_input.as_bytes(), &self.signature)
             .map_err(|_| JoseError::BadSignature)?;
         let payload = b64url_decode(self.payload_b64).ok_or(JoseError::Malformed)?;
-        serde_json::from_slice(&payload).map_err(|_| JoseError::InvalidJson("payload"))
+        serde_json::from_slice(&payload).map_err(|e| JoseError::InvalidJson {
+            part: "payload",
+            detail: e.to_string(),
+        })
     }
 }
 
@@ -243,6 +252,31 @@ pub fn sign_with(key: &SigningKey, header: &JwsHeader, payload: &impl Serialize)
 mod tests {
     use super::*;
     use serde_json::{json, Value};
+
+    #[test]
+    fn a_float_where_an_integer_belongs_is_named_in_the_error() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Claims {
+            iat: i64,
+        }
+        let key = DeviceKey::generate();
+        let jws = key.sign(
+            "assent-proof+jwt",
+            None,
+            false,
+            &json!({"iat": 1767225600.5}),
+        );
+        let err = UnverifiedJws::parse(&jws)
+            .unwrap()
+            .verify::<Claims>(&key.public_jwk())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("invalid JSON in payload: invalid type: floating point"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn signatures_verify_and_tampering_is_caught() {

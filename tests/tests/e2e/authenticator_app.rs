@@ -141,6 +141,15 @@ async fn enroll_approve_deny_and_not_me_in_the_desktop_app() {
         1
     );
 
+    // "This wasn't me" paused new requests for Alice; lift the pause as her
+    // device's signed unmute would (the app's own Resume button comes with
+    // its mute banner).
+    assert!(server
+        .store()
+        .unmute_user(assent_tests::ALICE, server.assent().clock.now_ms())
+        .await
+        .unwrap());
+
     // A challenge whose signature is wrong never reaches the screen.
     let (_, forged_id) = start_request(&server, &client, "Transfer 5 EUR", &[]).await;
     tamper_challenge(server.store(), &forged_id, "Transfer 9,999 EUR").await;
