@@ -10,8 +10,8 @@ const $ = (id) => document.getElementById(id);
 
 const state = {
   view: "inbox",
-  status: { accounts: [], key_warning: null, load_errors: [] },
-  inbox: { requests: [], hidden_bad_signatures: 0 },
+  status: { accounts: [], key_warning: null, load_errors: [], pin_set: false, pin_paused_until: null, needs_unlock: false },
+  inbox: { requests: [], hidden_bad_signatures: 0, resolved: [] },
   current: null, // the request on screen: {account_id, request_id}
   currentView: null, // its RequestView
   offeredLink: null,
@@ -67,6 +67,25 @@ function notice(message, kind = "ok") {
   notice.timer = setTimeout(() => (box.hidden = true), kind === "error" ? 12000 : 6000);
 }
 
+// The app's own confirmation dialog (never the webview's window.confirm).
+// Resolves to "ok", "extra" (the optional second, dangerous choice) or "cancel".
+function ask({ title, body, ok, extra = null, danger = false }) {
+  const dialog = $("confirm-dialog");
+  $("confirm-title").textContent = title;
+  $("confirm-body").textContent = body;
+  const okButton = $("confirm-ok");
+  okButton.textContent = ok;
+  okButton.className = danger ? "danger" : "primary";
+  $("confirm-extra").hidden = !extra;
+  $("confirm-extra").textContent = extra || "";
+  dialog.returnValue = "cancel";
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue || "cancel"), { once: true });
+    dialog.showModal();
+    $("confirm-cancel").focus();
+  });
+}
+
 function errorText(e) {
   if (e && typeof e === "object" && e.message) return e.message;
   return String(e);
@@ -94,34 +113,77 @@ function show(view) {
   $("main").focus({ preventScroll: true });
 }
 
+function banner(text, { error = false, id = null, action = null } = {}) {
+  const node = el("div", { class: error ? "banner error" : "banner" }, [el("p", { text })]);
+  if (id) node.id = id;
+  if (action) {
+    const button = el("button", { type: "button", class: "secondary small-button", text: action.label });
+    button.addEventListener("click", action.run);
+    node.append(button);
+  }
+  return node;
+}
+
+const timeOfDay = new Intl.DateTimeFormat(undefined, { timeStyle: "short" });
+
 function renderBanners() {
   const box = $("banners");
   box.replaceChildren();
   const { key_warning, load_errors, accounts } = state.status;
-  if (key_warning) box.append(el("p", { class: "banner", id: "key-warning", text: key_warning }));
+  if (key_warning) box.append(banner(key_warning, { id: "key-warning" }));
   for (const error of load_errors) {
-    box.append(el("p", { class: "banner error", text: `An account could not be opened: ${error}` }));
+    box.append(banner(`An account could not be opened: ${error}`, { error: true }));
   }
   const hidden = state.inbox.hidden_bad_signatures;
   if (hidden > 0) {
     box.append(
-      el("p", {
-        class: "banner error",
-        id: "bad-signature-warning",
-        text:
-          `${hidden === 1 ? "A request was" : `${hidden} requests were`} hidden because ` +
+      banner(
+        `${hidden === 1 ? "A request was" : `${hidden} requests were`} hidden because ` +
           "the server's signature on it did not check out. It may have been tampered with on the way; " +
           "tell your administrator.",
-      }),
+        { error: true, id: "bad-signature-warning" },
+      ),
     );
   }
   for (const account of accounts) {
     if (account.connection === "revoked") {
-      box.append(el("p", { class: "banner error", text: `${account.label}: ${account.problem || "this device was removed on the server."}` }));
-    } else if (account.connection === "offline" && account.problem) {
-      box.append(el("p", { class: "banner", text: `${account.label}: ${account.problem}` }));
+      box.append(banner(`${account.label}: ${account.problem || "this device was removed on the server."}`, { error: true }));
+    } else if (account.connection === "offline") {
+      box.append(
+        banner(
+          `${account.label}: offline. ${account.problem || `Cannot reach ${hostOf(account.server)}.`} ` +
+            "The app keeps trying; requests appear as soon as the connection is back.",
+          { id: `offline-${account.id}` },
+        ),
+      );
+    } else if (account.connection === "key_unavailable") {
+      box.append(banner(`${account.label}: ${account.problem}`, { error: true }));
+    }
+    if (account.muted_until) {
+      box.append(
+        banner(
+          `Sign-in requests for ${account.label} are paused until ${timeOfDay.format(new Date(account.muted_until * 1000))}, ` +
+            "because you said a request wasn\u2019t you (or denied several in a row). Your administrator has been told. " +
+            "If you did not start those requests, someone may know your password: change it. " +
+            "If you want to sign in yourself now, resume requests.",
+          {
+            id: `muted-${account.id}`,
+            action: { label: "Resume requests", run: () => resume(account) },
+          },
+        ),
+      );
     }
   }
+}
+
+async function resume(account) {
+  try {
+    await call("unmute", { accountId: account.id });
+    notice(`Requests for ${account.label} arrive again.`);
+  } catch (e) {
+    notice(errorText(e), "error");
+  }
+  await loadStatus();
 }
 
 function renderInbox() {
@@ -145,9 +207,11 @@ function renderInbox() {
       return el("li", { class: "request-item", "data-request-id": r.request_id, "data-account-id": r.account_id }, [button]);
     }),
   );
-  const noAccounts = state.status.accounts.length === 0;
-  $("inbox-empty").hidden = requests.length > 0 || noAccounts;
+  const noAccounts = state.status.accounts.length === 0 && state.status.load_errors.length === 0;
+  $("inbox-empty").hidden = requests.length > 0 || state.status.accounts.length === 0;
   $("inbox-no-accounts").hidden = !noAccounts;
+  $("deny-all").hidden = requests.length < 2;
+  renderUnlock();
   $("inbox-subtitle").textContent =
     requests.length === 0
       ? ""
@@ -161,7 +225,15 @@ function renderInbox() {
 function renderRequest(r) {
   state.currentView = r;
   $("request-intro").textContent = `${r.client_name} asks to sign in as ${r.account_label}`;
+  const logo = $("request-logo");
+  logo.hidden = !r.logo;
+  if (r.logo) logo.src = r.logo;
+  else logo.removeAttribute("src");
+  const website = $("request-website");
+  website.hidden = !r.website_host;
+  website.textContent = r.website_host ? `Website: ${r.website_host}` : "";
   $("request-binding").textContent = r.binding_message;
+  $("request-key-lines").replaceChildren(...r.key_lines.map((line) => el("li", { text: line })));
   const scopes = $("request-scopes");
   scopes.replaceChildren(...r.scopes.map((s) => el("li", { text: s.description, title: s.scope })));
   const audience = $("request-audience");
@@ -182,17 +254,63 @@ function renderRequest(r) {
       ]),
     ),
   );
-  $("request-client").textContent = `${r.client_name} (${r.client_id})`;
+  $("request-client").textContent = r.client_name;
+  $("request-client-id").textContent = r.client_id;
   $("request-account").textContent = `${r.account_label} on ${hostOf(r.server)}`;
   $("request-ip").textContent = r.requester_ip || "Not given";
   $("request-ua").textContent = r.requester_user_agent || "Not given";
+  $("request-id").textContent = r.request_id;
   $("request-time").textContent = when(r.created_at);
+  $("technical").open = false;
+
+  const digits = r.match_code_digits;
+  $("match-field").hidden = !digits;
+  $("match-code").value = "";
+  if (digits) {
+    $("match-code").maxLength = digits;
+    $("match-label").textContent = `Type the ${digits}-digit number ${r.client_name} shows you`;
+  }
+  const newPin = !state.status.pin_set;
+  $("pin").value = "";
+  $("pin-confirm").value = "";
+  $("pin-confirm-field").hidden = !newPin;
+  $("pin-label").textContent = newPin ? "Choose an app PIN (6 to 12 digits)" : "Your app PIN";
+  $("pin-hint").textContent = newPin
+    ? "Approvals on this device ask for it, so only you can approve."
+    : "Approving asks for your PIN, so only you can approve. Denying does not.";
+  setApproveError("");
   setDecisionEnabled(true);
   tickCountdown();
 }
 
+function setApproveError(message) {
+  $("approve-error").textContent = message;
+}
+
+// Approve is enabled once the number (when asked) has all its digits and a
+// PIN is typed; the checks themselves happen in the app and on the server.
+function updateApproveButton() {
+  const r = state.currentView;
+  if (!r || state.busy) return;
+  const digits = r.match_code_digits;
+  const code = $("match-code").value.trim();
+  const codeOk = !digits || (code.length === digits && /^[0-9]+$/.test(code));
+  const pin = $("pin").value;
+  const pinOk = pin.length >= 6 && (state.status.pin_set || $("pin-confirm").value.length >= 6);
+  const expired = r.expires_at <= nowSecs();
+  $("approve").disabled = !(codeOk && pinOk) || expired;
+}
+
 function setDecisionEnabled(enabled) {
-  for (const id of ["approve", "deny", "not-me"]) $(id).disabled = !enabled;
+  for (const id of ["deny", "not-me"]) $(id).disabled = !enabled;
+  if (enabled) updateApproveButton();
+  else $("approve").disabled = true;
+}
+
+function focusFirstField() {
+  const r = state.currentView;
+  if (r && r.match_code_digits) $("match-code").focus();
+  else $("pin").focus();
 }
 
 function tickCountdown() {
@@ -207,7 +325,8 @@ function tickCountdown() {
     countdown.classList.toggle("urgent", left <= 30);
     if (left <= 0 && !state.busy) {
       setDecisionEnabled(false);
-      countdown.textContent = "This request has expired. If you still want to sign in, start again.";
+      countdown.textContent = "Expired";
+      setApproveError("This request has expired. If you still want to sign in, start again.");
     }
   }
   // Drop expired requests from the list as they run out.
@@ -222,8 +341,7 @@ async function openRequest(accountId, requestId) {
     renderRequest(r);
     show("request");
     tickCountdown();
-    $("request-binding").setAttribute("tabindex", "-1");
-    $("request-binding").focus();
+    focusFirstField();
   } catch (e) {
     notice(errorText(e), "error");
     show("inbox");
@@ -234,22 +352,116 @@ async function decide(choice) {
   if (!state.current || state.busy) return;
   const { account_id, request_id } = state.current;
   const words = { approved: "Approved", denied: "Denied", not_me: "Denied and reported as not you" };
+  const approving = choice === "approved";
+  let matchCode = null;
+  let pin = null;
+  if (approving) {
+    matchCode = state.currentView.match_code_digits ? $("match-code").value.trim() : null;
+    pin = $("pin").value;
+    if (!state.status.pin_set) {
+      if (pin !== $("pin-confirm").value) {
+        setApproveError("The two PINs are not the same. Type them again.");
+        $("pin-confirm").value = "";
+        $("pin-confirm").focus();
+        return;
+      }
+      try {
+        await call("set_pin", { pin });
+        state.status.pin_set = true;
+      } catch (e) {
+        setApproveError(errorText(e));
+        $("pin").focus();
+        return;
+      }
+    }
+  }
   state.busy = true;
   setDecisionEnabled(false);
+  setApproveError("");
   try {
-    await call("decide", { accountId: account_id, requestId: request_id, choice });
+    await call("decide", { accountId: account_id, requestId: request_id, choice, matchCode, pin });
     notice(`${words[choice]}: \u201c${state.currentView.binding_message}\u201d.`);
     show("inbox");
   } catch (e) {
-    notice(errorText(e), "error");
-    if (["already_answered", "expired", "gone", "unknown_account", "revoked"].includes(e && e.kind)) {
+    if (["already_answered", "expired", "gone", "unknown_account", "revoked", "denied_after_wrong_codes"].includes(e && e.kind)) {
+      notice(errorText(e), "error");
       show("inbox");
     } else {
+      // Stays on the request: say what to fix next to the fields.
+      setApproveError(errorText(e));
+      state.busy = false;
       setDecisionEnabled(true);
+      if (["wrong_match_code", "match_code_needed"].includes(e && e.kind)) {
+        $("match-code").select();
+        $("match-code").focus();
+      } else if (["wrong_pin", "pin_paused", "pin_needed", "pin_unacceptable"].includes(e && e.kind)) {
+        $("pin").value = "";
+        $("pin").focus();
+      }
     }
   } finally {
     state.busy = false;
+    await loadStatus();
     await loadInbox();
+  }
+}
+
+async function denyAll() {
+  const count = state.inbox.requests.filter((r) => r.expires_at > nowSecs()).length;
+  if (count === 0) return;
+  const answer = await ask({
+    title: `Deny all ${count} requests?`,
+    body:
+      "Every request waiting here is denied. If you did not start them, deny and report them: " +
+      "new requests are paused for a while and your administrator is told.",
+    ok: "Deny all",
+    extra: "Deny all and report: not me",
+  });
+  if (answer === "cancel") return;
+  try {
+    const done = await call("deny_all", { choice: answer === "extra" ? "not_me" : "denied" });
+    let text = `Denied ${done.denied} request${done.denied === 1 ? "" : "s"}.`;
+    if (done.failed.length) text += ` ${done.failed.length} could not be denied: ${done.failed[0]}`;
+    notice(text, done.failed.length ? "error" : "ok");
+  } catch (e) {
+    notice(errorText(e), "error");
+  }
+  await loadStatus();
+  await loadInbox();
+}
+
+function renderUnlock() {
+  const waiting = state.status.accounts.filter((a) => a.connection === "locked" || a.connection === "key_unavailable");
+  const panel = $("unlock-panel");
+  panel.hidden = waiting.length === 0;
+  if (waiting.length === 0) return;
+  const names = waiting.map((a) => a.label).join(", ");
+  $("unlock-text").textContent = state.status.needs_unlock
+    ? `Enter your app PIN to open the key${waiting.length === 1 ? "" : "s"} of ${names}. Until then no requests arrive for ${waiting.length === 1 ? "it" : "them"}.`
+    : `The keys of ${names} could not be read from the system credential store. Unlock your keyring, then try again with your PIN.`;
+  $("unlock-button").textContent = state.status.needs_unlock ? "Unlock" : "Try again";
+}
+
+async function unlock() {
+  const pin = $("unlock-pin").value;
+  $("unlock-error").textContent = "";
+  if (!pin) {
+    $("unlock-error").textContent = "Enter your app PIN.";
+    $("unlock-pin").focus();
+    return;
+  }
+  $("unlock-button").disabled = true;
+  try {
+    state.status = await call("unlock", { pin });
+    $("unlock-pin").value = "";
+    renderBanners();
+    renderInbox();
+  } catch (e) {
+    $("unlock-error").textContent = errorText(e);
+    $("unlock-pin").value = "";
+    $("unlock-pin").focus();
+  } finally {
+    $("unlock-button").disabled = false;
   }
 }
 
@@ -271,7 +483,18 @@ async function loadInbox() {
       (r) => r.account_id === state.current.account_id && r.request_id === state.current.request_id,
     );
     if (!still) {
-      notice("This request was answered on another device, withdrawn, or it expired.", "error");
+      const resolved = state.inbox.resolved.find(
+        (r) => r.account_id === state.current.account_id && r.request_id === state.current.request_id,
+      );
+      const outcome = resolved && resolved.outcome;
+      notice(
+        outcome === "approved"
+          ? "This request was approved on another device."
+          : outcome === "denied"
+            ? "This request was denied on another device."
+            : "This request was answered on another device, withdrawn, or it expired.",
+        "error",
+      );
       show("inbox");
     }
   }
@@ -303,7 +526,7 @@ async function loadHistory() {
     notice(errorText(e), "error");
   }
   const labels = Object.fromEntries(state.status.accounts.map((a) => [a.id, a.label]));
-  const words = { approved: "Approved", denied: "Denied", not_me: "Denied: not me" };
+  const words = { approved: "Approved", denied: "Denied", not_me: "Denied: not me", cancelled: "Cancelled" };
   $("history-rows").replaceChildren(
     ...entries.map((h) =>
       el("tr", { "data-request-id": h.request_id }, [
@@ -320,7 +543,14 @@ async function loadHistory() {
 }
 
 function renderAccounts() {
-  const states = { live: "Live", connecting: "Connecting", offline: "Offline", revoked: "Removed on server" };
+  const states = {
+    live: "Live",
+    connecting: "Connecting",
+    offline: "Offline",
+    revoked: "Removed on server",
+    locked: "Locked: needs your PIN",
+    key_unavailable: "Key not available",
+  };
   $("account-list").replaceChildren(
     ...state.status.accounts.map((a) => {
       const remove = el("button", { type: "button", class: "secondary", text: "Remove", "aria-label": `Remove ${a.label}` });
@@ -336,7 +566,9 @@ function renderAccounts() {
           text:
             a.key_location === "credential_store"
               ? "Key kept in the system credential store"
-              : "Key kept in a private file (no credential store available)",
+              : a.key_location === "encrypted_file"
+                ? "Key kept in a private file, encrypted under your app PIN (no credential store available)"
+                : "Key kept in a private file (no credential store available); your PIN encrypts it at the next unlock",
         }),
         el("span", { class: "actions" }, [remove]),
       ]);
@@ -345,18 +577,26 @@ function renderAccounts() {
 }
 
 async function removeAccount(account) {
-  const question =
-    `Remove ${account.label} on ${hostOf(account.server)}?\n\n` +
-    "This device will no longer be able to approve sign-ins for it. You will need a new enrollment link to add it again.";
-  if (!window.confirm(question)) return;
+  const answer = await ask({
+    title: `Remove ${account.label}?`,
+    body:
+      `${account.label} on ${hostOf(account.server)} is removed from this device, which will no longer be able ` +
+      "to approve sign-ins for it. You will need a new enrollment link to add it again.",
+    ok: "Remove",
+    danger: true,
+  });
+  if (answer !== "ok") return;
   try {
     await call("unenroll", { accountId: account.id, evenIfUnreachable: false });
   } catch (e) {
     if (e && e.kind === "unreachable") {
-      const anyway = window.confirm(
-        `${errorText(e)}\n\nRemove it from this device anyway? The server will still list the device until an administrator removes it.`,
-      );
-      if (!anyway) return;
+      const anyway = await ask({
+        title: "Remove it from this device only?",
+        body: `${errorText(e)} The server will still list this device until an administrator removes it.`,
+        ok: "Remove from this device",
+        danger: true,
+      });
+      if (anyway !== "ok") return;
       try {
         await call("unenroll", { accountId: account.id, evenIfUnreachable: true });
       } catch (e2) {
@@ -392,7 +632,15 @@ async function confirmEnrollment(preview) {
   const who = preview.account ? `${preview.account} on ${hostOf(preview.server)}` : `an account on ${hostOf(preview.server)}`;
   $("confirm-text").textContent = `Add ${who}? Only continue if you asked for this link.`;
   if (!$("device-name").value) $("device-name").value = await call("suggested_device_name");
-  $("enroll-confirm").focus();
+  const newPin = !state.status.pin_set;
+  $("enroll-pin").value = "";
+  $("enroll-pin-confirm").value = "";
+  $("enroll-pin-confirm-field").hidden = !newPin;
+  $("enroll-pin-label").textContent = newPin ? "Choose an app PIN (6 to 12 digits)" : "Your app PIN";
+  $("enroll-pin-hint").textContent = newPin
+    ? "Approving a sign-in on this device will ask for it, so only you can approve."
+    : "The PIN you chose for this app.";
+  $("enroll-pin").focus();
 }
 
 function resetEnrollment() {
@@ -405,11 +653,18 @@ function resetEnrollment() {
 
 async function enrollConfirmed() {
   if (!state.offeredLink) return;
+  const pin = $("enroll-pin").value;
+  if (!state.status.pin_set && pin !== $("enroll-pin-confirm").value) {
+    notice("The two PINs are not the same. Type them again.", "error");
+    $("enroll-pin-confirm").value = "";
+    $("enroll-pin-confirm").focus();
+    return;
+  }
   const button = $("enroll-confirm");
   button.disabled = true;
   button.textContent = "Adding\u2026";
   try {
-    const account = await call("enroll", { link: state.offeredLink, deviceName: $("device-name").value });
+    const account = await call("enroll", { link: state.offeredLink, deviceName: $("device-name").value, pin });
     resetEnrollment();
     notice(`Added ${account.label}. Requests for it will appear here.`);
     await loadStatus();
@@ -448,7 +703,30 @@ function wire() {
     $("link-input").focus();
   });
   $("request-back").addEventListener("click", () => show("inbox"));
-  $("approve").addEventListener("click", () => decide("approved"));
+  $("approve-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (!$("approve").disabled) decide("approved");
+  });
+  for (const id of ["match-code", "pin", "pin-confirm"]) {
+    $(id).addEventListener("input", () => {
+      setApproveError("");
+      updateApproveButton();
+    });
+  }
+  // Digits only in the number field; with all of them typed, on to the PIN.
+  $("match-code").addEventListener("input", () => {
+    const field = $("match-code");
+    const clean = field.value.replace(/[^0-9]/g, "");
+    if (clean !== field.value) field.value = clean;
+    const digits = state.currentView && state.currentView.match_code_digits;
+    if (digits && clean.length === digits) $("pin").focus();
+    updateApproveButton();
+  });
+  $("deny-all").addEventListener("click", denyAll);
+  $("unlock-panel").addEventListener("submit", (event) => {
+    event.preventDefault();
+    unlock();
+  });
   $("deny").addEventListener("click", () => decide("denied"));
   $("not-me").addEventListener("click", () => decide("not_me"));
   $("link-continue").addEventListener("click", () => offerLink($("link-input").value));
@@ -460,9 +738,17 @@ function wire() {
   });
   $("qr-file").addEventListener("change", (event) => readQrFile(event.target.files[0]));
   $("enroll-confirm").addEventListener("click", enrollConfirmed);
+  for (const id of ["enroll-pin", "enroll-pin-confirm"]) {
+    $(id).addEventListener("keydown", (event) => {
+      if (event.key === "Enter") {
+        event.preventDefault();
+        enrollConfirmed();
+      }
+    });
+  }
   $("enroll-cancel").addEventListener("click", resetEnrollment);
   document.addEventListener("keydown", (event) => {
-    if (event.key === "Escape" && state.view === "request") show("inbox");
+    if (event.key === "Escape" && state.view === "request" && !$("confirm-dialog").open) show("inbox");
   });
 
   // Fetch again whenever the window comes back into view.

@@ -216,20 +216,14 @@ pub async fn server_with_alice() -> (TestServer, TestClient) {
         assent_server::keys::TokenAlg::ES256,
     )
     .await;
-    // The desktop app does not type number-matching codes yet (issue 13's
-    // request screen): until it does, its tests use a client without them.
-    server
-        .store()
-        .update_client(
-            &client.client_id,
-            &assent_server::storage::ClientChanges {
-                number_matching: Some(assent_server::storage::NumberMatching::Off),
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
     (server, client)
+}
+
+/// The claims of a JWT (unverified: the tests read what the server issued).
+pub fn jwt_payload(token: &str) -> serde_json::Value {
+    let part = token.split('.').nth(1).expect("a JWT has a payload");
+    serde_json::from_slice(&assent_server::secrets::b64url_decode(part).expect("base64url"))
+        .expect("a JSON payload")
 }
 
 /// A fresh `assent://enroll` link for `sub` (valid for ten minutes).

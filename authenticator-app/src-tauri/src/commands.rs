@@ -7,7 +7,9 @@ use tauri::{Manager, Runtime, State};
 use assent_shared::protocol::Decision;
 
 use crate::{
-    authenticator::{AccountView, Authenticator, DecisionView, EnrollPreview, InboxView, Status},
+    authenticator::{
+        AccountView, Authenticator, DecisionView, DenyAllView, EnrollPreview, InboxView, Status,
+    },
     error::{AppError, ErrorKind},
     history::HistoryEntry,
     qr,
@@ -51,8 +53,27 @@ pub async fn enroll(
     app: State<'_, Authenticator>,
     link: String,
     device_name: String,
+    pin: String,
 ) -> Result<AccountView, AppError> {
-    app.enroll(&link, &device_name).await
+    app.enroll(&link, &device_name, &pin).await
+}
+
+/// Chooses the first app PIN.
+#[tauri::command]
+pub async fn set_pin(app: State<'_, Authenticator>, pin: String) -> Result<(), AppError> {
+    app.set_pin(&pin).await
+}
+
+/// Opens the keys kept in files encrypted under the PIN.
+#[tauri::command]
+pub async fn unlock(app: State<'_, Authenticator>, pin: String) -> Result<Status, AppError> {
+    app.unlock(&pin).await
+}
+
+/// Lifts the mute "This wasn't me" put on the account's sign-in requests.
+#[tauri::command]
+pub async fn unmute(app: State<'_, Authenticator>, account_id: String) -> Result<(), AppError> {
+    app.unmute(&account_id).await
 }
 
 #[tauri::command]
@@ -84,15 +105,34 @@ pub async fn request(
 }
 
 /// `choice` is spelled as in the history: `approved`, `denied`, `not_me`
-/// (or `cancelled`).
+/// (or `cancelled`). Approving takes the app PIN and, when the request asks
+/// for it, the number the requesting application shows.
 #[tauri::command]
 pub async fn decide(
     app: State<'_, Authenticator>,
     account_id: String,
     request_id: String,
     choice: Decision,
+    match_code: Option<String>,
+    pin: Option<String>,
 ) -> Result<DecisionView, AppError> {
-    app.decide(&account_id, &request_id, choice).await
+    app.decide(
+        &account_id,
+        &request_id,
+        choice,
+        match_code.as_deref(),
+        pin.as_deref(),
+    )
+    .await
+}
+
+/// Denies every pending request (`denied` or `not_me`).
+#[tauri::command]
+pub async fn deny_all(
+    app: State<'_, Authenticator>,
+    choice: Decision,
+) -> Result<DenyAllView, AppError> {
+    app.deny_all(choice).await
 }
 
 #[tauri::command]

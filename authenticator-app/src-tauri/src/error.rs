@@ -5,6 +5,8 @@ use assent_device::DeviceClientError;
 use assent_shared::error::DeviceErrorCode;
 use serde::{Deserialize, Serialize};
 
+use crate::pin::PinError;
+
 /// What went wrong, in the terms the interface branches on. Serialized in
 /// snake_case: these spellings are the window's contract (`ui/app.js`
 /// compares `e.kind` with them; `ui_contract` checks that every one it uses
@@ -38,6 +40,20 @@ pub enum ErrorKind {
     KeyStore,
     /// The image holds no enrollment QR code.
     NoQr,
+    /// Approving (or adding an account) needs the app PIN, or a PIN must be
+    /// chosen first.
+    PinNeeded,
+    /// A new PIN that breaks the rules.
+    PinUnacceptable,
+    WrongPin,
+    /// Too many wrong PINs: PINs are not checked for a while.
+    PinPaused,
+    /// The request asks for the number the requesting application shows.
+    MatchCodeNeeded,
+    /// The server says the typed number is not the one shown.
+    WrongMatchCode,
+    /// The third wrong number denied the request.
+    DeniedAfterWrongCodes,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
@@ -74,6 +90,74 @@ impl AppError {
             ErrorKind::Expired,
             "This request has expired. If you still want to sign in, start again.",
         )
+    }
+
+    pub fn pin_needed() -> Self {
+        Self::new(ErrorKind::PinNeeded, "Enter your app PIN to approve.")
+    }
+
+    pub fn wrong_match_code(client_name: &str) -> Self {
+        Self::new(
+            ErrorKind::WrongMatchCode,
+            format!(
+                "That is not the number {client_name} shows. Check it and type it again; \
+                 after three wrong numbers the request is denied."
+            ),
+        )
+    }
+
+    pub fn denied_after_wrong_codes() -> Self {
+        Self::new(
+            ErrorKind::DeniedAfterWrongCodes,
+            "That was the third wrong number, so the request was denied. If you were signing \
+             in, start again and type the number shown on that screen.",
+        )
+    }
+
+    /// Words for a PIN that could not be checked or set.
+    pub fn from_pin(e: PinError) -> Self {
+        match e {
+            PinError::NotSet => Self::new(
+                ErrorKind::PinNeeded,
+                "Choose an app PIN first: approvals ask for it.",
+            ),
+            PinError::AlreadySet => Self::new(
+                ErrorKind::PinUnacceptable,
+                "An app PIN is set already: enter that one.",
+            ),
+            PinError::Unacceptable(why) => Self::new(ErrorKind::PinUnacceptable, why),
+            PinError::Wrong {
+                paused_until: Some(until),
+                ..
+            } => Self::new(
+                ErrorKind::PinPaused,
+                format!(
+                    "Wrong PIN. Too many wrong PINs: try again in {}.",
+                    wait_in_words(until - now_secs())
+                ),
+            ),
+            PinError::Wrong {
+                attempts_before_pause,
+                ..
+            } => Self::new(
+                ErrorKind::WrongPin,
+                match attempts_before_pause {
+                    0 => "Wrong PIN. One more wrong PIN pauses PIN entry for a while.".to_string(),
+                    n => format!(
+                        "Wrong PIN. {n} more wrong PIN{} and PIN entry pauses for a while.",
+                        if n == 1 { "" } else { "s" }
+                    ),
+                },
+            ),
+            PinError::Paused { until } => Self::new(
+                ErrorKind::PinPaused,
+                format!(
+                    "Too many wrong PINs: try again in {}.",
+                    wait_in_words(until - now_secs())
+                ),
+            ),
+            PinError::Storage(why) => Self::internal(why),
+        }
     }
 
     pub fn unknown_account() -> Self {
@@ -141,9 +225,35 @@ impl AppError {
                 ErrorKind::InvalidLink,
                 "This enrollment link has expired. Ask for a new one.",
             ),
+            DeviceErrorCode::MatchCodeRequired => Self::new(
+                ErrorKind::MatchCodeNeeded,
+                "Type the number the requesting application shows you, then approve.",
+            ),
+            DeviceErrorCode::UserBlocked => Self::new(
+                ErrorKind::Server,
+                format!(
+                    "{host} has blocked this account, so approvals from it do not count. \
+                     Ask your administrator."
+                ),
+            ),
             _ => Self::new(ErrorKind::Server, format!("{host} refused: {description}.")),
         }
     }
+}
+
+fn now_secs() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// `45 seconds`, `2 minutes`, `1 hour`.
+fn wait_in_words(secs: i64) -> String {
+    let secs = secs.max(1);
+    let (n, unit) = match secs {
+        0..=89 => (secs, "second"),
+        90..=3569 => ((secs + 30) / 60, "minute"),
+        _ => ((secs + 1800) / 3600, "hour"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
 /// The host (and port) of a server URL, for messages.
@@ -187,6 +297,31 @@ mod tests {
         );
         assert_eq!(e.kind, ErrorKind::Server);
         assert_eq!(e.message, "auth.example.com refused: try a newer app.");
+    }
+
+    #[test]
+    fn pin_errors_say_how_many_tries_are_left_and_how_long_to_wait() {
+        let e = AppError::from_pin(PinError::Wrong {
+            attempts_before_pause: 3,
+            paused_until: None,
+        });
+        assert_eq!(e.kind, ErrorKind::WrongPin);
+        assert_eq!(
+            e.message,
+            "Wrong PIN. 3 more wrong PINs and PIN entry pauses for a while."
+        );
+        let e = AppError::from_pin(PinError::Paused {
+            until: now_secs() + 600,
+        });
+        assert_eq!(e.kind, ErrorKind::PinPaused);
+        assert!(
+            e.message.ends_with("try again in 10 minutes."),
+            "{}",
+            e.message
+        );
+        assert_eq!(wait_in_words(1), "1 second");
+        assert_eq!(wait_in_words(120), "2 minutes");
+        assert_eq!(wait_in_words(3600), "1 hour");
     }
 
     #[test]

@@ -7,6 +7,8 @@ pub mod commands;
 pub mod error;
 pub mod history;
 pub mod keys;
+pub mod money;
+pub mod pin;
 pub mod qr;
 pub mod view;
 
@@ -72,11 +74,15 @@ pub fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R
         commands::preview_link,
         commands::read_qr_image,
         commands::enroll,
+        commands::set_pin,
+        commands::unlock,
+        commands::unmute,
         commands::unenroll,
         commands::inbox,
         commands::refresh,
         commands::request,
         commands::decide,
+        commands::deny_all,
         commands::history,
         commands::take_offered_link,
         commands::quit,

@@ -1,10 +1,21 @@
 //! What the request screen shows, computed from a verified challenge. The
 //! user interface only places these strings; it never interprets the raw
 //! request, so everything a person reads is produced (and tested) here.
+//!
+//! `authorization_details` (RFC 9396) get a renderer by type: a payment
+//! reads as one sentence ("Pay €4,200.00 to Müller GmbH"), account access
+//! as what may be read of which accounts, anything else as a table of every
+//! field. A renderer that cannot read an entry fully (an amount that is not
+//! a plain decimal, say) leaves it to the table: the person sees what the
+//! server signed, never a confident sentence built on a guess.
 
 use assent_shared::protocol::ChallengeClaims;
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
+
+use crate::money::Money;
+
+pub use crate::money::system_locale;
 
 /// A pending request, as shown to the person deciding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -18,12 +29,28 @@ pub struct RequestView {
     pub binding_message: String,
     pub scopes: Vec<ScopeView>,
     pub audience: Option<String>,
+    /// One sentence per entry of `authorization_details` that has a
+    /// renderer, shown large beside the binding message, above Approve.
+    pub key_lines: Vec<String>,
     pub authorization_details: Vec<DetailTable>,
+    /// The back end that called `/bc-authorize`: a technical detail, not
+    /// where the person is.
     pub requester_ip: Option<String>,
     pub requester_user_agent: Option<String>,
     /// Unix seconds.
     pub created_at: i64,
     pub expires_at: i64,
+    /// Approving needs the number the requesting application shows, of this
+    /// many digits.
+    pub match_code_digits: Option<u8>,
+    pub user_verification_required: bool,
+    /// The client's website as the operator registered it, and its host.
+    pub client_uri: Option<String>,
+    pub website_host: Option<String>,
+    /// Where the server serves the client's logo.
+    pub logo_uri: Option<String>,
+    /// The logo as a `data:` URL, once fetched from the account's server.
+    pub logo: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -36,13 +63,26 @@ pub struct ScopeView {
 /// One entry of `authorization_details` (RFC 9396) as a two-column table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DetailTable {
-    /// The entry's `type`, in words where it reads as an identifier.
+    /// "Payment", "Account access", or the entry's `type` in words.
     pub title: String,
+    /// The entry in one sentence, when a renderer read it.
+    pub summary: Option<String>,
     pub rows: Vec<(String, String)>,
 }
 
 impl RequestView {
-    pub fn new(account_id: &str, account_label: &str, claims: &ChallengeClaims) -> Self {
+    /// `locale` (BCP 47) is how amounts are written.
+    pub fn new(
+        account_id: &str,
+        account_label: &str,
+        claims: &ChallengeClaims,
+        locale: &str,
+    ) -> Self {
+        let authorization_details = claims
+            .authorization_details
+            .as_ref()
+            .map(|details| detail_tables(details, locale))
+            .unwrap_or_default();
         Self {
             account_id: account_id.to_string(),
             account_label: account_label.to_string(),
@@ -57,17 +97,31 @@ impl RequestView {
             binding_message: claims.binding_message.clone(),
             scopes: claims.scope.iter().map(|s| describe_scope(s)).collect(),
             audience: claims.audience.clone(),
-            authorization_details: claims
-                .authorization_details
-                .as_ref()
-                .map(detail_tables)
-                .unwrap_or_default(),
+            key_lines: authorization_details
+                .iter()
+                .filter_map(|t| t.summary.clone())
+                .collect(),
+            authorization_details,
             requester_ip: claims.requester.ip.clone(),
             requester_user_agent: claims.requester.user_agent.clone(),
             created_at: claims.iat,
             expires_at: claims.exp,
+            match_code_digits: claims.match_code_digits,
+            user_verification_required: claims.user_verification_required,
+            client_uri: claims.client_uri.clone(),
+            website_host: claims.client_uri.as_deref().and_then(host_of),
+            logo_uri: claims.logo_uri.clone(),
+            logo: None,
         }
     }
+}
+
+/// `https://www.bank.example/about` → `www.bank.example`.
+fn host_of(uri: &str) -> Option<String> {
+    let rest = uri.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    (!host.is_empty()).then(|| host.to_string())
 }
 
 pub fn describe_scope(scope: &str) -> ScopeView {
@@ -86,9 +140,9 @@ pub fn describe_scope(scope: &str) -> ScopeView {
     }
 }
 
-/// Flattens each entry into `label: value` rows: nested objects become
-/// dotted labels, arrays of plain values a comma-separated list.
-fn detail_tables(details: &Value) -> Vec<DetailTable> {
+/// One table per entry: by a renderer of its type where one reads it, else
+/// every field flattened.
+fn detail_tables(details: &Value, locale: &str) -> Vec<DetailTable> {
     let entries: Vec<&Value> = match details {
         Value::Array(items) => items.iter().collect(),
         other => vec![other],
@@ -96,25 +150,214 @@ fn detail_tables(details: &Value) -> Vec<DetailTable> {
     entries
         .into_iter()
         .map(|entry| {
-            let title = entry
-                .get("type")
-                .and_then(Value::as_str)
-                .map(humanize)
-                .unwrap_or_else(|| "Details".to_string());
-            let mut rows = Vec::new();
-            match entry {
-                Value::Object(fields) => {
-                    for (key, value) in fields {
-                        if key != "type" {
-                            flatten(&humanize(key), value, &mut rows);
-                        }
-                    }
-                }
-                other => flatten("Value", other, &mut rows),
-            }
-            DetailTable { title, rows }
+            let rendered = match (entry.get("type").and_then(Value::as_str), entry) {
+                (Some("payment_initiation"), Value::Object(fields)) => payment(fields, locale),
+                (Some("account_information"), Value::Object(fields)) => account_access(fields),
+                _ => None,
+            };
+            rendered.unwrap_or_else(|| generic_table(entry))
         })
         .collect()
+}
+
+/// Every field as `label: value` rows: nested objects become labels with
+/// `›`, arrays of plain values a comma-separated list.
+fn generic_table(entry: &Value) -> DetailTable {
+    let title = entry
+        .get("type")
+        .and_then(Value::as_str)
+        .map(humanize)
+        .unwrap_or_else(|| "Details".to_string());
+    let mut rows = Vec::new();
+    match entry {
+        Value::Object(fields) => {
+            for (key, value) in fields {
+                if key != "type" {
+                    flatten(&humanize(key), value, &mut rows);
+                }
+            }
+        }
+        other => flatten("Value", other, &mut rows),
+    }
+    DetailTable {
+        title,
+        summary: None,
+        rows,
+    }
+}
+
+/// The fields a renderer did not show, flattened, so nothing the server
+/// signed is hidden.
+fn remaining_rows(fields: &Map<String, Value>, shown: &[&str], rows: &mut Vec<(String, String)>) {
+    for (key, value) in fields {
+        if key != "type" && !shown.contains(&key.as_str()) {
+            flatten(&humanize(key), value, rows);
+        }
+    }
+}
+
+/// `payment_initiation` (RFC 9396 §2, the PSD2 shape): "Pay €4,200.00 to
+/// Müller GmbH".
+fn payment(fields: &Map<String, Value>, locale: &str) -> Option<DetailTable> {
+    let amount = fields.get("instructedAmount")?.as_object()?;
+    if amount.len() != 2 {
+        return None; // something beside amount and currency: show it all
+    }
+    let currency = amount.get("currency")?.as_str()?;
+    let money = Money::parse(amount.get("amount")?, currency)
+        .ok()?
+        .format(locale);
+    let creditor = match fields.get("creditorName") {
+        None => None,
+        Some(Value::String(name)) if !name.trim().is_empty() => Some(name.trim().to_string()),
+        Some(_) => return None,
+    };
+    let mut rows = vec![("Amount".to_string(), money.clone())];
+    let mut shown = vec!["instructedAmount"];
+    if let Some(name) = &creditor {
+        rows.push(("To".to_string(), name.clone()));
+        shown.push("creditorName");
+    }
+    for (key, label) in [
+        ("creditorAccount", "To account"),
+        ("debtorAccount", "From account"),
+    ] {
+        if let Some(account) = fields.get(key).and_then(account_in_words) {
+            rows.push((label.to_string(), account));
+            shown.push(key);
+        }
+    }
+    if let Some(Value::String(reference)) = fields.get("remittanceInformationUnstructured") {
+        rows.push(("Reference".to_string(), reference.clone()));
+        shown.push("remittanceInformationUnstructured");
+    }
+    remaining_rows(fields, &shown, &mut rows);
+    let summary = match creditor {
+        Some(name) => format!("Pay {money} to {name}"),
+        None => format!("Pay {money}"),
+    };
+    Some(DetailTable {
+        title: "Payment".to_string(),
+        summary: Some(summary),
+        rows,
+    })
+}
+
+/// An account object (`{"iban": ...}` and the like) in words; `None` when
+/// it holds anything else, so the table shows it whole.
+fn account_in_words(account: &Value) -> Option<String> {
+    let fields = account.as_object()?;
+    if fields.len() != 1 {
+        return None;
+    }
+    let (kind, value) = fields.iter().next()?;
+    let value = value.as_str()?;
+    match kind.as_str() {
+        "iban" => Some(group_iban(value)),
+        "bban" | "pan" | "maskedPan" | "msisdn" => Some(value.to_string()),
+        _ => None,
+    }
+}
+
+/// `DE89370400440532013000` → `DE89 3704 0044 0532 0130 00`.
+pub fn group_iban(iban: &str) -> String {
+    let compact: Vec<char> = iban.chars().filter(|c| !c.is_whitespace()).collect();
+    compact
+        .chunks(4)
+        .map(|chunk| chunk.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `account_information`: the actions (RFC 9396 example) or the Berlin
+/// Group `access` object, in words.
+fn account_access(fields: &Map<String, Value>) -> Option<DetailTable> {
+    let mut what: Vec<String> = Vec::new();
+    let mut accounts: Vec<String> = Vec::new();
+    let mut shown = Vec::new();
+    if let Some(actions) = fields.get("actions") {
+        for action in actions.as_array()? {
+            what.push(action_in_words(action.as_str()?));
+        }
+        shown.push("actions");
+    }
+    if let Some(access) = fields.get("access") {
+        let access = access.as_object()?;
+        for (kind, value) in access {
+            let words = match kind.as_str() {
+                "accounts" => "your account details",
+                "balances" => "balances",
+                "transactions" => "transactions",
+                "availableAccounts" | "allPsd2" => return None, // says more than a list
+                _ => return None,
+            };
+            what.push(words.to_string());
+            for account in value.as_array()? {
+                let named = account_in_words(account)?;
+                if !accounts.contains(&named) {
+                    accounts.push(named);
+                }
+            }
+        }
+        shown.push("access");
+    }
+    if what.is_empty() {
+        return None;
+    }
+    what.dedup();
+    let list = words_list(&what);
+    let mut rows = vec![("Access".to_string(), capitalize(&list))];
+    if !accounts.is_empty() {
+        rows.push(("Accounts".to_string(), accounts.join(", ")));
+    }
+    if let Some(locations) = fields.get("locations").and_then(Value::as_array) {
+        let hosts: Option<Vec<String>> = locations
+            .iter()
+            .map(|l| l.as_str().and_then(host_of))
+            .collect();
+        if let Some(hosts) = hosts {
+            rows.push(("At".to_string(), hosts.join(", ")));
+            shown.push("locations");
+        }
+    }
+    remaining_rows(fields, &shown, &mut rows);
+    let summary = if accounts.is_empty() {
+        format!("Read {list}")
+    } else {
+        format!("Read {list} of {}", accounts.join(", "))
+    };
+    Some(DetailTable {
+        title: "Account access".to_string(),
+        summary: Some(summary),
+        rows,
+    })
+}
+
+fn action_in_words(action: &str) -> String {
+    match action {
+        "list_accounts" => "your account list".to_string(),
+        "read_balances" => "balances".to_string(),
+        "read_transactions" => "transactions".to_string(),
+        "read_account_details" | "read_accounts" => "your account details".to_string(),
+        other => humanize(other).to_lowercase(),
+    }
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn words_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+fn capitalize(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
 }
 
 fn flatten(label: &str, value: &Value, rows: &mut Vec<(String, String)>) {
@@ -176,27 +419,165 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    #[test]
-    fn authorization_details_become_readable_rows() {
-        let tables = detail_tables(&json!([{
-            "type": "payment_initiation",
-            "instructedAmount": {"currency": "EUR", "amount": "250.00"},
-            "creditorName": "Merchant A",
-            "locations": ["https://bank.example/payments"],
-            "recurring": false
-        }]));
-        assert_eq!(tables.len(), 1);
-        assert_eq!(tables[0].title, "Payment initiation");
-        let rows: Vec<(&str, &str)> = tables[0]
+    fn rows(table: &DetailTable) -> Vec<(&str, &str)> {
+        table
             .rows
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn a_payment_reads_as_one_sentence_in_the_users_locale() {
+        let details = json!([{
+            "type": "payment_initiation",
+            "locations": ["https://bank.example/payments"],
+            "instructedAmount": {"currency": "EUR", "amount": "4200.00"},
+            "creditorName": "Müller GmbH",
+            "creditorAccount": {"iban": "DE89370400440532013000"},
+            "remittanceInformationUnstructured": "Invoice 2026-117",
+            "endToEndId": "E2E-88"
+        }]);
+        let us = detail_tables(&details, "en-US");
+        assert_eq!(us[0].title, "Payment");
+        assert_eq!(
+            us[0].summary.as_deref(),
+            Some("Pay €4,200.00 to Müller GmbH")
+        );
+        assert_eq!(
+            rows(&us[0]),
+            [
+                ("Amount", "€4,200.00"),
+                ("To", "Müller GmbH"),
+                ("To account", "DE89 3704 0044 0532 0130 00"),
+                ("Reference", "Invoice 2026-117"),
+                // Fields the renderer has no words for are still shown.
+                ("End to end id", "E2E-88"),
+                ("Locations", "https://bank.example/payments"),
+            ]
+        );
+        let de = detail_tables(&details, "de-DE");
+        assert_eq!(
+            de[0].summary.as_deref(),
+            Some("Pay 4.200,00\u{a0}€ to Müller GmbH")
+        );
+        let fr = detail_tables(&details, "fr-FR");
+        assert_eq!(
+            fr[0].summary.as_deref(),
+            Some("Pay 4\u{202f}200,00\u{a0}€ to Müller GmbH")
+        );
+        let inr = json!({"type": "payment_initiation",
+            "instructedAmount": {"currency": "INR", "amount": 1234567}});
+        let india = detail_tables(&inr, "en-IN");
+        assert_eq!(
+            india[0].summary.as_deref(),
+            Some("Pay ₹12,34,567.00"),
+            "no creditor: no 'to'"
+        );
+        let yen = json!({"type": "payment_initiation",
+            "instructedAmount": {"currency": "JPY", "amount": "1500"}, "creditorName": "Shop"});
+        assert_eq!(
+            detail_tables(&yen, "ja-JP")[0].summary.as_deref(),
+            Some("Pay ¥1,500 (JPY) to Shop")
+        );
+    }
+
+    #[test]
+    fn a_payment_that_cannot_be_read_fully_is_shown_as_a_table() {
+        for amount in [json!("12,5"), json!("-10"), json!("4200.001"), json!(true)] {
+            let details = json!({"type": "payment_initiation",
+                "instructedAmount": {"currency": "EUR", "amount": amount}, "creditorName": "X"});
+            let table = &detail_tables(&details, "en-US")[0];
+            assert_eq!(table.summary, None, "{amount}");
+            assert_eq!(table.title, "Payment initiation");
+            assert!(rows(table).contains(&("Creditor name", "X")));
+        }
+        // An amount object with more in it than amount and currency.
+        let details = json!({"type": "payment_initiation",
+            "instructedAmount": {"currency": "EUR", "amount": "1", "exchangeRate": "0.5"}});
+        assert_eq!(detail_tables(&details, "en-US")[0].summary, None);
+        // An account that is not a single known identifier is shown whole.
+        let details = json!({"type": "payment_initiation",
+            "instructedAmount": {"currency": "EUR", "amount": "1"},
+            "creditorAccount": {"iban": "DE89370400440532013000", "note": "also this"}});
+        let table = &detail_tables(&details, "en-US")[0];
+        assert!(rows(table).contains(&("Creditor account \u{203a} Note", "also this")));
+    }
+
+    #[test]
+    fn account_information_says_what_may_be_read_of_which_accounts() {
+        let actions = json!([{
+            "type": "account_information",
+            "actions": ["list_accounts", "read_balances", "read_transactions"],
+            "locations": ["https://example.com/accounts"]
+        }]);
+        let table = &detail_tables(&actions, "en-US")[0];
+        assert_eq!(table.title, "Account access");
+        assert_eq!(
+            table.summary.as_deref(),
+            Some("Read your account list, balances and transactions")
+        );
+        assert_eq!(
+            rows(table),
+            [
+                ("Access", "Your account list, balances and transactions"),
+                ("At", "example.com")
+            ]
+        );
+        let berlin_group = json!({
+            "type": "account_information",
+            "access": {
+                "accounts": [{"iban": "DE40100100103307118608"}],
+                "balances": [{"iban": "DE40100100103307118608"}],
+                "transactions": [{"iban": "DE40100100103307118608"}, {"maskedPan": "123456xxxxxx1234"}]
+            },
+            "recurringIndicator": true
+        });
+        let table = &detail_tables(&berlin_group, "en-US")[0];
+        assert_eq!(
+            table.summary.as_deref(),
+            Some("Read your account details, balances and transactions of DE40 1001 0010 3307 1186 08, 123456xxxxxx1234")
+        );
+        assert!(rows(table).contains(&("Recurring indicator", "yes")));
+        // "All accounts" says more than a list: the table shows it as it is.
+        let all = json!({"type": "account_information", "access": {"allPsd2": "allAccounts"}});
+        assert_eq!(detail_tables(&all, "en-US")[0].summary, None);
+    }
+
+    #[test]
+    fn other_types_become_a_table_of_every_field() {
+        let tables = detail_tables(
+            &json!([{
+                "type": "customer_information",
+                "instructedAmount": {"currency": "EUR", "amount": "250.00"},
+                "creditorName": "Merchant A",
+                "locations": ["https://bank.example/payments"],
+                "recurring": false
+            }]),
+            "en-US",
+        );
+        assert_eq!(tables.len(), 1);
+        assert_eq!(tables[0].title, "Customer information");
+        assert_eq!(tables[0].summary, None);
+        let rows = rows(&tables[0]);
         assert!(rows.contains(&("Instructed amount \u{203a} Currency", "EUR")));
         assert!(rows.contains(&("Instructed amount \u{203a} Amount", "250.00")));
         assert!(rows.contains(&("Creditor name", "Merchant A")));
         assert!(rows.contains(&("Locations", "https://bank.example/payments")));
         assert!(rows.contains(&("Recurring", "no")));
+    }
+
+    #[test]
+    fn the_website_is_shown_by_its_host() {
+        assert_eq!(
+            host_of("https://www.bank.example/about?x=1").as_deref(),
+            Some("www.bank.example")
+        );
+        assert_eq!(
+            host_of("https://user@bank.example:8443").as_deref(),
+            Some("bank.example:8443")
+        );
+        assert_eq!(host_of("not a url"), None);
     }
 
     #[test]

@@ -119,6 +119,9 @@ impl TestApp {
     }
 }
 
+/// The app PIN the tests choose at first enrollment.
+const PIN: &str = "402913";
+
 /// Starts a request for Alice; returns its `auth_req_id`.
 async fn start_request(
     server: &TestServer,
@@ -126,20 +129,53 @@ async fn start_request(
     binding: &str,
     extra: &[(&str, &str)],
 ) -> String {
-    client
-        .start_login(server, "alice@example.com", "openid email", binding, extra)
+    start_request_with_code(server, client, binding, extra)
         .await
+        .0
+}
+
+/// Starts a request for Alice; returns its `auth_req_id` and the
+/// number-matching code the client would show.
+async fn start_request_with_code(
+    server: &TestServer,
+    client: &TestClient,
+    binding: &str,
+    extra: &[(&str, &str)],
+) -> (String, String) {
+    let mut params = vec![
+        ("scope", "openid email"),
+        ("login_hint", "alice@example.com"),
+        ("binding_message", binding),
+    ];
+    params.extend_from_slice(extra);
+    let response = client.bc_authorize(server, &params).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let ack: Value = response.json().await.unwrap();
+    (
+        ack["auth_req_id"].as_str().unwrap().to_string(),
+        ack["match_code"].as_str().unwrap().to_string(),
+    )
 }
 
 fn enroll(app: &TestApp, link: &str) -> String {
     let preview = app.ok("preview_link", json!({ "link": link }));
     assert_eq!(preview["account"], "alice@example.com");
-    let account = app.ok("enroll", json!({ "link": link, "deviceName": "" }));
+    let account = app.ok(
+        "enroll",
+        json!({ "link": link, "deviceName": "", "pin": PIN }),
+    );
     assert_eq!(account["label"], "alice@example.com");
     assert_eq!(account["user"], ALICE);
     assert_eq!(account["device_name"], "Test laptop");
-    assert_eq!(account["key_location"], "file");
+    assert_eq!(account["key_location"], "encrypted_file");
     account["id"].as_str().unwrap().to_string()
+}
+
+/// A wrong code: the one shown, with its last digit changed.
+fn wrong(code: &str) -> String {
+    let (head, last) = code.split_at(code.len() - 1);
+    let last = (last.as_bytes()[0] - b'0' + 1) % 10;
+    format!("{head}{last}")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,9 +187,10 @@ async fn enroll_then_approve_deny_and_not_me_from_the_live_inbox() {
     let status = app.ok("status", json!({}));
     assert_eq!(status["accounts"].as_array().unwrap().len(), 1);
     assert!(status["key_warning"].as_str().unwrap().contains("file"));
+    assert_eq!(status["pin_set"], true, "the first enrollment set the PIN");
 
     let details = r#"[{"type":"payment_initiation","instructedAmount":{"currency":"EUR","amount":"250.00"},"creditorName":"Merchant A"}]"#;
-    let approve_id = start_request(
+    let (approve_id, code) = start_request_with_code(
         &server,
         &client,
         "Transfer 250 EUR #4711",
@@ -184,22 +221,67 @@ async fn enroll_then_approve_deny_and_not_me_from_the_live_inbox() {
     assert_eq!(view["account_label"], "alice@example.com");
     assert_eq!(view["requester_ip"], "127.0.0.1");
     assert_eq!(view["scopes"][1]["description"], "See your e-mail address");
-    assert_eq!(
-        view["authorization_details"][0]["title"],
-        "Payment initiation"
+    assert_eq!(view["match_code_digits"], 2);
+    assert_eq!(view["authorization_details"][0]["title"], "Payment");
+    assert!(
+        view["key_lines"][0]
+            .as_str()
+            .unwrap()
+            .ends_with(" to Merchant A"),
+        "{view}"
     );
-    assert!(view["authorization_details"][0]["rows"]
-        .as_array()
-        .unwrap()
-        .contains(&json!(["Creditor name", "Merchant A"])));
 
-    let decided = app.ok(
-        "decide",
-        json!({ "accountId": account_id, "requestId": request_id, "choice": "approved" }),
+    // Approving needs the PIN and the number the client shows, each refused
+    // in words until right; the server counts the wrong number.
+    let approve = |code: Option<&str>, pin: Option<&str>| {
+        json!({ "accountId": account_id, "requestId": request_id, "choice": "approved",
+                "matchCode": code, "pin": pin })
+    };
+    assert_eq!(
+        app.err("decide", approve(Some(&code), None))["kind"],
+        "pin_needed"
     );
+    assert_eq!(
+        app.err("decide", approve(None, Some(PIN)))["kind"],
+        "match_code_needed"
+    );
+    let wrong_pin = app.err("decide", approve(Some(&code), Some("999999")));
+    assert_eq!(wrong_pin["kind"], "wrong_pin");
+    assert!(
+        wrong_pin["message"]
+            .as_str()
+            .unwrap()
+            .contains("4 more wrong PINs"),
+        "{wrong_pin}"
+    );
+    let wrong_code = app.err("decide", approve(Some(&wrong(&code)), Some(PIN)));
+    assert_eq!(wrong_code["kind"], "wrong_match_code");
+    assert!(
+        wrong_code["message"]
+            .as_str()
+            .unwrap()
+            .contains("Test client"),
+        "{wrong_code}"
+    );
+    assert_eq!(
+        count(
+            server.store(),
+            "SELECT COUNT(*) FROM auth_requests WHERE match_failures = 1"
+        )
+        .await,
+        1
+    );
+    let decided = app.ok("decide", approve(Some(&code), Some(PIN)));
     assert_eq!(decided["status"], "approved");
     let tokens = client.poll(&server, &approve_id).await;
     assert_eq!(tokens.status(), StatusCode::OK);
+    let tokens: Value = tokens.json().await.unwrap();
+    let claims = assent_tests::jwt_payload(tokens["id_token"].as_str().unwrap());
+    assert_eq!(claims["acr"], "urn:assent:acr:push:match:uv", "{claims}");
+    assert!(
+        claims["amr"].as_array().unwrap().contains(&json!("pin")),
+        "{claims}"
+    );
     assert_eq!(app.ok("inbox", json!({}))["requests"], json!([]));
 
     // Deny, then "This wasn't me".
@@ -233,6 +315,51 @@ async fn enroll_then_approve_deny_and_not_me_from_the_live_inbox() {
         1
     );
 
+    // "This wasn't me" paused new requests: the app knows until when, and
+    // its signed unmute lets them in again.
+    app.ok("refresh", json!({}));
+    let status = app.ok("status", json!({}));
+    assert!(
+        status["accounts"][0]["muted_until"].as_i64().is_some(),
+        "{status}"
+    );
+    let refused = client
+        .bc_authorize(
+            &server,
+            &[
+                ("scope", "openid"),
+                ("login_hint", "alice@example.com"),
+                ("binding_message", "Muted"),
+            ],
+        )
+        .await;
+    expect_error(refused, StatusCode::FORBIDDEN, OAuthErrorCode::AccessDenied).await;
+    app.ok("unmute", json!({ "accountId": account_id }));
+    assert_eq!(
+        app.ok("status", json!({}))["accounts"][0]["muted_until"],
+        Value::Null
+    );
+
+    // A burst of requests goes with one "Deny all".
+    for i in 0..3 {
+        start_request(&server, &client, &format!("Burst {i}"), &[]).await;
+    }
+    app.wait_for_inbox("the burst", |i| {
+        i["requests"].as_array().unwrap().len() == 3
+    })
+    .await;
+    let done = app.ok("deny_all", json!({ "choice": "denied" }));
+    assert_eq!(done, json!({ "denied": 3, "failed": [] }));
+    assert_eq!(app.ok("inbox", json!({}))["requests"], json!([]));
+    assert_eq!(
+        count(
+            server.store(),
+            "SELECT COUNT(*) FROM auth_requests WHERE binding_message LIKE 'Burst %' AND status = 'denied'"
+        )
+        .await,
+        3
+    );
+
     let history = app.ok("history", json!({ "accountId": null }));
     let choices: Vec<&str> = history
         .as_array()
@@ -240,14 +367,11 @@ async fn enroll_then_approve_deny_and_not_me_from_the_live_inbox() {
         .iter()
         .map(|h| h["choice"].as_str().unwrap())
         .collect();
-    assert_eq!(choices, ["not_me", "denied", "approved"]);
-    assert_eq!(history[2]["binding_message"], "Transfer 250 EUR #4711");
+    assert_eq!(choices[3..], ["not_me", "denied", "approved"]);
+    assert_eq!(history[5]["binding_message"], "Transfer 250 EUR #4711");
 
     // A second decision on an answered request is refused in words.
-    let again = app.err(
-        "decide",
-        json!({ "accountId": account_id, "requestId": request_id, "choice": "approved" }),
-    );
+    let again = app.err("decide", approve(Some(&code), Some(PIN)));
     assert_eq!(again["kind"], "gone");
 }
 
@@ -308,7 +432,7 @@ async fn enroll_from_a_qr_code_image() {
     assert_eq!(preview["link"], link.as_str());
     let account = app.ok(
         "enroll",
-        json!({ "link": preview["link"], "deviceName": "Desk PC" }),
+        json!({ "link": preview["link"], "deviceName": "Desk PC", "pin": PIN }),
     );
     assert_eq!(account["device_name"], "Desk PC");
 
@@ -334,11 +458,27 @@ async fn enrollment_errors_are_worded_for_people() {
     let link = enrollment_link(&server, ALICE).await;
     enroll(&app, &link);
     // The same link again: refused locally (already added)...
-    let err = app.err("enroll", json!({ "link": link, "deviceName": "" }));
+    let err = app.err(
+        "enroll",
+        json!({ "link": link, "deviceName": "", "pin": PIN }),
+    );
     assert_eq!(err["kind"], "duplicate");
     // ...and by the server from a second app (the ticket is single-use).
     let other = TestApp::start();
-    let err = other.err("enroll", json!({ "link": link, "deviceName": "" }));
+    // A first PIN that is too easy is refused before anything else happens.
+    let err = other.err(
+        "enroll",
+        json!({ "link": link, "deviceName": "", "pin": "123456" }),
+    );
+    assert_eq!(err["kind"], "pin_unacceptable");
+    assert!(
+        err["message"].as_str().unwrap().contains("consecutive"),
+        "{err}"
+    );
+    let err = other.err(
+        "enroll",
+        json!({ "link": link, "deviceName": "", "pin": PIN }),
+    );
     assert_eq!(err["kind"], "invalid_link");
     assert!(
         err["message"].as_str().unwrap().contains("already used"),
@@ -353,7 +493,10 @@ async fn enrollment_errors_are_worded_for_people() {
         &urlencode(server.issuer().trim_end_matches('/')),
         &urlencode(&format!("http://127.0.0.1:{port}")),
     );
-    let err = other.err("enroll", json!({ "link": dead, "deviceName": "" }));
+    let err = other.err(
+        "enroll",
+        json!({ "link": dead, "deviceName": "", "pin": PIN }),
+    );
     assert_eq!(err["kind"], "unreachable");
     assert!(
         err["message"]
@@ -386,10 +529,13 @@ async fn requests_answered_elsewhere_leave_the_inbox() {
     )
     .await
     .unwrap();
-    app.wait_for_inbox("the request to leave", |i| {
-        i["requests"].as_array().unwrap().is_empty()
-    })
-    .await;
+    let inbox = app
+        .wait_for_inbox("the request to leave", |i| {
+            i["requests"].as_array().unwrap().is_empty()
+        })
+        .await;
+    // ...and the app can say what became of it.
+    assert_eq!(inbox["resolved"][0]["outcome"], "approved", "{inbox}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -407,9 +553,20 @@ async fn accounts_survive_a_restart_and_unenroll_removes_device_and_key() {
         data_dir
     };
 
+    // The key is in a file encrypted under the PIN: after a restart the
+    // account is listed, locked, until the PIN opens it.
     let app = TestApp::start_in(data_dir);
     let status = app.ok("status", json!({}));
     assert_eq!(status["accounts"][0]["id"], account_id.as_str());
+    assert_eq!(status["accounts"][0]["connection"], "locked");
+    assert_eq!(status["needs_unlock"], true);
+    assert_eq!(
+        app.err("unlock", json!({ "pin": "999999" }))["kind"],
+        "wrong_pin"
+    );
+    let status = app.ok("unlock", json!({ "pin": PIN }));
+    assert_eq!(status["needs_unlock"], false, "{status}");
+    assert_ne!(status["accounts"][0]["connection"], "locked");
     start_request(&server, &client, "After restart", &[]).await;
     let inbox = app.ok("refresh", json!({}));
     assert_eq!(inbox["requests"][0]["binding_message"], "After restart");

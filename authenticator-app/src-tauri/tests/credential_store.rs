@@ -7,7 +7,10 @@
 
 use std::time::{Duration, Instant};
 
-use assent_authenticator::keys::{KeyLocation, KeyStoreChoice, KeyVault, KEYRING_SERVICE};
+use assent_authenticator::{
+    keys::{KeyLocation, KeyStoreChoice, KeyVault, KEYRING_SERVICE},
+    pin::PinStore,
+};
 use assent_shared::jose::DeviceKey;
 use assent_tests::desktop::SecretService;
 
@@ -21,10 +24,13 @@ fn keys_live_in_the_secret_service_and_not_on_disk() {
     let dir = tempfile::tempdir().unwrap();
     let vault = KeyVault::new(KeyStoreChoice::CredentialStore);
     let key = DeviceKey::generate();
+    // Unused while the store takes the key: it encrypts a key that has to go to a file.
+    let file_key = PinStore::new(dir.path()).set("402913").unwrap();
+    std::fs::remove_file(dir.path().join("pin.json")).unwrap();
     // The daemon takes a moment to claim its bus name.
     let deadline = Instant::now() + Duration::from_secs(10);
     let location = loop {
-        match vault.save(dir.path(), "account-1", &key) {
+        match vault.save(dir.path(), "account-1", &key, &file_key) {
             Ok(location) => break location,
             Err(e) if Instant::now() < deadline => {
                 eprintln!("waiting for the keyring: {e:#}");
@@ -44,7 +50,7 @@ fn keys_live_in_the_secret_service_and_not_on_disk() {
         .get_password()
         .unwrap();
     assert!(stored.contains("\"d\""), "a private JWK");
-    let loaded = vault.load(dir.path(), "account-1", location).unwrap();
+    let loaded = vault.load(dir.path(), "account-1", location, None).unwrap();
     assert_eq!(loaded.public_jwk(), key.public_jwk());
 
     vault.delete(dir.path(), "account-1", location).unwrap();
@@ -58,7 +64,7 @@ fn keys_live_in_the_secret_service_and_not_on_disk() {
     // "auto" prefers the store too.
     let auto = KeyVault::new(KeyStoreChoice::Auto);
     assert_eq!(
-        auto.save(dir.path(), "account-2", &key).unwrap(),
+        auto.save(dir.path(), "account-2", &key, &file_key).unwrap(),
         KeyLocation::CredentialStore
     );
     auto.delete(dir.path(), "account-2", KeyLocation::CredentialStore)

@@ -14,9 +14,12 @@ use assent_tests::{
     enrollment_link, request_id, server_with_alice, tamper_challenge, TestClient, TestServer,
     ALICE,
 };
-use fantoccini::{Client, Locator};
+use fantoccini::{key::Key, Client, Locator};
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{json, Value};
+
+/// The app PIN chosen at the first enrollment.
+const PIN: &str = "402913";
 
 /// Alice, a client and an enrollment link for her.
 async fn server_with_alice_and_link() -> (TestServer, TestClient, String) {
@@ -32,29 +35,121 @@ async fn enroll_by_pasting(c: &Client, link: &str) {
     find(c, "#link-input").await.send_keys(link).await.unwrap();
     click(c, "#link-continue").await;
     wait_text(c, "#confirm-text", "alice@example.com").await;
-    click(c, "#enroll-confirm").await;
+    choose_first_pin(c).await;
+}
+
+/// On the confirmation step of the first enrollment: choose the app PIN
+/// (typed twice; the first field has the focus) and add the account with Enter.
+async fn choose_first_pin(c: &Client) {
+    wait_text(c, "#enroll-pin-label", "Choose an app PIN").await;
+    let focused = c.active_element().await.unwrap();
+    assert_eq!(
+        focused.attr("id").await.unwrap().as_deref(),
+        Some("enroll-pin")
+    );
+    focused.send_keys(PIN).await.unwrap();
+    find(c, "#enroll-pin-confirm")
+        .await
+        .send_keys(&format!("{PIN}{}", char::from(Key::Enter)))
+        .await
+        .unwrap();
     wait_text(c, "#notice", "Added alice@example.com").await;
     visible(c, "#view-inbox").await;
 }
 
-/// Starts a request for Alice; returns its `auth_req_id` and request id.
+/// A request started for Alice: its `auth_req_id`, request id and the
+/// number-matching code the client shows.
+struct Started {
+    auth_req_id: String,
+    id: String,
+    code: String,
+}
+
 async fn start_request(
     server: &TestServer,
     client: &TestClient,
     binding: &str,
     extra: &[(&str, &str)],
-) -> (String, String) {
-    let auth_req_id = client
-        .start_login(
-            server,
-            "alice@example.com",
-            "openid email profile",
-            binding,
-            extra,
-        )
-        .await;
-    let id = request_id(server.store(), &auth_req_id).await;
-    (auth_req_id, id)
+) -> Started {
+    let mut params = vec![
+        ("scope", "openid email profile"),
+        ("login_hint", "alice@example.com"),
+        ("binding_message", binding),
+    ];
+    params.extend_from_slice(extra);
+    let response = client.bc_authorize(server, &params).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let ack: Value = response.json().await.unwrap();
+    let auth_req_id = ack["auth_req_id"].as_str().unwrap().to_string();
+    Started {
+        id: request_id(server.store(), &auth_req_id).await,
+        code: ack["match_code"].as_str().unwrap().to_string(),
+        auth_req_id,
+    }
+}
+
+/// Approves the open request from the keyboard: the number field has the
+/// focus; Approve stays disabled until the number has its digits and the
+/// PIN is typed; Enter sends.
+async fn approve_by_typing(c: &Client, code: &str) {
+    let approve = find(c, "#approve").await;
+    assert!(
+        !approve.is_enabled().await.unwrap(),
+        "Approve waits for the number and the PIN"
+    );
+    let focused = c.active_element().await.unwrap();
+    assert_eq!(
+        focused.attr("id").await.unwrap().as_deref(),
+        Some("match-code")
+    );
+    focused.send_keys(code).await.unwrap();
+    // All digits typed: the focus moved on to the PIN.
+    let focused = c.active_element().await.unwrap();
+    assert_eq!(focused.attr("id").await.unwrap().as_deref(), Some("pin"));
+    assert!(
+        !approve.is_enabled().await.unwrap(),
+        "still waits for the PIN"
+    );
+    focused.send_keys(PIN).await.unwrap();
+    assert!(approve.is_enabled().await.unwrap());
+    focused
+        .send_keys(&char::from(Key::Enter).to_string())
+        .await
+        .unwrap();
+    wait_text(c, "#notice", "Approved").await;
+}
+
+/// A code that is not `code`.
+fn wrong(code: &str) -> String {
+    let (head, last) = code.split_at(code.len() - 1);
+    let last = (last.as_bytes()[0] - b'0' + 1) % 10;
+    format!("{head}{last}")
+}
+
+/// Whether a `<details>` shows nothing but its summary (closed). Its
+/// content may keep a box in WebKitGTK, so WebDriver's "displayed" cannot
+/// tell; the height of the whole can.
+async fn only_summary_shows(c: &Client, details: &str) -> bool {
+    c.execute(
+        "const d = document.querySelector(arguments[0]); \
+         return !d.open && d.getBoundingClientRect().height <= d.querySelector('summary').getBoundingClientRect().height + 1;",
+        vec![json!(details)],
+    )
+    .await
+    .unwrap()
+        == json!(true)
+}
+
+/// Whether the element's box lies wholly inside the window, unscrolled.
+async fn in_view_without_scrolling(c: &Client, selector: &str) -> bool {
+    c.execute(
+        "window.scrollTo(0, 0); const r = document.querySelector(arguments[0]).getBoundingClientRect(); \
+         return r.height > 0 && r.top >= 0 && r.bottom <= window.innerHeight;",
+        vec![json!(selector)],
+    )
+    .await
+    .unwrap()
+        == json!(true)
 }
 
 /// Opens the request from the inbox and checks the screen shows it exactly.
@@ -73,7 +168,7 @@ async fn open(c: &Client, request_id: &str, binding: &str) {
 async fn enroll_approve_deny_and_not_me_in_the_desktop_app() {
     let (server, client, link) = server_with_alice_and_link().await;
     // No session bus, so no credential store.
-    let desktop = Desktop::start(None, &[]);
+    let desktop = Desktop::start(None, &[("LANG", "en_US.UTF-8")]);
     let c = desktop.launch_app().await;
 
     enroll_by_pasting(&c, &link).await;
@@ -81,53 +176,109 @@ async fn enroll_approve_deny_and_not_me_in_the_desktop_app() {
     wait_text(&c, "#key-warning", "kept in a file").await;
 
     // Three requests arrive live (no refresh clicked).
-    let transfer = "Transfer 250.00 EUR to ACME Ltd #4711";
-    let details = r#"[{"type":"payment_initiation","instructedAmount":{"currency":"EUR","amount":"250.00"},"creditorName":"ACME Ltd","creditorAccount":{"iban":"DE02100100109307118603"}}]"#;
-    let (approve_auth, approve_id) = start_request(
+    let transfer = "Invoice 2026-117 #4711";
+    let details = r#"[{"type":"payment_initiation","instructedAmount":{"currency":"EUR","amount":"4200.00"},"creditorName":"Müller GmbH","creditorAccount":{"iban":"DE89370400440532013000"},"remittanceInformationUnstructured":"Invoice 2026-117"}]"#;
+    let payment = start_request(
         &server,
         &client,
         transfer,
         &[("authorization_details", details)],
     )
     .await;
-    let (deny_auth, deny_id) =
-        start_request(&server, &client, "Sign in to the support portal", &[]).await;
-    let (not_me_auth, not_me_id) =
-        start_request(&server, &client, "Reset the password of alice", &[]).await;
-    for id in [&approve_id, &deny_id, &not_me_id] {
-        visible(&c, &format!(".request-item[data-request-id='{id}']")).await;
+    let deny = start_request(&server, &client, "Sign in to the support portal", &[]).await;
+    let not_me = start_request(&server, &client, "Reset the password of alice", &[]).await;
+    for started in [&payment, &deny, &not_me] {
+        visible(
+            &c,
+            &format!(".request-item[data-request-id='{}']", started.id),
+        )
+        .await;
     }
     wait_text(&c, "#inbox-count", "3").await;
     screenshot(&c, "inbox.png").await;
 
-    // Approve.
-    open(&c, &approve_id, transfer).await;
+    // The payment: who asks, what is asked in one sentence next to the
+    // message, and the answer, all without scrolling at the window's size.
+    open(&c, &payment.id, transfer).await;
     wait_text(&c, "#request-countdown", "Expires in").await;
-    wait_text(&c, "#request-details", "DE02100100109307118603").await;
+    wait_text(
+        &c,
+        "#request-key-lines",
+        "Pay \u{20ac}4,200.00 to Müller GmbH",
+    )
+    .await;
+    wait_text(&c, "#request-details", "DE89 3704 0044 0532 0130 00").await;
+    wait_text(&c, "#match-label", "Type the 2-digit number").await;
+    for selector in ["#request-key-lines", "#match-code", "#approve"] {
+        assert!(
+            in_view_without_scrolling(&c, selector).await,
+            "{selector} is below the fold"
+        );
+    }
+    // The requesting server's address is a technical detail, folded away.
+    assert!(
+        only_summary_shows(&c, "#technical").await,
+        "the IP address waits behind Technical details"
+    );
+    click(&c, "#technical summary").await;
     wait_text(&c, "#request-ip", "127.0.0.1").await;
+    click(&c, "#technical summary").await;
     screenshot(&c, "request.png").await;
+
+    // A wrong number is refused by the server, said in words, and counted.
+    find(&c, "#match-code")
+        .await
+        .send_keys(&wrong(&payment.code))
+        .await
+        .unwrap();
+    find(&c, "#pin").await.send_keys(PIN).await.unwrap();
+    click(&c, "#approve").await;
+    wait_text(&c, "#approve-error", "That is not the number").await;
+    assert_eq!(
+        count(
+            server.store(),
+            "SELECT COUNT(*) FROM auth_requests WHERE match_failures = 1"
+        )
+        .await,
+        1
+    );
+    // The screen stays, the number field is selected for typing again (the
+    // PIN stays typed).
+    let focused = c.active_element().await.unwrap();
+    assert_eq!(
+        focused.attr("id").await.unwrap().as_deref(),
+        Some("match-code")
+    );
+    focused.send_keys(&payment.code).await.unwrap();
     click(&c, "#approve").await;
     wait_text(&c, "#notice", "Approved").await;
-    let tokens = client.poll(&server, &approve_auth).await;
+    let tokens = client.poll(&server, &payment.auth_req_id).await;
     assert_eq!(tokens.status(), StatusCode::OK);
+    let tokens: Value = tokens.json().await.unwrap();
+    let id_token = assent_tests::jwt_payload(tokens["id_token"].as_str().unwrap());
+    assert_eq!(id_token["acr"], "urn:assent:acr:push:match:uv");
+    assert!(
+        id_token["amr"].as_array().unwrap().contains(&json!("pin")),
+        "{id_token}"
+    );
 
-    // Deny.
-    open(&c, &deny_id, "Sign in to the support portal").await;
+    // Deny needs neither number nor PIN.
+    open(&c, &deny.id, "Sign in to the support portal").await;
     click(&c, "#deny").await;
     wait_text(&c, "#notice", "Denied").await;
     expect_error(
-        client.poll(&server, &deny_auth).await,
+        client.poll(&server, &deny.auth_req_id).await,
         StatusCode::FORBIDDEN,
         OAuthErrorCode::AccessDenied,
     )
     .await;
 
-    // This wasn't me.
-    open(&c, &not_me_id, "Reset the password of alice").await;
+    // This wasn't me: new requests pause, the app says so and what to do.
+    open(&c, &not_me.id, "Reset the password of alice").await;
     click(&c, "#not-me").await;
     wait_text(&c, "#notice", "not you").await;
     expect_error(
-        client.poll(&server, &not_me_auth).await,
+        client.poll(&server, &not_me.auth_req_id).await,
         StatusCode::FORBIDDEN,
         OAuthErrorCode::AccessDenied,
     )
@@ -140,19 +291,52 @@ async fn enroll_approve_deny_and_not_me_in_the_desktop_app() {
         .await,
         1
     );
+    wait_text(&c, "#banners", "are paused until").await;
+    let refused = client
+        .bc_authorize(
+            &server,
+            &[
+                ("scope", "openid"),
+                ("login_hint", "alice@example.com"),
+                ("binding_message", "Muted"),
+            ],
+        )
+        .await;
+    expect_error(refused, StatusCode::FORBIDDEN, OAuthErrorCode::AccessDenied).await;
+    screenshot(&c, "muted.png").await;
+    // Resume sends the signed unmute.
+    click(&c, "#banners .banner button").await;
+    wait_text(&c, "#notice", "arrive again").await;
+    assert!(
+        c.find(Locator::Css("[id^='muted-']")).await.is_err(),
+        "the banner is gone"
+    );
 
-    // "This wasn't me" paused new requests for Alice; lift the pause as her
-    // device's signed unmute would (the app's own Resume button comes with
-    // its mute banner).
-    assert!(server
-        .store()
-        .unmute_user(assent_tests::ALICE, server.assent().clock.now_ms())
-        .await
-        .unwrap());
+    // A burst goes with one "Deny all", in the app's own dialog.
+    let burst: Vec<Started> = {
+        let mut burst = Vec::new();
+        for i in 1..=3 {
+            burst.push(start_request(&server, &client, &format!("Sign-in attempt {i}"), &[]).await);
+        }
+        burst
+    };
+    wait_text(&c, "#inbox-count", "3").await;
+    click(&c, "#deny-all").await;
+    wait_text(&c, "#confirm-title", "Deny all 3 requests?").await;
+    click(&c, "#confirm-ok").await;
+    wait_text(&c, "#notice", "Denied 3 requests").await;
+    for started in &burst {
+        expect_error(
+            client.poll(&server, &started.auth_req_id).await,
+            StatusCode::FORBIDDEN,
+            OAuthErrorCode::AccessDenied,
+        )
+        .await;
+    }
 
     // A challenge whose signature is wrong never reaches the screen.
-    let (_, forged_id) = start_request(&server, &client, "Transfer 5 EUR", &[]).await;
-    tamper_challenge(server.store(), &forged_id, "Transfer 9,999 EUR").await;
+    let forged = start_request(&server, &client, "Transfer 5 EUR", &[]).await;
+    tamper_challenge(server.store(), &forged.id, "Transfer 9,999 EUR").await;
     click(&c, "#refresh").await;
     wait_text(&c, "#bad-signature-warning", "did not check out").await;
     let page = c.source().await.unwrap();
@@ -161,7 +345,7 @@ async fn enroll_approve_deny_and_not_me_in_the_desktop_app() {
         "the forged message is nowhere on the page"
     );
     assert!(
-        c.find(Locator::Css(&format!("[data-request-id='{forged_id}']")))
+        c.find(Locator::Css(&format!("[data-request-id='{}']", forged.id)))
             .await
             .is_err(),
         "the forged request is not listed"
@@ -171,10 +355,25 @@ async fn enroll_approve_deny_and_not_me_in_the_desktop_app() {
     click(&c, "#nav-history").await;
     wait_text(&c, "#history-rows", transfer).await;
     let rows = c.find_all(Locator::Css("#history-rows tr")).await.unwrap();
-    assert_eq!(rows.len(), 3);
-    assert!(rows[0].text().await.unwrap().contains("Denied: not me"));
-    assert!(rows[2].text().await.unwrap().contains("Approved"));
+    assert_eq!(rows.len(), 6);
+    assert!(rows[3].text().await.unwrap().contains("Denied: not me"));
+    assert!(rows[5].text().await.unwrap().contains("Approved"));
     screenshot(&c, "history.png").await;
+
+    // Removing the account asks in the app's own dialog.
+    click(&c, "#nav-accounts").await;
+    click(&c, ".account-item button").await;
+    wait_text(&c, "#confirm-title", "Remove alice@example.com?").await;
+    click(&c, "#confirm-ok").await;
+    wait_text(&c, "#notice", "Removed alice@example.com").await;
+    assert_eq!(
+        count(
+            server.store(),
+            "SELECT COUNT(*) FROM devices WHERE revoked_at IS NULL AND id NOT LIKE 'stand-in:%'"
+        )
+        .await,
+        0
+    );
 
     c.close().await.unwrap();
 }
@@ -210,16 +409,14 @@ async fn a_qr_image_enrolls_and_the_window_follows_a_dark_system_theme() {
         .await
         .unwrap();
     wait_text(&c, "#confirm-text", "alice@example.com").await;
-    click(&c, "#enroll-confirm").await;
-    wait_text(&c, "#notice", "Added alice@example.com").await;
-    let (auth_req_id, id) =
-        start_request(&server, &client, "Sign in to Payroll on a new laptop", &[]).await;
-    open(&c, &id, "Sign in to Payroll on a new laptop").await;
+    screenshot(&c, "pin.png").await;
+    choose_first_pin(&c).await;
+    let started = start_request(&server, &client, "Sign in to Payroll on a new laptop", &[]).await;
+    open(&c, &started.id, "Sign in to Payroll on a new laptop").await;
     screenshot(&c, "request-dark.png").await;
-    click(&c, "#approve").await;
-    wait_text(&c, "#notice", "Approved").await;
+    approve_by_typing(&c, &started.code).await;
     assert_eq!(
-        client.poll(&server, &auth_req_id).await.status(),
+        client.poll(&server, &started.auth_req_id).await.status(),
         StatusCode::OK
     );
     c.close().await.unwrap();
@@ -238,8 +435,7 @@ async fn an_opened_assent_link_enrolls_with_the_key_in_the_credential_store() {
     let status = desktop.open_with_app(&link).await;
     assert!(status.success(), "{status}");
     wait_text(&c, "#confirm-text", "Add alice@example.com on").await;
-    click(&c, "#enroll-confirm").await;
-    wait_text(&c, "#notice", "Added alice@example.com").await;
+    choose_first_pin(&c).await;
 
     click(&c, "#nav-accounts").await;
     wait_text(
@@ -256,20 +452,20 @@ async fn an_opened_assent_link_enrolls_with_the_key_in_the_credential_store() {
     let account_dirs: Vec<_> = std::fs::read_dir(&accounts).unwrap().flatten().collect();
     assert_eq!(account_dirs.len(), 1);
     assert!(account_dirs[0].path().join("account.json").exists());
-    assert!(
-        !account_dirs[0].path().join("device-key.json").exists(),
-        "no key on disk"
-    );
+    for file in ["device-key.json", "device-key.enc.json"] {
+        assert!(
+            !account_dirs[0].path().join(file).exists(),
+            "no key on disk"
+        );
+    }
 
     // The key from the store signs: an approval goes through.
-    let (auth_req_id, id) =
-        start_request(&server, &client, "Approve with the stored key", &[]).await;
+    let started = start_request(&server, &client, "Approve with the stored key", &[]).await;
     click(&c, "#nav-inbox").await;
-    open(&c, &id, "Approve with the stored key").await;
-    click(&c, "#approve").await;
-    wait_text(&c, "#notice", "Approved").await;
+    open(&c, &started.id, "Approve with the stored key").await;
+    approve_by_typing(&c, &started.code).await;
     assert_eq!(
-        client.poll(&server, &auth_req_id).await.status(),
+        client.poll(&server, &started.auth_req_id).await.status(),
         StatusCode::OK
     );
     c.close().await.unwrap();

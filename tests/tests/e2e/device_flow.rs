@@ -11,17 +11,12 @@ use assent_shared::{
 };
 use assent_tests::{
     client::{create_user_without_device, expect_error},
-    on_both_backends,
+    jwt_payload, on_both_backends,
     process::{cli_enrollment_link, run_cli, run_cli_json, run_device},
     TestClient, TestServer,
 };
 use reqwest::StatusCode;
 use serde_json::Value;
-
-fn jwt_payload(token: &str) -> Value {
-    let part = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(&assent_server::secrets::b64url_decode(part).unwrap()).unwrap()
-}
 
 on_both_backends! {
     async fn enroll_approve_and_deny_with_assent_device(backend: Backend) {

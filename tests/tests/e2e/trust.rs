@@ -24,18 +24,13 @@ use assent_shared::{
 use assent_tests::{
     client::{create_user_without_device, expect_error},
     device::enroll,
-    on_both_backends,
+    jwt_payload, on_both_backends,
     push_service::{Behavior, TestPushService},
     request_status, TestClient, TestServer,
 };
 use axum::{extract::State, routing::post, Json, Router};
 use reqwest::StatusCode;
 use serde_json::Value;
-
-fn jwt_payload(token: &str) -> Value {
-    let part = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(&assent_server::secrets::b64url_decode(part).unwrap()).unwrap()
-}
 
 /// The product's defaults for everything this file tests (the harness
 /// raises the flood limits for the other tests).

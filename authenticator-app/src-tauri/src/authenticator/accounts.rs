@@ -13,10 +13,11 @@ use assent_device::{Account, DeviceClient, DeviceClientError};
 use assent_shared::protocol::EnrollmentUri;
 use serde::{Deserialize, Serialize};
 
-use super::{lock, Authenticator, UiEvent};
+use super::{lock, now_secs, Authenticator, UiEvent};
 use crate::{
     error::{host_of, AppError, ErrorKind},
-    keys::{KeyLocation, KeyVault},
+    keys::{KeyLoadError, KeyLocation, KeyVault},
+    pin::{FileKey, PinStore},
 };
 
 const ACCOUNT_FILE: &str = "account.json";
@@ -42,15 +43,26 @@ pub enum Connection {
     Offline,
     /// The server no longer knows this device.
     Revoked,
+    /// The key is in a file encrypted under the app PIN: it opens when the
+    /// PIN is given (once per start).
+    Locked,
+    /// The key is in the system credential store, which did not answer.
+    KeyUnavailable,
 }
 
+/// An account as the app holds it. `client` is `None` while its key is
+/// not loaded ([`Connection::Locked`], [`Connection::KeyUnavailable`]):
+/// the account stays listed, it just cannot talk to its server yet.
 pub(super) struct LoadedAccount {
     stored: StoredAccount,
     dir: PathBuf,
-    client: DeviceClient,
+    client: Option<DeviceClient>,
     connection: Connection,
-    /// The last failure talking to the server, in words.
+    /// The last failure talking to the server (or opening the key), in words.
     problem: Option<String>,
+    /// New requests are refused until then (Unix seconds), after "This
+    /// wasn't me" or several denials.
+    muted_until: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -64,6 +76,8 @@ pub struct AccountView {
     pub key_location: KeyLocation,
     pub connection: Connection,
     pub problem: Option<String>,
+    /// Unix seconds; set while new requests for this account are refused.
+    pub muted_until: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -80,6 +94,12 @@ pub struct Status {
     pub key_warning: Option<String>,
     /// Accounts on disk that could not be opened.
     pub load_errors: Vec<String>,
+    /// An app PIN is set (approving and enrolling need it).
+    pub pin_set: bool,
+    /// Unix seconds: wrong PINs paused PIN checks until then.
+    pub pin_paused_until: Option<i64>,
+    /// Some account's key waits for the PIN to be opened.
+    pub needs_unlock: bool,
 }
 
 impl Authenticator {
@@ -103,7 +123,7 @@ impl Authenticator {
             .get_or_init(|| async {
                 let dir = self.accounts_dir();
                 let vault = self.0.vault;
-                let found = tokio::task::spawn_blocking(move || load_all(&dir, vault))
+                let found = tokio::task::spawn_blocking(move || load_all(&dir, vault, None))
                     .await
                     .unwrap_or_else(|e| (Vec::new(), vec![e.to_string()]));
                 let (loaded, errors) = found;
@@ -116,15 +136,22 @@ impl Authenticator {
             .await;
     }
 
-    pub(super) fn account_ids(&self) -> Vec<String> {
-        self.read_accounts().keys().cloned().collect()
+    /// The account's client and label, once its key is loaded.
+    pub(super) fn client(&self, account_id: &str) -> Option<(DeviceClient, String)> {
+        self.read_accounts().get(account_id).and_then(|a| {
+            a.client
+                .clone()
+                .map(|client| (client, a.stored.account.label.clone()))
+        })
     }
 
-    /// The account's client and label.
-    pub(super) fn client(&self, account_id: &str) -> Option<(DeviceClient, String)> {
+    /// The ids of the accounts whose key is loaded: those that can be watched.
+    pub(super) fn usable_account_ids(&self) -> Vec<String> {
         self.read_accounts()
-            .get(account_id)
-            .map(|a| (a.client.clone(), a.stored.account.label.clone()))
+            .iter()
+            .filter(|(_, a)| a.client.is_some())
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     pub(super) fn account_dir(&self, account_id: &str) -> Option<PathBuf> {
@@ -152,23 +179,137 @@ impl Authenticator {
             views.sort_by(|a, b| a.enrolled_at.cmp(&b.enrolled_at));
             views
         };
-        let in_files = accounts
-            .iter()
-            .filter(|a| a.key_location == KeyLocation::File)
-            .count();
+        let in_files = accounts.iter().filter(|a| a.key_location.is_file()).count();
         let key_warning = (in_files > 0).then(|| {
             format!(
                 "No system credential store was available, so {} kept in a file readable only by \
-                 your user account ({}). Anyone who can read your files as you could approve in your name.",
-                if in_files == 1 { "one key is".to_string() } else { format!("{in_files} keys are") },
+                 your user account ({}), encrypted under your app PIN. Someone who copies that \
+                 file could try to guess the PIN without the app's pauses: choose one that is \
+                 not easy to guess.",
+                if in_files == 1 {
+                    "one key is".to_string()
+                } else {
+                    format!("{in_files} keys are")
+                },
                 self.accounts_dir().display()
             )
         });
+        let needs_unlock = accounts.iter().any(|a| a.connection == Connection::Locked);
+        let pin = self.0.pin.clone();
+        let pin_paused_until = tokio::task::spawn_blocking(move || pin.paused_until(now_secs()))
+            .await
+            .unwrap_or_default();
         Status {
             accounts,
             key_warning,
             load_errors: lock(&self.0.load_errors).clone(),
+            pin_set: self.0.pin.is_set(),
+            pin_paused_until,
+            needs_unlock,
         }
+    }
+
+    /// Sets the first app PIN (before anything needs it, such as approving
+    /// with an account enrolled before PINs existed).
+    pub async fn set_pin(&self, pin: &str) -> Result<(), AppError> {
+        let store = self.0.pin.clone();
+        let pin = pin.to_string();
+        tokio::task::spawn_blocking(move || store.set(&pin))
+            .await
+            .map_err(AppError::internal)?
+            .map_err(AppError::from_pin)?;
+        Ok(())
+    }
+
+    /// Checks the app PIN (throttled), on a blocking thread.
+    pub(super) async fn verify_pin(&self, pin: &str) -> Result<(), AppError> {
+        let store = self.0.pin.clone();
+        let pin = pin.to_string();
+        tokio::task::spawn_blocking(move || store.verify(&pin, now_secs()))
+            .await
+            .map_err(AppError::internal)?
+            .map_err(AppError::from_pin)
+    }
+
+    /// The file key of the app PIN: sets the PIN first when none is set yet.
+    async fn file_key(&self, pin: &str) -> Result<FileKey, AppError> {
+        let store: PinStore = self.0.pin.clone();
+        let pin = pin.to_string();
+        tokio::task::spawn_blocking(move || {
+            if store.is_set() {
+                store.unlock(&pin, now_secs())
+            } else {
+                store.set(&pin)
+            }
+        })
+        .await
+        .map_err(AppError::internal)?
+        .map_err(AppError::from_pin)
+    }
+
+    /// Opens the keys that wait for the PIN (and retries the credential
+    /// store for keys it did not give before); keys of earlier versions kept
+    /// in clear are encrypted on the way. Starts watching what opened.
+    pub async fn unlock(&self, pin: &str) -> Result<Status, AppError> {
+        self.ensure_loaded().await;
+        let file_key = self.file_key(pin).await?;
+        let waiting: Vec<(String, PathBuf, StoredAccount)> = self
+            .read_accounts()
+            .iter()
+            .filter(|(_, a)| a.client.is_none() || a.stored.key_location == KeyLocation::File)
+            .map(|(id, a)| (id.clone(), a.dir.clone(), a.stored.clone()))
+            .collect();
+        let vault = self.0.vault;
+        let opened = tokio::task::spawn_blocking(move || {
+            waiting
+                .into_iter()
+                .map(|(id, dir, mut stored)| {
+                    let key = vault.load(&dir, &id, stored.key_location, Some(&file_key));
+                    if let Ok(key) = &key {
+                        if stored.key_location == KeyLocation::File {
+                            let moved =
+                                vault.save(&dir, &id, key, &file_key).and_then(|location| {
+                                    stored.key_location = location;
+                                    write_json(&dir.join(ACCOUNT_FILE), &stored)
+                                });
+                            if let Err(e) = moved {
+                                log::warn!("could not encrypt the key file of account {id}: {e:#}");
+                            }
+                        }
+                    }
+                    (id, stored, key)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(AppError::internal)?;
+        let mut to_watch = Vec::new();
+        {
+            let mut accounts = self.write_accounts();
+            for (id, stored, key) in opened {
+                let Some(a) = accounts.get_mut(&id) else {
+                    continue;
+                };
+                a.stored.key_location = stored.key_location;
+                match key {
+                    Ok(key) if a.client.is_none() => {
+                        a.client = Some(DeviceClient::new(a.stored.account.clone(), key));
+                        a.connection = Connection::Connecting;
+                        a.problem = None;
+                        to_watch.push(id);
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        (a.connection, a.problem) = key_problem(&e);
+                    }
+                }
+            }
+        }
+        for id in to_watch {
+            self.watch(&id);
+        }
+        self.emit(UiEvent::InboxChanged);
+        Ok(self.status().await)
     }
 
     /// Checks a link before asking the person to confirm it.
@@ -181,8 +322,15 @@ impl Authenticator {
         })
     }
 
-    /// Enrolls a new account from an `assent://enroll` link.
-    pub async fn enroll(&self, link: &str, device_name: &str) -> Result<AccountView, AppError> {
+    /// Enrolls a new account from an `assent://enroll` link. `pin` is the
+    /// app PIN, set by this call when none is set yet: approvals will ask
+    /// for it, and it encrypts the key if it has to go to a file.
+    pub async fn enroll(
+        &self,
+        link: &str,
+        device_name: &str,
+        pin: &str,
+    ) -> Result<AccountView, AppError> {
         self.ensure_loaded().await;
         let parsed = parse_link(link)?;
         let device_name = match device_name.trim() {
@@ -204,6 +352,7 @@ impl Authenticator {
                 ));
             }
         }
+        let file_key = self.file_key(pin).await?;
         let client = DeviceClient::enroll(&parsed, &device_name, std::env::consts::OS, None)
             .await
             .map_err(|e| AppError::from_device(e, &parsed.server))?;
@@ -217,7 +366,7 @@ impl Authenticator {
             let (dir, id) = (dir.clone(), id.clone());
             tokio::task::spawn_blocking(move || -> anyhow::Result<StoredAccount> {
                 fs::create_dir_all(&dir)?;
-                let key_location = vault.save(&dir, &id, &key)?;
+                let key_location = vault.save(&dir, &id, &key, &file_key)?;
                 let stored = StoredAccount {
                     id,
                     key_location,
@@ -244,9 +393,10 @@ impl Authenticator {
         let loaded = LoadedAccount {
             stored,
             dir,
-            client,
+            client: Some(client),
             connection: Connection::Connecting,
             problem: None,
+            muted_until: None,
         };
         let view = account_view(&loaded);
         self.write_accounts().insert(id.clone(), loaded);
@@ -271,11 +421,24 @@ impl Authenticator {
                 .ok_or_else(AppError::unknown_account)?;
             (a.client.clone(), a.dir.clone(), a.stored.key_location)
         };
-        if let Err(e) = client.unenroll().await {
-            let e = AppError::from_device(e, &client.account.server);
-            if !(even_if_unreachable || e.kind == ErrorKind::Revoked) {
-                return Err(e);
+        match client {
+            Some(client) => {
+                if let Err(e) = client.unenroll().await {
+                    let e = AppError::from_device(e, &client.account.server);
+                    if !(even_if_unreachable || e.kind == ErrorKind::Revoked) {
+                        return Err(e);
+                    }
+                }
             }
+            // Without its key the device cannot sign its own removal.
+            None if !even_if_unreachable => {
+                return Err(AppError::new(
+                    ErrorKind::Unreachable,
+                    "This account's key is not open, so the server cannot be told that this \
+                     device is going.",
+                ))
+            }
+            None => {}
         }
         self.unwatch(account_id);
         self.write_accounts().remove(account_id);
@@ -297,13 +460,71 @@ impl Authenticator {
     /// Records the last failure talking to the account's server (`None`: the
     /// last call worked); a device the server no longer knows is revoked.
     pub(super) fn set_problem(&self, account_id: &str, problem: Option<&AppError>) {
-        let mut accounts = self.write_accounts();
-        if let Some(a) = accounts.get_mut(account_id) {
-            a.problem = problem.map(|e| e.message.clone());
-            if problem.is_some_and(|e| e.kind == ErrorKind::Revoked) {
-                a.connection = Connection::Revoked;
+        let revoked = problem.is_some_and(|e| e.kind == ErrorKind::Revoked);
+        {
+            let mut accounts = self.write_accounts();
+            if let Some(a) = accounts.get_mut(account_id) {
+                a.problem = problem.map(|e| e.message.clone());
+                if revoked {
+                    a.connection = Connection::Revoked;
+                }
             }
         }
+        if revoked {
+            self.device_revoked(account_id);
+        }
+    }
+
+    /// The server removed this device: its requests can no longer be
+    /// answered here, so they leave the inbox at once.
+    pub(super) fn device_revoked(&self, account_id: &str) {
+        {
+            let mut accounts = self.write_accounts();
+            if let Some(a) = accounts.get_mut(account_id) {
+                a.connection = Connection::Revoked;
+                if a.problem.is_none() {
+                    a.problem = Some(format!(
+                        "{} removed this device, so requests for this account no longer come \
+                         here. Remove the account from the app; ask your administrator for a \
+                         new enrollment link if you still need it.",
+                        host_of(&a.stored.account.server)
+                    ));
+                }
+            }
+        }
+        lock(&self.0.inbox).clear_requests(account_id);
+        self.emit(UiEvent::InboxChanged);
+    }
+
+    /// Records until when new requests of the account are refused.
+    pub(super) fn set_muted(&self, account_id: &str, muted_until: Option<i64>) {
+        let changed = {
+            let mut accounts = self.write_accounts();
+            match accounts.get_mut(account_id) {
+                Some(a) if a.muted_until != muted_until => {
+                    a.muted_until = muted_until;
+                    true
+                }
+                _ => false,
+            }
+        };
+        if changed {
+            self.emit(UiEvent::InboxChanged);
+        }
+    }
+
+    /// Lifts the mute on the account's user with a signed message.
+    pub async fn unmute(&self, account_id: &str) -> Result<(), AppError> {
+        self.ensure_loaded().await;
+        let (client, _) = self
+            .client(account_id)
+            .ok_or_else(AppError::unknown_account)?;
+        let answer = client
+            .unmute()
+            .await
+            .map_err(|e| AppError::from_device(e, &client.account.server))?;
+        self.set_muted(account_id, answer.muted_until);
+        Ok(())
     }
 
     pub(super) fn set_connection(&self, account_id: &str, connection: Connection) {
@@ -343,6 +564,29 @@ fn account_view(a: &LoadedAccount) -> AccountView {
         key_location: a.stored.key_location,
         connection: a.connection.clone(),
         problem: a.problem.clone(),
+        muted_until: a.muted_until.filter(|&until| until > now_secs()),
+    }
+}
+
+/// The state and words of an account whose key did not open.
+fn key_problem(e: &KeyLoadError) -> (Connection, Option<String>) {
+    match e {
+        KeyLoadError::NeedsPin => (
+            Connection::Locked,
+            Some("Enter your app PIN to open this account's key.".to_string()),
+        ),
+        KeyLoadError::CredentialStoreUnavailable(why) => (
+            Connection::KeyUnavailable,
+            Some(format!(
+                "The system credential store (keyring) did not give this account's key ({why}). \
+                 Unlock your keyring or sign in to your desktop session, then choose \u{201c}Try again\u{201d}. \
+                 The account is still enrolled."
+            )),
+        ),
+        KeyLoadError::Other(e) => (
+            Connection::KeyUnavailable,
+            Some(format!("This account's key could not be opened: {e:#}")),
+        ),
     }
 }
 
@@ -353,8 +597,13 @@ fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens every account folder; a damaged one is reported, not fatal.
-fn load_all(dir: &Path, vault: KeyVault) -> (Vec<LoadedAccount>, Vec<String>) {
+/// Opens every account folder; a damaged one is reported, not fatal, and an
+/// account whose key does not open stays listed without it.
+fn load_all(
+    dir: &Path,
+    vault: KeyVault,
+    file_key: Option<&FileKey>,
+) -> (Vec<LoadedAccount>, Vec<String>) {
     let mut loaded = Vec::new();
     let mut errors = Vec::new();
     let entries = match fs::read_dir(dir) {
@@ -370,13 +619,25 @@ fn load_all(dir: &Path, vault: KeyVault) -> (Vec<LoadedAccount>, Vec<String>) {
         let opened = (|| -> anyhow::Result<LoadedAccount> {
             let stored: StoredAccount =
                 serde_json::from_slice(&fs::read(path.join(ACCOUNT_FILE))?)?;
-            let key = vault.load(&path, &stored.id, stored.key_location)?;
+            let (client, connection, problem) =
+                match vault.load(&path, &stored.id, stored.key_location, file_key) {
+                    Ok(key) => (
+                        Some(DeviceClient::new(stored.account.clone(), key)),
+                        Connection::Connecting,
+                        None,
+                    ),
+                    Err(e) => {
+                        let (connection, problem) = key_problem(&e);
+                        (None, connection, problem)
+                    }
+                };
             Ok(LoadedAccount {
-                client: DeviceClient::new(stored.account.clone(), key),
+                client,
                 stored,
                 dir: path.clone(),
-                connection: Connection::Connecting,
-                problem: None,
+                connection,
+                problem,
+                muted_until: None,
             })
         })();
         match opened {

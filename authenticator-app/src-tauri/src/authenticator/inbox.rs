@@ -3,12 +3,15 @@
 //! those decisions leave.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{HashMap, HashSet, VecDeque},
     path::PathBuf,
 };
 
 use assent_device::{Answer, VerifiedChallenge};
-use assent_shared::protocol::{Decision, Verdict};
+use assent_shared::{
+    error::DeviceErrorCode,
+    protocol::{Decision, UserVerification, Verdict},
+};
 use serde::Serialize;
 
 use super::{lock, now_secs, Authenticator, UiEvent};
@@ -24,7 +27,31 @@ pub struct InboxView {
     pub requests: Vec<RequestView>,
     /// Requests refused because their server signature did not verify.
     pub hidden_bad_signatures: usize,
+    /// Requests recently answered elsewhere, newest last: the screen says
+    /// what became of the one it showed.
+    pub resolved: Vec<ResolvedView>,
 }
+
+/// A request that left the inbox because it was answered on another device
+/// (or withdrawn or expired on the server).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResolvedView {
+    pub account_id: String,
+    pub request_id: String,
+    /// `approved` or `denied` as the server told it; `None` when it did not say.
+    pub outcome: Option<String>,
+}
+
+/// What "Deny all" did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DenyAllView {
+    pub denied: usize,
+    /// Requests that could not be denied, with why (in words).
+    pub failed: Vec<String>,
+}
+
+/// How many answered-elsewhere notes are kept.
+const RESOLVED_KEPT: usize = 50;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DecisionView {
@@ -53,6 +80,7 @@ pub(super) struct Inbox {
     /// dropped instead of bringing back a stale list.
     fetches_started: HashMap<String, u64>,
     fetch_shown: HashMap<String, u64>,
+    resolved: VecDeque<ResolvedView>,
 }
 
 impl Inbox {
@@ -85,6 +113,12 @@ impl Inbox {
         self.fetch_shown.insert(account_id.to_string(), started);
     }
 
+    /// Drops the account's requests (its device was revoked).
+    pub(super) fn clear_requests(&mut self, account_id: &str) {
+        self.requests.retain(|(a, _), _| a != account_id);
+        self.outdate_fetches(account_id);
+    }
+
     /// Drops everything about an account that was removed.
     pub(super) fn forget_account(&mut self, account_id: &str) {
         self.requests.retain(|(a, _), _| a != account_id);
@@ -92,6 +126,7 @@ impl Inbox {
         self.announced.retain(|(a, _)| a != account_id);
         self.fetches_started.remove(account_id);
         self.fetch_shown.remove(account_id);
+        self.resolved.retain(|r| r.account_id != account_id);
     }
 }
 
@@ -111,13 +146,14 @@ impl Authenticator {
         InboxView {
             requests,
             hidden_bad_signatures: inbox.hidden.values().sum(),
+            resolved: inbox.resolved.iter().cloned().collect(),
         }
     }
 
     /// Fetches every account's pending requests now.
     pub async fn refresh_all(&self) -> InboxView {
         self.ensure_loaded().await;
-        let ids = self.account_ids();
+        let ids = self.usable_account_ids();
         futures_util::future::join_all(ids.iter().map(|id| self.refresh(id))).await;
         self.inbox().await
     }
@@ -139,11 +175,13 @@ impl Authenticator {
             }
         };
         self.set_problem(account_id, None);
+        self.set_muted(account_id, pending.muted_until);
         for why in &pending.rejected {
             log::warn!("hid a request for account {account_id}: {why}");
         }
         let now = now_secs();
         let mut announce = Vec::new();
+        let mut logos_wanted = Vec::new();
         {
             let mut inbox = lock(&self.0.inbox);
             if !inbox.accept_fetch(account_id, fetch) {
@@ -159,7 +197,10 @@ impl Authenticator {
                     continue;
                 }
                 let key = (account_id.to_string(), challenge.claims.request_id.clone());
-                let view = RequestView::new(account_id, &label, &challenge.claims);
+                let view = RequestView::new(account_id, &label, &challenge.claims, &self.0.locale);
+                if let Some(logo) = &view.logo_uri {
+                    logos_wanted.push(logo.clone());
+                }
                 if !inbox.announced.contains(&key) {
                     announce.push(UiEvent::NewRequest {
                         account_id: account_id.to_string(),
@@ -183,6 +224,7 @@ impl Authenticator {
         for event in announce {
             self.emit(event);
         }
+        self.fetch_logos(&client.account.server, logos_wanted).await;
         Ok(())
     }
 
@@ -201,15 +243,22 @@ impl Authenticator {
         if pending.view.expires_at <= now_secs() {
             return Err(AppError::expired());
         }
-        Ok(pending.view.clone())
+        let mut view = pending.view.clone();
+        drop(inbox);
+        view.logo = self.logo(view.logo_uri.as_deref());
+        Ok(view)
     }
 
-    /// Signs and sends the person's decision.
+    /// Signs and sends the person's decision. Approving needs the app PIN
+    /// (checked here, throttled) and, when the request asks for one, the
+    /// code the requesting application shows; denying needs neither.
     pub async fn decide(
         &self,
         account_id: &str,
         request_id: &str,
         decision: Decision,
+        match_code: Option<&str>,
+        pin: Option<&str>,
     ) -> Result<DecisionView, AppError> {
         self.ensure_loaded().await;
         let key = (account_id.to_string(), request_id.to_string());
@@ -226,7 +275,17 @@ impl Authenticator {
             .client(account_id)
             .ok_or_else(AppError::unknown_account)?;
         let answer = match decision.to_wire() {
-            (Verdict::Approve, _) => Answer::approve(None),
+            (Verdict::Approve, _) => {
+                let code = match view.match_code_digits {
+                    Some(digits) => Some(check_match_code(match_code, digits, &view.client_name)?),
+                    None => None,
+                };
+                let pin = pin
+                    .filter(|p| !p.is_empty())
+                    .ok_or_else(AppError::pin_needed)?;
+                self.verify_pin(pin).await?;
+                Answer::approve(code.as_deref()).verified_by(&[UserVerification::Pin])
+            }
             (Verdict::Deny, reason) => Answer::deny(reason),
         };
         match client.decide(&challenge, &answer).await {
@@ -247,10 +306,27 @@ impl Authenticator {
                         log::error!("could not record the decision in the history: {e:#}");
                     }
                 }
+                if decision != Decision::Approve {
+                    // A denial may have paused new requests (after "This
+                    // wasn't me", or several denials): the pending list says.
+                    let _ = self.refresh(account_id).await;
+                }
                 Ok(DecisionView {
                     request_id: response.request_id,
                     status: response.status,
                 })
+            }
+            Err(e) if e.code() == Some(DeviceErrorCode::WrongMatchCode) => {
+                // The server counts wrong codes and denies at the third: ask
+                // it whether this request is still open.
+                let _ = self.refresh(account_id).await;
+                let still_open = lock(&self.0.inbox).requests.contains_key(&key);
+                if still_open {
+                    Err(AppError::wrong_match_code(&view.client_name))
+                } else {
+                    self.forget_request(&key);
+                    Err(AppError::denied_after_wrong_codes())
+                }
             }
             Err(e) => {
                 let e = AppError::from_device(e, &client.account.server);
@@ -263,6 +339,37 @@ impl Authenticator {
                 Err(e)
             }
         }
+    }
+
+    /// Denies every pending request (of every account): the way out of a
+    /// burst of requests the person did not start. `choice` is
+    /// [`Decision::Deny`] or [`Decision::NotMe`].
+    pub async fn deny_all(&self, choice: Decision) -> Result<DenyAllView, AppError> {
+        if matches!(choice, Decision::Approve) {
+            return Err(AppError::new(
+                ErrorKind::Internal,
+                "Only denials go to every request at once.",
+            ));
+        }
+        let keys: Vec<RequestKey> = lock(&self.0.inbox).requests.keys().cloned().collect();
+        let mut denied = 0;
+        let mut failed = Vec::new();
+        for (account_id, request_id) in keys {
+            match self
+                .decide(&account_id, &request_id, choice, None, None)
+                .await
+            {
+                Ok(_) => denied += 1,
+                // Answered elsewhere in the meantime: nothing left to deny.
+                Err(e)
+                    if matches!(
+                        e.kind,
+                        ErrorKind::AlreadyAnswered | ErrorKind::Expired | ErrorKind::Gone
+                    ) => {}
+                Err(e) => failed.push(e.message),
+            }
+        }
+        Ok(DenyAllView { denied, failed })
     }
 
     /// Past decisions, newest first: of one account, or of all.
@@ -282,6 +389,23 @@ impl Authenticator {
         .map_err(|e: anyhow::Error| AppError::internal(format!("{e:#}")))
     }
 
+    /// A request was answered on another device (the event stream says so):
+    /// it leaves the inbox, and the screen can tell what became of it.
+    pub(super) fn resolved_elsewhere(&self, key: RequestKey, outcome: Option<String>) {
+        {
+            let mut inbox = lock(&self.0.inbox);
+            if inbox.resolved.len() == RESOLVED_KEPT {
+                inbox.resolved.pop_front();
+            }
+            inbox.resolved.push_back(ResolvedView {
+                account_id: key.0.clone(),
+                request_id: key.1.clone(),
+                outcome,
+            });
+        }
+        self.forget_request(&key);
+    }
+
     /// Drops a request that is no longer pending (decided here or elsewhere).
     pub(super) fn forget_request(&self, key: &RequestKey) {
         let removed = {
@@ -295,9 +419,46 @@ impl Authenticator {
     }
 }
 
+/// The typed number-matching code, or why it cannot be sent yet.
+fn check_match_code(
+    typed: Option<&str>,
+    digits: u8,
+    client_name: &str,
+) -> Result<String, AppError> {
+    let typed = typed.unwrap_or_default().trim();
+    if typed.len() == usize::from(digits) && typed.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(typed.to_string());
+    }
+    Err(AppError::new(
+        ErrorKind::MatchCodeNeeded,
+        format!("Type the {digits}-digit number {client_name} shows you, then approve."),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_match_code_must_have_the_asked_number_of_digits() {
+        assert_eq!(check_match_code(Some("47"), 2, "Bank").unwrap(), "47");
+        assert_eq!(check_match_code(Some(" 0815 "), 4, "Bank").unwrap(), "0815");
+        for typed in [
+            None,
+            Some(""),
+            Some("4"),
+            Some("471"),
+            Some("4a"),
+            Some("٤٧"),
+        ] {
+            let e = check_match_code(typed, 2, "Bank").unwrap_err();
+            assert_eq!(e.kind, ErrorKind::MatchCodeNeeded, "{typed:?}");
+            assert_eq!(
+                e.message,
+                "Type the 2-digit number Bank shows you, then approve."
+            );
+        }
+    }
 
     #[test]
     fn an_older_fetch_never_replaces_a_newer_one() {

@@ -5,6 +5,7 @@
 //! - [`accounts`]: loading, enrolling and removing accounts, their keys and
 //!   connection state;
 //! - [`inbox`]: pending requests, decisions and the history they leave;
+//! - [`logos`]: client logos, fetched from the account's own server only;
 //! - [`watchers`]: one task per account that keeps its part of the inbox
 //!   current through the event stream (polling while it is down).
 //!
@@ -16,6 +17,7 @@
 
 mod accounts;
 mod inbox;
+mod logos;
 mod watchers;
 
 use std::{
@@ -28,9 +30,12 @@ use tauri::async_runtime::JoinHandle;
 use tokio::sync::OnceCell;
 
 pub use accounts::{AccountView, Connection, EnrollPreview, Status};
-pub use inbox::{DecisionView, InboxView};
+pub use inbox::{DecisionView, DenyAllView, InboxView, ResolvedView};
 
-use crate::keys::{KeyStoreChoice, KeyVault};
+use crate::{
+    keys::{KeyStoreChoice, KeyVault},
+    pin::PinStore,
+};
 use accounts::LoadedAccount;
 use inbox::Inbox;
 
@@ -62,6 +67,11 @@ pub type EventSink = Arc<dyn Fn(UiEvent) + Send + Sync>;
 struct Inner {
     settings: Settings,
     vault: KeyVault,
+    pin: PinStore,
+    /// The locale amounts are written in (the system's).
+    locale: String,
+    /// Client logos by URL, as data URLs (`None`: not an image we show).
+    logos: Mutex<HashMap<String, Option<String>>>,
     loaded: OnceCell<()>,
     accounts: RwLock<BTreeMap<String, LoadedAccount>>,
     load_errors: Mutex<Vec<String>>,
@@ -87,6 +97,9 @@ impl Authenticator {
     pub fn new(settings: Settings) -> Self {
         Self(Arc::new(Inner {
             vault: KeyVault::new(settings.key_store),
+            pin: PinStore::new(&settings.data_dir),
+            locale: crate::view::system_locale(),
+            logos: Mutex::new(HashMap::new()),
             settings,
             loaded: OnceCell::new(),
             accounts: RwLock::new(BTreeMap::new()),
@@ -119,7 +132,7 @@ impl Authenticator {
     /// Loads the accounts (once) and starts watching each of them.
     pub async fn start(&self) {
         self.ensure_loaded().await;
-        for id in self.account_ids() {
+        for id in self.usable_account_ids() {
             self.watch(&id);
         }
     }

@@ -58,8 +58,15 @@ impl Authenticator {
                         match stream.next().await {
                             Ok(Some(received)) if received.kind == event::RESOLVED => {
                                 if let Some(request_id) = received.request_id {
-                                    self.forget_request(&(account_id.to_string(), request_id));
+                                    self.resolved_elsewhere(
+                                        (account_id.to_string(), request_id),
+                                        received.outcome,
+                                    );
                                 }
+                            }
+                            Ok(Some(received)) if received.kind == event::REVOKED => {
+                                self.device_revoked(account_id);
+                                return;
                             }
                             Ok(Some(_)) => {
                                 let _ = self.refresh(account_id).await;
