@@ -592,3 +592,55 @@ async fn accounts_survive_a_restart_and_unenroll_removes_device_and_key() {
         0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_revoked_on_the_server_clears_its_requests_and_says_so() {
+    let (server, client) = server_with_alice().await;
+    let app = TestApp::start();
+    let account_id = enroll(&app, &enrollment_link(&server, ALICE).await);
+    let auth_req_id = start_request(&server, &client, "Before the revocation", &[]).await;
+    app.wait_for_inbox("the request", |i| {
+        i["requests"].as_array().unwrap().len() == 1
+    })
+    .await;
+
+    let device = server
+        .store()
+        .devices(Some(ALICE))
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|d| !d.id.starts_with("stand-in:") && d.revoked_at.is_none())
+        .expect("the app's device");
+    let now = server.assent().clock.now_ms();
+    assert!(server
+        .store()
+        .revoke_device(&device.id, "lost laptop", now)
+        .await
+        .unwrap());
+
+    // The event stream says so at once: the request leaves, the account stays
+    // listed, revoked, with words for what to do.
+    app.wait_for_inbox("the request to leave", |i| {
+        i["requests"].as_array().unwrap().is_empty()
+    })
+    .await;
+    let status = app.ok("status", json!({}));
+    let account = &status["accounts"][0];
+    assert_eq!(account["id"], account_id.as_str());
+    assert_eq!(account["connection"], "revoked", "{status}");
+    assert!(
+        account["problem"]
+            .as_str()
+            .unwrap()
+            .contains("removed this device"),
+        "{status}"
+    );
+    // The request cannot be answered from here any more.
+    let err = app.err(
+        "decide",
+        json!({ "accountId": account_id, "requestId": request_id_of(&server, &auth_req_id).await,
+                "choice": "denied" }),
+    );
+    assert_eq!(err["kind"], "gone");
+}
