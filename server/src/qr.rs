@@ -72,5 +72,50 @@ pub fn write_file(data: &str, path: &Path) -> anyhow::Result<()> {
         Some("svg") => svg(data)?.into_bytes(),
         _ => bail!("--qr needs a .png or .svg file name"),
     };
-    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+    // The QR code is the ticket: whoever reads the file can enroll as the user.
+    write_owner_only(path, &bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Creates (or truncates) `path` with mode 0600 before writing a byte.
+fn write_owner_only(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        let mut file = options.open(path)?;
+        // An existing file keeps its mode on open: narrow it.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        file.write_all(bytes)?;
+        return file.sync_all();
+    }
+    #[cfg(not(unix))]
+    {
+        let mut file = options.open(path)?;
+        file.write_all(bytes)?;
+        file.sync_all()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn qr_files_hold_a_ticket_and_are_owner_only_even_over_an_open_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["ticket.png", "ticket.svg"] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, b"old").unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+            write_file("assent://enroll?v=1", &path).unwrap();
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{name}");
+            assert_ne!(std::fs::read(&path).unwrap(), b"old");
+        }
+    }
 }

@@ -133,15 +133,17 @@ pub fn http_client() -> reqwest::Client {
         .expect("HTTP client")
 }
 
+/// The largest answer read from a server: the pending list (at most 100
+/// challenges of a few KiB each) fits many times over; a rogue or broken
+/// server cannot make the device buffer more.
+pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+
 async fn read<T: DeserializeOwned>(
     response: Result<reqwest::Response, reqwest::Error>,
 ) -> Result<T, DeviceClientError> {
     let response = response.map_err(|e| DeviceClientError::Unreachable(e.to_string()))?;
     let status = response.status();
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| DeviceClientError::Unreachable(e.to_string()))?;
+    let bytes = read_capped(response, MAX_RESPONSE_BYTES).await?;
     if status.is_success() {
         return serde_json::from_slice(&bytes)
             .map_err(|e| DeviceClientError::Protocol(e.to_string()));
@@ -154,6 +156,31 @@ async fn read<T: DeserializeOwned>(
         }),
         Err(_) => Err(DeviceClientError::Protocol(format!("HTTP {status}"))),
     }
+}
+
+/// The body of `response`, refused once it passes `limit` bytes (announced
+/// or actual), without reading further.
+async fn read_capped(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, DeviceClientError> {
+    let too_large =
+        || DeviceClientError::Protocol(format!("the answer is larger than {limit} bytes"));
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| DeviceClientError::Unreachable(e.to_string()))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// An enrolled device talking to its server.

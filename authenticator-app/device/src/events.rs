@@ -19,6 +19,9 @@ pub struct DeviceEvent {
 
 type Bytes = Pin<Box<dyn Stream<Item = Result<bytes::Bytes, reqwest::Error>> + Send>>;
 
+/// The largest event (all its lines) the stream buffers.
+pub const MAX_EVENT_BYTES: usize = 64 * 1024;
+
 /// An open event stream. Reconnect with [`EventStream::last_event_id`] after
 /// it ends to receive what was missed.
 pub struct EventStream {
@@ -48,11 +51,25 @@ impl EventStream {
                 return Ok(Some(event));
             }
             match self.body.next().await {
-                Some(Ok(chunk)) => self.buffer.extend_from_slice(&chunk),
+                Some(Ok(chunk)) => {
+                    self.buffer.extend_from_slice(&chunk);
+                    // Events are a few hundred bytes: a server that sends
+                    // more without ending one is broken or hostile.
+                    if self.buffer.len() > MAX_EVENT_BYTES && self.take_event_end().is_none() {
+                        return Err(DeviceClientError::Protocol(format!(
+                            "an event is larger than {MAX_EVENT_BYTES} bytes"
+                        )));
+                    }
+                }
                 Some(Err(e)) => return Err(DeviceClientError::Unreachable(e.to_string())),
                 None => return Ok(None),
             }
         }
+    }
+
+    /// Where the first complete event in the buffer ends, if one does.
+    fn take_event_end(&self) -> Option<usize> {
+        self.buffer.windows(2).position(|w| w == b"\n\n")
     }
 
     /// Parses one complete event (terminated by a blank line) out of the buffer.

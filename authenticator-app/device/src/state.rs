@@ -69,8 +69,7 @@ impl StateDir {
 
     /// Writes the key first (0600), then the account, each atomically.
     pub fn save(&self, account: &Account, key: &DeviceKey) -> anyhow::Result<()> {
-        fs::create_dir_all(&self.path)
-            .with_context(|| format!("creating {}", self.path.display()))?;
+        create_private_dir(&self.path)?;
         write_private(
             &self.path.join(KEY_FILE),
             &serde_json::to_vec_pretty(&key.to_private_jwk())?,
@@ -102,10 +101,43 @@ impl StateDir {
     }
 }
 
+/// Creates `path` (and missing parents) readable by this user only (0700
+/// on Unix); an existing folder is narrowed to 0700 too, since it holds
+/// keys, tickets or history that no other account should list or read.
+pub fn create_private_dir(path: &Path) -> anyhow::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        builder.mode(0o700);
+        builder
+            .create(path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        let mode = fs::metadata(path)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            fs::set_permissions(path, fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("making {} private", path.display()))?;
+        }
+    }
+    #[cfg(not(unix))]
+    builder
+        .create(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    Ok(())
+}
+
 /// Writes `data` to `path` through a temporary file created with mode 0600,
 /// so the key is never readable by others, not even for a moment.
 pub fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    // A crash between create and rename leaves the file behind; it would
+    // make `create_new` fail forever.
+    match fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("removing {}", tmp.display())),
+    }
     {
         let mut options = fs::OpenOptions::new();
         options.write(true).create_new(true);
@@ -160,8 +192,37 @@ mod tests {
                 .permissions()
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
+            let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&state.path.join(ACCOUNT_FILE)), 0o600);
+            assert_eq!(
+                mode(&state.path),
+                0o700,
+                "the folder lists to its owner only"
+            );
         }
         state.forget().unwrap();
         assert!(!state.is_enrolled());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_existing_open_folder_is_narrowed_and_a_stale_temporary_file_is_no_obstacle() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let open = dir.path().join("open");
+        fs::create_dir(&open).unwrap();
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o755)).unwrap();
+        create_private_dir(&open).unwrap();
+        assert_eq!(
+            fs::metadata(&open).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+
+        let file = open.join("history.json");
+        let stale = file.with_extension(format!("tmp-{}", std::process::id()));
+        fs::write(&stale, b"left by a crash").unwrap();
+        write_private(&file, b"[]").unwrap();
+        assert_eq!(fs::read(&file).unwrap(), b"[]");
+        assert!(!stale.exists());
     }
 }

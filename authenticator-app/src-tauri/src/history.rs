@@ -4,6 +4,7 @@
 use std::{fs, path::Path};
 
 use anyhow::Context;
+use assent_device::state::write_private;
 use assent_shared::protocol::Decision;
 use serde::{Deserialize, Serialize};
 
@@ -38,10 +39,12 @@ pub fn record(account_dir: &Path, entry: HistoryEntry) -> anyhow::Result<()> {
     let mut entries = load(account_dir).unwrap_or_default();
     entries.insert(0, entry);
     entries.truncate(MAX_ENTRIES);
-    let tmp = account_dir.join(format!("{HISTORY_FILE}.tmp"));
-    fs::write(&tmp, serde_json::to_vec(&entries)?).context("writing history")?;
-    fs::rename(&tmp, account_dir.join(HISTORY_FILE)).context("writing history")?;
-    Ok(())
+    // What the person saw and chose is theirs alone: owner-only, like the key.
+    write_private(
+        &account_dir.join(HISTORY_FILE),
+        &serde_json::to_vec(&entries)?,
+    )
+    .context("writing history")
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@
 use std::{fs, path::Path};
 
 use anyhow::Context;
-use assent_device::state::write_private;
+use assent_device::state::{create_private_dir, write_private};
 use assent_shared::jose::{DeviceKey, EcPrivateJwk};
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD as B64, Engine};
@@ -128,7 +128,7 @@ impl KeyVault {
                 }
             }
         }
-        fs::create_dir_all(account_dir)?;
+        create_private_dir(account_dir)?;
         let sealed = seal(secret.as_bytes(), account_id, file_key)?;
         write_private(
             &account_dir.join(ENCRYPTED_KEY_FILE),

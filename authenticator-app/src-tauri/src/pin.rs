@@ -22,7 +22,7 @@ use argon2::{
     password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
     Algorithm, Argon2, Params, Version,
 };
-use assent_device::state::write_private;
+use assent_device::state::{create_private_dir, write_private};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -193,7 +193,7 @@ impl PinStore {
 
     fn write(&self, file: &PinFile) -> Result<(), PinError> {
         if let Some(dir) = self.path.parent() {
-            fs::create_dir_all(dir).context("creating the app's data folder")?;
+            create_private_dir(dir).context("creating the app's data folder")?;
         }
         write_private(
             &self.path,

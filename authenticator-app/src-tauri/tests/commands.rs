@@ -368,6 +368,18 @@ async fn enroll_then_approve_deny_and_not_me_from_the_live_inbox() {
         .map(|h| h["choice"].as_str().unwrap())
         .collect();
     assert_eq!(choices[3..], ["not_me", "denied", "approved"]);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let history = app
+            .data_dir
+            .path()
+            .join("accounts")
+            .join(&account_id)
+            .join("history.json");
+        let mode = std::fs::metadata(history).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the history is the user's alone");
+    }
     assert_eq!(history[5]["binding_message"], "Transfer 250 EUR #4711");
 
     // A second decision on an answered request is refused in words.
@@ -543,6 +555,19 @@ async fn accounts_survive_a_restart_and_unenroll_removes_device_and_key() {
     let (server, client) = server_with_alice().await;
     let app = TestApp::start();
     let account_id = enroll(&app, &enrollment_link(&server, ALICE).await);
+    #[cfg(unix)]
+    {
+        // Everything the app keeps is its user's alone.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let account_dir = app.data_dir.path().join("accounts").join(&account_id);
+        assert_eq!(mode(&account_dir), 0o700);
+        assert_eq!(mode(&app.data_dir.path().join("accounts")), 0o700);
+        for file in ["account.json", "device-key.enc.json"] {
+            assert_eq!(mode(&account_dir.join(file)), 0o600, "{file}");
+        }
+        assert_eq!(mode(&app.data_dir.path().join("pin.json")), 0o600);
+    }
     let data_dir = {
         let TestApp {
             authenticator,

@@ -23,4 +23,5 @@ mod oauth4webapi;
 mod openapi;
 mod processes;
 mod push_delivery;
+mod rogue_server;
 mod trust;

@@ -9,7 +9,10 @@ use std::{
     sync::{RwLockReadGuard, RwLockWriteGuard},
 };
 
-use assent_device::{Account, DeviceClient, DeviceClientError};
+use assent_device::{
+    state::{create_private_dir, write_private},
+    Account, DeviceClient, DeviceClientError,
+};
 use assent_shared::protocol::EnrollmentUri;
 use serde::{Deserialize, Serialize};
 
@@ -365,7 +368,7 @@ impl Authenticator {
         let saved = {
             let (dir, id) = (dir.clone(), id.clone());
             tokio::task::spawn_blocking(move || -> anyhow::Result<StoredAccount> {
-                fs::create_dir_all(&dir)?;
+                create_private_dir(&dir)?;
                 let key_location = vault.save(&dir, &id, &key, &file_key)?;
                 let stored = StoredAccount {
                     id,
@@ -590,11 +593,9 @@ fn key_problem(e: &KeyLoadError) -> (Connection, Option<String>) {
     }
 }
 
+/// Owner-only (0600), atomically: account files name the user and server.
 fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    fs::write(&tmp, serde_json::to_vec_pretty(value)?)?;
-    fs::rename(&tmp, path)?;
-    Ok(())
+    write_private(path, &serde_json::to_vec_pretty(value)?)
 }
 
 /// Opens every account folder; a damaged one is reported, not fatal, and an
