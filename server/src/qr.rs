@@ -82,21 +82,13 @@ fn write_owner_only(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
-    {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        options.mode(0o600);
-        let mut file = options.open(path)?;
-        // An existing file keeps its mode on open: narrow it.
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        file.write_all(bytes)?;
-        return file.sync_all();
-    }
-    #[cfg(not(unix))]
-    {
-        let mut file = options.open(path)?;
-        file.write_all(bytes)?;
-        file.sync_all()
-    }
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    // An existing file keeps its mode on open: narrow it.
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 #[cfg(test)]
