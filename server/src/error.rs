@@ -178,14 +178,23 @@ impl OAuthError {
 /// the HTTP layer logs the cause once.
 impl From<StorageError> for OAuthError {
     fn from(err: StorageError) -> Self {
+        if let StorageError::UnstorableText { .. } = err {
+            return Self::invalid_request(NUL_REFUSED);
+        }
         let mut e = Self::server_error();
         e.cause = Some(Cause::Storage(err));
         e
     }
 }
 
+/// The words for a value with a NUL character in it, wherever it came from.
+pub const NUL_REFUSED: &str = "a value contains a NUL character, which is not allowed";
+
 impl From<StorageError> for DeviceError {
     fn from(err: StorageError) -> Self {
+        if let StorageError::UnstorableText { .. } = err {
+            return Self::new(DeviceErrorCode::InvalidRequest, NUL_REFUSED);
+        }
         let mut e = Self::new(
             DeviceErrorCode::ServerError,
             "the server could not complete the request",

@@ -19,6 +19,13 @@ impl Params {
             if !seen.insert(name.clone()) {
                 return Err(repeated(&name));
             }
+            // No backend stores a NUL; say which parameter before any I/O.
+            if name.contains('\0') || value.contains('\0') {
+                let shown: String = name.chars().filter(|c| *c != '\0').take(64).collect();
+                return Err(OAuthError::invalid_request(format!(
+                    "parameter {shown} contains a NUL character, which is not allowed"
+                )));
+            }
             if !value.is_empty() {
                 map.insert(name.into_owned(), value.into_owned());
             }
@@ -88,5 +95,17 @@ mod tests {
             Params::parse(b"a=&a=2").unwrap_err().code,
             OAuthErrorCode::InvalidRequest
         );
+    }
+
+    #[test]
+    fn nul_characters_are_refused_by_name() {
+        let e = Params::parse(b"scope=openid&login_hint=al%00ice").unwrap_err();
+        assert_eq!(e.code, OAuthErrorCode::InvalidRequest);
+        assert!(
+            e.description.contains("login_hint contains a NUL"),
+            "{}",
+            e.description
+        );
+        assert!(Params::parse(b"na%00me=x").is_err());
     }
 }

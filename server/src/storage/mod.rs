@@ -108,6 +108,10 @@ pub enum StorageError {
     Decode(String),
     #[error("a blocking database task failed: {0}")]
     Task(String),
+    /// A text value holds a character no backend stores (NUL): the input's
+    /// fault, refused before the statement ran.
+    #[error("parameter ${parameter} holds a NUL character")]
+    UnstorableText { parameter: usize },
 }
 
 impl StorageError {

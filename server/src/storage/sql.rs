@@ -263,6 +263,21 @@ impl Store {
 }
 
 impl<'s> Statement<'s> {
+    /// PostgreSQL cannot store a NUL character in text (SQLite would, and
+    /// then compare it differently): such a value is refused here, before
+    /// the statement is sent, on both backends alike, as the caller's
+    /// mistake rather than the database's failure.
+    fn refuse_unstorable_text(&self) -> Result<(), StorageError> {
+        let position = self
+            .params
+            .iter()
+            .position(|p| matches!(p, Param::Text(Some(text)) if text.contains('\0')));
+        match position {
+            Some(i) => Err(StorageError::UnstorableText { parameter: i + 1 }),
+            None => Ok(()),
+        }
+    }
+
     /// Other SQL text for PostgreSQL, where the dialects differ.
     pub fn on_postgres(self, sql: &'s str) -> Self {
         Self {
@@ -273,6 +288,7 @@ impl<'s> Statement<'s> {
 
     /// The first row, if any.
     pub async fn fetch_optional<T: Row>(self) -> Result<Option<T>, StorageError> {
+        self.refuse_unstorable_text()?;
         if let Some(result) = self.inline(|c, sql, p| c.query_optional(sql, p)).await {
             return result;
         }
@@ -301,6 +317,7 @@ impl<'s> Statement<'s> {
 
     /// Every row.
     pub async fn fetch_all<T: Row>(self) -> Result<Vec<T>, StorageError> {
+        self.refuse_unstorable_text()?;
         if let Some(result) = self.inline(|c, sql, p| c.query_all(sql, p)).await {
             return result;
         }
@@ -322,6 +339,7 @@ impl<'s> Statement<'s> {
 
     /// Runs the statement; returns how many rows it changed.
     pub async fn execute(self) -> Result<u64, StorageError> {
+        self.refuse_unstorable_text()?;
         if let Some(result) = self.inline(|c, sql, p| c.execute(sql, p)).await {
             return result.map(|n| n as u64);
         }

@@ -315,3 +315,43 @@ on_both_backends! {
         expect_error(r, StatusCode::UNAUTHORIZED, OAuthErrorCode::InvalidToken).await;
     }
 }
+
+on_both_backends! {
+    async fn nul_characters_are_refused_as_invalid_request_before_storage(backend: Backend) {
+        let server = TestServer::start(backend).await;
+        create_user(server.store(), "alice", Some("alice@example.com"), None).await;
+        let client = TestClient::register(server.store(), AuthMethod::ClientSecretBasic, TokenAlg::RS256).await;
+        let nul_sub = format!(r#"{{"format":"iss_sub","iss":"{}/","sub":"al\u0000ice"}}"#, server.issuer());
+        let nul_sub: &'static str = Box::leak(nul_sub.into_boxed_str());
+        let cases: Vec<Vec<(&str, &str)>> = vec![
+            with("login_hint", Some("al\0ice")),
+            with("binding_message", Some("Order\0 1234")),
+            with("scope", Some("openid\0")),
+            // Only a JSON escape on the wire: the NUL appears once parsed.
+            with("login_hint", Some(nul_sub)),
+            with("audience", Some("https://api.example\0")),
+        ];
+        for params in cases {
+            let body = expect_error(
+                client.bc_authorize(&server, &params).await,
+                StatusCode::BAD_REQUEST,
+                OAuthErrorCode::InvalidRequest,
+            )
+            .await;
+            assert!(body["error_description"].as_str().unwrap().contains("NUL"), "{params:?}: {body}");
+        }
+        expect_error(client.poll(&server, "abc\0def").await, StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidRequest).await;
+        // Before any client authentication: a NUL in the Basic credentials.
+        let response = reqwest::Client::new()
+            .post(server.url("/oauth/token"))
+            .basic_auth("cli\0ent", Some("secret"))
+            .form(&[("grant_type", CIBA_GRANT_TYPE), ("auth_req_id", "x")])
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_client_error(), "{}", response.status());
+        let body: Value = response.json().await.unwrap();
+        assert_ne!(body["error"], "server_error", "{body}");
+        assert_eq!(count_requests(&server).await, 0, "nothing was stored");
+    }
+}
