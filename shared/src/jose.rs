@@ -49,6 +49,10 @@ pub enum JoseError {
     /// member) and where.
     #[error("invalid JSON in {part}: {detail}")]
     InvalidJson { part: &'static str, detail: String },
+    /// The header marks extensions as critical (`crit`, RFC 7515 4.1.11):
+    /// none is supported, so the JWS must be refused, whatever they are.
+    #[error("the header marks extensions this protocol does not support as critical (crit: {0})")]
+    UnsupportedCritical(String),
 }
 
 /// A public P-256 key as a JWK (RFC 7518 6.2), private members never included.
@@ -109,6 +113,9 @@ pub struct JwsHeader {
     /// Only in messages that prove possession of a new key (enrollment, key rotation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwk: Option<EcPublicJwk>,
+    /// Never set by this protocol; present, it refuses the JWS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crit: Option<serde_json::Value>,
 }
 
 /// A compact JWS split into its parts, header parsed, signature not yet checked.
@@ -134,6 +141,10 @@ impl<'a> UnverifiedJws<'a> {
                 part: "header",
                 detail: e.to_string(),
             })?;
+        if let Some(crit) = &header.crit {
+            let shown: String = crit.to_string().chars().take(100).collect();
+            return Err(JoseError::UnsupportedCritical(shown));
+        }
         if header.alg != "ES256" {
             return Err(JoseError::UnsupportedAlgorithm);
         }
@@ -230,6 +241,7 @@ impl DeviceKey {
             typ: typ.into(),
             kid: kid.map(str::to_string),
             jwk: embed_jwk.then(|| self.public_jwk()),
+            crit: None,
         };
         sign_with(&self.signing, &header, payload)
     }
@@ -319,6 +331,20 @@ mod tests {
             UnverifiedJws::parse("a.b").unwrap_err(),
             JoseError::Malformed
         );
+        // Signed, but with an extension marked critical (RFC 7515 4.1.11).
+        let key = DeviceKey::generate();
+        let header = JwsHeader {
+            alg: "ES256".into(),
+            typ: "x".into(),
+            kid: None,
+            jwk: None,
+            crit: Some(serde_json::json!(["urn:example:must-understand"])),
+        };
+        let critical = sign_with(&key.signing, &header, &serde_json::json!({}));
+        assert!(matches!(
+            UnverifiedJws::parse(&critical).unwrap_err(),
+            JoseError::UnsupportedCritical(named) if named.contains("must-understand")
+        ));
         assert_eq!(
             UnverifiedJws::parse("a.b.c.d").unwrap_err(),
             JoseError::Malformed

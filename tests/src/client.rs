@@ -166,6 +166,14 @@ impl TestClient {
         params.extend_from_slice(extra);
         let response = self.bc_authorize(server, &params).await;
         assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response
+                .headers()
+                .get("cache-control")
+                .map(|v| v.to_str().unwrap()),
+            Some("no-store"),
+            "the answer carries the auth_req_id and match code: never cached"
+        );
         let ack: Value = response.json().await.unwrap();
         ack["auth_req_id"].as_str().unwrap().to_string()
     }

@@ -20,7 +20,7 @@ pub async fn bc_authorize(
     RequesterAddr(ip): RequesterAddr,
     headers: HeaderMap,
     Form(params): Form,
-) -> Result<Json<BackchannelAuthenticationResponse>, OAuthError> {
+) -> Result<NoStore<BackchannelAuthenticationResponse>, OAuthError> {
     let assent = &state.assent;
     let client = client_auth::authenticate_cached(
         assent,
@@ -38,7 +38,9 @@ pub async fn bc_authorize(
             .map(str::to_string),
     };
     let ack = ciba::start_backchannel(assent, &client, request, requester).await?;
-    Ok(Json(ack))
+    // The answer holds the auth_req_id (a bearer secret for the poll) and
+    // the match code: no cache may keep it.
+    Ok(NoStore(ack))
 }
 
 pub async fn token(
