@@ -39,6 +39,11 @@ pub struct CommonArgs {
     /// Log filter in `tracing` syntax [default: info].
     #[arg(long, env = "ASSENT_LOG", global = true)]
     pub log: Option<String>,
+
+    /// Start even when the SQLite database (which holds the private keys) is
+    /// readable by other accounts [default: false].
+    #[arg(long, env = "ASSENT_ALLOW_INSECURE_FILE_MODES", global = true)]
+    pub allow_insecure_file_modes: Option<bool>,
 }
 
 /// What only the HTTP server reads (`serve` takes all of it).
@@ -171,6 +176,7 @@ impl FromArgMatches for GlobalServerArgs {
 #[serde(deny_unknown_fields)]
 struct FileConfig {
     database_url: Option<String>,
+    allow_insecure_file_modes: Option<bool>,
     log_format: Option<LogFormat>,
     log: Option<String>,
     listen: Option<SocketAddr>,
@@ -211,6 +217,9 @@ pub struct Settings {
     /// `None` until the listener is bound, when it defaults to `http://<bound address>`.
     pub issuer: Option<String>,
     pub database_url: String,
+    /// Open a SQLite database other accounts can read (warning) instead of
+    /// refusing to start.
+    pub allow_insecure_file_modes: bool,
     pub database_max_connections: u32,
     pub log_format: LogFormat,
     pub log: String,
@@ -237,12 +246,24 @@ pub struct Settings {
 /// Largest `requested_expiry` accepted (Auth0: 1-300 s).
 pub const MAX_REQUEST_EXPIRY: u64 = 300;
 
+impl Settings {
+    /// How to treat a SQLite database other accounts can read.
+    pub fn file_modes(&self) -> crate::storage::FileModes {
+        if self.allow_insecure_file_modes {
+            crate::storage::FileModes::AllowInsecure
+        } else {
+            crate::storage::FileModes::OwnerOnly
+        }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8080".parse().unwrap(),
             issuer: None,
             database_url: "sqlite://assent.db".into(),
+            allow_insecure_file_modes: false,
             database_max_connections: 16,
             log_format: LogFormat::Text,
             log: "info".into(),
@@ -292,6 +313,8 @@ impl Settings {
             listen: pick!(server.listen).unwrap_or(d.listen),
             issuer: pick!(server.issuer),
             database_url: pick!(common.database_url).unwrap_or(d.database_url),
+            allow_insecure_file_modes: pick!(common.allow_insecure_file_modes)
+                .unwrap_or(d.allow_insecure_file_modes),
             database_max_connections: pick!(server.database_max_connections)
                 .unwrap_or(d.database_max_connections),
             log_format: pick!(common.log_format).unwrap_or(d.log_format),

@@ -44,7 +44,12 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         .issuer
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
-    let store = Store::connect(&settings.database_url, settings.database_max_connections).await?;
+    let store = Store::connect_with_file_modes(
+        &settings.database_url,
+        settings.database_max_connections,
+        settings.file_modes(),
+    )
+    .await?;
     let grace = settings.shutdown_grace;
     let assent = Assent::open(store, settings, &issuer).await?;
     let (shutdown, mut shutdown_rx) = watch::channel(false);

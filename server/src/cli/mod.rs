@@ -132,7 +132,8 @@ fn init_logging(settings: &Settings) {
 
 /// A small pool: an operator command runs a few statements, one at a time.
 async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
-    let store = Store::connect(&settings.database_url, 2).await?;
+    let store =
+        Store::connect_with_file_modes(&settings.database_url, 2, settings.file_modes()).await?;
     store.migrate().await?;
     Ok(store)
 }

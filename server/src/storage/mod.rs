@@ -163,8 +163,18 @@ impl Store {
     /// Opens a pool for `url` (`sqlite://FILE[?...]` or `postgres://...`).
     /// SQLite files are created when absent and run in WAL mode.
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
+        Self::connect_with_file_modes(url, max_connections, FileModes::OwnerOnly).await
+    }
+
+    /// [`Store::connect`], saying what to do with a SQLite file that other
+    /// accounts can read.
+    pub async fn connect_with_file_modes(
+        url: &str,
+        max_connections: u32,
+        modes: FileModes,
+    ) -> anyhow::Result<Self> {
         if url.starts_with("sqlite:") {
-            Self::connect_sqlite(url, max_connections).await
+            Self::connect_sqlite(url, max_connections, modes).await
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Self::connect_postgres(url, max_connections).await
         } else {
@@ -172,7 +182,11 @@ impl Store {
         }
     }
 
-    async fn connect_sqlite(url: &str, max_connections: u32) -> anyhow::Result<Self> {
+    async fn connect_sqlite(
+        url: &str,
+        max_connections: u32,
+        modes: FileModes,
+    ) -> anyhow::Result<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .with_context(|| "invalid SQLite database URL")?
             .create_if_missing(true)
@@ -184,6 +198,7 @@ impl Store {
         let path = options.get_filename().to_path_buf();
         if !in_memory {
             check_parent_directory(&path)?;
+            secure_database_files(&path, modes)?;
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
@@ -324,6 +339,67 @@ impl Store {
 
 /// A SQLite file in a directory that does not exist would fail with
 /// "unable to open database file": name the path instead.
+/// Whether a SQLite database other accounts can read may be opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileModes {
+    /// Refuse to start (the default): the file holds every private key.
+    OwnerOnly,
+    /// Open it with a warning (`ASSENT_ALLOW_INSECURE_FILE_MODES`).
+    AllowInsecure,
+}
+
+/// The SQLite database holds every signing key and every digest of a
+/// secret: a new one is created owner-only (0600; SQLite gives its `-wal`
+/// and `-shm` files the same mode), and one that other accounts can read is
+/// refused, as OpenSSH refuses a readable private key.
+fn secure_database_files(path: &Path, modes: FileModes) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("creating the SQLite database {}", path.display()))
+            }
+        }
+        let companions = ["", "-wal", "-shm"].map(|suffix| {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            std::path::PathBuf::from(name)
+        });
+        for file in companions.iter().filter(|f| f.exists()) {
+            let mode = std::fs::metadata(file)?.permissions().mode() & 0o777;
+            if mode & 0o077 == 0 {
+                continue;
+            }
+            match modes {
+                FileModes::AllowInsecure => tracing::warn!(
+                    file = %file.display(),
+                    mode = format!("{mode:o}"),
+                    "the database is readable by other accounts (allowed by ASSENT_ALLOW_INSECURE_FILE_MODES)"
+                ),
+                FileModes::OwnerOnly => anyhow::bail!(
+                    "refusing to open {}: its mode is {mode:o}, so other accounts on this machine can read \
+                     the private keys it holds. Make it owner-only: chmod 600 {} (and its -wal and -shm \
+                     files), or set ASSENT_ALLOW_INSECURE_FILE_MODES=true to start anyway",
+                    file.display(),
+                    file.display()
+                ),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, modes);
+    Ok(())
+}
+
 fn check_parent_directory(path: &Path) -> anyhow::Result<()> {
     let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
         return Ok(());

@@ -211,3 +211,51 @@ async fn postgres_commands_print_no_migration_notices() {
         );
     }
 }
+
+/// The SQLite database holds every private key: Assent creates it (and
+/// SQLite its -wal and -shm) owner-only, and refuses one others can read.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_database_is_created_owner_only_and_a_readable_one_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("assent.db");
+    let url = format!("sqlite://{}", file.display());
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+
+    run_cli(&url, &["user", "create", "--sub", "auth0|alice"]).await;
+    assert_eq!(mode(&file), 0o600);
+    for companion in ["assent.db-wal", "assent.db-shm"] {
+        let path = dir.path().join(companion);
+        if path.exists() {
+            assert_eq!(mode(&path), 0o600, "{companion}");
+        }
+    }
+
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let refused = server_command(&url)
+        .args(["user", "list"])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("chmod 600") && stderr.contains("644"),
+        "{stderr}"
+    );
+
+    let allowed = server_command(&url)
+        .args(["user", "list"])
+        .env("ASSENT_ALLOW_INSECURE_FILE_MODES", "true")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&allowed.stderr);
+    assert!(allowed.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("readable by other accounts"),
+        "the operator is warned: {stderr}"
+    );
+    assert!(String::from_utf8_lossy(&allowed.stdout).contains("auth0|alice"));
+}
