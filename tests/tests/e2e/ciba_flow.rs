@@ -338,3 +338,50 @@ on_both_backends! {
         assert_eq!(id_token["amr"], serde_json::json!(["swk"]));
     }
 }
+
+on_both_backends! {
+    /// Every token the server mints is accepted by its own endpoints: the
+    /// largest inputs `/bc-authorize` takes (8 KiB of `authorization_details`,
+    /// 1 KiB of scope) give an access token `/userinfo` still reads.
+    async fn the_largest_access_token_is_accepted_by_userinfo(backend: Backend) {
+        let server = TestServer::start_with(backend, |s| s.poll_interval = 1).await;
+        create_user(server.store(), "auth0|alice", Some("alice@example.com"), Some("Alice")).await;
+        let client = TestClient::register(server.store(), AuthMethod::ClientSecretBasic, TokenAlg::RS256).await;
+        // One entry whose text fills the limit exactly; escapes would grow it.
+        let frame = r#"[{"type":"payment_initiation","note":""}]"#;
+        let details = format!(
+            r#"[{{"type":"payment_initiation","note":"{}"}}]"#,
+            "x".repeat(8 * 1024 - frame.len())
+        );
+        assert_eq!(details.len(), 8 * 1024);
+        let mut scope = String::from("openid profile email");
+        let mut i = 0;
+        while scope.len() + 12 <= 1024 {
+            scope.push_str(&format!(" read:api{i:03}"));
+            i += 1;
+        }
+        let response = client
+            .bc_authorize(
+                &server,
+                &[
+                    ("scope", scope.as_str()),
+                    ("login_hint", "auth0|alice"),
+                    ("binding_message", "Largest token"),
+                    ("authorization_details", details.as_str()),
+                ],
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let ack: Value = response.json().await.unwrap();
+        let auth_req_id = ack["auth_req_id"].as_str().unwrap();
+        approve(&server, auth_req_id, "auth0|alice").await;
+        server.advance_clock(Duration::from_millis(1100));
+        let response = client.poll(&server, auth_req_id).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let tokens: Value = response.json().await.unwrap();
+        let access_token = tokens["access_token"].as_str().unwrap();
+        assert!(access_token.len() > 8 * 1024, "a large token: {} bytes", access_token.len());
+        let info = assent_tests::userinfo(&server.http, &server.url("/userinfo"), access_token).await;
+        assert_eq!(info["sub"], "auth0|alice", "{info}");
+    }
+}
