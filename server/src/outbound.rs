@@ -54,7 +54,17 @@ impl EndpointPolicy {
     pub fn check(&self, url: &Url) -> Result<(), String> {
         let host = url.host_str().ok_or("the endpoint has no host")?;
         let host = host.trim_matches(['[', ']']);
-        let allowed = self.is_allowed(host, url.port_or_known_default());
+        let port = url.port_or_known_default();
+        let allowed = self.is_allowed(host, port);
+        // An entry with a port admits that port only, for https as for
+        // http: the resolver, which lets a listed name reach private
+        // addresses, does not see the port, so it is held here.
+        if !allowed && self.host_listed(host) {
+            return Err(format!(
+                "{host} is allowed only on the port(s) listed for it, not {}",
+                port.map_or("this one".to_string(), |p| p.to_string())
+            ));
+        }
         match url.scheme() {
             "https" => {}
             "http" if allowed => {}
@@ -94,11 +104,21 @@ pub fn is_public(ip: IpAddr) -> bool {
                 return is_public(IpAddr::V4(v4));
             }
             let s = v6.segments();
+            // Prefixes that embed or translate to IPv4 (NAT64, 6to4, Teredo,
+            // IPv4-compatible) could reach any IPv4 network, private ones
+            // included, through a translator: never public here.
+            let embeds_ipv4 = (s[0] == 0x0064 && s[1] == 0xff9b) // 64:ff9b::/96 and 64:ff9b:1::/48
+                || s[0] == 0x2002 // 6to4 2002::/16
+                || (s[0] == 0x2001 && s[1] == 0x0000) // Teredo 2001::/32
+                || s[..6].iter().all(|&x| x == 0); // IPv4-compatible ::/96
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00
-                || (s[0] & 0xffc0) == 0xfe80
+                || embeds_ipv4
+                || (s[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
+                || (s[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
+                || (s[0] & 0xffc0) == 0xfec0 // site-local fec0::/10 (deprecated, still routed inside sites)
+                || (s[0] == 0x0100 && s[1..4].iter().all(|&x| x == 0)) // discard-only 100::/64
                 || s[0] == 0x2001 && s[1] == 0x0db8)
         }
     }
@@ -178,6 +198,9 @@ pub fn guarded_client(
         .connect_timeout(timeout)
         .timeout(timeout)
         .dns_resolver(Arc::new(SafeResolver::new(policy)))
+        // reqwest follows HTTP(S)_PROXY from the environment by default; a
+        // proxy resolves names itself, past the resolver's check.
+        .no_proxy()
         .user_agent(concat!("assent-server/", env!("CARGO_PKG_VERSION")))
         .build()
         .context("outbound HTTP client")
@@ -201,11 +224,37 @@ mod tests {
             "fe80::1",
             "fd00::1",
             "::ffff:10.0.0.1",
+            "64:ff9b::a00:1",
+            "64:ff9b:1::1",
+            "2002:7f00:1::1",
+            "2001:0:4136:e378::1",
+            "::10.0.0.1",
+            "::7f00:1",
+            "fec0::1",
+            "100::1",
         ] {
             assert!(!is_public(private.parse().unwrap()), "{private}");
         }
-        for public in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {
+        for public in ["8.8.8.8", "1.1.1.1", "2606:4700::1111", "2a00:1450::1"] {
             assert!(is_public(public.parse().unwrap()), "{public}");
         }
+    }
+
+    #[test]
+    fn a_port_in_an_allow_list_entry_binds_https_too() {
+        let policy = EndpointPolicy::new(&["push.lan:8443".to_string(), "10.0.0.5".to_string()]);
+        let check = |u: &str| policy.check(&Url::parse(u).unwrap());
+        assert!(check("https://push.lan:8443/x").is_ok());
+        assert!(check("http://push.lan:8443/x").is_ok());
+        for refused in [
+            "https://push.lan/x",
+            "https://push.lan:22/x",
+            "http://push.lan:80/x",
+        ] {
+            let e = check(refused).unwrap_err();
+            assert!(e.contains("allowed only on the port"), "{refused}: {e}");
+        }
+        // An entry without a port admits every port.
+        assert!(check("https://10.0.0.5:9000/x").is_ok());
     }
 }
