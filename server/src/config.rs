@@ -85,9 +85,15 @@ pub struct ServerArgs {
     #[arg(long, env = "ASSENT_REQUEST_RETENTION")]
     pub request_retention: Option<u64>,
 
-    /// Take the requester IP from the first `X-Forwarded-For` entry (only behind a trusted proxy) [default: false].
+    /// Trust one proxy hop: the peer's `X-Forwarded-For` entry (the rightmost) is the requester [default: false].
     #[arg(long, env = "ASSENT_TRUST_X_FORWARDED_FOR")]
     pub trust_x_forwarded_for: Option<bool>,
+
+    /// Proxies whose `X-Forwarded-For` is believed: comma-separated addresses
+    /// or networks (`10.0.0.0/8,127.0.0.1`); the requester is the rightmost
+    /// address not among them.
+    #[arg(long, env = "ASSENT_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<String>>,
 
     /// Seconds that in-flight requests get to finish after SIGINT/SIGTERM [default: 30].
     #[arg(long, env = "ASSENT_SHUTDOWN_GRACE")]
@@ -189,6 +195,7 @@ struct FileConfig {
     refresh_token_ttl: Option<u64>,
     request_retention: Option<u64>,
     trust_x_forwarded_for: Option<bool>,
+    trusted_proxies: Option<Vec<String>>,
     shutdown_grace: Option<u64>,
     match_code_digits: Option<u8>,
     requests_per_client_per_minute: Option<u32>,
@@ -230,6 +237,7 @@ pub struct Settings {
     pub refresh_token_ttl: u64,
     pub request_retention: u64,
     pub trust_x_forwarded_for: bool,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub shutdown_grace: Duration,
     pub push_allowed_hosts: Vec<String>,
     pub push_timeout: Duration,
@@ -245,6 +253,19 @@ pub struct Settings {
 
 /// Largest `requested_expiry` accepted (Auth0: 1-300 s).
 pub const MAX_REQUEST_EXPIRY: u64 = 300;
+
+/// `10.0.0.0/8`, `fd00::/8`, or one address (`127.0.0.1`, `::1`).
+fn parse_proxy_network(entry: &str) -> anyhow::Result<ipnet::IpNet> {
+    let entry = entry.trim();
+    entry
+        .parse::<ipnet::IpNet>()
+        .or_else(|_| entry.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "trusted_proxies: {entry:?} is neither an address nor a network (like 10.0.0.0/8)"
+            )
+        })
+}
 
 impl Settings {
     /// How to treat a SQLite database other accounts can read.
@@ -274,6 +295,7 @@ impl Default for Settings {
             refresh_token_ttl: 30 * 24 * 3600,
             request_retention: 7 * 24 * 3600,
             trust_x_forwarded_for: false,
+            trusted_proxies: Vec::new(),
             shutdown_grace: Duration::from_secs(30),
             push_allowed_hosts: Vec::new(),
             push_timeout: Duration::from_secs(10),
@@ -327,6 +349,11 @@ impl Settings {
             request_retention: pick!(server.request_retention).unwrap_or(d.request_retention),
             trust_x_forwarded_for: pick!(server.trust_x_forwarded_for)
                 .unwrap_or(d.trust_x_forwarded_for),
+            trusted_proxies: pick!(server.trusted_proxies)
+                .unwrap_or_default()
+                .iter()
+                .map(|entry| parse_proxy_network(entry))
+                .collect::<anyhow::Result<_>>()?,
             shutdown_grace: pick!(server.shutdown_grace)
                 .map(Duration::from_secs)
                 .unwrap_or(d.shutdown_grace),

@@ -48,7 +48,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP server (applies migrations, creates keys on first start).
-    Serve(ServerArgs),
+    Serve(Box<ServerArgs>),
     /// Apply database migrations and exit.
     Migrate,
     /// Manage OAuth clients (call-center applications, back-end services).

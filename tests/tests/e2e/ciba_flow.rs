@@ -385,3 +385,48 @@ on_both_backends! {
         assert_eq!(info["sub"], "auth0|alice", "{info}");
     }
 }
+
+/// The requester IP shown to the user is the rightmost address the trusted
+/// proxies did not write: an entry the caller put in `X-Forwarded-For`
+/// itself is never shown.
+#[tokio::test]
+async fn x_forwarded_for_is_read_from_the_right_behind_trusted_proxies_only() {
+    use assent_tests::Backend;
+    let cases: [(Vec<ipnet::IpNet>, &str); 2] = [
+        (vec![], "127.0.0.1"),
+        (vec!["127.0.0.0/8".parse().unwrap()], "198.51.100.7"),
+    ];
+    for (proxies, expected) in cases {
+        let server = TestServer::start_with(Backend::Sqlite, |s| s.trusted_proxies = proxies).await;
+        create_user(server.store(), "auth0|alice", None, None).await;
+        let client = TestClient::register(
+            server.store(),
+            AuthMethod::ClientSecretBasic,
+            TokenAlg::RS256,
+        )
+        .await;
+        let assent_tests::client::Credentials::SecretBasic(secret) = &client.credentials else {
+            unreachable!("a client_secret_basic client")
+        };
+        let response = server
+            .http
+            .post(server.url("/bc-authorize"))
+            .basic_auth(&client.client_id, Some(secret))
+            .header("x-forwarded-for", "6.6.6.6, 198.51.100.7")
+            .form(&[
+                ("scope", "openid"),
+                ("login_hint", "auth0|alice"),
+                ("binding_message", "Forwarded"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let sql = format!("SELECT COUNT(*) FROM auth_requests WHERE requester_ip = '{expected}'");
+        assert_eq!(
+            assent_tests::count(server.store(), &sql).await,
+            1,
+            "{expected}"
+        );
+    }
+}
