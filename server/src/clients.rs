@@ -54,6 +54,9 @@ pub struct RegisteredClient {
 pub enum ClientError {
     #[error("the client name must be 1 to {MAX_NAME_CHARS} characters without control characters")]
     InvalidName,
+    /// Users read the name when they decide: nothing invisible in it.
+    #[error("the client name contains {0}, an invisible or direction-changing character")]
+    HiddenCharacterInName(String),
     #[error("a client needs at least one grant type")]
     NoGrantTypes,
     #[error("unsupported grant type {0:?} (use {CIBA_GRANT} and/or {REFRESH_GRANT})")]
@@ -199,8 +202,13 @@ pub async fn update(
 fn checked_name(name: &str) -> Result<String, ClientError> {
     let name = name.trim();
     let name_chars = name.chars().count();
-    if name_chars == 0 || name_chars > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+    if name_chars == 0 || name_chars > MAX_NAME_CHARS {
         return Err(ClientError::InvalidName);
+    }
+    if let Some(c) = assent_shared::text::hidden_character(name) {
+        return Err(ClientError::HiddenCharacterInName(
+            assent_shared::text::code_point(c),
+        ));
     }
     Ok(name.to_string())
 }
@@ -349,7 +357,18 @@ mod tests {
 
     #[test]
     fn names_are_one_to_128_characters_without_control_characters() {
-        for bad in ["", "   ", "line\nbreak", "bell\u{7}"] {
+        for (bad, named) in [
+            ("line\nbreak", "U+000A"),
+            ("bell\u{7}", "U+0007"),
+            ("Bank\u{202E}moc.", "U+202E"),
+            ("Pay\u{200B}roll", "U+200B"),
+        ] {
+            match new_client_row(secret_client(bad), 0) {
+                Err(ClientError::HiddenCharacterInName(c)) => assert_eq!(c, named, "{bad:?}"),
+                other => panic!("{bad:?}: {:?}", other.map(|c| c.row.name)),
+            }
+        }
+        for bad in ["", "   "] {
             assert!(
                 matches!(
                     new_client_row(secret_client(bad), 0),

@@ -9,3 +9,4 @@ pub mod error;
 pub mod jose;
 pub mod oauth;
 pub mod protocol;
+pub mod text;

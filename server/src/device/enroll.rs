@@ -179,9 +179,17 @@ pub(super) fn validate_label(
     max: usize,
 ) -> Result<(), DeviceError> {
     let count = value.chars().count();
-    if count == 0 || count > max || value.chars().any(char::is_control) {
+    if count == 0 || count > max {
         return Err(DeviceError::bad_request(format!(
             "{what} must be 1 to {max} printable characters"
+        )));
+    }
+    // Shown to the operator and the user's other devices: nothing invisible
+    // or direction-changing that could make it read as something else.
+    if let Some(c) = assent_shared::text::hidden_character(value) {
+        return Err(DeviceError::bad_request(format!(
+            "{what} contains {}, an invisible or control character",
+            assent_shared::text::code_point(c)
         )));
     }
     Ok(())

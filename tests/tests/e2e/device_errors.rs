@@ -223,6 +223,14 @@ on_both_backends! {
         let err = DeviceClient::enroll(&wrong_pin, "x", "x", None).await.unwrap_err();
         assert_eq!(err.code(), Some(DeviceErrorCode::PinMismatch));
 
+        // A name or platform with an invisible, direction-changing character.
+        for (name, platform) in [("Laptop\u{202E}gnp.exe", "linux"), ("Laptop", "li\u{200B}nux")] {
+            let err = DeviceClient::enroll(&link, name, platform, None).await.unwrap_err();
+            assert_eq!(err.code(), Some(DeviceErrorCode::InvalidRequest), "{name:?} {platform:?}");
+            assert!(err.to_string().contains("invisible or control character"), "{err}");
+        }
+        assert_eq!(device_count(&server).await, 0);
+
         // Unknown ticket.
         let mut unknown = link.clone();
         unknown.ticket = "not-a-ticket".into();
