@@ -285,11 +285,16 @@ async fn check_secret(
         ));
     };
     if client.token_endpoint_auth_method != used.as_str() {
+        // The caller hears what an unknown client hears (naming the method
+        // would confirm the client exists); the operator reads why.
+        tracing::info!(
+            client_id = %client.client_id,
+            used = used.as_str(),
+            registered = %client.token_endpoint_auth_method,
+            "client authentication with a method the client is not registered for"
+        );
         return Err(OAuthError::invalid_client(
-            format!(
-                "this client must authenticate with {}",
-                client.token_endpoint_auth_method
-            ),
+            "client authentication failed",
             basic,
         ));
     }
@@ -355,13 +360,13 @@ async fn check_assertion(
         .await?
         .ok_or_else(|| fail("client authentication failed"))?;
     if client.token_endpoint_auth_method != AuthMethod::PrivateKeyJwt.as_str() {
-        return Err(OAuthError::invalid_client(
-            format!(
-                "this client must authenticate with {}",
-                client.token_endpoint_auth_method
-            ),
-            false,
-        ));
+        tracing::info!(
+            client_id = %client.client_id,
+            used = AuthMethod::PrivateKeyJwt.as_str(),
+            registered = %client.token_endpoint_auth_method,
+            "client authentication with a method the client is not registered for"
+        );
+        return Err(fail("client authentication failed"));
     }
     let jwks: JwkSet = client
         .jwks

@@ -355,3 +355,39 @@ on_both_backends! {
         assert_eq!(count_requests(&server).await, 0, "nothing was stored");
     }
 }
+
+on_both_backends! {
+    /// A wrong method for an existing client answers exactly as an unknown
+    /// client does: the answers do not tell which client ids exist.
+    async fn wrong_method_and_unknown_client_get_the_same_answer(backend: Backend) {
+        let server = TestServer::start(backend).await;
+        let client = TestClient::register(server.store(), AuthMethod::ClientSecretBasic, TokenAlg::RS256).await;
+        let assent_tests::client::Credentials::SecretBasic(secret) = &client.credentials else {
+            unreachable!()
+        };
+        let post = |client_id: String, secret: String| {
+            let server = &server;
+            async move {
+                let response = server
+                    .http
+                    .post(server.url("/oauth/token"))
+                    .form(&[
+                        ("grant_type", CIBA_GRANT_TYPE),
+                        ("auth_req_id", "x"),
+                        ("client_id", client_id.as_str()),
+                        ("client_secret", secret.as_str()),
+                    ])
+                    .send()
+                    .await
+                    .unwrap();
+                (response.status(), response.json::<Value>().await.unwrap())
+            }
+        };
+        // The right secret, but by POST for a client registered for Basic.
+        let wrong_method = post(client.client_id.clone(), secret.clone()).await;
+        let unknown = post("no-such-client".into(), secret.clone()).await;
+        assert_eq!(wrong_method.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(wrong_method, unknown);
+        assert_eq!(wrong_method.1["error"], "invalid_client");
+    }
+}
