@@ -10,7 +10,7 @@
 //! list stays the guaranteed path behind both.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     sync::{
         atomic::{AtomicI64, Ordering},
         Arc,
@@ -39,6 +39,8 @@ const LEASE_MARGIN_MS: i64 = 5_000;
 /// device fetches its pending list then). Each channel allocates all of its
 /// slots up front: small keeps an idle stream cheap.
 const USER_CHANNEL_CAPACITY: usize = 16;
+/// Open event streams one device may hold in one process.
+pub const MAX_STREAMS_PER_DEVICE: usize = 4;
 /// Longest wait between retries of one job.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
@@ -53,6 +55,11 @@ pub struct Delivery {
     /// Highest event sequence number broadcast (SQLite tailing).
     last_seq: AtomicI64,
     pub open_streams: AtomicI64,
+    /// The open streams of each device, oldest first: a device opening more
+    /// than [`MAX_STREAMS_PER_DEVICE`] ends its oldest (one left behind by a
+    /// network change would otherwise hold a slot until TCP gives up).
+    device_streams: std::sync::Mutex<HashMap<String, VecDeque<(u64, Arc<Notify>)>>>,
+    next_stream_id: std::sync::atomic::AtomicU64,
     /// Turns true when the server starts shutting down: event streams end
     /// so that graceful shutdown does not wait for them.
     stopping: watch::Sender<bool>,
@@ -73,7 +80,43 @@ impl Delivery {
             channels: std::sync::Mutex::new(HashMap::new()),
             last_seq: AtomicI64::new(0),
             open_streams: AtomicI64::new(0),
+            device_streams: std::sync::Mutex::new(HashMap::new()),
+            next_stream_id: std::sync::atomic::AtomicU64::new(0),
             stopping: watch::channel(false).0,
+        }
+    }
+
+    /// Registers a new event stream of `device`; returns its id and what
+    /// ends it early. Beyond [`MAX_STREAMS_PER_DEVICE`], the oldest ends.
+    pub fn register_device_stream(&self, device: &str) -> (u64, Arc<Notify>) {
+        let id = self.next_stream_id.fetch_add(1, Ordering::Relaxed);
+        let end = Arc::new(Notify::new());
+        let mut streams = self
+            .device_streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let open = streams.entry(device.to_string()).or_default();
+        open.push_back((id, end.clone()));
+        while open.len() > MAX_STREAMS_PER_DEVICE {
+            if let Some((_, oldest)) = open.pop_front() {
+                // A stored permit: the stream ends even if it is not waiting yet.
+                oldest.notify_one();
+            }
+        }
+        (id, end)
+    }
+
+    /// Forgets stream `id` of `device` (it ended).
+    pub fn release_device_stream(&self, device: &str, id: u64) {
+        let mut streams = self
+            .device_streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(open) = streams.get_mut(device) {
+            open.retain(|(s, _)| *s != id);
+            if open.is_empty() {
+                streams.remove(device);
+            }
         }
     }
 

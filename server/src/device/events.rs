@@ -4,7 +4,10 @@
 use std::sync::{atomic::Ordering, Arc};
 
 use assent_shared::protocol::{path, typ, ProofClaims};
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::{
+    broadcast::{self, error::RecvError},
+    Notify,
+};
 
 use crate::{
     delivery::Delivery,
@@ -48,6 +51,10 @@ pub struct LiveEvents {
     /// The device this stream belongs to: its revocation ends the stream.
     device_id: String,
     after: i64,
+    /// This stream among the device's ([`Delivery::register_device_stream`]),
+    /// and what ends it when the device opens too many.
+    stream_id: u64,
+    superseded: Arc<Notify>,
 }
 
 impl LiveEvents {
@@ -56,7 +63,15 @@ impl LiveEvents {
     pub async fn next(&mut self) -> Option<LiveEvent> {
         let receiver = self.receiver.as_mut()?;
         loop {
-            match receiver.recv().await {
+            let received = tokio::select! {
+                r = receiver.recv() => r,
+                () = self.superseded.notified() => {
+                    // The device opened newer streams: this one ends.
+                    self.receiver = None;
+                    return None;
+                }
+            };
+            match received {
                 Ok(e) if e.user_sub == self.user && e.seq > self.after => {
                     self.after = e.seq;
                     if e.kind == EventKind::Revoked {
@@ -81,6 +96,8 @@ impl Drop for LiveEvents {
     fn drop(&mut self) {
         // The receiver goes first, so that the release sees it gone.
         drop(self.receiver.take());
+        self.delivery
+            .release_device_stream(&self.device_id, self.stream_id);
         self.delivery.open_streams.fetch_sub(1, Ordering::Relaxed);
         self.delivery.release(&self.user);
     }
@@ -105,12 +122,15 @@ pub async fn open_event_stream(
     let delivery = assent.delivery.clone();
     let receiver = delivery.subscribe(&device.user_sub);
     delivery.open_streams.fetch_add(1, Ordering::Relaxed);
+    let (stream_id, superseded) = delivery.register_device_stream(&device.id);
     let mut live = LiveEvents {
         receiver: Some(receiver),
         delivery,
         user: device.user_sub.clone(),
         device_id: device.id.clone(),
         after: 0,
+        stream_id,
+        superseded,
     };
     let mut replay = Vec::new();
     if let Some(last) = last_event_id {

@@ -244,3 +244,52 @@ on_both_backends! {
         assert_eq!((next.kind.as_str(), next.request_id.as_deref()), ("request", Some(id.as_str())));
     }
 }
+
+/// One device cannot hold more than four event streams: a fifth ends the
+/// oldest (a stream left behind by a network change), so a device opening
+/// thousands ties up four at most.
+#[tokio::test]
+async fn a_device_holds_at_most_four_event_streams_and_the_oldest_make_way() {
+    use assent_server::delivery::MAX_STREAMS_PER_DEVICE;
+    use std::sync::atomic::Ordering;
+    let server = TestServer::start(assent_tests::Backend::Sqlite).await;
+    create_user(server.store(), "dave", None, None).await;
+    let dave = enroll(&server, "dave", None).await;
+    let mut streams = Vec::new();
+    for _ in 0..MAX_STREAMS_PER_DEVICE + 2 {
+        streams.push(dave.events(None).await.unwrap());
+    }
+    let open = || {
+        server
+            .assent()
+            .delivery
+            .open_streams
+            .load(Ordering::Relaxed)
+    };
+    let settled = poll_until(
+        Duration::from_secs(5),
+        || async { open() },
+        |n| *n == MAX_STREAMS_PER_DEVICE as i64,
+    )
+    .await;
+    assert_eq!(settled, MAX_STREAMS_PER_DEVICE as i64);
+    // The two oldest were ended by the server.
+    for oldest in &mut streams[..2] {
+        let ended = tokio::time::timeout(Duration::from_secs(5), oldest.next()).await;
+        assert!(matches!(ended, Ok(Ok(None))), "the oldest stream ended");
+    }
+    // The newest still receive events.
+    let client = TestClient::register(
+        server.store(),
+        AuthMethod::ClientSecretBasic,
+        TokenAlg::ES256,
+    )
+    .await;
+    client.start(&server, "dave", "openid").await;
+    let newest = streams.last_mut().unwrap();
+    let event = tokio::time::timeout(Duration::from_secs(5), newest.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(event.unwrap().kind, "request");
+}
