@@ -39,6 +39,9 @@ const LEASE_MARGIN_MS: i64 = 5_000;
 /// device fetches its pending list then). Each channel allocates all of its
 /// slots up front: small keeps an idle stream cheap.
 const USER_CHANNEL_CAPACITY: usize = 16;
+/// Per device, its open streams' ids and what ends each, oldest first.
+type DeviceStreams = HashMap<String, VecDeque<(u64, Arc<Notify>)>>;
+
 /// Open event streams one device may hold in one process.
 pub const MAX_STREAMS_PER_DEVICE: usize = 4;
 /// Longest wait between retries of one job.
@@ -58,7 +61,7 @@ pub struct Delivery {
     /// The open streams of each device, oldest first: a device opening more
     /// than [`MAX_STREAMS_PER_DEVICE`] ends its oldest (one left behind by a
     /// network change would otherwise hold a slot until TCP gives up).
-    device_streams: std::sync::Mutex<HashMap<String, VecDeque<(u64, Arc<Notify>)>>>,
+    device_streams: std::sync::Mutex<DeviceStreams>,
     next_stream_id: std::sync::atomic::AtomicU64,
     /// Turns true when the server starts shutting down: event streams end
     /// so that graceful shutdown does not wait for them.
