@@ -199,6 +199,18 @@ pub async fn update(
     updated.ok_or_else(|| ClientError::NotFound(client_id.to_string()))
 }
 
+/// 128 random bits, base64url, never starting with `-` or `_`: operators
+/// pass client ids to the CLI as arguments, where a leading `-` reads as an
+/// option (one id in 32 would otherwise start with one).
+fn new_client_id() -> String {
+    loop {
+        let id = random_token(16);
+        if id.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            return id;
+        }
+    }
+}
+
 fn checked_name(name: &str) -> Result<String, ClientError> {
     let name = name.trim();
     let name_chars = name.chars().count();
@@ -258,7 +270,7 @@ fn new_client_row(new: NewClient, now: i64) -> Result<RegisteredClient, ClientEr
     };
     let secret = new.auth_method.uses_secret().then(new_secret);
     let row = ClientRow {
-        client_id: random_token(16),
+        client_id: new_client_id(),
         name,
         token_endpoint_auth_method: new.auth_method.as_str().into(),
         secret_sha256: secret.as_deref().map(sha256_hex),
@@ -353,6 +365,15 @@ mod tests {
         );
         assert_eq!(client.row.created_at, 7);
         assert!(client.row.jwks.is_none());
+    }
+
+    #[test]
+    fn client_ids_never_start_like_an_option() {
+        for _ in 0..2000 {
+            let id = new_client_id();
+            assert_eq!(id.len(), 22);
+            assert!(id.starts_with(|c: char| c.is_ascii_alphanumeric()), "{id}");
+        }
     }
 
     #[test]

@@ -221,11 +221,12 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<DeviceEventRow>, StorageError> {
         // The outcome is read with the event (one primary-key join) so that
-        // the device's other screens can say "approved" or "denied" elsewhere.
+        // the device's other screens can say "approved" or "denied" elsewhere;
+        // a request already deleted by housekeeping says nothing, not "approved".
         let sql = "SELECT e.seq, e.user_sub, e.kind, e.request_id, \
                      CASE WHEN e.kind = 'resolved' THEN \
-                       CASE r.status WHEN 'denied' THEN 'denied' WHEN 'pending' THEN NULL \
-                         ELSE 'approved' END END AS outcome \
+                       CASE WHEN r.status IS NULL OR r.status = 'pending' THEN NULL \
+                         WHEN r.status = 'denied' THEN 'denied' ELSE 'approved' END END AS outcome \
                    FROM device_events e LEFT JOIN auth_requests r ON r.id = e.request_id \
                    WHERE e.seq > $1 AND ($2 IS NULL OR e.user_sub = $2) ORDER BY e.seq LIMIT $3";
         let params = params![after_seq, user_sub, limit];
