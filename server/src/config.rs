@@ -95,6 +95,14 @@ pub struct ServerArgs {
     #[arg(long, env = "ASSENT_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Option<Vec<String>>,
 
+    /// Most connections open at once; beyond them new ones wait in the backlog [default: 10000, capped by the open-file limit].
+    #[arg(long, env = "ASSENT_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
+    /// Seconds a connection has to send a request's headers, and that an idle keep-alive connection is kept [default: 10].
+    #[arg(long, env = "ASSENT_HEADER_READ_TIMEOUT")]
+    pub header_read_timeout: Option<u64>,
+
     /// Seconds that in-flight requests get to finish after SIGINT/SIGTERM [default: 30].
     #[arg(long, env = "ASSENT_SHUTDOWN_GRACE")]
     pub shutdown_grace: Option<u64>,
@@ -196,6 +204,8 @@ struct FileConfig {
     request_retention: Option<u64>,
     trust_x_forwarded_for: Option<bool>,
     trusted_proxies: Option<Vec<String>>,
+    max_connections: Option<usize>,
+    header_read_timeout: Option<u64>,
     shutdown_grace: Option<u64>,
     match_code_digits: Option<u8>,
     requests_per_client_per_minute: Option<u32>,
@@ -238,6 +248,8 @@ pub struct Settings {
     pub request_retention: u64,
     pub trust_x_forwarded_for: bool,
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
     pub shutdown_grace: Duration,
     pub push_allowed_hosts: Vec<String>,
     pub push_timeout: Duration,
@@ -296,6 +308,8 @@ impl Default for Settings {
             request_retention: 7 * 24 * 3600,
             trust_x_forwarded_for: false,
             trusted_proxies: Vec::new(),
+            max_connections: 10_000,
+            header_read_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(30),
             push_allowed_hosts: Vec::new(),
             push_timeout: Duration::from_secs(10),
@@ -354,6 +368,10 @@ impl Settings {
                 .iter()
                 .map(|entry| parse_proxy_network(entry))
                 .collect::<anyhow::Result<_>>()?,
+            max_connections: pick!(server.max_connections).unwrap_or(d.max_connections),
+            header_read_timeout: pick!(server.header_read_timeout)
+                .map(Duration::from_secs)
+                .unwrap_or(d.header_read_timeout),
             shutdown_grace: pick!(server.shutdown_grace)
                 .map(Duration::from_secs)
                 .unwrap_or(d.shutdown_grace),

@@ -51,6 +51,10 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     )
     .await?;
     let grace = settings.shutdown_grace;
+    let limits = http::serve::ConnectionLimits {
+        max_connections: http::serve::connection_capacity(settings.max_connections),
+        header_read_timeout: settings.header_read_timeout,
+    };
     let assent = Assent::open(store, settings, &issuer).await?;
     let (shutdown, mut shutdown_rx) = watch::channel(false);
 
@@ -72,11 +76,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let task = tokio::spawn(async move {
         let mut stop = shutdown_rx.clone();
         let delivery = assent_for_shutdown.delivery.clone();
-        let serve = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        let serve = http::serve::serve(listener, app, limits, async move {
             let _ = stop.wait_for(|s| *s).await;
             delivery.begin_shutdown();
         });
@@ -86,7 +86,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
             tokio::time::sleep(grace).await;
         };
         let result = tokio::select! {
-            r = serve => r.context("HTTP server failed"),
+            () = serve => Ok(()),
             () = deadline => {
                 tracing::warn!("shutdown grace period over: dropping remaining connections");
                 Ok(())

@@ -8,6 +8,7 @@ pub mod errors;
 mod events;
 mod form;
 mod oauth;
+pub mod serve;
 mod userinfo;
 
 use std::{sync::Arc, time::Duration};

@@ -424,3 +424,74 @@ async fn configuration_file_environment_and_flags_stack() {
         "two token keys, the device challenge key and the VAPID key"
     );
 }
+
+/// Sockets that connect and say nothing neither starve the server nor stay:
+/// at the cap new connections wait, the header-read timeout closes the
+/// silent ones, and `/healthz` answers again.
+#[tokio::test]
+async fn silent_connections_are_closed_and_the_cap_is_held() {
+    let db = TestDb::create(Backend::Sqlite).await;
+    let server = ServeProcess::start(
+        &db.url,
+        &[
+            ("ASSENT_MAX_CONNECTIONS", "20"),
+            ("ASSENT_HEADER_READ_TIMEOUT", "1"),
+        ],
+    )
+    .await;
+    let addr = server.base_url.trim_start_matches("http://").to_string();
+    let mut silent = Vec::new();
+    for _ in 0..20 {
+        silent.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    // Every slot is taken: a health check waits in the backlog until the
+    // silent ones are closed after a second.
+    let started = std::time::Instant::now();
+    let health = reqwest::Client::new()
+        .get(format!("{}/healthz", server.base_url))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .expect("healthz answers once slots free");
+    assert_eq!(health.status(), StatusCode::OK);
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "it had to wait for a slot"
+    );
+    for mut socket in silent {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut byte)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "the silent connection was closed"
+        );
+    }
+}
+
+/// 1,100 silent sockets under the default limits: the server raised its
+/// open-file limit and keeps answering (the trial saw `/healthz` time out).
+#[tokio::test]
+async fn eleven_hundred_silent_sockets_do_not_stop_healthz() {
+    // This test process needs the descriptors too.
+    let _ = rlimit::increase_nofile_limit(4096);
+    let db = TestDb::create(Backend::Sqlite).await;
+    let server = ServeProcess::start(&db.url, &[]).await;
+    let addr = server.base_url.trim_start_matches("http://").to_string();
+    let mut silent = Vec::new();
+    for _ in 0..1100 {
+        silent.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let started = std::time::Instant::now();
+    let health = reqwest::Client::new()
+        .get(format!("{}/healthz", server.base_url))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .expect("healthz answers beside 1,100 silent sockets");
+    assert_eq!(health.status(), StatusCode::OK);
+    eprintln!(
+        "healthz beside 1,100 silent sockets: {:?}",
+        started.elapsed()
+    );
+    drop(silent);
+}
