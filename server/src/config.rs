@@ -103,6 +103,10 @@ pub struct ServerArgs {
     #[arg(long, env = "ASSENT_HEADER_READ_TIMEOUT")]
     pub header_read_timeout: Option<u64>,
 
+    /// Bearer token `/metrics` requires (unset: `/metrics` is open) [default: none].
+    #[arg(long, env = "ASSENT_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
     /// Seconds that in-flight requests get to finish after SIGINT/SIGTERM [default: 30].
     #[arg(long, env = "ASSENT_SHUTDOWN_GRACE")]
     pub shutdown_grace: Option<u64>,
@@ -206,6 +210,7 @@ struct FileConfig {
     trusted_proxies: Option<Vec<String>>,
     max_connections: Option<usize>,
     header_read_timeout: Option<u64>,
+    metrics_token: Option<String>,
     shutdown_grace: Option<u64>,
     match_code_digits: Option<u8>,
     requests_per_client_per_minute: Option<u32>,
@@ -250,6 +255,9 @@ pub struct Settings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub max_connections: usize,
     pub header_read_timeout: Duration,
+    /// SHA-256 (hex) of the bearer token `/metrics` requires; only the
+    /// digest is kept, so the settings can be printed without the secret.
+    pub metrics_token_sha256: Option<String>,
     pub shutdown_grace: Duration,
     pub push_allowed_hosts: Vec<String>,
     pub push_timeout: Duration,
@@ -310,6 +318,7 @@ impl Default for Settings {
             trusted_proxies: Vec::new(),
             max_connections: 10_000,
             header_read_timeout: Duration::from_secs(10),
+            metrics_token_sha256: None,
             shutdown_grace: Duration::from_secs(30),
             push_allowed_hosts: Vec::new(),
             push_timeout: Duration::from_secs(10),
@@ -372,6 +381,9 @@ impl Settings {
             header_read_timeout: pick!(server.header_read_timeout)
                 .map(Duration::from_secs)
                 .unwrap_or(d.header_read_timeout),
+            metrics_token_sha256: pick!(server.metrics_token)
+                .filter(|t| !t.is_empty())
+                .map(|t| crate::secrets::sha256_hex(&t)),
             shutdown_grace: pick!(server.shutdown_grace)
                 .map(Duration::from_secs)
                 .unwrap_or(d.shutdown_grace),

@@ -157,8 +157,28 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Prometheus text format.
-pub async fn metrics(State(state): State<AppState>) -> Response {
+/// Prometheus text format; behind the configured bearer token, if any.
+pub async fn metrics(State(state): State<AppState>, headers: header::HeaderMap) -> Response {
+    if let Some(expected) = &state.assent.settings.metrics_token_sha256 {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|token| crate::secrets::sha256_hex(token.trim()));
+        let allowed =
+            presented.is_some_and(|digest| crate::secrets::constant_time_eq(&digest, expected));
+        if !allowed {
+            return (
+                axum::http::StatusCode::UNAUTHORIZED,
+                [(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"metrics\""),
+                )],
+                "/metrics needs the bearer token configured as metrics_token\n",
+            )
+                .into_response();
+        }
+    }
     let body = crate::metrics::render(&state.assent).await;
     (
         [(

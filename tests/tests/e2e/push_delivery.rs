@@ -293,3 +293,32 @@ async fn a_device_holds_at_most_four_event_streams_and_the_oldest_make_way() {
         .unwrap();
     assert_eq!(event.unwrap().kind, "request");
 }
+
+/// With a metrics token configured, `/metrics` answers only to it.
+#[tokio::test]
+async fn metrics_can_require_a_bearer_token() {
+    let digest = assent_server::secrets::sha256_hex("m3trics-t0ken");
+    let server = TestServer::start_with(assent_tests::Backend::Sqlite, move |s| {
+        s.metrics_token_sha256 = Some(digest)
+    })
+    .await;
+    let get = |token: Option<&'static str>| {
+        let mut request = server.http.get(server.url("/metrics"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    for refused in [None, Some("wrong"), Some("")] {
+        let response = get(refused).await.unwrap();
+        assert_eq!(
+            response.status(),
+            reqwest::StatusCode::UNAUTHORIZED,
+            "{refused:?}"
+        );
+        assert!(response.headers().contains_key("www-authenticate"));
+    }
+    let response = get(Some("m3trics-t0ken")).await.unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    assert!(response.text().await.unwrap().contains("assent_"));
+}
