@@ -115,8 +115,19 @@ fn server_binary() -> PathBuf {
     exe.with_file_name(format!("assent-server{}", std::env::consts::EXE_SUFFIX))
 }
 
+/// A PostgreSQL database this tool created has its key-encryption key in a
+/// file of its own (as in the tests); SQLite keeps it beside the database,
+/// and a server given with `--url` uses what the environment says.
+fn with_test_kek(cmd: &mut Command, database_url: &str) {
+    if let Some(kek) = assent_tests::db::postgres_kek_file(database_url).filter(|k| k.exists()) {
+        cmd.env("ASSENT_KEY_ENCRYPTION_KEY_FILE", kek);
+    }
+}
+
 async fn cli(database_url: &str, args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new(server_binary())
+    let mut cmd = Command::new(server_binary());
+    with_test_kek(&mut cmd, database_url);
+    let out = cmd
         .env("ASSENT_DATABASE_URL", database_url)
         .env("ASSENT_LOG", "warn")
         .args(args)
@@ -144,6 +155,7 @@ struct Server {
 
 async fn start_server(database_url: &str, push_allowed: Option<String>) -> anyhow::Result<Server> {
     let mut cmd = Command::new(server_binary());
+    with_test_kek(&mut cmd, database_url);
     cmd.arg("serve")
         .env("ASSENT_DATABASE_URL", database_url)
         .env("ASSENT_LISTEN", "127.0.0.1:0")

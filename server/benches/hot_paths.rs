@@ -70,6 +70,7 @@ fn crypto(c: &mut Criterion) {
         b.iter(|| {
             assent
                 .keys
+                .get()
                 .device_key()
                 .sign_jwt("assent-challenge+jwt", &challenge)
         })
@@ -110,7 +111,7 @@ fn crypto(c: &mut Criterion) {
         group.bench_function(format!("mint_access_and_id_token_{alg}"), |b| {
             b.iter(|| {
                 tokens::mint(
-                    &assent.keys,
+                    &assent.keys.get(),
                     &endpoints,
                     alg,
                     lifetimes,
@@ -131,7 +132,7 @@ fn crypto(c: &mut Criterion) {
             auth: "tBHItJI5svbpez7KI4CCXg".into(),
         },
     };
-    let scalar = assent.keys.vapid_key().ec_private_scalar().unwrap();
+    let scalar = assent.keys.get().vapid_key().ec_private_scalar().unwrap();
     let vapid =
         web_push::VapidSignatureBuilder::from_base64_no_sub(&assent_shared::jose::b64url(&scalar))
             .unwrap();

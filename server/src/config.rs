@@ -9,6 +9,8 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::{bail, Context};
+
+use crate::kek::KekSource;
 use clap::{ArgMatches, Args, FromArgMatches, ValueEnum};
 use serde::Deserialize;
 
@@ -28,7 +30,7 @@ pub struct CommonArgs {
     #[arg(long, env = "ASSENT_CONFIG", global = true)]
     pub config: Option<PathBuf>,
 
-    /// sqlite://FILE or postgres://... [default: sqlite://assent.db].
+    /// sqlite://FILE or postgres://... [default: sqlite://assent-data/assent.db].
     #[arg(long, env = "ASSENT_DATABASE_URL", global = true)]
     pub database_url: Option<String>,
 
@@ -44,6 +46,19 @@ pub struct CommonArgs {
     /// readable by other accounts [default: false].
     #[arg(long, env = "ASSENT_ALLOW_INSECURE_FILE_MODES", global = true)]
     pub allow_insecure_file_modes: Option<bool>,
+
+    /// File holding the key-encryption key that seals the signing keys
+    /// (`ASSENT_KEY_ENCRYPTION_KEY` may hold the key itself instead)
+    /// [default: beside a SQLite database, DIR/NAME.kek, generated on first
+    /// start; ./assent.kek for PostgreSQL].
+    #[arg(long, env = "ASSENT_KEY_ENCRYPTION_KEY_FILE", global = true)]
+    pub key_encryption_key_file: Option<PathBuf>,
+
+    /// While changing the key-encryption key: the file of the old one, used
+    /// only to open keys it sealed, which are then sealed with the new one
+    /// (`ASSENT_PREVIOUS_KEY_ENCRYPTION_KEY` may hold the key itself).
+    #[arg(long, env = "ASSENT_PREVIOUS_KEY_ENCRYPTION_KEY_FILE", global = true)]
+    pub previous_key_encryption_key_file: Option<PathBuf>,
 }
 
 /// What only the HTTP server reads (`serve` takes all of it).
@@ -106,6 +121,10 @@ pub struct ServerArgs {
     /// Bearer token `/metrics` requires (unset: `/metrics` is open) [default: none].
     #[arg(long, env = "ASSENT_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+
+    /// Seconds between checks for keys added by `keys rotate` in another process [default: 10].
+    #[arg(long, env = "ASSENT_KEY_RELOAD_INTERVAL")]
+    pub key_reload_interval: Option<u64>,
 
     /// Seconds that in-flight requests get to finish after SIGINT/SIGTERM [default: 30].
     #[arg(long, env = "ASSENT_SHUTDOWN_GRACE")]
@@ -195,6 +214,9 @@ impl FromArgMatches for GlobalServerArgs {
 struct FileConfig {
     database_url: Option<String>,
     allow_insecure_file_modes: Option<bool>,
+    key_encryption_key_file: Option<PathBuf>,
+    previous_key_encryption_key_file: Option<PathBuf>,
+    key_reload_interval: Option<u64>,
     log_format: Option<LogFormat>,
     log: Option<String>,
     listen: Option<SocketAddr>,
@@ -242,6 +264,12 @@ pub struct Settings {
     /// Open a SQLite database other accounts can read (warning) instead of
     /// refusing to start.
     pub allow_insecure_file_modes: bool,
+    /// Where the key-encryption key comes from; `None`: the default place
+    /// for the database ([`default_kek_file`]).
+    pub key_encryption_key: Option<KekSource>,
+    /// The previous key-encryption key, while changing it.
+    pub previous_key_encryption_key: Option<KekSource>,
+    pub key_reload_interval: Duration,
     pub database_max_connections: u32,
     pub log_format: LogFormat,
     pub log: String,
@@ -271,6 +299,49 @@ pub struct Settings {
     pub alert_webhook_url: Option<String>,
 }
 
+/// The database a newcomer's first start creates: in a directory of its
+/// own, created owner-only, beside its key-encryption key.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://assent-data/assent.db";
+
+/// The key-encryption key's file when the operator names none: beside a
+/// SQLite database (`DIR/NAME.kek`), `./assent.kek` for PostgreSQL; created
+/// on first start.
+pub fn default_kek_file(database_url: &str) -> KekSource {
+    let in_memory = database_url.contains(":memory:") || database_url.contains("mode=memory");
+    let sqlite_file = database_url
+        .starts_with("sqlite:")
+        .then(|| <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(database_url))
+        .and_then(Result::ok)
+        .filter(|_| !in_memory)
+        .map(|options| options.get_filename().to_path_buf());
+    let path = match sqlite_file {
+        Some(file) => file.with_extension("kek"),
+        None => PathBuf::from("assent.kek"),
+    };
+    KekSource::File {
+        path,
+        generate: true,
+    }
+}
+
+/// The key-encryption key given by a file, or by the environment variable
+/// `variable` holding the key itself; `None` when neither is set.
+fn kek_source(file: Option<PathBuf>, variable: &'static str) -> anyhow::Result<Option<KekSource>> {
+    let in_environment = std::env::var_os(variable).is_some_and(|v| !v.is_empty());
+    let file = file.filter(|path| !path.as_os_str().is_empty());
+    match (file, in_environment) {
+        (Some(_), true) => {
+            bail!("both {variable} and a key-encryption key file are set: give one of them")
+        }
+        (Some(path), false) => Ok(Some(KekSource::File {
+            path,
+            generate: false,
+        })),
+        (None, true) => Ok(Some(KekSource::Environment(variable))),
+        (None, false) => Ok(None),
+    }
+}
+
 /// Largest `requested_expiry` accepted (Auth0: 1-300 s).
 pub const MAX_REQUEST_EXPIRY: u64 = 300;
 
@@ -288,6 +359,24 @@ fn parse_proxy_network(entry: &str) -> anyhow::Result<ipnet::IpNet> {
 }
 
 impl Settings {
+    /// Loads the key-encryption key (generating its file on first start
+    /// where it has a default place) and the previous one, if given.
+    pub fn key_encryption_keys(&self) -> anyhow::Result<crate::keys::KeyEncryptionKeys> {
+        use crate::kek::KeyEncryptionKey;
+        let insecure = self.allow_insecure_file_modes;
+        let source = self
+            .key_encryption_key
+            .clone()
+            .unwrap_or_else(|| default_kek_file(&self.database_url));
+        let current = KeyEncryptionKey::load(&source, insecure)?;
+        let previous = self
+            .previous_key_encryption_key
+            .as_ref()
+            .map(|source| KeyEncryptionKey::load(source, insecure))
+            .transpose()?;
+        Ok(crate::keys::KeyEncryptionKeys { current, previous })
+    }
+
     /// How to treat a SQLite database other accounts can read.
     pub fn file_modes(&self) -> crate::storage::FileModes {
         if self.allow_insecure_file_modes {
@@ -303,8 +392,11 @@ impl Default for Settings {
         Self {
             listen: "127.0.0.1:8080".parse().unwrap(),
             issuer: None,
-            database_url: "sqlite://assent.db".into(),
+            database_url: DEFAULT_DATABASE_URL.into(),
             allow_insecure_file_modes: false,
+            key_encryption_key: None,
+            previous_key_encryption_key: None,
+            key_reload_interval: Duration::from_secs(10),
             database_max_connections: 16,
             log_format: LogFormat::Text,
             log: "info".into(),
@@ -357,9 +449,20 @@ impl Settings {
         let settings = Settings {
             listen: pick!(server.listen).unwrap_or(d.listen),
             issuer: pick!(server.issuer),
-            database_url: pick!(common.database_url).unwrap_or(d.database_url),
+            database_url: pick!(common.database_url).unwrap_or(d.database_url.clone()),
             allow_insecure_file_modes: pick!(common.allow_insecure_file_modes)
                 .unwrap_or(d.allow_insecure_file_modes),
+            key_encryption_key: kek_source(
+                pick!(common.key_encryption_key_file),
+                "ASSENT_KEY_ENCRYPTION_KEY",
+            )?,
+            previous_key_encryption_key: kek_source(
+                pick!(common.previous_key_encryption_key_file),
+                "ASSENT_PREVIOUS_KEY_ENCRYPTION_KEY",
+            )?,
+            key_reload_interval: pick!(server.key_reload_interval)
+                .map(Duration::from_secs)
+                .unwrap_or(d.key_reload_interval),
             database_max_connections: pick!(server.database_max_connections)
                 .unwrap_or(d.database_max_connections),
             log_format: pick!(common.log_format).unwrap_or(d.log_format),
@@ -435,6 +538,10 @@ impl Settings {
             if v == 0 {
                 bail!("{name} must be positive");
             }
+        }
+        if self.key_reload_interval.is_zero() || self.key_reload_interval > Duration::from_secs(300)
+        {
+            bail!("key_reload_interval must be 1 to 300 seconds");
         }
         if self.database_max_connections == 0 {
             bail!("database_max_connections must be positive");

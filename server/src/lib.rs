@@ -47,6 +47,7 @@ pub mod device;
 pub mod endpoints;
 pub mod error;
 pub mod http;
+pub mod kek;
 pub mod keys;
 pub mod metrics;
 pub mod outbound;

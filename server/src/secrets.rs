@@ -9,11 +9,16 @@ use aws_lc_rs::{digest, rand};
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use subtle::ConstantTimeEq;
 
-/// `n` random bytes, base64url without padding (characters `A-Za-z0-9_-`).
-pub fn random_token(n: usize) -> String {
+/// `n` random bytes from the operating system's CSPRNG.
+pub fn random_bytes(n: usize) -> Vec<u8> {
     let mut bytes = vec![0u8; n];
     rand::fill(&mut bytes).expect("the operating system's random source failed");
-    URL_SAFE_NO_PAD.encode(bytes)
+    bytes
+}
+
+/// `n` random bytes, base64url without padding (characters `A-Za-z0-9_-`).
+pub fn random_token(n: usize) -> String {
+    URL_SAFE_NO_PAD.encode(random_bytes(n))
 }
 
 /// A 256-bit secret for bearer-like values (secrets, `auth_req_id`, refresh tokens).

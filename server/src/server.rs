@@ -62,6 +62,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     let app = http::router(assent.clone());
     let housekeeping = tokio::spawn(housekeep(assent.clone(), shutdown.subscribe()));
     let checkpoints = tokio::spawn(checkpoint(assent.store.clone(), shutdown.subscribe()));
+    let key_refresh = tokio::spawn(refresh_keys(assent.clone(), shutdown.subscribe()));
     let delivery_tasks = delivery::spawn(
         Outbox {
             store: assent.store.clone(),
@@ -94,6 +95,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         };
         housekeeping.abort();
         checkpoints.abort();
+        key_refresh.abort();
         for task in delivery_tasks {
             let _ = task.await;
         }
@@ -160,6 +162,29 @@ async fn checkpoint(store: Store, mut stop: watch::Receiver<bool>) {
         }
         if let Err(err) = store.checkpoint().await {
             tracing::warn!(error = %err, "WAL checkpoint failed");
+        }
+    }
+}
+
+/// Keeps the keys current: rebuilds them the moment a rotated key starts
+/// signing or a superseded one leaves the JWKS, and picks up keys another
+/// process added (`keys rotate`) within `key_reload_interval`.
+async fn refresh_keys(assent: Assent, mut stop: watch::Receiver<bool>) {
+    let interval = assent.settings.key_reload_interval;
+    loop {
+        let until_change = assent.keys.next_change_ms().map(|at| {
+            Duration::from_millis(at.saturating_sub(assent.clock.now_ms()).max(0) as u64)
+        });
+        let wait = until_change.map_or(interval, |d| d.min(interval));
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+        if let Err(err) = assent.keys.refresh(&assent.store, &assent.clock).await {
+            tracing::warn!(
+                error = format!("{err:#}"),
+                "reloading the signing keys failed"
+            );
         }
     }
 }

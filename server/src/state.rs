@@ -10,7 +10,7 @@ use crate::{
     config::Settings,
     delivery::Delivery,
     endpoints::Endpoints,
-    keys::{DeviceKeyInfo, KeySet},
+    keys::{DeviceKeyInfo, Keys, RotationPolicy},
     push::PushService,
     storage::{ClientRow, Store},
 };
@@ -27,7 +27,7 @@ const DEVICE_KEY_CACHE_CAPACITY: usize = 100_000;
 #[derive(Debug, Clone)]
 pub struct Assent {
     pub store: Store,
-    pub keys: Arc<KeySet>,
+    pub keys: Arc<Keys>,
     pub settings: Arc<Settings>,
     pub endpoints: Arc<Endpoints>,
     pub delivery: Arc<Delivery>,
@@ -42,12 +42,16 @@ pub struct Assent {
 }
 
 impl Assent {
-    /// Applies migrations, loads (or generates) the signing keys.
+    /// Applies migrations, loads (or generates) the signing keys, opened with
+    /// the key-encryption key of the settings.
     pub async fn open(store: Store, settings: Settings, issuer: &str) -> anyhow::Result<Self> {
         store.migrate().await?;
         let clock = Clock::default();
-        let keys = KeySet::load_or_generate(&store, &clock).await?;
-        let push = PushService::new(&keys, &settings, issuer)?;
+        let keks = settings.key_encryption_keys()?;
+        let policy =
+            RotationPolicy::for_lifetimes(settings.access_token_ttl, settings.id_token_ttl);
+        let keys = Keys::open(&store, &clock, keks, policy).await?;
+        let push = PushService::new(&keys.get(), &settings, issuer)?;
         let alerts = AlertSink::new(&settings)?;
         Ok(Self {
             store,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     endpoints::Endpoints,
-    keys::{KeySet, TokenAlg},
+    keys::{KeyPurpose, KeySet, TokenAlg},
     secrets::{b64url, random_token, sha256},
 };
 
@@ -114,7 +114,7 @@ pub fn mint(
     grant: &Grant<'_>,
     now_secs: i64,
 ) -> MintedTokens {
-    let key = keys.signing_key(alg);
+    let id_token_key = keys.id_token_key(alg);
     let has_openid = grant.scope.split(' ').any(|s| s == "openid");
     let aud = match (grant.audience, has_openid) {
         (Some(api), true) => Audience::Many(vec![api.to_string(), endpoints.userinfo.clone()]),
@@ -142,7 +142,7 @@ pub fn mint(
         amr: amr.clone(),
         authorization_details,
     };
-    let access_token = key.sign_jwt("at+jwt", &access);
+    let access_token = keys.access_token_key(alg).sign_jwt("at+jwt", &access);
     let id = IdTokenClaims {
         iss: &endpoints.issuer,
         sub: grant.user_sub,
@@ -156,7 +156,7 @@ pub fn mint(
         at_hash: left_half_hash(&access_token),
         auth_req_id: grant.auth_req_id,
     };
-    let id_token = key.sign_jwt("JWT", &id);
+    let id_token = id_token_key.sign_jwt("JWT", &id);
     MintedTokens {
         access_token,
         id_token,
@@ -198,6 +198,7 @@ fn verify_ours<T: for<'de> Deserialize<'de>>(
     endpoints: &Endpoints,
     token: &str,
     expected_typ: &str,
+    purpose: KeyPurpose,
     configure: impl FnOnce(&mut Validation),
 ) -> Result<T, TokenRejection> {
     let header = decode_header(token).map_err(|_| TokenRejection::Malformed)?;
@@ -209,7 +210,9 @@ fn verify_ours<T: for<'de> Deserialize<'de>>(
         return Err(TokenRejection::WrongType);
     }
     let kid = header.kid.as_deref().ok_or(TokenRejection::UnknownKey)?;
-    let verifier = keys.verifier(kid).ok_or(TokenRejection::UnknownKey)?;
+    let verifier = keys
+        .verifier(kid, purpose)
+        .ok_or(TokenRejection::UnknownKey)?;
     if header.alg != verifier.alg {
         return Err(TokenRejection::BadSignatureOrClaims);
     }
@@ -233,11 +236,18 @@ pub fn verify_access_token(
     token: &str,
     now_secs: i64,
 ) -> Result<AccessTokenClaims, TokenRejection> {
-    let claims: AccessTokenClaims = verify_ours(keys, endpoints, token, "at+jwt", |v| {
-        v.validate_exp = false;
-        v.set_audience(&[endpoints.userinfo.as_str()]);
-        v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
-    })?;
+    let claims: AccessTokenClaims = verify_ours(
+        keys,
+        endpoints,
+        token,
+        "at+jwt",
+        KeyPurpose::AccessToken,
+        |v| {
+            v.validate_exp = false;
+            v.set_audience(&[endpoints.userinfo.as_str()]);
+            v.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+        },
+    )?;
     // As the library would: expired once `exp` is in the past.
     if claims.exp < now_secs {
         return Err(TokenRejection::Expired);
@@ -260,12 +270,13 @@ pub fn verify_id_token_hint(
     client_id: &str,
     token: &str,
 ) -> Result<String, IdTokenHintError> {
-    let claims: IdTokenHintClaims = verify_ours(keys, endpoints, token, "JWT", |v| {
-        v.validate_exp = false;
-        v.validate_aud = false;
-        v.set_required_spec_claims(&["iss", "sub", "aud"]);
-    })
-    .map_err(IdTokenHintError::Invalid)?;
+    let claims: IdTokenHintClaims =
+        verify_ours(keys, endpoints, token, "JWT", KeyPurpose::IdToken, |v| {
+            v.validate_exp = false;
+            v.validate_aud = false;
+            v.set_required_spec_claims(&["iss", "sub", "aud"]);
+        })
+        .map_err(IdTokenHintError::Invalid)?;
     if !claims.aud.contains(client_id) {
         return Err(IdTokenHintError::OtherClient);
     }

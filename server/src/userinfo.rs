@@ -13,7 +13,7 @@ use crate::{
 pub async fn claims(assent: &Assent, access_token: &str) -> Result<Value, OAuthError> {
     let invalid = |why| OAuthError::bearer(OAuthErrorCode::InvalidToken, why);
     let claims = tokens::verify_access_token(
-        &assent.keys,
+        &assent.keys.get(),
         &assent.endpoints,
         access_token,
         assent.clock.now_secs(),

@@ -26,6 +26,7 @@ pub mod typ {
     pub const NEW_KEY: &str = "assent-new-key+jwt";
     pub const UNENROLL: &str = "assent-unenroll+jwt";
     pub const UNMUTE: &str = "assent-unmute+jwt";
+    pub const SERVER_KEY: &str = "assent-server-key+jwt";
 }
 
 /// Routes of the device API, relative to the server base URL.
@@ -280,6 +281,20 @@ pub struct PendingRequests {
     /// unmute ([`path::UNMUTE`]) lifts it early.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub muted_until: Option<i64>,
+    /// After the server's challenge key was rotated: the chain of
+    /// endorsements (JWS of `typ` [`typ::SERVER_KEY`], oldest first), each
+    /// signed by the key before it, that leads a device from the key it
+    /// pinned to the key now signing challenges.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub server_keys: Vec<String>,
+}
+
+/// Payload of a challenge-key endorsement (`typ` [`typ::SERVER_KEY`]): the
+/// server's previous challenge key (the header's `kid`) vouches for `key`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerKeyClaims {
+    pub key: EcPublicJwk,
+    pub iat: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

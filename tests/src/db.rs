@@ -17,11 +17,35 @@ pub struct TestDb {
     pg_name: Option<String>,
 }
 
+/// A temporary directory only this account may enter (0700), as the server
+/// wants a database directory to be (`tempfile` makes them 0755).
+pub fn private_tempdir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+            .expect("make the temp dir private");
+    }
+    dir
+}
+
+/// The key-encryption key of a PostgreSQL test database: a file of its own
+/// in the system's temporary directory, named after the database, so every
+/// process of one test (the in-process server, CLI commands, `serve`
+/// processes) finds the same key from the database URL alone. SQLite test
+/// databases keep theirs in the server's default place, beside the database.
+pub fn postgres_kek_file(database_url: &str) -> Option<std::path::PathBuf> {
+    let name = database_url.strip_prefix("postgres")?.rsplit('/').next()?;
+    let name = name.split('?').next()?;
+    Some(std::env::temp_dir().join(format!("{name}.kek")))
+}
+
 impl TestDb {
     pub async fn create(backend: Backend) -> Self {
         match backend {
             Backend::Sqlite => {
-                let dir = tempfile::tempdir().expect("temp dir");
+                let dir = private_tempdir();
                 let url = format!("sqlite://{}", dir.path().join("assent.db").display());
                 Self {
                     backend,
@@ -49,6 +73,10 @@ impl TestDb {
                     Some(i) if !admin[..i].ends_with('/') => format!("{}/{name}", &admin[..i]),
                     _ => format!("{admin}/{name}"),
                 };
+                let kek = postgres_kek_file(&url).expect("a postgres URL");
+                let (_, text) = assent_server::kek::KeyEncryptionKey::generate();
+                assent_device::state::write_private(&kek, format!("{text}\n").as_bytes())
+                    .expect("write the test key-encryption key");
                 Self {
                     backend,
                     url,
@@ -65,6 +93,9 @@ impl Drop for TestDb {
         let Some(name) = self.pg_name.take() else {
             return;
         };
+        if let Some(kek) = postgres_kek_file(&self.url) {
+            let _ = std::fs::remove_file(kek);
+        }
         // Drop runs outside any runtime guarantee: use a private one.
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()

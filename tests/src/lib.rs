@@ -63,6 +63,12 @@ impl TestServer {
             requests_per_user_per_minute: 10_000,
             max_pending_per_user: 10_000,
             mute_after_denials: 0,
+            key_encryption_key: db::postgres_kek_file(&db.url).map(|path| {
+                assent_server::kek::KekSource::File {
+                    path,
+                    generate: false,
+                }
+            }),
             ..Settings::default()
         };
         configure(&mut settings);

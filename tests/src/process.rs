@@ -48,6 +48,9 @@ pub fn server_command(database_url: &str) -> Command {
     if !database_url.is_empty() {
         cmd.env("ASSENT_DATABASE_URL", database_url);
     }
+    if let Some(kek) = crate::db::postgres_kek_file(database_url).filter(|k| k.exists()) {
+        cmd.env("ASSENT_KEY_ENCRYPTION_KEY_FILE", kek);
+    }
     cmd.kill_on_drop(true);
     cmd
 }

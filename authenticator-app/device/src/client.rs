@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use assent_shared::{
     error::DeviceErrorCode,
-    jose::DeviceKey,
+    jose::{DeviceKey, EcPublicJwk, UnverifiedJws},
     protocol::{
         path, typ, DecisionClaims, DecisionResponse, DenyReason, DeviceApiError, EnrollmentClaims,
         EnrollmentResponse, EnrollmentUri, EnrollmentUriError, NewKeyClaims, PendingRequests,
@@ -16,7 +16,7 @@ use assent_shared::{
 use serde::de::DeserializeOwned;
 
 use crate::{
-    challenge::{verify_challenge, ChallengeRejected, VerifiedChallenge},
+    challenge::{follow_endorsements, verify_challenge, ChallengeRejected, VerifiedChallenge},
     events::EventStream,
     state::Account,
 };
@@ -63,6 +63,10 @@ pub struct Pending {
     /// Until when (Unix seconds) new requests for this user are refused,
     /// after "This wasn't me".
     pub muted_until: Option<i64>,
+    /// The server rotated its challenge key and signed a request with the
+    /// new one, which its endorsements vouch for: the caller pins it
+    /// ([`crate::Account::adopt_server_key`]) and saves the account.
+    pub new_server_key: Option<EcPublicJwk>,
 }
 
 /// What the user answered about one challenge: the verdict, and for an
@@ -248,6 +252,7 @@ impl DeviceClient {
             user: response.user.clone(),
             label: link.account.clone().unwrap_or(response.user),
             server_key: response.server_key,
+            previous_server_key: None,
             policy: response.policy,
             device_name: device_name.into(),
             enrolled_at,
@@ -272,12 +277,42 @@ impl DeviceClient {
             ..Pending::default()
         };
         let now = now_secs();
+        // After a rotation, the keys the endorsements lead to from the pinned
+        // one; the device moves to the newest of them it sees signing.
+        let endorsed = follow_endorsements(&self.account.server_key, &list.server_keys);
+        let accepted = self.account.accepted_server_keys(now);
+        let mut newest_used: Option<usize> = None;
         for jws in list.requests {
-            match verify_challenge(&jws, &self.account.server_key, &self.account.server, now) {
-                Ok(challenge) => pending.verified.push(challenge),
+            let kid = UnverifiedJws::parse(&jws)
+                .ok()
+                .and_then(|parsed| parsed.header.kid);
+            let key = kid.as_deref().and_then(|kid| {
+                accepted
+                    .iter()
+                    .copied()
+                    .find(|k| k.thumbprint() == kid)
+                    .map(|k| (k, None))
+                    .or_else(|| {
+                        endorsed
+                            .iter()
+                            .enumerate()
+                            .find(|(_, k)| k.thumbprint() == kid)
+                            .map(|(i, k)| (k, Some(i)))
+                    })
+            });
+            // An unknown kid is refused by the check against the pinned key.
+            let (key, position) = key.unwrap_or((&self.account.server_key, None));
+            match verify_challenge(&jws, key, &self.account.server, now) {
+                Ok(challenge) => {
+                    if let Some(i) = position {
+                        newest_used = newest_used.max(Some(i));
+                    }
+                    pending.verified.push(challenge)
+                }
                 Err(why) => pending.rejected.push(why),
             }
         }
+        pending.new_server_key = newest_used.map(|i| endorsed[i].clone());
         Ok(pending)
     }
 

@@ -117,6 +117,12 @@ fn challenge_json(c: &VerifiedChallenge) -> Value {
     })
 }
 
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 fn print_pending(pending: &Pending, json_out: bool) {
     if json_out {
         let list: Vec<Value> = pending.verified.iter().map(challenge_json).collect();
@@ -185,12 +191,28 @@ fn print_pending(pending: &Pending, json_out: bool) {
     }
 }
 
+/// The pending requests; when the server has moved to a new challenge key
+/// its endorsements vouch for, the account pins it from now on.
+async fn fetch_pending(state: &StateDir, client: &mut DeviceClient) -> anyhow::Result<Pending> {
+    let pending = client.pending().await?;
+    if let Some(new_key) = &pending.new_server_key {
+        client.account.adopt_server_key(new_key.clone(), now_secs());
+        state.save(&client.account, client.key())?;
+        eprintln!(
+            "note: the server moved to a new request-signing key ({}), vouched for by the one pinned at enrollment",
+            new_key.thumbprint()
+        );
+    }
+    Ok(pending)
+}
+
 async fn pick(
-    client: &DeviceClient,
+    state: &StateDir,
+    client: &mut DeviceClient,
     id: Option<String>,
     next: bool,
 ) -> anyhow::Result<VerifiedChallenge> {
-    let pending = client.pending().await?;
+    let pending = fetch_pending(state, client).await?;
     for why in &pending.rejected {
         eprintln!("warning: a request was not shown: {why}");
     }
@@ -251,13 +273,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Pending => {
             let (account, key) = state.load()?;
-            let client = DeviceClient::new(account, key);
-            print_pending(&client.pending().await?, cli.json);
+            let mut client = DeviceClient::new(account, key);
+            print_pending(&fetch_pending(&state, &mut client).await?, cli.json);
         }
         Command::Approve { id, next, code } => {
             let (account, key) = state.load()?;
-            let client = DeviceClient::new(account, key);
-            let challenge = pick(&client, id, next).await?;
+            let mut client = DeviceClient::new(account, key);
+            let challenge = pick(&state, &mut client, id, next).await?;
             if let (Some(digits), None) = (challenge.claims.match_code_digits, &code) {
                 bail!(
                     "this request needs the {digits}-digit code that {} shows: approve {} --code DIGITS",
@@ -271,8 +293,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Deny { id, next, reason } => {
             let (account, key) = state.load()?;
-            let client = DeviceClient::new(account, key);
-            let challenge = pick(&client, id, next).await?;
+            let mut client = DeviceClient::new(account, key);
+            let challenge = pick(&state, &mut client, id, next).await?;
             let result = client.decide(&challenge, &Answer::deny(reason)).await?;
             report(cli.json, &result.request_id, &result.status, &challenge)?;
             if let Some(until) = result.muted_until {

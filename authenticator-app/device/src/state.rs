@@ -26,10 +26,54 @@ pub struct Account {
     pub label: String,
     /// The server's challenge-signing key, pinned at enrollment.
     pub server_key: EcPublicJwk,
+    /// The challenge key `server_key` replaced when the server rotated it:
+    /// still accepted, until `accepted_until`, for the requests it signed
+    /// before the new key took over (docs/protocol.md, "Challenge-key
+    /// rollover").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_server_key: Option<PreviousServerKey>,
     pub policy: Policy,
     pub device_name: String,
     /// RFC 3339.
     pub enrolled_at: String,
+}
+
+/// A challenge key the server has moved on from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviousServerKey {
+    pub key: EcPublicJwk,
+    /// Unix seconds.
+    pub accepted_until: i64,
+}
+
+/// How long the key a rotation replaced stays accepted once the device has
+/// seen its successor sign: longer than any request lives (300 s), so the
+/// requests the old key signed just before the switch can still be answered.
+pub const PREVIOUS_SERVER_KEY_GRACE_SECS: i64 = 600;
+
+impl Account {
+    /// Pins `new_key`, which the server's endorsements lead to from the key
+    /// pinned now (checked by the caller), keeping the old one for a grace
+    /// period.
+    pub fn adopt_server_key(&mut self, new_key: EcPublicJwk, now: i64) {
+        let old = std::mem::replace(&mut self.server_key, new_key);
+        self.previous_server_key = Some(PreviousServerKey {
+            key: old,
+            accepted_until: now + PREVIOUS_SERVER_KEY_GRACE_SECS,
+        });
+    }
+
+    /// The challenge keys accepted at `now`: the pinned one, and the one it
+    /// replaced during its grace period.
+    pub fn accepted_server_keys(&self, now: i64) -> Vec<&EcPublicJwk> {
+        let mut keys = vec![&self.server_key];
+        if let Some(previous) = &self.previous_server_key {
+            if now < previous.accepted_until {
+                keys.push(&previous.key);
+            }
+        }
+        keys
+    }
 }
 
 /// A directory holding one account.
@@ -171,6 +215,7 @@ mod tests {
             user: "alice".into(),
             label: "alice".into(),
             server_key: DeviceKey::generate().public_jwk(),
+            previous_server_key: None,
             policy: Policy {
                 protocol_version: 1,
                 max_clock_skew_secs: 60,

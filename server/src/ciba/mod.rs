@@ -74,16 +74,20 @@ pub async fn start_backchannel(
     let user = match &request.hint {
         Hint::Login(lookup) => lookup.clone(),
         Hint::IdToken(token) => {
-            let sub =
-                verify_id_token_hint(&assent.keys, &assent.endpoints, &client.client_id, token)
-                    .map_err(|e| match e {
-                        IdTokenHintError::OtherClient => OAuthError::invalid_request(
-                            "id_token_hint was not issued to this client",
-                        ),
-                        IdTokenHintError::Invalid(_) => OAuthError::invalid_request(
-                            "id_token_hint is not a valid ID token issued by this server",
-                        ),
-                    })?;
+            let sub = verify_id_token_hint(
+                &assent.keys.get(),
+                &assent.endpoints,
+                &client.client_id,
+                token,
+            )
+            .map_err(|e| match e {
+                IdTokenHintError::OtherClient => {
+                    OAuthError::invalid_request("id_token_hint was not issued to this client")
+                }
+                IdTokenHintError::Invalid(_) => OAuthError::invalid_request(
+                    "id_token_hint is not a valid ID token issued by this server",
+                ),
+            })?;
             UserLookup { sub, email: None }
         }
     };
@@ -118,7 +122,7 @@ pub async fn start_backchannel(
         .map(|ua| ua.chars().take(512).collect());
     let expires_at = now + expires_in as i64 * 1000;
     let challenge = challenge::sign(
-        &assent.keys,
+        &assent.keys.get(),
         &ChallengeClaims {
             v: protocol::VERSION,
             // The base URL devices enrolled with: no trailing slash.

@@ -130,7 +130,7 @@ fn token_response(
 ) -> TokenResponse {
     let settings = &assent.settings;
     let minted = tokens::mint(
-        &assent.keys,
+        &assent.keys.get(),
         &assent.endpoints,
         client_alg(client),
         Lifetimes {

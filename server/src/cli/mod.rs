@@ -7,6 +7,7 @@ mod admin_tokens;
 mod clients;
 mod devices;
 mod enroll;
+mod keys;
 pub mod output;
 mod requests;
 mod users;
@@ -26,6 +27,7 @@ pub use self::{
     clients::ClientCommand,
     devices::DeviceCommand,
     enroll::{EnrollCommand, TicketArgs},
+    keys::KeysCommand,
     requests::RequestCommand,
     users::UserCommand,
 };
@@ -69,6 +71,9 @@ pub enum Command {
     /// Inspect back-channel requests.
     #[command(subcommand)]
     Request(RequestCommand),
+    /// List and rotate the server's signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -107,6 +112,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Device(cmd) => devices::run(&open_store(&settings).await?, cmd).await,
         Command::Admin(cmd) => admin_tokens::run(&open_store(&settings).await?, cmd).await,
         Command::Request(cmd) => requests::run(&open_store(&settings).await?, cmd).await,
+        Command::Keys(cmd) => keys::run(&open_store(&settings).await?, &settings, cmd).await,
     }
 }
 

@@ -47,7 +47,12 @@ pub async fn pending(assent: &Assent, proof: &str) -> Result<PendingRequests, De
         )
         .await?;
     match spent {
-        Some(list) => Ok(list),
+        Some(mut list) => {
+            // After a challenge-key rotation, the way from the key a device
+            // pinned to the key signing now (empty until then).
+            list.server_keys = assent.keys.get().device_endorsements().to_vec();
+            Ok(list)
+        }
         None => {
             confirm_device(assent, &device).await?;
             Err(replayed())

@@ -68,7 +68,7 @@ pub async fn create_enrollment_ticket(
         version: protocol::VERSION,
         server: assent.endpoints.issuer.trim_end_matches('/').to_string(),
         ticket,
-        pin: assent.keys.device_key().kid.clone(),
+        pin: assent.keys.get().device_key().kid.clone(),
         account: Some(user.email.clone().unwrap_or_else(|| user.sub.clone())),
     };
     Ok(EnrollmentTicket {
@@ -106,7 +106,8 @@ pub async fn enroll(assent: &Assent, body: &str) -> Result<EnrollmentResponse, D
         &assent.endpoints.device_url(path::ENROLL),
         assent.clock.now_secs(),
     )?;
-    let server_key = assent.keys.device_key();
+    let keys = assent.keys.get();
+    let server_key = keys.device_key();
     if !constant_time_eq(&claims.pin, &server_key.kid) {
         return Err(DeviceError::new(
             DeviceErrorCode::PinMismatch,

@@ -1,5 +1,6 @@
 //! Metadata endpoints: OpenID discovery, JWKS, OpenAPI, health.
-//! Their bodies never change while the process runs, so they are rendered once.
+//! Their bodies never change while the process runs, so they are rendered
+//! once; the JWKS, which changes when keys rotate, once per key change.
 
 use assent_shared::oauth::acr;
 use axum::{
@@ -23,7 +24,6 @@ pub const OPENAPI_TEMPLATE: &str = include_str!("../../openapi.json");
 
 pub struct Rendered {
     openid_configuration: String,
-    jwks: String,
     openapi: String,
 }
 
@@ -65,7 +65,6 @@ impl Rendered {
         openapi["servers"] = json!([{ "url": e.issuer.trim_end_matches('/') }]);
         Self {
             openid_configuration,
-            jwks: assent.keys.jwks_json().to_string(),
             openapi: openapi.to_string(),
         }
     }
@@ -126,8 +125,11 @@ pub async fn openid_configuration(State(state): State<AppState>) -> Response {
     json_response(&state.rendered.openid_configuration, "public, max-age=300")
 }
 
+/// The JWKS changes when keys rotate: it is rendered once per key change,
+/// by the key set, and read from the set that holds now.
 pub async fn jwks(State(state): State<AppState>) -> Response {
-    let mut response = json_response(&state.rendered.jwks, "public, max-age=300");
+    let keys = state.assent.keys.get();
+    let mut response = json_response(keys.jwks_json(), "public, max-age=300");
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/jwk-set+json"),

@@ -197,7 +197,7 @@ impl Store {
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let path = options.get_filename().to_path_buf();
         if !in_memory {
-            check_parent_directory(&path)?;
+            secure_directory(&path, modes)?;
             secure_database_files(&path, modes)?;
         }
         let pool = SqlitePoolOptions::new()
@@ -337,8 +337,6 @@ impl Store {
     }
 }
 
-/// A SQLite file in a directory that does not exist would fail with
-/// "unable to open database file": name the path instead.
 /// Whether a SQLite database other accounts can read may be opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileModes {
@@ -400,16 +398,57 @@ fn secure_database_files(path: &Path, modes: FileModes) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn check_parent_directory(path: &Path) -> anyhow::Result<()> {
-    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
-        return Ok(());
-    };
+/// The directory of the database: created owner-only (0700) when missing,
+/// and refused when other accounts may enter it or anyone but its owner may
+/// write in it (0750 is accepted, as PostgreSQL accepts it for its data
+/// directory): a writable directory lets another account replace the files.
+fn secure_directory(path: &Path, modes: FileModes) -> anyhow::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.exists() {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).with_context(|| {
+            format!(
+                "cannot create the SQLite database {}: creating its directory {}",
+                path.display(),
+                dir.display()
+            )
+        })?;
+        tracing::info!(directory = %dir.display(), "created the database directory (mode 700)");
+    }
     if !dir.is_dir() {
         anyhow::bail!(
-            "cannot create the SQLite database {}: the directory {} does not exist",
+            "cannot create the SQLite database {}: {} is not a directory",
             path.display(),
             dir.display()
         );
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir)?.permissions().mode() & 0o7777;
+        if mode & 0o027 != 0 {
+            match modes {
+                FileModes::AllowInsecure => tracing::warn!(
+                    directory = %dir.display(),
+                    mode = format!("{mode:o}"),
+                    "the database directory is open to other accounts (allowed by ASSENT_ALLOW_INSECURE_FILE_MODES)"
+                ),
+                FileModes::OwnerOnly => anyhow::bail!(
+                    "refusing to open the database in {}: its mode is {mode:o}, so other accounts on this \
+                     machine can enter it or write in it. Make it private: chmod 700 {} (or keep the \
+                     database in a directory of its own), or set ASSENT_ALLOW_INSECURE_FILE_MODES=true to \
+                     start anyway",
+                    dir.display(),
+                    dir.display()
+                ),
+            }
+        }
     }
     Ok(())
 }

@@ -176,14 +176,32 @@ async fn run_timed(url: &str, args: &[&str]) -> (bool, String, String, std::time
 
 #[tokio::test]
 async fn database_errors_name_what_to_fix() {
-    // A SQLite file in a directory that does not exist: the path is named.
+    // A SQLite file in a directory that does not exist: the directory is
+    // made, owner-only. Where a file stands in the way, the path is named.
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no-such-dir").join("assent.db");
     let url = format!("sqlite://{}", missing.display());
     let (ok, _, stderr, _) = run_timed(&url, &["user", "list"]).await;
+    assert!(ok, "{stderr}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("no-such-dir"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+    std::fs::write(dir.path().join("a-file"), b"").unwrap();
+    let blocked = dir.path().join("a-file").join("assent.db");
+    let (ok, _, stderr, _) = run_timed(
+        &format!("sqlite://{}", blocked.display()),
+        &["user", "list"],
+    )
+    .await;
     assert!(!ok);
     assert!(
-        stderr.contains(&missing.display().to_string()) && stderr.contains("does not exist"),
+        stderr.contains(&blocked.display().to_string()) && stderr.contains("a-file"),
         "{stderr}"
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
@@ -218,7 +236,7 @@ async fn postgres_commands_print_no_migration_notices() {
 #[tokio::test]
 async fn the_database_is_created_owner_only_and_a_readable_one_is_refused() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = assent_tests::db::private_tempdir();
     let file = dir.path().join("assent.db");
     let url = format!("sqlite://{}", file.display());
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
@@ -258,4 +276,28 @@ async fn the_database_is_created_owner_only_and_a_readable_one_is_refused() {
         "the operator is warned: {stderr}"
     );
     assert!(String::from_utf8_lossy(&allowed.stdout).contains("auth0|alice"));
+
+    // A directory other accounts can enter or write in is refused too (one
+    // that can write there could replace the files).
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    for companion in ["assent.db-wal", "assent.db-shm"] {
+        let _ = std::fs::set_permissions(
+            dir.path().join(companion),
+            std::fs::Permissions::from_mode(0o600),
+        );
+    }
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let refused = server_command(&url)
+        .args(["user", "list"])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("chmod 700") && stderr.contains("755"),
+        "{stderr}"
+    );
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o750)).unwrap();
+    run_cli(&url, &["user", "list"]).await;
 }

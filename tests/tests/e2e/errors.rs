@@ -289,7 +289,7 @@ on_both_backends! {
             audience: None, authorization_details: None, acr: None, amr: None, auth_time: 0, auth_req_id: None,
         };
         let minted = assent_server::tokens::mint(
-            &server.assent().keys, &server.assent().endpoints, TokenAlg::RS256,
+            &server.assent().keys.get(), &server.assent().endpoints, TokenAlg::RS256,
             assent_server::tokens::Lifetimes { access_token: 60, id_token: 60 }, &grant,
             assent_server::clock::now_ms() / 1000,
         );

@@ -19,6 +19,7 @@ mod device_flow;
 mod device_race;
 mod errors;
 mod housekeeping;
+mod keys;
 mod oauth4webapi;
 mod openapi;
 mod processes;

@@ -208,10 +208,21 @@ async fn the_default_run_command_serves_discovery_on_port_8080_with_sqlite() {
     }
     let meta = meta.expect("discovery answered on 127.0.0.1:8080");
     assert_eq!(meta["issuer"], "http://127.0.0.1:8080");
+    // In a directory of its own, beside its key-encryption key, all owner-only.
+    let data = dir.path().join("assent-data");
     assert!(
-        dir.path().join("assent.db").exists(),
+        data.join("assent.db").exists(),
         "the SQLite database was created"
     );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode =
+            |p: std::path::PathBuf| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(data.clone()), 0o700);
+        assert_eq!(mode(data.join("assent.db")), 0o600);
+        assert_eq!(mode(data.join("assent.kek")), 0o600);
+    }
     send_sigterm(child.id().unwrap());
     assert!(child.wait().await.unwrap().success());
 }
@@ -420,8 +431,8 @@ async fn configuration_file_environment_and_flags_stack() {
     let store = Store::connect(&db.url, 1).await.unwrap();
     assert_eq!(
         store.signing_keys().await.unwrap().len(),
-        4,
-        "two token keys, the device challenge key and the VAPID key"
+        6,
+        "two ID-token keys, two access-token keys, the device challenge key and the VAPID key"
     );
 }
 

@@ -52,6 +52,7 @@ fn device_of(server: &str) -> DeviceClient {
         user: "alice".into(),
         label: "alice".into(),
         server_key: DeviceKey::generate().public_jwk(),
+        previous_server_key: None,
         policy: Policy {
             protocol_version: 1,
             max_clock_skew_secs: 60,

@@ -148,6 +148,38 @@ impl Authenticator {
         })
     }
 
+    /// Pins the server's new challenge key (which its endorsements lead to
+    /// from the pinned one, checked by the device library) and saves the
+    /// account, so requests the new key signs are shown from now on.
+    pub(super) async fn adopt_server_key(
+        &self,
+        account_id: &str,
+        new_key: assent_shared::jose::EcPublicJwk,
+    ) -> Result<(), AppError> {
+        let (dir, stored) = {
+            let mut accounts = self.write_accounts();
+            let Some(loaded) = accounts.get_mut(account_id) else {
+                return Err(AppError::unknown_account());
+            };
+            loaded
+                .stored
+                .account
+                .adopt_server_key(new_key.clone(), now_secs());
+            if let Some(client) = &mut loaded.client {
+                client.account = loaded.stored.account.clone();
+            }
+            (loaded.dir.clone(), loaded.stored.clone())
+        };
+        log::info!(
+            "account {account_id}: the server moved to a new request-signing key ({})",
+            new_key.thumbprint()
+        );
+        tokio::task::spawn_blocking(move || write_json(&dir.join(ACCOUNT_FILE), &stored))
+            .await
+            .map_err(AppError::internal)?
+            .map_err(AppError::internal)
+    }
+
     /// The ids of the accounts whose key is loaded: those that can be watched.
     pub(super) fn usable_account_ids(&self) -> Vec<String> {
         self.read_accounts()

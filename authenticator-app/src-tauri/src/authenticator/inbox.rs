@@ -175,6 +175,11 @@ impl Authenticator {
             }
         };
         self.set_problem(account_id, None);
+        if let Some(new_key) = pending.new_server_key.clone() {
+            if let Err(e) = self.adopt_server_key(account_id, new_key).await {
+                log::warn!("account {account_id}: keeping the new server key failed: {e:?}");
+            }
+        }
         self.set_muted(account_id, pending.muted_until);
         for why in &pending.rejected {
             log::warn!("hid a request for account {account_id}: {why}");
