@@ -96,6 +96,7 @@ macro_rules! constructors {
 constructors! { OAuthErrorCode:
     invalid_request => InvalidRequest,
     invalid_scope => InvalidScope,
+    invalid_target => InvalidTarget,
     invalid_grant => InvalidGrant,
     unsupported_grant_type => UnsupportedGrantType,
     unknown_user_id => UnknownUserId,

@@ -33,6 +33,7 @@
 
 pub mod admin;
 pub mod alerts;
+pub mod apis;
 pub mod cache;
 pub mod challenge;
 pub mod ciba;

@@ -85,6 +85,9 @@ codes! {
         UnauthorizedClient => "unauthorized_client",
         UnsupportedGrantType => "unsupported_grant_type",
         InvalidScope => "invalid_scope",
+        /// RFC 8707 2: the `audience`/`resource` is not an API this client
+        /// may ask tokens for.
+        InvalidTarget => "invalid_target",
         AccessDenied => "access_denied",
         /// CIBA: the hint does not identify a known user.
         UnknownUserId => "unknown_user_id",

@@ -41,6 +41,27 @@ impl TestClient {
         .await
     }
 
+    /// Registers the API `identifier` (if it is not yet) with `scopes`, and
+    /// grants this client those scopes of it.
+    pub async fn grant_api(&self, store: &Store, identifier: &str, scopes: &[&str]) {
+        let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+        if store.api(identifier).await.unwrap().is_none() {
+            assent_server::apis::create(
+                store,
+                assent_server::apis::NewApi {
+                    identifier: identifier.into(),
+                    name: format!("API {identifier}"),
+                    scopes: scopes.clone(),
+                },
+            )
+            .await
+            .unwrap();
+        }
+        assent_server::apis::grant(store, &self.client_id, identifier, &scopes)
+            .await
+            .unwrap();
+    }
+
     pub async fn register_with_grants(
         store: &Store,
         method: AuthMethod,

@@ -33,9 +33,9 @@ use crate::{
 pub const CIBA_GRANT: &str = assent_shared::oauth::CIBA_GRANT_TYPE;
 pub const REFRESH_GRANT: &str = assent_shared::oauth::REFRESH_TOKEN_GRANT_TYPE;
 
-/// Scopes with a meaning of their own; any other well-formed scope is passed
-/// through to the access token for the API named by `audience`.
-pub const STANDARD_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
+/// Scopes with a meaning of their own; any other scope must be granted to the
+/// client for the API named by `audience` ([`crate::apis::authorize`]).
+pub const STANDARD_SCOPES: [&str; 4] = crate::apis::OPENID_SCOPES;
 
 const MAX_SCOPE_LEN: usize = 1024;
 
@@ -71,6 +71,13 @@ pub async fn start_backchannel(
             "this client is not allowed to use CIBA",
         ));
     }
+    crate::apis::authorize(
+        &assent.store,
+        &client.client_id,
+        request.audience.as_deref(),
+        &request.scopes,
+    )
+    .await?;
     let user = match &request.hint {
         Hint::Login(lookup) => lookup.clone(),
         Hint::IdToken(token) => {

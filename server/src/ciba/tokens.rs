@@ -214,6 +214,24 @@ pub async fn refresh(
         Some(requested) => requested.join(" "),
         None => old.scope.clone(),
     };
+    // An API taken away from the client since: no new token for it (the
+    // rotated-to token was never shown, so the family ends here).
+    if old.audience.is_some() {
+        let scopes: Vec<String> = scope.split(' ').map(str::to_string).collect();
+        crate::apis::authorize(
+            &assent.store,
+            &client.client_id,
+            old.audience.as_deref(),
+            &scopes,
+        )
+        .await
+        .map_err(|e| match e.storage_failure() {
+            Some(_) => e,
+            None => OAuthError::invalid_grant(
+                "the client is no longer granted the API this refresh token is for",
+            ),
+        })?;
+    }
     let grant = Grant {
         user_sub: &old.user_sub,
         client_id: &client.client_id,

@@ -4,6 +4,7 @@
 //! ([`CommonArgs`]) and their own, and print JSON with `--json`.
 
 mod admin_tokens;
+mod apis;
 mod clients;
 mod devices;
 mod enroll;
@@ -24,6 +25,7 @@ use crate::{
 
 pub use self::{
     admin_tokens::{AdminCommand, AdminTokenCommand},
+    apis::ApiCommand,
     clients::ClientCommand,
     devices::DeviceCommand,
     enroll::{EnrollCommand, TicketArgs},
@@ -74,6 +76,9 @@ pub enum Command {
     /// List and rotate the server's signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Register APIs (the audiences of access tokens) and grant them to clients.
+    #[command(subcommand)]
+    Api(ApiCommand),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -113,6 +118,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(cmd) => admin_tokens::run(&open_store(&settings).await?, cmd).await,
         Command::Request(cmd) => requests::run(&open_store(&settings).await?, cmd).await,
         Command::Keys(cmd) => keys::run(&open_store(&settings).await?, &settings, cmd).await,
+        Command::Api(cmd) => apis::run(&open_store(&settings).await?, cmd).await,
     }
 }
 

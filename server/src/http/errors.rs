@@ -24,6 +24,7 @@ pub fn oauth_status(code: OAuthErrorCode) -> StatusCode {
         | UnauthorizedClient
         | UnsupportedGrantType
         | InvalidScope
+        | InvalidTarget
         | UnknownUserId
         | InvalidBindingMessage
         | AuthorizationPending

@@ -27,6 +27,7 @@ use sqlx::{
 };
 
 pub mod admin_tokens;
+pub mod apis;
 pub mod clients;
 pub mod decisions;
 pub mod devices;
@@ -42,6 +43,7 @@ pub(crate) mod sql;
 pub mod users;
 
 pub use admin_tokens::AdminTokenRow;
+pub use apis::{ApiRow, ClientGrantRow};
 pub use clients::{ClientChanges, ClientLogo, ClientRow, NumberMatching, UserVerificationPolicy};
 pub use decisions::{ChallengeDecision, DecisionTarget, MatchFailure, MAX_MATCH_FAILURES};
 pub use devices::{DeviceRow, EnrollOutcome};

@@ -306,6 +306,7 @@ on_both_backends! {
         assent_tests::client::create_user_without_device(server.store(), "ivan", None, None).await;
         let phone = assent_tests::device::enroll(&server, "ivan", None).await;
         let client = TestClient::register(server.store(), AuthMethod::ClientSecretBasic, TokenAlg::ES256).await;
+        client.grant_api(server.store(), "https://api.bank.example", &["read:balance"]).await;
         let details = r#"[{"type":"payment_initiation","instructedAmount":{"currency":"EUR","amount":"123.50"},"creditorName":"Merchant A"}]"#;
         let response = client
             .bc_authorize(&server, &[
@@ -355,11 +356,15 @@ on_both_backends! {
         );
         assert_eq!(details.len(), 8 * 1024);
         let mut scope = String::from("openid profile email");
+        let mut api_scopes = Vec::new();
         let mut i = 0;
         while scope.len() + 12 <= 1024 {
+            api_scopes.push(format!("read:api{i:03}"));
             scope.push_str(&format!(" read:api{i:03}"));
             i += 1;
         }
+        let api_scopes: Vec<&str> = api_scopes.iter().map(String::as_str).collect();
+        client.grant_api(server.store(), "https://api.example", &api_scopes).await;
         let response = client
             .bc_authorize(
                 &server,
@@ -367,6 +372,7 @@ on_both_backends! {
                     ("scope", scope.as_str()),
                     ("login_hint", "auth0|alice"),
                     ("binding_message", "Largest token"),
+                    ("audience", "https://api.example"),
                     ("authorization_details", details.as_str()),
                 ],
             )

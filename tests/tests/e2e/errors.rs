@@ -96,6 +96,7 @@ on_both_backends! {
         assert_eq!(count_requests(&server).await, 0, "refused requests left no state");
 
         // The accepted variants do store a request.
+        client.grant_api(server.store(), "https://api.example", &[]).await;
         let ok = client
             .bc_authorize(&server, &[OK.to_vec(), vec![("requested_expiry", "60"), ("audience", "https://api.example"),
                 ("authorization_details", r#"[{"type":"payment","amount":"12.50"}]"#), ("acr_values", "urn:a urn:assent:acr:push")]].concat())

@@ -7,6 +7,7 @@
 //! Select an area by its module path, e.g. `./scripts/test ciba_flow` or
 //! `cargo test -p assent-tests --test e2e device_errors::`.
 
+mod apis;
 #[cfg(target_os = "linux")]
 mod authenticator_app;
 mod bench_smoke;

@@ -1,0 +1,172 @@
+//! `assent-server api create|list|delete|grant|revoke`: the APIs (resource
+//! servers) access tokens may be for, and which clients may ask for them.
+
+use clap::Subcommand;
+use serde_json::json;
+
+use super::output::{self, Table};
+use crate::{
+    apis::{self, NewApi},
+    clock::rfc3339,
+    storage::Store,
+};
+
+#[derive(Debug, Subcommand)]
+pub enum ApiCommand {
+    /// Register an API: the identifier clients name as `audience` and the
+    /// scopes it defines.
+    Create {
+        /// An absolute URI, e.g. https://api.bank.example (never a client id).
+        #[arg(long)]
+        identifier: String,
+        /// A name for operators.
+        #[arg(long)]
+        name: String,
+        /// A scope the API defines; repeat, or separate with spaces.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the APIs, their scopes and the clients granted them.
+    List {
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an API and every grant of it (issued tokens stay valid until they expire).
+    Delete { identifier: String },
+    /// Let a client ask for tokens for an API, with some of its scopes
+    /// (replaces the client's earlier grant of that API).
+    Grant {
+        /// The API's identifier.
+        identifier: String,
+        #[arg(long)]
+        client: String,
+        /// A granted scope (one the API defines); repeat, or separate with spaces.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take an API away from a client (its refresh tokens for it stop working).
+    Revoke {
+        /// The API's identifier.
+        identifier: String,
+        #[arg(long)]
+        client: String,
+    },
+}
+
+pub async fn run(store: &Store, cmd: ApiCommand) -> anyhow::Result<()> {
+    match cmd {
+        ApiCommand::Create {
+            identifier,
+            name,
+            scopes,
+            json,
+        } => {
+            let api = apis::create(
+                store,
+                NewApi {
+                    identifier,
+                    name,
+                    scopes,
+                },
+            )
+            .await?;
+            if json {
+                return output::json(&json!({
+                    "identifier": api.identifier,
+                    "name": api.name,
+                    "scopes": words(&api.scopes),
+                    "created_at": rfc3339(api.created_at),
+                }));
+            }
+            output::text(&format!("registered API {}", api.identifier))
+        }
+        ApiCommand::List { json } => {
+            let (apis, grants) = (store.apis().await?, store.client_grants().await?);
+            if json {
+                let list = apis
+                    .iter()
+                    .map(|api| {
+                        let granted: Vec<_> = grants
+                            .iter()
+                            .filter(|g| g.api_identifier == api.identifier)
+                            .map(|g| json!({"client_id": g.client_id, "scopes": words(&g.scopes)}))
+                            .collect();
+                        json!({
+                            "identifier": api.identifier,
+                            "name": api.name,
+                            "scopes": words(&api.scopes),
+                            "created_at": rfc3339(api.created_at),
+                            "grants": granted,
+                        })
+                    })
+                    .collect();
+                return output::json(&list);
+            }
+            let mut table = Table::new(&["IDENTIFIER", "NAME", "SCOPES", "GRANTED TO"]);
+            for api in apis {
+                let granted: Vec<String> = grants
+                    .iter()
+                    .filter(|g| g.api_identifier == api.identifier)
+                    .map(|g| format!("{} ({})", g.client_id, or_none(&g.scopes)))
+                    .collect();
+                table.row(vec![
+                    api.identifier,
+                    api.name,
+                    or_none(&api.scopes),
+                    granted.join(", "),
+                ]);
+            }
+            table.print()
+        }
+        ApiCommand::Delete { identifier } => {
+            apis::delete(store, &identifier).await?;
+            output::text(&format!("deleted API {identifier} and its grants"))
+        }
+        ApiCommand::Grant {
+            identifier,
+            client,
+            scopes,
+            json,
+        } => {
+            let grant = apis::grant(store, &client, &identifier, &scopes).await?;
+            if json {
+                return output::json(&json!({
+                    "client_id": grant.client_id,
+                    "api": grant.api_identifier,
+                    "scopes": words(&grant.scopes),
+                }));
+            }
+            output::text(&format!(
+                "client {} may ask for tokens for {} with scopes: {}",
+                grant.client_id,
+                grant.api_identifier,
+                or_none(&grant.scopes)
+            ))
+        }
+        ApiCommand::Revoke { identifier, client } => {
+            apis::revoke_grant(store, &client, &identifier).await?;
+            output::text(&format!(
+                "client {client} may no longer ask for tokens for {identifier}"
+            ))
+        }
+    }
+}
+
+fn words(list: &str) -> Vec<&str> {
+    list.split(' ').filter(|s| !s.is_empty()).collect()
+}
+
+fn or_none(list: &str) -> String {
+    if list.is_empty() {
+        "(none)".into()
+    } else {
+        list.to_string()
+    }
+}
