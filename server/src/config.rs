@@ -122,6 +122,10 @@ pub struct ServerArgs {
     #[arg(long, env = "ASSENT_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
 
+    /// Serve `/metrics` only on this address (e.g. 127.0.0.1:9090), not on `listen` [default: none].
+    #[arg(long, env = "ASSENT_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Seconds between checks for keys added by `keys rotate` in another process [default: 10].
     #[arg(long, env = "ASSENT_KEY_RELOAD_INTERVAL")]
     pub key_reload_interval: Option<u64>,
@@ -233,6 +237,7 @@ struct FileConfig {
     max_connections: Option<usize>,
     header_read_timeout: Option<u64>,
     metrics_token: Option<String>,
+    metrics_listen: Option<SocketAddr>,
     shutdown_grace: Option<u64>,
     match_code_digits: Option<u8>,
     requests_per_client_per_minute: Option<u32>,
@@ -286,6 +291,8 @@ pub struct Settings {
     /// SHA-256 (hex) of the bearer token `/metrics` requires; only the
     /// digest is kept, so the settings can be printed without the secret.
     pub metrics_token_sha256: Option<String>,
+    /// When set, `/metrics` is served on this address only.
+    pub metrics_listen: Option<SocketAddr>,
     pub shutdown_grace: Duration,
     pub push_allowed_hosts: Vec<String>,
     pub push_timeout: Duration,
@@ -411,6 +418,7 @@ impl Default for Settings {
             max_connections: 10_000,
             header_read_timeout: Duration::from_secs(10),
             metrics_token_sha256: None,
+            metrics_listen: None,
             shutdown_grace: Duration::from_secs(30),
             push_allowed_hosts: Vec::new(),
             push_timeout: Duration::from_secs(10),
@@ -487,6 +495,7 @@ impl Settings {
             metrics_token_sha256: pick!(server.metrics_token)
                 .filter(|t| !t.is_empty())
                 .map(|t| crate::secrets::sha256_hex(&t)),
+            metrics_listen: pick!(server.metrics_listen),
             shutdown_grace: pick!(server.shutdown_grace)
                 .map(Duration::from_secs)
                 .unwrap_or(d.shutdown_grace),

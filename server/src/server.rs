@@ -16,6 +16,8 @@ use crate::{
 /// A server running in this process (used by `serve` and by tests).
 pub struct RunningServer {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served when `metrics_listen` is set.
+    pub metrics_addr: Option<SocketAddr>,
     pub assent: Assent,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<anyhow::Result<()>>,
@@ -40,6 +42,18 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
     let addr = listener.local_addr()?;
+    let metrics_listener = match settings.metrics_listen {
+        Some(metrics) => Some(
+            TcpListener::bind(metrics)
+                .await
+                .with_context(|| format!("binding metrics_listen {metrics}"))?,
+        ),
+        None => None,
+    };
+    let metrics_addr = metrics_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
     let issuer = settings
         .issuer
         .clone()
@@ -72,6 +86,13 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         },
         shutdown.subscribe(),
     );
+    let metrics_task = metrics_listener.map(|listener| {
+        let app = http::metrics_router(assent.clone());
+        let mut stop = shutdown.subscribe();
+        tokio::spawn(http::serve::serve(listener, app, limits, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }))
+    });
     let store = assent.store.clone();
     let assent_for_shutdown = assent.clone();
     let task = tokio::spawn(async move {
@@ -96,6 +117,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         housekeeping.abort();
         checkpoints.abort();
         key_refresh.abort();
+        if let Some(task) = metrics_task {
+            task.abort();
+        }
         for task in delivery_tasks {
             let _ = task.await;
         }
@@ -103,8 +127,12 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         result
     });
     tracing::info!(address = %addr, issuer = %issuer, database = %assent.store.backend(), "listening");
+    if let Some(metrics) = metrics_addr {
+        tracing::info!(address = %metrics, "serving /metrics on its own address only");
+    }
     Ok(RunningServer {
         addr,
+        metrics_addr,
         assent,
         shutdown,
         task,

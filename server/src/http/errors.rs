@@ -81,36 +81,72 @@ fn no_store(response: &mut Response) {
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
 }
 
+/// The status of each code at the token endpoint: RFC 6749 5.2 and CIBA
+/// Core 11 answer every error there with 400, `invalid_client` with 401.
+/// So `access_denied` of a poll is 400 (as Auth0 documents for its CIBA
+/// polls), while `/bc-authorize` answers it with 403 (CIBA Core 13). Rate
+/// limits and the server's own failures keep their statuses.
+pub fn token_endpoint_status(code: OAuthErrorCode) -> StatusCode {
+    use OAuthErrorCode::*;
+    match code {
+        InvalidClient => StatusCode::UNAUTHORIZED,
+        TooManyRequests | TemporarilyUnavailable | ServerError | Unrecognized => oauth_status(code),
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// An error of the token endpoint: answered with [`token_endpoint_status`].
+#[derive(Debug)]
+pub struct TokenEndpointError(pub OAuthError);
+
+impl From<OAuthError> for TokenEndpointError {
+    fn from(error: OAuthError) -> Self {
+        Self(error)
+    }
+}
+
+impl IntoResponse for TokenEndpointError {
+    fn into_response(self) -> Response {
+        let status = status(&self.0, token_endpoint_status(self.0.code));
+        oauth_response(self.0, status)
+    }
+}
+
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
-        log_storage_failure(&self);
         let status = status(&self, oauth_status(self.code));
-        let description = sanitize_description(&self.description);
-        let challenge = match self.challenge {
-            None => None,
-            Some(Challenge::Basic) => Some("Basic realm=\"assent\", charset=\"UTF-8\"".to_string()),
-            Some(Challenge::BearerMissing) => Some("Bearer realm=\"assent\"".to_string()),
-            Some(Challenge::Bearer) => Some(format!(
-                "Bearer realm=\"assent\", error=\"{}\", error_description=\"{description}\"",
-                self.code
-            )),
-        };
-        let body = ErrorResponse {
-            error: self.code,
-            error_description: Some(description),
-        };
-        let mut response = (status, Json(body)).into_response();
-        no_store(&mut response);
-        let headers = response.headers_mut();
-        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-        if let Some(value) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
-            headers.insert(header::WWW_AUTHENTICATE, value);
-        }
-        if let Some(secs) = self.retry_after_secs {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        response
+        oauth_response(self, status)
     }
+}
+
+/// The JSON error body and headers of an OAuth error, answered with `status`.
+fn oauth_response(this: OAuthError, status: StatusCode) -> Response {
+    log_storage_failure(&this);
+    let description = sanitize_description(&this.description);
+    let challenge = match this.challenge {
+        None => None,
+        Some(Challenge::Basic) => Some("Basic realm=\"assent\", charset=\"UTF-8\"".to_string()),
+        Some(Challenge::BearerMissing) => Some("Bearer realm=\"assent\"".to_string()),
+        Some(Challenge::Bearer) => Some(format!(
+            "Bearer realm=\"assent\", error=\"{}\", error_description=\"{description}\"",
+            this.code
+        )),
+    };
+    let body = ErrorResponse {
+        error: this.code,
+        error_description: Some(description),
+    };
+    let mut response = (status, Json(body)).into_response();
+    no_store(&mut response);
+    let headers = response.headers_mut();
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    if let Some(value) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        headers.insert(header::WWW_AUTHENTICATE, value);
+    }
+    if let Some(secs) = this.retry_after_secs {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
 }
 
 impl IntoResponse for DeviceError {

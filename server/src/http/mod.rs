@@ -9,6 +9,7 @@ mod events;
 mod form;
 mod oauth;
 pub mod serve;
+mod unread_body;
 mod userinfo;
 
 use std::{sync::Arc, time::Duration};
@@ -129,7 +130,7 @@ pub fn route_table() -> Vec<Route> {
             handler: get(discovery::openapi),
         },
         Route {
-            path: "/metrics",
+            path: METRICS_PATH,
             methods: &[Method::GET],
             handler: get(discovery::metrics),
         },
@@ -150,14 +151,19 @@ pub fn route_table() -> Vec<Route> {
 pub fn router(assent: Assent) -> Router {
     let rendered = Arc::new(discovery::Rendered::new(&assent));
     let state = AppState { assent, rendered };
+    let metrics_elsewhere = state.assent.settings.metrics_listen.is_some();
     let mut router = Router::new();
     for route in route_table() {
+        if metrics_elsewhere && route.path == METRICS_PATH {
+            continue;
+        }
         router = router.route(route.path, route.handler);
     }
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+        .layer(axum::middleware::from_fn(unread_body::drain_unread_body))
         .layer(
             // Spans carry method and path only: query strings and bodies may
             // hold secrets and never reach the logs.
@@ -170,6 +176,25 @@ pub fn router(assent: Assent) -> Router {
             Duration::from_secs(30),
         ))
         .layer(CatchPanicLayer::custom(|_| OAuthError::server_error().into_response()))
+}
+
+const METRICS_PATH: &str = "/metrics";
+
+/// `/metrics` alone, for its own listen address (`metrics_listen`), where a
+/// scraper on an internal network reaches it and the public does not.
+pub fn metrics_router(assent: Assent) -> Router {
+    let rendered = Arc::new(discovery::Rendered::new(&assent));
+    Router::new()
+        .route(METRICS_PATH, get(discovery::metrics))
+        .fallback(not_found)
+        .with_state(AppState { assent, rendered })
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(30),
+        ))
+        .layer(CatchPanicLayer::custom(|_| {
+            OAuthError::server_error().into_response()
+        }))
 }
 
 async fn not_found() -> OAuthError {

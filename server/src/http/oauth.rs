@@ -8,7 +8,7 @@ use axum::{
     Json,
 };
 
-use super::{form::Form, AppState, RequesterAddr};
+use super::{errors::TokenEndpointError, form::Form, AppState, RequesterAddr};
 use crate::{
     ciba::{self, RequesterContext, CIBA_GRANT, REFRESH_GRANT},
     client_auth,
@@ -47,7 +47,7 @@ pub async fn token(
     State(state): State<AppState>,
     headers: HeaderMap,
     Form(params): Form,
-) -> Result<NoStore<TokenResponse>, OAuthError> {
+) -> Result<NoStore<TokenResponse>, TokenEndpointError> {
     let assent = &state.assent;
     let client =
         client_auth::authenticate_cached(assent, &headers, &params, &assent.endpoints.token)
@@ -61,12 +61,11 @@ pub async fn token(
         Some(_) => {
             return Err(OAuthError::unsupported_grant_type(
                 "grant_type must be urn:openid:params:grant-type:ciba or refresh_token",
-            ))
+            )
+            .into())
         }
         None => {
-            return Err(OAuthError::invalid_request(
-                "missing required parameter grant_type",
-            ))
+            return Err(OAuthError::invalid_request("missing required parameter grant_type").into())
         }
     };
     Ok(NoStore(response))

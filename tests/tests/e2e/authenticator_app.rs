@@ -268,7 +268,7 @@ async fn enroll_approve_deny_and_not_me_in_the_desktop_app() {
     wait_text(&c, "#notice", "Denied").await;
     expect_error(
         client.poll(&server, &deny.auth_req_id).await,
-        StatusCode::FORBIDDEN,
+        StatusCode::BAD_REQUEST,
         OAuthErrorCode::AccessDenied,
     )
     .await;
@@ -328,7 +328,7 @@ async fn enroll_approve_deny_and_not_me_in_the_desktop_app() {
     for started in &burst {
         expect_error(
             client.poll(&server, &started.auth_req_id).await,
-            StatusCode::FORBIDDEN,
+            StatusCode::BAD_REQUEST,
             OAuthErrorCode::AccessDenied,
         )
         .await;

@@ -146,7 +146,8 @@ on_both_backends! {
             assert_eq!(stored.status, RequestStatus::Denied);
             assert_eq!(stored.deny_reason, DenialReason::of(decision));
             let response = client.poll(&server, auth_req_id).await;
-            expect_error(response, StatusCode::FORBIDDEN, OAuthErrorCode::AccessDenied).await;
+            // 400 at the token endpoint (RFC 6749 5.2, CIBA Core 11).
+            expect_error(response, StatusCode::BAD_REQUEST, OAuthErrorCode::AccessDenied).await;
             // A later approval cannot overturn the denial.
             let late = decision::decide(server.store(), &server.assent().clock, &request_id, "carol", Decision::Approve).await;
             assert!(matches!(late, Err(DecisionError::AlreadyDecided(s)) if s == RequestStatus::Denied));

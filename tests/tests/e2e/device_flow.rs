@@ -72,7 +72,7 @@ on_both_backends! {
             let (ok, decided, err) = run_device(&state, &args).await;
             assert!(ok, "{err}");
             assert_eq!(decided["status"], "denied");
-            expect_error(client.poll(&server, auth_req_id).await, StatusCode::FORBIDDEN, OAuthErrorCode::AccessDenied).await;
+            expect_error(client.poll(&server, auth_req_id).await, StatusCode::BAD_REQUEST, OAuthErrorCode::AccessDenied).await;
             let id = assent_tests::request_id(server.store(), auth_req_id).await;
             let stored = server.store().auth_request(&id).await.unwrap().unwrap();
             assert_eq!(stored.deny_reason.map(|r| r.as_str()), reason);

@@ -20,6 +20,7 @@ mod device_flow;
 mod device_race;
 mod errors;
 mod housekeeping;
+mod http_hygiene;
 mod keys;
 mod oauth4webapi;
 mod openapi;

@@ -322,3 +322,45 @@ async fn metrics_can_require_a_bearer_token() {
     assert_eq!(response.status(), reqwest::StatusCode::OK);
     assert!(response.text().await.unwrap().contains("assent_"));
 }
+
+/// With `metrics_listen`, `/metrics` is served on that address only: the
+/// public listener answers 404 for it, and the metrics listener nothing else.
+#[tokio::test]
+async fn metrics_can_live_on_their_own_address() {
+    let server = TestServer::start_with(assent_tests::Backend::Sqlite, |s| {
+        s.metrics_listen = Some("127.0.0.1:0".parse().unwrap())
+    })
+    .await;
+    let metrics = server.server.metrics_addr.expect("a metrics address");
+    assert_ne!(metrics, server.server.addr);
+    let public = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(public.status(), reqwest::StatusCode::NOT_FOUND);
+    let private = server
+        .http
+        .get(format!("http://{metrics}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(private.status(), reqwest::StatusCode::OK);
+    assert!(private.text().await.unwrap().contains("assent_"));
+    let other = server
+        .http
+        .get(format!("http://{metrics}/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), reqwest::StatusCode::NOT_FOUND);
+    // The public listener still serves everything else.
+    let discovery = server
+        .http
+        .get(server.url("/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(discovery.status(), reqwest::StatusCode::OK);
+}

@@ -173,7 +173,7 @@ on_both_backends! {
         assert_eq!(stored.deny_reason.map(|r| r.as_str()), Some("wrong_match_code"));
         let err = phone.decide(&challenge, &Answer::approve(Some(code))).await.unwrap_err();
         assert_eq!(err.code(), Some(DeviceErrorCode::RequestNotPending), "the right code comes too late");
-        expect_error(app.poll(&server, ack["auth_req_id"].as_str().unwrap()).await, StatusCode::FORBIDDEN, OAuthErrorCode::AccessDenied).await;
+        expect_error(app.poll(&server, ack["auth_req_id"].as_str().unwrap()).await, StatusCode::BAD_REQUEST, OAuthErrorCode::AccessDenied).await;
 
         // A client that cannot show a code: no code, acr says so.
         set_policy(&server, &app, ClientChanges { number_matching: Some(NumberMatching::Off), ..Default::default() }).await;
@@ -335,7 +335,7 @@ on_both_backends! {
         assert!(server.store().set_user_blocked("erin", true, now).await.unwrap());
         let err = phone.decide(&challenge, &Answer::approve(ack["match_code"].as_str())).await.unwrap_err();
         assert_eq!(err.code(), Some(DeviceErrorCode::UserBlocked));
-        expect_error(app.poll(&server, ack["auth_req_id"].as_str().unwrap()).await, StatusCode::FORBIDDEN, OAuthErrorCode::AccessDenied).await;
+        expect_error(app.poll(&server, ack["auth_req_id"].as_str().unwrap()).await, StatusCode::BAD_REQUEST, OAuthErrorCode::AccessDenied).await;
 
         // Approved, then blocked before the tokens are collected: no tokens.
         assert!(server.store().set_user_blocked("erin", false, now).await.unwrap());
@@ -344,7 +344,7 @@ on_both_backends! {
         phone.decide(&challenge, &Answer::approve(ack["match_code"].as_str())).await.unwrap();
         assert!(server.store().set_user_blocked("erin", true, now).await.unwrap());
         server.advance_clock(Duration::from_millis(1100));
-        expect_error(app.poll(&server, ack["auth_req_id"].as_str().unwrap()).await, StatusCode::FORBIDDEN, OAuthErrorCode::AccessDenied).await;
+        expect_error(app.poll(&server, ack["auth_req_id"].as_str().unwrap()).await, StatusCode::BAD_REQUEST, OAuthErrorCode::AccessDenied).await;
         let response = app.bc_authorize(&server, &[("scope", "openid"), ("login_hint", "erin"), ("binding_message", "x")]).await;
         expect_error(response, StatusCode::FORBIDDEN, OAuthErrorCode::AccessDenied).await;
     }
