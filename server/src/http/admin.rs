@@ -35,7 +35,7 @@ pub async fn create_ticket(
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim().to_string())
         .ok_or_else(OAuthError::bearer_missing)?;
-    admin::authenticate(&state.assent, &token).await?;
+    admin::authenticate(&state.assent, &token, admin::AdminScope::Enroll).await?;
     let bytes = read_body(request.into_body(), MAX_ADMIN_BODY).await?;
     let body: TicketRequest = serde_json::from_slice(&bytes).map_err(|_| {
         OAuthError::invalid_request("the body must be JSON {\"user\": SUB, \"ttl\": SECONDS}")

@@ -11,6 +11,10 @@ row! {
         pub id: String,
         pub name: String,
         pub created_at: i64,
+        /// Space-separated: `enroll`, `read`, `admin`.
+        pub scopes: String,
+        /// Unix milliseconds; `None` for a token that does not expire.
+        pub expires_at: Option<i64>,
     }
 }
 
@@ -21,8 +25,16 @@ impl Store {
         row: &AdminTokenRow,
     ) -> Result<(), StorageError> {
         let sql =
-            "INSERT INTO admin_tokens (token_sha256, id, name, created_at) VALUES ($1, $2, $3, $4)";
-        let params = params![token_sha256, &row.id, &row.name, row.created_at];
+            "INSERT INTO admin_tokens (token_sha256, id, name, created_at, scopes, expires_at) \
+                   VALUES ($1, $2, $3, $4, $5, $6)";
+        let params = params![
+            token_sha256,
+            &row.id,
+            &row.name,
+            row.created_at,
+            &row.scopes,
+            row.expires_at
+        ];
         self.statement(sql, &params).execute().await.map(|_| ())
     }
 
@@ -31,14 +43,16 @@ impl Store {
         &self,
         token_sha256: &str,
     ) -> Result<Option<AdminTokenRow>, StorageError> {
-        let sql = "SELECT id, name, created_at FROM admin_tokens WHERE token_sha256 = $1";
+        let sql = "SELECT id, name, created_at, scopes, expires_at FROM admin_tokens \
+                   WHERE token_sha256 = $1";
         self.statement(sql, &params![token_sha256])
             .fetch_optional()
             .await
     }
 
     pub async fn admin_tokens(&self) -> Result<Vec<AdminTokenRow>, StorageError> {
-        let sql = "SELECT id, name, created_at FROM admin_tokens ORDER BY created_at, id";
+        let sql = "SELECT id, name, created_at, scopes, expires_at FROM admin_tokens \
+                   ORDER BY created_at, id";
         self.statement(sql, &[]).fetch_all().await
     }
 

@@ -279,7 +279,7 @@ async fn enroll_approve_deny_and_not_me_in_the_desktop_app() {
     wait_text(&c, "#notice", "not you").await;
     expect_error(
         client.poll(&server, &not_me.auth_req_id).await,
-        StatusCode::FORBIDDEN,
+        StatusCode::BAD_REQUEST,
         OAuthErrorCode::AccessDenied,
     )
     .await;

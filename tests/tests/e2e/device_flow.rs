@@ -217,6 +217,24 @@ on_both_backends! {
         let r = server.http.post(&url).bearer_auth(&token).json(&serde_json::json!({"user": "gina", "ttl": 5})).send().await.unwrap();
         expect_error(r, StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidRequest).await;
 
+        // A token may do only what its scopes say, and only until it expires.
+        let reader: Value = run_cli_json(&server.db.url, &["admin", "token", "create", "--name", "dashboard", "--scope", "read", "--json"]).await;
+        let r = server.http.post(&url).bearer_auth(reader["token"].as_str().unwrap()).json(&serde_json::json!({"user": "gina"})).send().await.unwrap();
+        let refused = expect_error(r, StatusCode::FORBIDDEN, OAuthErrorCode::InsufficientScope).await;
+        assert!(refused["error_description"].as_str().unwrap().contains("scopes"));
+        let short: Value = run_cli_json(&server.db.url, &["admin", "token", "create", "--name", "one-off", "--scope", "admin", "--expires-in", "3", "--json"]).await;
+        let r = server.http.post(&url).bearer_auth(short["token"].as_str().unwrap()).json(&serde_json::json!({"user": "gina"})).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED, "admin covers enroll");
+        // Waited for real: the device's proofs below are checked against the server's clock.
+        tokio::time::sleep(Duration::from_millis(3100)).await;
+        let r = server.http.post(&url).bearer_auth(short["token"].as_str().unwrap()).json(&serde_json::json!({"user": "gina"})).send().await.unwrap();
+        let expired = expect_error(r, StatusCode::UNAUTHORIZED, OAuthErrorCode::InvalidToken).await;
+        assert!(expired["error_description"].as_str().unwrap().contains("expired"));
+        let listed: Value = run_cli_json(&server.db.url, &["admin", "token", "list", "--json"]).await;
+        let helpdesk = listed.as_array().unwrap().iter().find(|t| t["name"] == "helpdesk").unwrap();
+        assert_eq!(helpdesk["scopes"], serde_json::json!(["enroll"]), "enroll by default");
+        assert!(helpdesk["expires_at"].is_string(), "an expiry by default");
+
         let r = server.http.post(&url).bearer_auth(&token).json(&serde_json::json!({"user": "gina", "ttl": 120})).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::CREATED);
         let ticket: Value = r.json().await.unwrap();
