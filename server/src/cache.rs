@@ -63,6 +63,11 @@ impl<V> BoundedCache<V> {
     pub fn evict(&self, key: &str) {
         self.entries().remove(key);
     }
+
+    /// No entry at all (expired ones count until read): a cheap first check.
+    pub fn is_empty(&self) -> bool {
+        self.entries().is_empty()
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! `client_secret_basic`, `client_secret_post` (RFC 6749 2.3.1) and
 //! `private_key_jwt` (OpenID Core 9, RFC 7523).
 
-use std::{fmt, str::FromStr, sync::Arc};
+use std::{fmt, net::IpAddr, str::FromStr, sync::Arc, time::Duration};
 
 use assent_shared::oauth::JWT_BEARER_ASSERTION_TYPE;
 use axum::http::{header, HeaderMap};
@@ -15,7 +15,7 @@ use jsonwebtoken::{
 use serde::Deserialize;
 
 use crate::{
-    error::OAuthError,
+    error::{OAuthError, OAuthErrorCode},
     params::Params,
     secrets::{b64url_decode, secret_matches_digest, sha256_hex},
     state::Assent,
@@ -141,13 +141,111 @@ impl AuthenticatedClient {
 /// process's [`ClientCache`] when they are in it, so the caller must honour
 /// [`AuthenticatedClient::unconfirmed_secret_sha256`] or call
 /// [`AuthenticatedClient::confirm`].
+///
+/// Failed attempts are counted per client id and requester address in the
+/// database; over `client_auth_failures_per_minute` the pair is refused with
+/// `429` until the minute ends, before any credential is checked, so
+/// guessing is slowed in every process of a fleet alike. Keyed by address
+/// too, so that an attacker elsewhere cannot lock a client out.
 pub async fn authenticate_cached(
     assent: &Assent,
     headers: &HeaderMap,
     params: &Params,
     endpoint_url: &str,
+    requester: Option<IpAddr>,
 ) -> Result<AuthenticatedClient, OAuthError> {
-    authenticate_with(assent, headers, params, endpoint_url).await
+    // Nothing throttled in this process: no work on the way in.
+    let throttling = !assent.auth_throttle.is_empty();
+    let claimed = throttling
+        .then(|| claimed_client_id(headers, params))
+        .flatten();
+    if let Some(claimed) = &claimed {
+        let now = assent.clock.now_ms();
+        if let Some(until) = assent
+            .auth_throttle
+            .get(&throttle_key(claimed, requester))
+            .filter(|until| **until > now)
+        {
+            return Err(throttled(*until - now));
+        }
+    }
+    let result = authenticate_with(assent, headers, params, endpoint_url).await;
+    if let Err(refused) = &result {
+        if refused.code == OAuthErrorCode::InvalidClient {
+            let claimed = claimed.or_else(|| claimed_client_id(headers, params));
+            if let Some(claimed) = claimed {
+                count_failure(assent, &claimed, requester).await?;
+            }
+        }
+    }
+    result
+}
+
+/// The window failed authentications are counted in.
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+
+fn throttle_key(client_id: &str, requester: Option<IpAddr>) -> String {
+    match requester {
+        Some(ip) => format!("{client_id}\n{ip}"),
+        None => format!("{client_id}\n"),
+    }
+}
+
+fn throttled(wait_ms: i64) -> OAuthError {
+    OAuthError::too_many_requests(
+        "too many failed client authentications from this address: try again later",
+        (wait_ms as u64).div_ceil(1000).max(1),
+    )
+}
+
+/// Counts a failed authentication of `client_id` from `requester` where the
+/// whole fleet sees it; over the limit, this process refuses the pair until
+/// the window ends, and the failure that crossed it answers 429 already.
+async fn count_failure(
+    assent: &Assent,
+    client_id: &str,
+    requester: Option<IpAddr>,
+) -> Result<(), OAuthError> {
+    let key = throttle_key(client_id, requester);
+    let now = assent.clock.now_ms();
+    let window_ms = FAILURE_WINDOW.as_millis() as i64;
+    let count = assent
+        .store
+        .record_client_auth_failure(&sha256_hex(&key), now, window_ms)
+        .await?;
+    let limit = i64::from(assent.settings.client_auth_failures_per_minute);
+    if count.failures <= limit {
+        return Ok(());
+    }
+    let until = count.window_start + window_ms;
+    assent.auth_throttle.put(key, Arc::new(until));
+    if count.failures == limit + 1 {
+        tracing::warn!(
+            client_id = %client_id.chars().take(64).collect::<String>(),
+            requester = ?requester,
+            failures = count.failures,
+            "repeated failed client authentications: refusing this client id from this address for the rest of the minute"
+        );
+    }
+    Err(throttled(until - now))
+}
+
+/// The client id a request claims, before anything is verified: from HTTP
+/// Basic, `client_id`, or the unverified `sub` of a client assertion.
+fn claimed_client_id(headers: &HeaderMap, params: &Params) -> Option<String> {
+    if let Ok(Some((id, _))) = basic_credentials(headers) {
+        return Some(id);
+    }
+    if let Ok(Some(id)) = params.optional("client_id", MAX_CREDENTIAL_LEN) {
+        return Some(id.to_string());
+    }
+    let assertion = params
+        .optional("client_assertion", MAX_ASSERTION_LEN)
+        .ok()??;
+    let payload = b64url_decode(assertion.split('.').nth(1)?)?;
+    serde_json::from_slice::<UnverifiedIssuer>(&payload)
+        .ok()?
+        .sub
 }
 
 async fn authenticate_with(

@@ -160,6 +160,10 @@ pub struct ServerArgs {
     #[arg(long, env = "ASSENT_REQUESTS_PER_USER_PER_MINUTE")]
     pub requests_per_user_per_minute: Option<u32>,
 
+    /// Failed client authentications allowed per client id and address per minute; more get 429 until the minute ends [default: 10].
+    #[arg(long, env = "ASSENT_CLIENT_AUTH_FAILURES_PER_MINUTE")]
+    pub client_auth_failures_per_minute: Option<u32>,
+
     /// Requests one user may have waiting at once [default: 8].
     #[arg(long, env = "ASSENT_MAX_PENDING_PER_USER")]
     pub max_pending_per_user: Option<u32>,
@@ -242,6 +246,7 @@ struct FileConfig {
     match_code_digits: Option<u8>,
     requests_per_client_per_minute: Option<u32>,
     requests_per_user_per_minute: Option<u32>,
+    client_auth_failures_per_minute: Option<u32>,
     max_pending_per_user: Option<u32>,
     mute_duration: Option<u64>,
     mute_after_denials: Option<u32>,
@@ -300,6 +305,9 @@ pub struct Settings {
     pub match_code_digits: u8,
     pub requests_per_client_per_minute: u32,
     pub requests_per_user_per_minute: u32,
+    /// Failed client authentications per client id and requester address
+    /// per minute before further attempts get 429.
+    pub client_auth_failures_per_minute: u32,
     pub max_pending_per_user: u32,
     pub mute_duration: u64,
     pub mute_after_denials: u32,
@@ -426,6 +434,7 @@ impl Default for Settings {
             match_code_digits: 2,
             requests_per_client_per_minute: 5,
             requests_per_user_per_minute: 10,
+            client_auth_failures_per_minute: 10,
             max_pending_per_user: 8,
             mute_duration: 20 * 60,
             mute_after_denials: 3,
@@ -522,6 +531,8 @@ impl Settings {
                 .unwrap_or(d.requests_per_client_per_minute),
             requests_per_user_per_minute: pick!(server.requests_per_user_per_minute)
                 .unwrap_or(d.requests_per_user_per_minute),
+            client_auth_failures_per_minute: pick!(server.client_auth_failures_per_minute)
+                .unwrap_or(d.client_auth_failures_per_minute),
             max_pending_per_user: pick!(server.max_pending_per_user)
                 .unwrap_or(d.max_pending_per_user),
             mute_duration: pick!(server.mute_duration).unwrap_or(d.mute_duration),
@@ -579,6 +590,10 @@ impl Settings {
                 self.requests_per_user_per_minute,
             ),
             ("max_pending_per_user", self.max_pending_per_user),
+            (
+                "client_auth_failures_per_minute",
+                self.client_auth_failures_per_minute,
+            ),
         ] {
             if v == 0 {
                 bail!("{name} must be positive");

@@ -22,6 +22,8 @@ const CLIENT_CACHE_CAPACITY: usize = 10_000;
 pub const CLIENT_CACHE_TIME_TO_LIVE: std::time::Duration = std::time::Duration::from_secs(30);
 /// Most device keys cached per process.
 const DEVICE_KEY_CACHE_CAPACITY: usize = 100_000;
+/// Throttled (client id, address) pairs remembered per process.
+const AUTH_THROTTLE_CAPACITY: usize = 10_000;
 
 /// The server's shared state. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -39,6 +41,9 @@ pub struct Assent {
     pub clients: Arc<BoundedCache<ClientRow>>,
     /// Where operator alerts go besides the log.
     pub alerts: Arc<AlertSink>,
+    /// Client ids (with the requester address) whose failed authentications
+    /// went over the limit, and until when (ms) they are refused.
+    pub auth_throttle: Arc<BoundedCache<i64>>,
 }
 
 impl Assent {
@@ -66,6 +71,10 @@ impl Assent {
                 CLIENT_CACHE_TIME_TO_LIVE,
             )),
             alerts: Arc::new(alerts),
+            auth_throttle: Arc::new(BoundedCache::with_time_to_live(
+                AUTH_THROTTLE_CAPACITY,
+                crate::client_auth::FAILURE_WINDOW,
+            )),
         })
     }
 }

@@ -27,6 +27,7 @@ pub async fn bc_authorize(
         &headers,
         &params,
         &assent.endpoints.backchannel_authentication,
+        ip,
     )
     .await?;
     let request = ciba::parse_backchannel_request(&params, |iss| assent.endpoints.is_issuer(iss))?;
@@ -45,12 +46,13 @@ pub async fn bc_authorize(
 
 pub async fn token(
     State(state): State<AppState>,
+    RequesterAddr(ip): RequesterAddr,
     headers: HeaderMap,
     Form(params): Form,
 ) -> Result<NoStore<TokenResponse>, TokenEndpointError> {
     let assent = &state.assent;
     let client =
-        client_auth::authenticate_cached(assent, &headers, &params, &assent.endpoints.token)
+        client_auth::authenticate_cached(assent, &headers, &params, &assent.endpoints.token, ip)
             .await?;
     let response = match params.get("grant_type") {
         Some(CIBA_GRANT) => ciba::poll(assent, &client, &params).await?,

@@ -59,6 +59,8 @@ impl Store {
         self.purge_in_batches(PURGE_DEVICE_EVENTS, retired).await?;
         self.purge_in_batches(PURGE_ENROLLMENT_TICKETS, retired)
             .await?;
+        // Windows of failed client authentications are a minute long.
+        self.purge_client_auth_failures(now - 2 * 60_000).await?;
         Ok(PurgeCounts {
             auth_requests,
             refresh_tokens,

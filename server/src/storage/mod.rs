@@ -28,6 +28,7 @@ use sqlx::{
 
 pub mod admin_tokens;
 pub mod apis;
+pub mod auth_failures;
 pub mod clients;
 pub mod decisions;
 pub mod devices;
@@ -44,6 +45,7 @@ pub mod users;
 
 pub use admin_tokens::AdminTokenRow;
 pub use apis::{ApiRow, ClientGrantRow};
+pub use auth_failures::AuthFailureCount;
 pub use clients::{ClientChanges, ClientLogo, ClientRow, NumberMatching, UserVerificationPolicy};
 pub use decisions::{ChallengeDecision, DecisionTarget, MatchFailure, MAX_MATCH_FAILURES};
 pub use devices::{DeviceRow, EnrollOutcome};

@@ -392,3 +392,51 @@ on_both_backends! {
         assert_eq!(wrong_method.1["error"], "invalid_client");
     }
 }
+
+on_both_backends! {
+    /// Repeated failed client authentications from one address are refused
+    /// with 429 for the rest of the minute, counted in the database; known
+    /// and unknown client ids alike (no enumeration), other addresses and
+    /// other clients untouched.
+    async fn repeated_failed_client_authentications_are_throttled(backend: Backend) {
+        let server = TestServer::start(backend).await;
+        create_user(server.store(), "alice", None, None).await;
+        let victim = TestClient::register(server.store(), AuthMethod::ClientSecretBasic, TokenAlg::ES256).await;
+        let bystander = TestClient::register(server.store(), AuthMethod::ClientSecretBasic, TokenAlg::ES256).await;
+        let assent_tests::client::Credentials::SecretBasic(secret) = &victim.credentials else { unreachable!() };
+        let url = server.url("/oauth/token");
+        let attempt = |id: String, secret: String| {
+            let http = server.http.clone();
+            let url = url.clone();
+            async move {
+                http.post(&url)
+                    .basic_auth(id, Some(secret))
+                    .form(&[("grant_type", "refresh_token"), ("refresh_token", "x")])
+                    .send()
+                    .await
+                    .unwrap()
+            }
+        };
+        for id in [victim.client_id.clone(), "no-such-client".to_string()] {
+            for _ in 0..10 {
+                expect_error(attempt(id.clone(), "wrong".into()).await, StatusCode::UNAUTHORIZED, OAuthErrorCode::InvalidClient).await;
+            }
+            let r = attempt(id.clone(), "wrong".into()).await;
+            let retry_after: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+            assert!((1..=60).contains(&retry_after), "{retry_after}");
+            expect_error(r, StatusCode::TOO_MANY_REQUESTS, OAuthErrorCode::TooManyRequests).await;
+        }
+        // Now even the right secret waits: nothing is checked while throttled.
+        expect_error(attempt(victim.client_id.clone(), secret.clone()).await, StatusCode::TOO_MANY_REQUESTS, OAuthErrorCode::TooManyRequests).await;
+        // Other clients are not affected, nor is /bc-authorize for them.
+        let ok = bystander.start(&server, "alice", "openid").await;
+        assert!(ok["auth_req_id"].is_string());
+        // The count is in the database, for every process to see.
+        assert_eq!(assent_tests::count(server.store(), "SELECT count(*) FROM client_auth_failures").await, 2);
+        assert_eq!(assent_tests::count(server.store(), "SELECT max(failures) FROM client_auth_failures").await, 11);
+        // The next minute, the right secret passes again.
+        server.advance_clock(std::time::Duration::from_secs(61));
+        let r = attempt(victim.client_id.clone(), secret.clone()).await;
+        expect_error(r, StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidGrant).await;
+    }
+}
