@@ -291,6 +291,7 @@ fn parse_authorization_details(text: &str) -> Result<String, OAuthError> {
             "authorization_details is empty",
         ));
     }
+    refuse_hidden_characters(&value)?;
     for item in items {
         let has_type = item
             .as_object()
@@ -304,6 +305,33 @@ fn parse_authorization_details(text: &str) -> Result<String, OAuthError> {
         }
     }
     Ok(value.to_string())
+}
+
+/// The details are shown to the user as they decide (a payee, an amount):
+/// no member name or string may hide text or change its direction, and a
+/// NUL (which some displays take for the end of the text) is refused too.
+fn refuse_hidden_characters(value: &serde_json::Value) -> Result<(), OAuthError> {
+    let check = |text: &str| {
+        match assent_shared::text::hidden_character(text) {
+        None => Ok(()),
+        Some('\0') => Err(OAuthError::invalid_request(
+            "authorization_details contains a NUL character",
+        )),
+        Some(c) => Err(OAuthError::invalid_request(format!(
+            "authorization_details contains {}, an invisible, control or direction-changing character",
+            assent_shared::text::code_point(c)
+        ))),
+    }
+    };
+    match value {
+        serde_json::Value::String(text) => check(text),
+        serde_json::Value::Array(items) => items.iter().try_for_each(refuse_hidden_characters),
+        serde_json::Value::Object(members) => members.iter().try_for_each(|(name, value)| {
+            check(name)?;
+            refuse_hidden_characters(value)
+        }),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -430,6 +458,18 @@ mod tests {
             (r#"[{"amount":1}]"#, false),
             (r#"[{"type":7}]"#, false),
             ("[", false),
+            // Hidden or NUL characters, escaped in the JSON, in a value or a name.
+            (
+                r#"[{"type":"payment","creditorName":"Mu\u0000ller"}]"#,
+                false,
+            ),
+            (r#"[{"type":"payment","creditorName":"\u202Eknab"}]"#, false),
+            (r#"[{"type":"payment","na\u200Bme":"x"}]"#, false),
+            (
+                r#"[{"type":"payment","lines":[{"text":"a\u0007"}]}]"#,
+                false,
+            ),
+            (r#"[{"type":"payment","creditorName":"Müller GmbH"}]"#, true),
         ] {
             let mut p = BASE.to_vec();
             p.push(("authorization_details", value));

@@ -440,3 +440,98 @@ on_both_backends! {
         expect_error(r, StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidGrant).await;
     }
 }
+
+on_both_backends! {
+    /// The rest of the inputs that reach storage, each with a NUL: JSON and
+    /// JWS members (device enrollment, decisions, client assertions, the
+    /// operator API), a refresh's scope, and a header value. Every one is a
+    /// 4xx naming the problem, never a 500, and nothing is stored.
+    async fn nul_characters_in_signed_and_json_inputs_are_refused(backend: Backend) {
+        use assent_shared::{jose::DeviceKey, protocol::{path, typ}};
+        let server = TestServer::start(backend).await;
+        create_user(server.store(), "alice", Some("alice@example.com"), None).await;
+        let client = TestClient::register(server.store(), AuthMethod::ClientSecretBasic, TokenAlg::RS256).await;
+        let jwt = TestClient::register(server.store(), AuthMethod::PrivateKeyJwt, TokenAlg::ES256).await;
+        let no_500 = |status: StatusCode, body: &Value, what: &str| {
+            assert!(status.is_client_error(), "{what}: {status} {body}");
+            assert_ne!(body["error"], "server_error", "{what}: {body}");
+        };
+
+        // JSON inside a form parameter, and a refresh's scope.
+        let details = r#"[{"type":"payment_initiation","creditorName":"Mu\u0000ller"}]"#;
+        let r = client.bc_authorize(&server, &[OK.to_vec(), vec![("authorization_details", details)]].concat()).await;
+        let body = expect_error(r, StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidRequest).await;
+        assert!(body["error_description"].as_str().unwrap().contains("NUL"), "{body}");
+        let r = client.post(&server, "/oauth/token", &[("grant_type", "refresh_token"), ("refresh_token", "x"), ("scope", "openid\0")]).await;
+        expect_error(r, StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidRequest).await;
+        // client_secret_post's client_id, before any authentication.
+        let r = server.http.post(server.url("/oauth/token"))
+            .form(&[("grant_type", CIBA_GRANT_TYPE), ("auth_req_id", "x"), ("client_id", "a\0b"), ("client_secret", "s")])
+            .send().await.unwrap();
+        expect_error(r, StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidRequest).await;
+        // A client assertion whose jti (stored, single use) holds a NUL.
+        let assertion = jwt.assertion_with(&server.url("/bc-authorize"), |c| c["jti"] = "j\u{0}ti".into());
+        let r = server.http.post(server.url("/bc-authorize"))
+            .form(&[OK.to_vec(), vec![("client_id", jwt.client_id.as_str()), ("client_assertion_type", JWT_BEARER_ASSERTION_TYPE), ("client_assertion", assertion.as_str())]].concat())
+            .send().await.unwrap();
+        let (status, body) = (r.status(), r.json::<Value>().await.unwrap());
+        no_500(status, &body, "assertion jti");
+        // A header value: HTTP itself forbids NUL there; the answer is still a 400.
+        let mut raw = tokio::net::TcpStream::connect(server.server.addr).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut raw, b"POST /bc-authorize HTTP/1.1\r\nHost: x\r\nUser-Agent: a\0b\r\nContent-Length: 0\r\n\r\n").await.unwrap();
+        let mut answer = vec![0u8; 64];
+        let n = tokio::io::AsyncReadExt::read(&mut raw, &mut answer).await.unwrap();
+        assert!(String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 400"), "{}", String::from_utf8_lossy(&answer[..n]));
+
+        // The operator API's JSON body.
+        let admin: Value = assent_tests::process::run_cli_json(&server.db.url, &["admin", "token", "create", "--name", "t", "--json"]).await;
+        let r = server.http.post(server.url("/admin/v1/enrollment-tickets"))
+            .bearer_auth(admin["token"].as_str().unwrap())
+            .json(&serde_json::json!({"user": "ali\u{0}ce"})).send().await.unwrap();
+        let (status, body) = (r.status(), r.json::<Value>().await.unwrap());
+        no_500(status, &body, "admin user");
+
+        // Device enrollment claims: the device's name, platform, ticket, jti.
+        let link = assent_shared::protocol::EnrollmentUri::parse(&assent_tests::enrollment_link(&server, "alice").await).unwrap();
+        let url = format!("{}{}", link.server, path::ENROLL);
+        for (member, value) in [("name", "Pho\u{0}ne"), ("platform", "and\u{0}roid"), ("ticket", "t\u{0}"), ("jti", "j\u{0}")] {
+            let key = DeviceKey::generate();
+            let mut claims = serde_json::json!({
+                "htm": "POST", "htu": url, "iat": assent_server::clock::now_ms() / 1000,
+                "jti": uuid::Uuid::new_v4().simple().to_string(),
+                "ticket": link.ticket, "pin": link.pin, "name": "Phone", "platform": "android",
+            });
+            claims[member] = value.into();
+            let r = server.http.post(&url).header("content-type", "application/jose")
+                .body(key.sign(typ::ENROLL, None, true, &claims)).send().await.unwrap();
+            let (status, body) = (r.status(), r.json::<Value>().await.unwrap());
+            no_500(status, &body, member);
+            // The ticket is looked up by its digest: with a NUL it is simply unknown.
+            let expected = if member == "ticket" { "invalid_ticket" } else { "invalid_request" };
+            assert_eq!(body["error"], expected, "{member}: {body}");
+        }
+        // The ticket is still good: nothing was half-stored.
+        let phone = assent_device::DeviceClient::enroll(&link, "Phone", "android", None).await.unwrap();
+
+        // A decision whose nonce and request id hold a NUL.
+        let ack = client.start(&server, "alice", "openid").await;
+        let challenge = phone.pending().await.unwrap().verified.remove(0);
+        let decision_url = format!("{}{}", link.server, path::decision(&challenge.claims.request_id));
+        let claims = serde_json::json!({
+            "htm": "POST", "htu": decision_url, "iat": assent_server::clock::now_ms() / 1000,
+            "jti": "j\u{0}ti", "exp": assent_server::clock::now_ms() / 1000 + 30,
+            "request_id": challenge.claims.request_id, "nonce": "n\u{0}", "decision": "approve",
+            "challenge_hash": challenge.hash(), "match_code": ack["match_code"],
+        });
+        let signed = phone.key().sign(typ::DECISION, Some(&phone.account.device_id), false, &claims);
+        let r = server.http.post(&decision_url).header("content-type", "application/jose").body(signed).send().await.unwrap();
+        let (status, body) = (r.status(), r.json::<Value>().await.unwrap());
+        no_500(status, &body, "decision");
+        assert_eq!(count_requests(&server).await, 1, "only the one good request");
+        assert_eq!(
+            assent_tests::fetch_text(server.store(), "SELECT status FROM auth_requests").await,
+            "pending",
+            "the refused decision changed nothing"
+        );
+    }
+}
