@@ -14,13 +14,13 @@ use serde_json::json;
 use crate::{
     clock::rfc3339,
     config::Settings,
-    outbound::{guarded_client, root_cause, EndpointPolicy},
+    outbound::{guarded_client, EndpointPolicy, GuardedClient},
 };
 
 /// Where alerts are posted, if anywhere.
 #[derive(Debug)]
 pub struct AlertSink {
-    webhook: Option<(Url, reqwest::Client)>,
+    webhook: Option<(Url, GuardedClient)>,
 }
 
 impl AlertSink {
@@ -36,7 +36,10 @@ impl AlertSink {
                         "alert_webhook_url: {e} (list the host in push_allowed_hosts to allow it)"
                     )
                 })?;
-                Some((url, guarded_client(policy, WEBHOOK_TIMEOUT)?))
+                Some((
+                    url,
+                    guarded_client(policy, WEBHOOK_TIMEOUT, settings.outbound_proxy.as_ref())?,
+                ))
             }
         };
         Ok(Self { webhook })
@@ -76,13 +79,13 @@ impl AlertSink {
             "at": rfc3339(now_ms),
         });
         tokio::spawn(async move {
-            match http.post(url).json(&body).send().await {
+            match http.send(http.post(url).json(&body)).await {
                 Ok(response) if response.status().is_success() => {}
                 Ok(response) => {
                     tracing::warn!(status = %response.status(), "the alert webhook refused an alert")
                 }
                 Err(e) => {
-                    tracing::warn!(error = %root_cause(&e), "the alert webhook is unreachable")
+                    tracing::warn!(error = %e, "the alert webhook is unreachable")
                 }
             }
         });

@@ -129,18 +129,18 @@ pub async fn fetch_logo(
     client_id: &str,
     url: &str,
     allowed_hosts: &[String],
+    proxy: Option<&reqwest::Url>,
 ) -> Result<ClientLogo, ClientError> {
     let logo_error = |e: String| ClientError::Logo(e);
     let parsed = reqwest::Url::parse(url).map_err(|e| logo_error(format!("{url:?}: {e}")))?;
     let policy = std::sync::Arc::new(EndpointPolicy::new(allowed_hosts));
     policy.check(&parsed).map_err(logo_error)?;
-    let http = guarded_client(policy, std::time::Duration::from_secs(10))
+    let http = guarded_client(policy, std::time::Duration::from_secs(10), proxy)
         .map_err(|e| logo_error(e.to_string()))?;
     let mut response = http
-        .get(parsed)
-        .send()
+        .send(http.get(parsed))
         .await
-        .map_err(|e| logo_error(root_cause(&e)))?;
+        .map_err(|e| logo_error(e.to_string()))?;
     if !response.status().is_success() {
         return Err(logo_error(format!(
             "the server answered {}",

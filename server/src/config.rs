@@ -179,6 +179,10 @@ pub struct ServerArgs {
     /// URL that gets a JSON POST when a user is muted (same address rules as Web Push).
     #[arg(long, env = "ASSENT_ALERT_WEBHOOK_URL")]
     pub alert_webhook_url: Option<String>,
+
+    /// HTTP proxy for Web Push, logo fetches and the alert webhook, e.g. http://proxy.internal:3128 (HTTPS_PROXY and the like are never used) [default: none].
+    #[arg(long, env = "ASSENT_OUTBOUND_PROXY")]
+    pub outbound_proxy: Option<String>,
 }
 
 /// [`ServerArgs`] as every command accepted them when all options were
@@ -251,6 +255,7 @@ struct FileConfig {
     mute_duration: Option<u64>,
     mute_after_denials: Option<u32>,
     alert_webhook_url: Option<String>,
+    outbound_proxy: Option<String>,
     #[serde(default)]
     push: PushFileConfig,
 }
@@ -312,6 +317,8 @@ pub struct Settings {
     pub mute_duration: u64,
     pub mute_after_denials: u32,
     pub alert_webhook_url: Option<String>,
+    /// The one proxy outbound requests may use; none from the environment.
+    pub outbound_proxy: Option<reqwest::Url>,
 }
 
 /// The database a newcomer's first start creates: in a directory of its
@@ -355,6 +362,16 @@ fn kek_source(file: Option<PathBuf>, variable: &'static str) -> anyhow::Result<O
         (None, true) => Ok(Some(KekSource::Environment(variable))),
         (None, false) => Ok(None),
     }
+}
+
+/// `outbound_proxy`: an `http` or `https` proxy URL without a path.
+fn parse_proxy_url(text: &str) -> anyhow::Result<reqwest::Url> {
+    let url =
+        reqwest::Url::parse(text).map_err(|e| anyhow::anyhow!("outbound_proxy {text:?}: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        bail!("outbound_proxy must be an http:// or https:// proxy URL, got {text:?}");
+    }
+    Ok(url)
 }
 
 /// Largest `requested_expiry` accepted (Auth0: 1-300 s).
@@ -439,6 +456,7 @@ impl Default for Settings {
             mute_duration: 20 * 60,
             mute_after_denials: 3,
             alert_webhook_url: None,
+            outbound_proxy: None,
         }
     }
 }
@@ -538,6 +556,10 @@ impl Settings {
             mute_duration: pick!(server.mute_duration).unwrap_or(d.mute_duration),
             mute_after_denials: pick!(server.mute_after_denials).unwrap_or(d.mute_after_denials),
             alert_webhook_url: pick!(server.alert_webhook_url),
+            outbound_proxy: pick!(server.outbound_proxy)
+                .filter(|p| !p.is_empty())
+                .map(|p| parse_proxy_url(&p))
+                .transpose()?,
         };
         settings.validate()?;
         Ok(settings)

@@ -3,6 +3,11 @@
 //! `https` on public addresses, checked on the URL and again on every
 //! address its name resolves to at connect time, never following a
 //! redirect, bounded in time and in how much of the answer is read.
+//!
+//! A proxy is used only when the operator configures one
+//! (`outbound_proxy`), never from `HTTPS_PROXY` and the like: a proxy
+//! resolves names itself, past the resolver's check, so with one the target's
+//! name is resolved and checked here before the proxy is asked to connect.
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -126,26 +131,45 @@ pub fn is_public(ip: IpAddr) -> bool {
 
 /// Resolves push endpoint names, dropping non-public addresses unless the
 /// host is allowed: checked at connect time, so DNS cannot be used to
-/// smuggle a private address past a check made earlier.
+/// smuggle a private address past a check made earlier. The configured
+/// proxy's own name (typically on the operator's network) is exempt.
 pub struct SafeResolver {
     policy: Arc<EndpointPolicy>,
+    proxy_host: Option<String>,
 }
 
 impl SafeResolver {
     pub fn new(policy: Arc<EndpointPolicy>) -> Self {
-        Self { policy }
+        Self {
+            policy,
+            proxy_host: None,
+        }
     }
+}
+
+/// The addresses of `host` that `policy` lets the server reach.
+async fn permitted_addresses(
+    policy: &EndpointPolicy,
+    host: &str,
+) -> std::io::Result<Vec<SocketAddr>> {
+    Ok(tokio::net::lookup_host((host, 0))
+        .await?
+        .filter(|a| policy.host_listed(host) || is_public(a.ip()))
+        .collect())
 }
 
 impl dns::Resolve for SafeResolver {
     fn resolve(&self, name: dns::Name) -> dns::Resolving {
         let policy = self.policy.clone();
+        let proxy_host = self.proxy_host.clone();
         Box::pin(async move {
             let host = name.as_str().to_string();
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .filter(|a| policy.host_listed(&host) || is_public(a.ip()))
-                .collect();
+            if proxy_host.as_deref() == Some(host.as_str()) {
+                let addrs: Vec<SocketAddr> =
+                    tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+                return Ok(Box::new(addrs.into_iter()) as dns::Addrs);
+            }
+            let addrs = permitted_addresses(&policy, &host).await?;
             if addrs.is_empty() {
                 return Err(Box::new(NotPublic(host)) as Box<dyn std::error::Error + Send + Sync>);
             }
@@ -188,22 +212,117 @@ pub fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// An HTTP client under `policy`: no redirects, `timeout` for connecting
-/// and for the whole exchange, names resolved by [`SafeResolver`].
+/// and for the whole exchange, names resolved by [`SafeResolver`], through
+/// `proxy` when the operator configured one and never otherwise.
 pub fn guarded_client(
     policy: Arc<EndpointPolicy>,
     timeout: Duration,
-) -> anyhow::Result<reqwest::Client> {
-    reqwest::Client::builder()
+    proxy: Option<&Url>,
+) -> anyhow::Result<GuardedClient> {
+    let resolver = SafeResolver {
+        policy: policy.clone(),
+        proxy_host: proxy.and_then(|p| p.host_str()).map(str::to_string),
+    };
+    let builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(timeout)
         .timeout(timeout)
-        .dns_resolver(Arc::new(SafeResolver::new(policy)))
-        // reqwest follows HTTP(S)_PROXY from the environment by default; a
-        // proxy resolves names itself, past the resolver's check.
-        .no_proxy()
-        .user_agent(concat!("assent-server/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .context("outbound HTTP client")
+        .dns_resolver(Arc::new(resolver))
+        .user_agent(concat!("assent-server/", env!("CARGO_PKG_VERSION")));
+    let builder = match proxy {
+        // Only this one: `proxy` also turns off the proxies of the environment.
+        Some(proxy) => builder.proxy(reqwest::Proxy::all(proxy.clone()).context("outbound_proxy")?),
+        // reqwest follows HTTP(S)_PROXY from the environment by default.
+        None => builder.no_proxy(),
+    };
+    Ok(GuardedClient {
+        http: builder.build().context("outbound HTTP client")?,
+        policy,
+        proxied: proxy.is_some(),
+    })
+}
+
+/// An HTTP client whose every request goes through the outbound guard.
+#[derive(Debug, Clone)]
+pub struct GuardedClient {
+    http: reqwest::Client,
+    policy: Arc<EndpointPolicy>,
+    proxied: bool,
+}
+
+/// Why an outbound request did not get an answer.
+#[derive(Debug)]
+pub enum OutboundError {
+    /// The guard refused the target: nothing was sent, no proxy was asked.
+    Refused(String),
+    TimedOut,
+    Failed(String),
+}
+
+impl std::fmt::Display for OutboundError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OutboundError::Refused(why) => write!(f, "refused: {why}"),
+            OutboundError::TimedOut => f.write_str("timed out"),
+            OutboundError::Failed(why) => f.write_str(why),
+        }
+    }
+}
+
+impl GuardedClient {
+    pub fn get(&self, url: Url) -> reqwest::RequestBuilder {
+        self.http.get(url)
+    }
+
+    pub fn post(&self, url: Url) -> reqwest::RequestBuilder {
+        self.http.post(url)
+    }
+
+    /// Sends `request` if its target passes the guard: the URL always; with
+    /// a proxy, also every address its name has now, checked before the
+    /// proxy is asked to connect (without one, the resolver checks them at
+    /// connect time).
+    pub async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, OutboundError> {
+        let request = request
+            .build()
+            .map_err(|e| OutboundError::Failed(root_cause(&e)))?;
+        self.policy
+            .check(request.url())
+            .map_err(OutboundError::Refused)?;
+        if self.proxied {
+            let host = request
+                .url()
+                .host_str()
+                .ok_or_else(|| OutboundError::Refused("the endpoint has no host".into()))?
+                .trim_matches(['[', ']'])
+                .to_string();
+            if host.parse::<IpAddr>().is_err() {
+                let all = tokio::net::lookup_host((host.as_str(), 0))
+                    .await
+                    .map_err(|e| OutboundError::Failed(format!("resolving {host}: {e}")))?
+                    .collect::<Vec<_>>();
+                let permitted = permitted_addresses(&self.policy, &host)
+                    .await
+                    .map_err(|e| OutboundError::Failed(format!("resolving {host}: {e}")))?;
+                // Every address, not some: the proxy may pick any of them.
+                if all.is_empty() || permitted.len() != all.len() {
+                    return Err(OutboundError::Refused(NotPublic(host).to_string()));
+                }
+            }
+        }
+        self.http.execute(request).await.map_err(|e| {
+            if e.is_timeout() {
+                OutboundError::TimedOut
+            } else if let Some(refused) = find_cause::<NotPublic>(&e) {
+                OutboundError::Refused(refused.to_string())
+            } else {
+                OutboundError::Failed(root_cause(&e))
+            }
+        })
+    }
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ use crate::{
     cache::BoundedCache,
     config::Settings,
     keys::KeySet,
-    outbound::{find_cause, guarded_client, root_cause, EndpointPolicy, NotPublic},
+    outbound::{guarded_client, EndpointPolicy, GuardedClient, OutboundError},
     secrets::b64url,
 };
 
@@ -56,7 +56,7 @@ pub enum SendOutcome {
 
 /// Sends Web Push messages.
 pub struct PushService {
-    http: reqwest::Client,
+    http: GuardedClient,
     vapid: PartialVapidSignatureBuilder,
     vapid_subject: String,
     vapid_public_key: String,
@@ -73,7 +73,11 @@ impl PushService {
         let vapid = VapidSignatureBuilder::from_base64_no_sub(&b64url(&scalar))
             .map_err(|e| anyhow!("loading the VAPID key: {e}"))?;
         let policy = Arc::new(EndpointPolicy::new(&settings.push_allowed_hosts));
-        let http = guarded_client(policy.clone(), settings.push_timeout)?;
+        let http = guarded_client(
+            policy.clone(),
+            settings.push_timeout,
+            settings.outbound_proxy.as_ref(),
+        )?;
         let vapid_subject = settings.push_vapid_subject.clone().unwrap_or_else(|| {
             if issuer.starts_with("https://") {
                 issuer.to_string()
@@ -120,21 +124,19 @@ impl PushService {
         for (name, value) in request.headers() {
             builder = builder.header(name.as_str(), value.as_bytes());
         }
-        let response = match builder.body(request.into_body()).send().await {
+        let response = match self.http.send(builder.body(request.into_body())).await {
             Ok(response) => response,
-            Err(e) if e.is_timeout() => {
+            Err(OutboundError::TimedOut) => {
                 return SendOutcome::Retry {
                     after: None,
                     reason: "timed out".into(),
                 }
             }
-            Err(e) => {
-                if let Some(refused) = find_cause::<NotPublic>(&e) {
-                    return failed(&format!("endpoint refused: {refused}"));
-                }
+            Err(OutboundError::Refused(why)) => return failed(&format!("endpoint refused: {why}")),
+            Err(OutboundError::Failed(why)) => {
                 return SendOutcome::Retry {
                     after: None,
-                    reason: format!("connection failed: {}", root_cause(&e)),
+                    reason: format!("connection failed: {why}"),
                 };
             }
         };

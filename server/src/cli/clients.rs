@@ -139,6 +139,7 @@ pub async fn run(store: &Store, settings: &Settings, cmd: ClientCommand) -> anyh
                     &client.row.client_id,
                     url,
                     &settings.push_allowed_hosts,
+                    settings.outbound_proxy.as_ref(),
                 )
                 .await?;
                 client.row.logo_sha256 = Some(logo.sha256);
@@ -179,9 +180,14 @@ pub async fn run(store: &Store, settings: &Settings, cmd: ClientCommand) -> anyh
             };
             let mut row = clients::update(store, &client_id, changes, None).await?;
             if let Some(url) = &shown.logo_url {
-                let logo =
-                    clients::fetch_logo(store, &client_id, url, &settings.push_allowed_hosts)
-                        .await?;
+                let logo = clients::fetch_logo(
+                    store,
+                    &client_id,
+                    url,
+                    &settings.push_allowed_hosts,
+                    settings.outbound_proxy.as_ref(),
+                )
+                .await?;
                 row.logo_sha256 = Some(logo.sha256);
             } else if no_logo {
                 store.remove_client_logo(&client_id).await?;

@@ -24,6 +24,7 @@ mod http_hygiene;
 mod keys;
 mod oauth4webapi;
 mod openapi;
+mod outbound;
 mod processes;
 mod push_delivery;
 mod rogue_server;
