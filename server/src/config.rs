@@ -393,18 +393,23 @@ fn parse_proxy_network(entry: &str) -> anyhow::Result<ipnet::IpNet> {
 impl Settings {
     /// Loads the key-encryption key (generating its file on first start
     /// where it has a default place) and the previous one, if given.
-    pub fn key_encryption_keys(&self) -> anyhow::Result<crate::keys::KeyEncryptionKeys> {
+    /// `first_start`: the database holds no sealed key yet, so a missing
+    /// key file at the default place may be generated.
+    pub fn key_encryption_keys(
+        &self,
+        first_start: bool,
+    ) -> anyhow::Result<crate::keys::KeyEncryptionKeys> {
         use crate::kek::KeyEncryptionKey;
         let insecure = self.allow_insecure_file_modes;
         let source = self
             .key_encryption_key
             .clone()
             .unwrap_or_else(|| default_kek_file(&self.database_url));
-        let current = KeyEncryptionKey::load(&source, insecure)?;
+        let current = KeyEncryptionKey::load(&source, insecure, first_start)?;
         let previous = self
             .previous_key_encryption_key
             .as_ref()
-            .map(|source| KeyEncryptionKey::load(source, insecure))
+            .map(|source| KeyEncryptionKey::load(source, insecure, false))
             .transpose()?;
         Ok(crate::keys::KeyEncryptionKeys { current, previous })
     }

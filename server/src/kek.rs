@@ -115,7 +115,16 @@ impl KeyEncryptionKey {
     }
 
     /// Loads the key from `source`, generating the file when allowed.
-    pub fn load(source: &KekSource, insecure_modes_allowed: bool) -> anyhow::Result<Self> {
+    ///
+    /// A missing file at the default place is generated only when
+    /// `first_start` says nothing is sealed yet: with sealed keys in the
+    /// database, a new key would open none of them, so the missing file is
+    /// an error that says so.
+    pub fn load(
+        source: &KekSource,
+        insecure_modes_allowed: bool,
+        first_start: bool,
+    ) -> anyhow::Result<Self> {
         match source {
             KekSource::Environment(variable) => {
                 let text =
@@ -123,7 +132,15 @@ impl KeyEncryptionKey {
                 Self::from_text(&text).with_context(|| variable.to_string())
             }
             KekSource::File { path, generate } => {
-                if *generate && !path.exists() {
+                if !path.exists() {
+                    if !(*generate && first_start) {
+                        bail!(
+                            "no key-encryption key at {}: the signing keys in the database are sealed \
+                             with one. Restore the file from your backup, or name it with \
+                             ASSENT_KEY_ENCRYPTION_KEY_FILE (or give the key in ASSENT_KEY_ENCRYPTION_KEY)",
+                            path.display()
+                        );
+                    }
                     if let Some(key) = generate_file(path)? {
                         return Ok(key);
                     }
@@ -255,18 +272,18 @@ mod tests {
             path: path.clone(),
             generate: true,
         };
-        let first = KeyEncryptionKey::load(&source, false).unwrap();
+        let first = KeyEncryptionKey::load(&source, false, true).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert_eq!(
-            KeyEncryptionKey::load(&source, false).unwrap().id(),
+            KeyEncryptionKey::load(&source, false, true).unwrap().id(),
             first.id()
         );
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let refused = KeyEncryptionKey::load(&source, false).unwrap_err();
+        let refused = KeyEncryptionKey::load(&source, false, true).unwrap_err();
         assert!(format!("{refused:#}").contains("chmod 600"), "{refused:#}");
         assert_eq!(
-            KeyEncryptionKey::load(&source, true).unwrap().id(),
+            KeyEncryptionKey::load(&source, true, true).unwrap().id(),
             first.id()
         );
         // Not generated where the operator named a file: a typo is an error.
@@ -274,6 +291,11 @@ mod tests {
             path: dir.path().join("typo.kek"),
             generate: false,
         };
-        assert!(KeyEncryptionKey::load(&named, false).is_err());
+        assert!(KeyEncryptionKey::load(&named, false, true).is_err());
+        // Not generated where keys are sealed already: the lost file is named.
+        std::fs::remove_file(&path).unwrap();
+        let lost = KeyEncryptionKey::load(&source, false, false).unwrap_err();
+        assert!(format!("{lost:#}").contains("Restore the file"), "{lost:#}");
+        assert!(!path.exists());
     }
 }

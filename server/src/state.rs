@@ -52,7 +52,14 @@ impl Assent {
     pub async fn open(store: Store, settings: Settings, issuer: &str) -> anyhow::Result<Self> {
         store.migrate().await?;
         let clock = Clock::default();
-        let keks = settings.key_encryption_keys()?;
+        // A key-encryption key is made only for a database with no sealed
+        // key yet: made later, it would open none of them.
+        let first_start = !store
+            .signing_keys()
+            .await?
+            .iter()
+            .any(|k| k.kek_id.is_some());
+        let keks = settings.key_encryption_keys(first_start)?;
         let policy =
             RotationPolicy::for_lifetimes(settings.access_token_ttl, settings.id_token_ttl);
         let keys = Keys::open(&store, &clock, keks, policy).await?;

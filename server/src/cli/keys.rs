@@ -65,7 +65,8 @@ pub async fn run(store: &Store, settings: &Settings, cmd: KeysCommand) -> anyhow
                      has been refreshed: tokens they sign may be refused until then"
                 );
             }
-            let keks = settings.key_encryption_keys()?;
+            // Never a new key-encryption key here: the servers' one seals.
+            let keks = settings.key_encryption_keys(false)?;
             let now = now_ms();
             let activates_at = now + activate_in as i64 * 1000;
             let mut made = Vec::new();

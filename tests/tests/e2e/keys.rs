@@ -116,6 +116,18 @@ on_both_backends! {
             assert_eq!(mode, 0o600, "{path}");
         }
 
+        // A lost key file is not replaced by a new key, which would open
+        // nothing: the server refuses and says to restore it.
+        if backend == Backend::Sqlite {
+            let path = db.url.trim_start_matches("sqlite://").replace("assent.db", "assent.kek");
+            let aside = format!("{path}.aside");
+            std::fs::rename(&path, &aside).unwrap();
+            let refused = serve_refused(&db, &[], &[]).await;
+            assert!(refused.contains("Restore the file"), "{refused}");
+            assert!(!std::path::Path::new(&path).exists(), "no new key was made");
+            std::fs::rename(&aside, &path).unwrap();
+        }
+
         // Another key-encryption key opens nothing: the server says which
         // key sealed the keys and how to give it.
         let (_, wrong) = KeyEncryptionKey::generate();
