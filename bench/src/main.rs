@@ -302,27 +302,35 @@ async fn cycle(pair: &Pair, notifier: &mut Notifier, n: u64) -> Result<[Duration
         .await
         .map_err(|_| "bc_authorize: body".to_string())?;
     let t1 = Instant::now();
-    let request_id = tokio::time::timeout(
-        Duration::from_secs(10),
-        notifier.next_request(&pair.push_name),
-    )
+    // This cycle's request, by its binding message. After a fault (the
+    // server restarted, a connection lost) an earlier cycle's request can
+    // be announced late or twice (a push sent again, an event replayed):
+    // such announcements are skipped, or this cycle would approve a request
+    // its client gave up on, and every later one would stay one behind.
+    let binding_message = format!("Cycle {n}");
+    let (challenge, t2) = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let request_id = notifier
+                .next_request(&pair.push_name)
+                .await
+                .map_err(|e| format!("notify: {e}"))?;
+            let t2 = Instant::now();
+            let pending =
+                pair.device.pending().await.map_err(|e| {
+                    format!("fetch: {}", e.code().map_or("transport", |c| c.as_str()))
+                })?;
+            if !pending.rejected.is_empty() {
+                return Err("fetch: challenge signature rejected".to_string());
+            }
+            if let Some(challenge) = pending.verified.into_iter().find(|c| {
+                c.claims.request_id == request_id && c.claims.binding_message == binding_message
+            }) {
+                return Ok((challenge, t2));
+            }
+        }
+    })
     .await
-    .map_err(|_| "notify: timed out".to_string())?
-    .map_err(|e| format!("notify: {e}"))?;
-    let t2 = Instant::now();
-    let pending = pair
-        .device
-        .pending()
-        .await
-        .map_err(|e| format!("fetch: {}", e.code().map_or("transport", |c| c.as_str())))?;
-    if !pending.rejected.is_empty() {
-        return Err("fetch: challenge signature rejected".into());
-    }
-    let challenge = pending
-        .verified
-        .into_iter()
-        .find(|c| c.claims.request_id == request_id)
-        .ok_or_else(|| "fetch: request not pending".to_string())?;
+    .map_err(|_| "notify: timed out".to_string())??;
     let t3 = Instant::now();
     pair.device
         .decide(

@@ -27,7 +27,7 @@ use tokio::{
 use crate::{
     clock::Clock,
     push::{topic_for_device, PushService, SendOutcome},
-    storage::{ClaimedPushJob, DeviceEventRow, Notification, PushJobState, Store},
+    storage::{ClaimedPushJob, DeviceEventRow, Notification, PushJobState, StorageError, Store},
 };
 
 /// Most sends in flight per process.
@@ -55,7 +55,8 @@ pub struct Delivery {
     /// Live device events, one channel per user with open streams: an event
     /// wakes only its user's streams, so idle streams cost nothing per event.
     channels: std::sync::Mutex<HashMap<String, broadcast::Sender<Arc<DeviceEventRow>>>>,
-    /// Highest event sequence number broadcast (SQLite tailing).
+    /// Highest event sequence number published: where a read of the table
+    /// (SQLite's tailing, PostgreSQL's catching up after a reconnect) starts.
     last_seq: AtomicI64,
     pub open_streams: AtomicI64,
     /// The open streams of each device, oldest first: a device opening more
@@ -331,46 +332,154 @@ fn backoff(attempts: i64) -> Duration {
 /// process): the table is tailed when this process announces a change, and
 /// every 200 ms for changes made through the library or the CLI.
 async fn event_hub(outbox: Outbox, mut stop: watch::Receiver<bool>) {
-    let delivery = outbox.delivery.clone();
-    match outbox.store.last_device_event_seq().await {
-        Ok(seq) => delivery.last_seq.store(seq, Ordering::SeqCst),
-        Err(err) => tracing::warn!(error = %err, "reading the event log position failed"),
-    }
-    match outbox.store.listen().await {
-        Ok(Some(mut listener)) => loop {
-            tokio::select! {
-                () = stopped(&mut stop) => return,
-                notification = listener.recv() => match notification {
-                    Ok(Notification::PushJobsQueued) => delivery.dispatcher_wake.notify_one(),
-                    Ok(Notification::DeviceEvent(event)) => delivery.publish(event),
-                    Err(err) => {
-                        tracing::warn!(error = %err, "LISTEN connection lost; reconnecting");
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                    }
-                }
+    // Where the log stands: older events are not news. Without it the hub
+    // would replay the whole log to the streams, so it waits for the
+    // database rather than start from zero.
+    let mut retry = RETRY_MIN;
+    loop {
+        match outbox.store.last_device_event_seq().await {
+            Ok(seq) => {
+                outbox.delivery.last_seq.store(seq, Ordering::SeqCst);
+                break;
             }
-        },
-        Ok(None) => {}
-        Err(err) => {
-            tracing::error!(error = %err, "LISTEN failed: live events disabled");
+            Err(err) => {
+                tracing::warn!(error = %err, "reading the event log position failed; retrying")
+            }
+        }
+        if !pause(&mut retry, &mut stop).await {
             return;
         }
     }
+    if outbox.store.notifies() {
+        listen_for_events(&outbox, &mut stop).await;
+    } else {
+        tail_events(&outbox, &mut stop).await;
+    }
+}
+
+/// First and longest wait between attempts to reach the database again.
+const RETRY_MIN: Duration = Duration::from_millis(200);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// Waits `retry` (doubling it for the next time, up to [`RETRY_MAX`]);
+/// `false` when the server stops first.
+async fn pause(retry: &mut Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    let wait = *retry;
+    *retry = (*retry * 2).min(RETRY_MAX);
+    tokio::select! {
+        () = stopped(stop) => false,
+        () = tokio::time::sleep(wait) => true,
+    }
+}
+
+/// PostgreSQL: LISTEN for as long as the server runs, through database
+/// restarts and dropped connections.
+///
+/// A NOTIFY sent while this process is not listening is lost for good. So
+/// each time the connection is (re)established, with LISTEN in effect, the
+/// events committed after the last one this process saw are read from the
+/// table and published first; an event both read and then notified reaches
+/// each stream once (streams skip what they have seen). A LISTEN that
+/// fails, at start-up too, is retried: live events never stay off.
+async fn listen_for_events(outbox: &Outbox, stop: &mut watch::Receiver<bool>) {
+    let delivery = &outbox.delivery;
+    let mut retry = RETRY_MIN;
+    let mut first = true;
     loop {
-        tokio::select! {
-            () = stopped(&mut stop) => return,
-            () = delivery.hub_wake.notified() => {}
-            () = tokio::time::sleep(Duration::from_millis(200)) => {}
+        let listener = tokio::select! {
+            () = stopped(stop) => return,
+            listener = outbox.store.listen() => listener,
+        };
+        let mut listener = match listener {
+            Ok(Some(listener)) => listener,
+            Ok(None) => return, // not PostgreSQL
+            Err(err) => {
+                tracing::warn!(error = %err, "LISTEN failed; retrying");
+                if !pause(&mut retry, stop).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        if !std::mem::take(&mut first) {
+            tracing::info!("listening again; reading the events missed");
         }
-        let after = delivery.last_seq.load(Ordering::SeqCst);
-        match outbox.store.device_events_after(after, None, 1000).await {
-            Ok(events) => {
-                for event in events {
-                    delivery.last_seq.store(event.seq, Ordering::SeqCst);
-                    delivery.publish(event);
+        let mut caught_up = catch_up(outbox).await;
+        loop {
+            if let Err(err) = caught_up {
+                tracing::warn!(error = %err, "reading the device events missed failed; reconnecting");
+                break;
+            }
+            // Push jobs queued while nobody listened: claim them now
+            // rather than at the dispatcher's next tick.
+            delivery.dispatcher_wake.notify_one();
+            retry = RETRY_MIN;
+            let notification = loop {
+                let received = tokio::select! {
+                    () = stopped(stop) => return,
+                    received = listener.recv() => received,
+                };
+                match received {
+                    Ok(Notification::PushJobsQueued) => delivery.dispatcher_wake.notify_one(),
+                    Ok(Notification::DeviceEvent(event)) => {
+                        delivery.last_seq.fetch_max(event.seq, Ordering::SeqCst);
+                        delivery.publish(event);
+                    }
+                    Ok(Notification::Reconnected) => break Ok(()),
+                    Err(err) => break Err(err),
+                }
+            };
+            match notification {
+                Ok(()) => {
+                    tracing::info!("LISTEN connection re-established; reading the events missed");
+                    caught_up = catch_up(outbox).await;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "LISTEN connection lost; reconnecting");
+                    break;
                 }
             }
-            Err(err) => tracing::warn!(error = %err, "reading device events failed"),
+        }
+        drop(listener);
+        if !pause(&mut retry, stop).await {
+            return;
+        }
+    }
+}
+
+/// SQLite: reads the table after this process's own changes and every 200 ms.
+async fn tail_events(outbox: &Outbox, stop: &mut watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            () = stopped(stop) => return,
+            () = outbox.delivery.hub_wake.notified() => {}
+            () = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+        if let Err(err) = catch_up(outbox).await {
+            tracing::warn!(error = %err, "reading device events failed");
+        }
+    }
+}
+
+/// Events read from the table per statement.
+const EVENTS_PER_READ: i64 = 1000;
+
+/// Publishes the events after the last one this process saw, oldest first.
+async fn catch_up(outbox: &Outbox) -> Result<(), StorageError> {
+    let delivery = &outbox.delivery;
+    loop {
+        let after = delivery.last_seq.load(Ordering::SeqCst);
+        let events = outbox
+            .store
+            .device_events_after(after, None, EVENTS_PER_READ)
+            .await?;
+        let more = events.len() as i64 == EVENTS_PER_READ;
+        for event in events {
+            delivery.last_seq.fetch_max(event.seq, Ordering::SeqCst);
+            delivery.publish(event);
+        }
+        if !more {
+            return Ok(());
         }
     }
 }

@@ -15,6 +15,8 @@ pub struct TestDb {
     pub url: String,
     _dir: Option<tempfile::TempDir>,
     pg_name: Option<String>,
+    /// The server the PostgreSQL database was created on (and is dropped from).
+    pg_admin_url: String,
 }
 
 /// A temporary directory only this account may enter (0700), as the server
@@ -44,46 +46,54 @@ pub fn postgres_kek_file(database_url: &str) -> Option<std::path::PathBuf> {
 impl TestDb {
     pub async fn create(backend: Backend) -> Self {
         match backend {
-            Backend::Sqlite => {
-                let dir = private_tempdir();
-                let url = format!("sqlite://{}", dir.path().join("assent.db").display());
-                Self {
-                    backend,
-                    url,
-                    _dir: Some(dir),
-                    pg_name: None,
-                }
-            }
-            Backend::Postgres => {
-                let admin = postgres_admin_url();
-                let name = format!("assent_test_{}", uuid::Uuid::new_v4().simple());
-                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
-                    .await
-                    .unwrap_or_else(|e| {
-                        panic!(
-                            "PostgreSQL is needed for the postgres tests ({admin}): {e}. \
-                             Start it, or point ASSENT_TEST_POSTGRES_URL at one."
-                        )
-                    });
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&mut conn)
-                    .await
-                    .expect("create test database");
-                let url = match admin.rfind('/') {
-                    Some(i) if !admin[..i].ends_with('/') => format!("{}/{name}", &admin[..i]),
-                    _ => format!("{admin}/{name}"),
-                };
-                let kek = postgres_kek_file(&url).expect("a postgres URL");
-                let (_, text) = assent_server::kek::KeyEncryptionKey::generate();
-                assent_device::state::write_private(&kek, format!("{text}\n").as_bytes())
-                    .expect("write the test key-encryption key");
-                Self {
-                    backend,
-                    url,
-                    _dir: None,
-                    pg_name: Some(name),
-                }
-            }
+            Backend::Postgres => Self::create_postgres_on(&postgres_admin_url()).await,
+            Backend::Sqlite => Self::create_sqlite(),
+        }
+    }
+
+    fn create_sqlite() -> Self {
+        let dir = private_tempdir();
+        let url = format!("sqlite://{}", dir.path().join("assent.db").display());
+        Self {
+            backend: Backend::Sqlite,
+            url,
+            _dir: Some(dir),
+            pg_name: None,
+            pg_admin_url: String::new(),
+        }
+    }
+
+    /// A fresh PostgreSQL database on the server at `admin` (a URL naming
+    /// a database to connect to for `CREATE DATABASE`), with its
+    /// key-encryption key; [`TestDb::create`] uses the machine's server.
+    pub async fn create_postgres_on(admin: &str) -> Self {
+        let name = format!("assent_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(admin)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "PostgreSQL is needed for the postgres tests ({admin}): {e}. \
+                     Start it, or point ASSENT_TEST_POSTGRES_URL at one."
+                )
+            });
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let url = match admin.rfind('/') {
+            Some(i) if !admin[..i].ends_with('/') => format!("{}/{name}", &admin[..i]),
+            _ => format!("{admin}/{name}"),
+        };
+        let kek = postgres_kek_file(&url).expect("a postgres URL");
+        let (_, text) = assent_server::kek::KeyEncryptionKey::generate();
+        assent_device::state::write_private(&kek, format!("{text}\n").as_bytes())
+            .expect("write the test key-encryption key");
+        Self {
+            backend: Backend::Postgres,
+            url,
+            _dir: None,
+            pg_name: Some(name),
+            pg_admin_url: admin.to_string(),
         }
     }
 }
@@ -96,6 +106,7 @@ impl Drop for TestDb {
         if let Some(kek) = postgres_kek_file(&self.url) {
             let _ = std::fs::remove_file(kek);
         }
+        let admin = std::mem::take(&mut self.pg_admin_url);
         // Drop runs outside any runtime guarantee: use a private one.
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -104,7 +115,7 @@ impl Drop for TestDb {
                 .expect("runtime");
             rt.block_on(async {
                 if let Ok(mut conn) =
-                    <sqlx::PgConnection as sqlx::Connection>::connect(&postgres_admin_url()).await
+                    <sqlx::PgConnection as sqlx::Connection>::connect(&admin).await
                 {
                     let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
                         .execute(&mut conn)

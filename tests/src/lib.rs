@@ -7,6 +7,7 @@ pub mod db;
 #[cfg(target_os = "linux")]
 pub mod desktop;
 pub mod device;
+pub mod private_pg;
 pub mod process;
 pub mod push_service;
 pub mod wait;

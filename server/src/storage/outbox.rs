@@ -71,6 +71,9 @@ pub enum Notification {
     PushJobsQueued,
     /// A device event, with its sequence number.
     DeviceEvent(DeviceEventRow),
+    /// The connection was lost and is back, listening again: whatever was
+    /// notified in between is gone, and must be read from the tables.
+    Reconnected,
 }
 
 /// A PostgreSQL connection that `LISTEN`s for the outbox's notifications.
@@ -108,11 +111,19 @@ struct NotifiedEvent {
 }
 
 impl EventListener {
-    /// The next notification. Unreadable payloads are skipped; a lost
-    /// connection is an error (the listener reconnects on the next call).
+    /// The next notification. Unreadable payloads are skipped. A lost
+    /// connection is [`Notification::Reconnected`] once connected and
+    /// listening again, or an error when that failed (then open a new
+    /// listener).
     pub async fn recv(&mut self) -> Result<Notification, StorageError> {
         loop {
-            let notification = self.0.recv().await?;
+            // Not `PgListener::recv`: it reconnects by itself and says
+            // nothing, and the NOTIFYs sent while it was away were lost
+            // without anyone knowing (a device's stream never heard of the
+            // requests made meanwhile).
+            let Some(notification) = self.0.try_recv().await? else {
+                return Ok(Notification::Reconnected);
+            };
             if notification.channel() == PUSH_JOBS_CHANNEL {
                 return Ok(Notification::PushJobsQueued);
             }
@@ -132,6 +143,12 @@ impl EventListener {
 }
 
 impl Store {
+    /// Whether changes are announced by notifications ([`Store::listen`])
+    /// rather than found by reading the tables again.
+    pub fn notifies(&self) -> bool {
+        matches!(&self.0, Inner::Postgres(_))
+    }
+
     /// Opens a `LISTEN` connection for the outbox's notifications when the
     /// database sends them (PostgreSQL); `None` on SQLite, where one process
     /// tails the tables instead.

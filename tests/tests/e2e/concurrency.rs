@@ -75,7 +75,7 @@ on_both_backends! {
             let loser = if approve.is_ok() { deny } else { approve };
             assert!(matches!(loser, Err(DecisionError::AlreadyDecided(_))));
             let poll = client.poll(&server, &auth_req_id).await;
-            let expected = if approve_won(&server, &request_id).await { StatusCode::OK } else { StatusCode::FORBIDDEN };
+            let expected = if approve_won(&server, &request_id).await { StatusCode::OK } else { StatusCode::BAD_REQUEST };
             assert_eq!(poll.status(), expected, "the token endpoint agrees with the winner");
         }
     }

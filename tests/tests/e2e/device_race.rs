@@ -51,7 +51,7 @@ on_both_backends! {
                 assert_eq!(poll, StatusCode::OK, "round {round}: tokens after the approval won");
             } else {
                 denials += 1;
-                assert_eq!(poll, StatusCode::FORBIDDEN, "round {round}: refused after the denial won");
+                assert_eq!(poll, StatusCode::BAD_REQUEST, "round {round}: refused after the denial won");
             }
         }
         assert_eq!(approvals + denials, 100);

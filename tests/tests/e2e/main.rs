@@ -19,6 +19,7 @@ mod device_errors;
 mod device_flow;
 mod device_race;
 mod errors;
+mod faults;
 mod housekeeping;
 mod http_hygiene;
 mod keys;
