@@ -534,7 +534,9 @@ async function loadHistory() {
         el("td", { text: labels[h.account_id] || "Removed account" }),
         el("td", { text: h.client_name }),
         el("td", { text: h.binding_message }),
-        el("td", { class: `choice-${h.choice}`, text: words[h.choice] || h.choice }),
+        h.enrolled_device
+          ? el("td", { class: "choice-enrolled", text: "Device added" })
+          : el("td", { class: `choice-${h.choice}`, text: words[h.choice] || h.choice }),
       ]),
     ),
   );
@@ -764,6 +766,15 @@ function wire() {
   listen("open-request", (event) => {
     const { account_id, request_id } = event.payload || {};
     if (account_id && request_id) openRequest(account_id, request_id);
+  });
+  listen("device-enrolled", (event) => {
+    const { account_label, device_name, platform } = event.payload || {};
+    notice(
+      `A new device, "${device_name}" (${platform}), can now approve sign-ins for ${account_label}. ` +
+        "If you did not add it, tell your administrator now.",
+      "error",
+    );
+    if (state.view === "history") loadHistory();
   });
   listen("link-offered", async () => {
     const link = await call("take_offered_link");

@@ -2,7 +2,7 @@
 //! `client_secret_basic`, `client_secret_post` (RFC 6749 2.3.1) and
 //! `private_key_jwt` (OpenID Core 9, RFC 7523).
 
-use std::{fmt, net::IpAddr, str::FromStr, sync::Arc, time::Duration};
+use std::{fmt, net::IpAddr, str::FromStr, sync::Arc};
 
 use assent_shared::oauth::JWT_BEARER_ASSERTION_TYPE;
 use axum::http::{header, HeaderMap};
@@ -181,8 +181,7 @@ pub async fn authenticate_cached(
     result
 }
 
-/// The window failed authentications are counted in.
-pub const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+use crate::config::CLIENT_AUTH_FAILURE_WINDOW as FAILURE_WINDOW;
 
 fn throttle_key(client_id: &str, requester: Option<IpAddr>) -> String {
     match requester {

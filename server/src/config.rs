@@ -374,6 +374,10 @@ fn parse_proxy_url(text: &str) -> anyhow::Result<reqwest::Url> {
     Ok(url)
 }
 
+/// The window failed client authentications are counted in
+/// (`client_auth_failures_per_minute`).
+pub const CLIENT_AUTH_FAILURE_WINDOW: Duration = Duration::from_secs(60);
+
 /// Largest `requested_expiry` accepted (Auth0: 1-300 s).
 pub const MAX_REQUEST_EXPIRY: u64 = 300;
 

@@ -80,7 +80,7 @@ impl Assent {
             alerts: Arc::new(alerts),
             auth_throttle: Arc::new(BoundedCache::with_time_to_live(
                 AUTH_THROTTLE_CAPACITY,
-                crate::client_auth::FAILURE_WINDOW,
+                crate::config::CLIENT_AUTH_FAILURE_WINDOW,
             )),
         })
     }

@@ -199,6 +199,17 @@ pub struct DeviceEventData {
     /// servers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
+    /// On `enrolled` events: the device that was added to the account
+    /// (`request_id` holds its id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<EnrolledDevice>,
+}
+
+/// A device enrolled for the user, as its name and platform were given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrolledDevice {
+    pub name: String,
+    pub platform: String,
 }
 
 /// SSE event names.
@@ -212,6 +223,10 @@ pub mod event {
     /// This device was revoked: the stream ends after this event, and the
     /// device should forget the account's pending requests.
     pub const REVOKED: &str = "revoked";
+    /// Another device was enrolled for this user (`request_id` names it,
+    /// `device` says what it is): show it, so that an enrollment the user
+    /// did not make is noticed.
+    pub const ENROLLED: &str = "enrolled";
 }
 
 /// Payload of a GET proof (`typ` [`typ::PROOF`], `kid` = device id).

@@ -37,11 +37,27 @@ pub fn request_binding(method: &str, url: &str) -> RequestBinding {
     }
 }
 
-/// The next event on `stream`; panics unless one arrives `within`.
+/// The next event on `stream` about requests or this device, passing over
+/// notices of the user's other devices being enrolled (every test user's
+/// stand-in device makes one); panics unless one arrives `within`.
 pub async fn next_event(stream: &mut EventStream, within: Duration) -> DeviceEvent {
-    tokio::time::timeout(within, stream.next())
+    tokio::time::timeout(within, async {
+        loop {
+            let event = next_event_of_any_kind(stream).await;
+            if event.kind != assent_shared::protocol::event::ENROLLED {
+                return event;
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no event within {within:?}"))
+}
+
+/// The next event on `stream`, whatever it is.
+pub async fn next_event_of_any_kind(stream: &mut EventStream) -> DeviceEvent {
+    stream
+        .next()
         .await
-        .unwrap_or_else(|_| panic!("no event within {within:?}"))
         .expect("the event stream reads")
         .expect("the event stream stays open")
 }

@@ -134,9 +134,14 @@ impl TestPushService {
         self.inner.lock().unwrap().announce.subscribe()
     }
 
-    /// Forgets the messages received so far (long runs).
+    /// Forgets the messages received and the attempts counted so far (long
+    /// runs, or what came before the part a test is about).
     pub fn clear_received(&self) {
-        self.inner.lock().unwrap().received.clear();
+        let mut inner = self.inner.lock().unwrap();
+        inner.received.clear();
+        for subscriber in inner.subscribers.values_mut() {
+            subscriber.attempts = 0;
+        }
     }
 
     pub fn set_behavior(&self, name: &str, behavior: Behavior) {

@@ -5,7 +5,7 @@ use std::{fs, path::Path};
 
 use anyhow::Context;
 use assent_device::state::write_private;
-use assent_shared::protocol::Decision;
+use assent_shared::protocol::{Decision, EnrolledDevice};
 use serde::{Deserialize, Serialize};
 
 const HISTORY_FILE: &str = "history.json";
@@ -22,8 +22,14 @@ pub struct HistoryEntry {
     pub binding_message: String,
     /// Stored as `approved`, `denied`, `not_me` or `cancelled`; files
     /// written before [`Decision`] replaced the app's own enum use the
-    /// first three, with the same spelling.
-    pub choice: Decision,
+    /// first three, with the same spelling. Absent on entries that record
+    /// no decision (a device added to the account).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub choice: Option<Decision>,
+    /// Set on the entry that records a device added to the account
+    /// (`request_id` is then the device's id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrolled_device: Option<EnrolledDevice>,
 }
 
 pub fn load(account_dir: &Path) -> anyhow::Result<Vec<HistoryEntry>> {
@@ -64,7 +70,8 @@ mod tests {
                     decided_at: i as i64,
                     client_name: "Bank".into(),
                     binding_message: "Transfer".into(),
-                    choice: Decision::Approve,
+                    choice: Some(Decision::Approve),
+                    enrolled_device: None,
                 },
             )
             .unwrap();
@@ -86,7 +93,7 @@ mod tests {
         let choices: Vec<Decision> = load(dir.path())
             .unwrap()
             .into_iter()
-            .map(|e| e.choice)
+            .map(|e| e.choice.expect("every earlier entry is a decision"))
             .collect();
         assert_eq!(
             choices,

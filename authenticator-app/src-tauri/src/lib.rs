@@ -29,9 +29,11 @@ pub mod ui_events {
     pub const OPEN_REQUEST: &str = "open-request";
     /// An enrollment link arrived from outside (deep link): ask to confirm it.
     pub const LINK_OFFERED: &str = "link-offered";
+    /// Another device was enrolled for an account: say so.
+    pub const DEVICE_ENROLLED: &str = "device-enrolled";
 
     /// Every event above: the window may listen to these and no others.
-    pub const ALL: &[&str] = &[INBOX_CHANGED, OPEN_REQUEST, LINK_OFFERED];
+    pub const ALL: &[&str] = &[INBOX_CHANGED, OPEN_REQUEST, LINK_OFFERED, DEVICE_ENROLLED];
 }
 
 /// Reads the app's settings: `ASSENT_AUTHENTICATOR_DATA_DIR` (default: the
@@ -135,6 +137,35 @@ fn forward_ui_event<R: Runtime>(app: &tauri::AppHandle<R>, event: UiEvent) {
                 .body(binding_message)
                 .extra("account_id", account_id)
                 .extra("request_id", request_id)
+                .show();
+            if let Err(e) = shown {
+                log::warn!("could not show a notification: {e}");
+            }
+        }
+        UiEvent::DeviceEnrolled {
+            account_id,
+            account_label,
+            device_name,
+            platform,
+        } => {
+            let _ = app.emit(
+                ui_events::DEVICE_ENROLLED,
+                serde_json::json!({
+                    "account_id": account_id,
+                    "account_label": account_label,
+                    "device_name": device_name,
+                    "platform": platform,
+                }),
+            );
+            use tauri_plugin_notification::NotificationExt;
+            let shown = app
+                .notification()
+                .builder()
+                .title(format!("New device on {account_label}"))
+                .body(format!(
+                    "\"{device_name}\" ({platform}) can now approve sign-ins for this account. \
+                     If you did not add it, tell your administrator now."
+                ))
                 .show();
             if let Err(e) = shown {
                 log::warn!("could not show a notification: {e}");

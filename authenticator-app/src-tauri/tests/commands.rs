@@ -301,7 +301,7 @@ async fn enroll_then_approve_deny_and_not_me_from_the_live_inbox() {
         assert_eq!(decided["status"], "denied");
         expect_error(
             client.poll(&server, &auth_req_id).await,
-            StatusCode::FORBIDDEN,
+            StatusCode::BAD_REQUEST,
             OAuthErrorCode::AccessDenied,
         )
         .await;

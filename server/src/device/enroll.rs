@@ -165,6 +165,14 @@ pub async fn enroll(assent: &Assent, body: &str) -> Result<EnrollmentResponse, D
         }
     };
     tracing::info!(device_id = %device.id, user = %user, "device enrolled");
+    // The user's other devices hear of it at once on their event streams
+    // (the `enrolled` event, written with the device); those with Web Push
+    // get a wake-up too.
+    tokio::spawn(push_enrollment_notice(
+        assent.clone(),
+        user.clone(),
+        device.id.clone(),
+    ));
     Ok(EnrollmentResponse {
         device_id: device.id,
         user,
@@ -211,4 +219,61 @@ pub(super) fn validate_push(
         return Err(DeviceError::bad_request("invalid push subscription"));
     }
     Ok(Some(serde_json::to_string(push).expect("serialises")))
+}
+
+/// How long a push service may hold an enrollment notice.
+const NOTICE_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Wakes the user's other devices that have Web Push, so that a device not
+/// connected learns of the enrollment (`{"v", "event": "enrolled",
+/// "device_id"}`): one attempt each, not queued like request pushes. The
+/// `enrolled` event stays in the log for a device that reconnects later.
+async fn push_enrollment_notice(assent: Assent, user: String, new_device: String) {
+    let devices = match assent.store.devices(Some(&user)).await {
+        Ok(devices) => devices,
+        Err(err) => {
+            tracing::warn!(error = %err, "reading the devices to tell of an enrollment failed");
+            return;
+        }
+    };
+    let payload = serde_json::json!({
+        "v": protocol::VERSION,
+        "event": protocol::event::ENROLLED,
+        "device_id": new_device,
+    })
+    .to_string();
+    for other in devices {
+        if other.id == new_device || other.revoked_at.is_some() {
+            continue;
+        }
+        let Some(subscription) = other
+            .push_channel
+            .as_deref()
+            .and_then(|channel| serde_json::from_str::<PushSubscription>(channel).ok())
+        else {
+            continue;
+        };
+        // A topic of its own: a later request's wake-up must not replace it.
+        let topic = crate::push::topic_for_device(&format!("enrolled {}", other.id));
+        let outcome = assent
+            .delivery
+            .push
+            .send(&subscription, payload.as_bytes(), NOTICE_TTL, &topic)
+            .await;
+        match outcome {
+            crate::push::SendOutcome::Delivered => {
+                metrics::counter!("assent_push_sent_total").increment(1)
+            }
+            crate::push::SendOutcome::Gone(status) => {
+                let reason = format!("push service answered {status}: subscription gone");
+                if let Err(err) = assent.store.disable_push_channel(&other.id, &reason).await {
+                    tracing::warn!(error = %err, "disabling a gone push channel failed");
+                }
+            }
+            crate::push::SendOutcome::Retry { reason, .. }
+            | crate::push::SendOutcome::Failed { reason } => {
+                tracing::info!(device_id = %other.id, %reason, "enrollment notice not pushed");
+            }
+        }
+    }
 }

@@ -74,6 +74,10 @@ impl LiveEvents {
             match received {
                 Ok(e) if e.user_sub == self.user && e.seq > self.after => {
                     self.after = e.seq;
+                    if e.kind == EventKind::Enrolled && e.request_id == self.device_id {
+                        // Its own enrollment is no news to a device.
+                        continue;
+                    }
                     if e.kind == EventKind::Revoked {
                         // Another device of the user: nothing for this one.
                         if e.request_id != self.device_id {
@@ -140,9 +144,20 @@ pub async fn open_event_stream(
             .await?;
     }
     let resync = replay.len() as i64 == MAX_REPLAY;
-    live.after = replay.last().map(|e| e.seq).or(last_event_id).unwrap_or(0);
-    // Revocations of the user's other devices are not this device's business.
-    replay.retain(|e| e.kind != EventKind::Revoked);
+    live.after = match (replay.last(), last_event_id) {
+        (Some(last), _) => last.seq,
+        (None, Some(last)) => last,
+        // Only what happens from now on: an event committed before the
+        // stream opened but published a little later (another process's,
+        // on SQLite found by tailing) is not news to this device.
+        (None, None) => assent.store.last_device_event_seq().await?,
+    };
+    // Revocations of the user's other devices are not this device's
+    // business, nor is its own enrollment news to it.
+    replay.retain(|e| {
+        e.kind != EventKind::Revoked
+            && !(e.kind == EventKind::Enrolled && e.request_id == device.id)
+    });
     Ok(EventStream {
         device,
         replay,

@@ -4,7 +4,7 @@ use assent_shared::protocol::{
     DecisionResponse, EnrollmentResponse, PendingRequests, UnmuteResponse, JOSE_CONTENT_TYPE,
 };
 use axum::{
-    extract::{Path, Request, State},
+    extract::{rejection::PathRejection, Path, Request, State},
     http::{header, HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     Json,
@@ -70,10 +70,14 @@ pub async fn pending(
 
 pub async fn decision(
     State(state): State<AppState>,
-    Path(request_id): Path<String>,
+    request_id: Result<Path<String>, PathRejection>,
     request: Request,
 ) -> Result<Json<DecisionResponse>, DeviceError> {
     let body = jose_body(request).await?;
+    // A request id that is not UTF-8 once percent-decoded: refused in the
+    // protocol's JSON, not with the extractor's plain-text 400.
+    let Path(request_id) = request_id
+        .map_err(|_| DeviceError::bad_request("the request id in the path is not valid UTF-8"))?;
     Ok(Json(
         device::decide(&state.assent, &request_id, &body).await?,
     ))

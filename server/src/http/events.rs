@@ -77,6 +77,10 @@ fn to_sse(e: &DeviceEventRow) -> Event {
             serde_json::to_string(&DeviceEventData {
                 request_id: e.request_id.clone(),
                 outcome: e.outcome.clone(),
+                device: e
+                    .detail
+                    .as_deref()
+                    .and_then(|detail| serde_json::from_str(detail).ok()),
             })
             .expect("event data serialises"),
         )

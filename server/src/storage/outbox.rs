@@ -35,6 +35,9 @@ stored_enum! {
         Resolved => "resolved",
         /// A device was revoked (`request_id` holds its id): its streams end.
         Revoked => "revoked",
+        /// A device was enrolled (`request_id` holds its id, `detail` its
+        /// name and platform): the user's other devices are told.
+        Enrolled => "enrolled",
     }
 }
 
@@ -61,6 +64,8 @@ row! {
         pub request_id: String,
         /// For `resolved`: `approved` or `denied` (what the request became).
         pub outcome: Option<String>,
+        /// For `enrolled`: `{"name", "platform"}` of the new device (JSON).
+        pub detail: Option<String>,
     }
 }
 
@@ -108,6 +113,8 @@ struct NotifiedEvent {
     request_id: String,
     #[serde(default)]
     outcome: Option<String>,
+    #[serde(default)]
+    detail: Option<String>,
 }
 
 impl EventListener {
@@ -137,6 +144,7 @@ impl EventListener {
                 kind,
                 request_id: e.request_id,
                 outcome: e.outcome,
+                detail: e.detail,
             }));
         }
     }
@@ -243,7 +251,8 @@ impl Store {
         let sql = "SELECT e.seq, e.user_sub, e.kind, e.request_id, \
                      CASE WHEN e.kind = 'resolved' THEN \
                        CASE WHEN r.status IS NULL OR r.status = 'pending' THEN NULL \
-                         WHEN r.status = 'denied' THEN 'denied' ELSE 'approved' END END AS outcome \
+                         WHEN r.status = 'denied' THEN 'denied' ELSE 'approved' END END AS outcome, \
+                     e.detail \
                    FROM device_events e LEFT JOIN auth_requests r ON r.id = e.request_id \
                    WHERE e.seq > $1 AND ($2 IS NULL OR e.user_sub = $2) ORDER BY e.seq LIMIT $3";
         let params = params![after_seq, user_sub, limit];

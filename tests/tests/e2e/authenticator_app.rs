@@ -351,13 +351,24 @@ async fn enroll_approve_deny_and_not_me_in_the_desktop_app() {
         "the forged request is not listed"
     );
 
+    // Another device enrolled for Alice: the app says so at once, and the
+    // history keeps it.
+    let other = assent_tests::device::enroll(&server, ALICE, None).await;
+    wait_text(&c, "#notice", "\"test device\" (test)").await;
+
     // History, newest first.
     click(&c, "#nav-history").await;
     wait_text(&c, "#history-rows", transfer).await;
+    wait_text(&c, "#history-rows", "Device added").await;
     let rows = c.find_all(Locator::Css("#history-rows tr")).await.unwrap();
-    assert_eq!(rows.len(), 6);
-    assert!(rows[3].text().await.unwrap().contains("Denied: not me"));
-    assert!(rows[5].text().await.unwrap().contains("Approved"));
+    assert_eq!(rows.len(), 7);
+    let newest = rows[0].text().await.unwrap();
+    assert!(
+        newest.contains("New device: test device (test)") && newest.contains("Device added"),
+        "{newest}"
+    );
+    assert!(rows[4].text().await.unwrap().contains("Denied: not me"));
+    assert!(rows[6].text().await.unwrap().contains("Approved"));
     screenshot(&c, "history.png").await;
 
     // Removing the account asks in the app's own dialog.
@@ -366,6 +377,8 @@ async fn enroll_approve_deny_and_not_me_in_the_desktop_app() {
     wait_text(&c, "#confirm-title", "Remove alice@example.com?").await;
     click(&c, "#confirm-ok").await;
     wait_text(&c, "#notice", "Removed alice@example.com").await;
+    // The app's device is gone from the server; the other one stays.
+    other.unenroll().await.unwrap();
     assert_eq!(
         count(
             server.store(),

@@ -29,4 +29,5 @@ mod outbound;
 mod processes;
 mod push_delivery;
 mod rogue_server;
+mod schemathesis;
 mod trust;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use assent_server::{client_auth::AuthMethod, keys::TokenAlg};
 use assent_tests::{
     client::create_user,
-    device::{enroll, next_event},
+    device::{enroll, next_event, next_event_of_any_kind},
     on_both_backends,
     push_service::{Behavior, TestPushService},
     wait::poll_until,
@@ -58,6 +58,10 @@ on_both_backends! {
         let _tablet = enroll(&server, "alice", Some(push.subscribe("tablet", Behavior::Accept))).await;
         let no_push = enroll(&server, "alice", None).await;
         assert!(no_push.account.server.starts_with("http://127.0.0.1"));
+        // The enrollment notices (the tablet to the phone, the third device
+        // to both) come first: this test is about the request's.
+        assert_eq!(push.wait_for(3, Duration::from_secs(5)).await.len(), 3);
+        push.clear_received();
 
         let ack = client.start(&server, "alice", "openid").await;
         let request_id = assent_tests::request_id(server.store(), ack["auth_req_id"].as_str().unwrap()).await;
@@ -103,8 +107,15 @@ on_both_backends! {
             ("slow", Behavior::Hang(Duration::from_millis(2500))),
         ];
         let mut devices = Vec::new();
+        for (name, _) in &cases {
+            devices.push((*name, enroll(&server, "bob", Some(push.subscribe(name, Behavior::Accept))).await));
+        }
+        // Each enrollment notified the devices before it (5+4+3+2+1); then
+        // each push service behaves as the case says.
+        assert_eq!(push.wait_for(15, Duration::from_secs(10)).await.len(), 15);
+        push.clear_received();
         for (name, behavior) in &cases {
-            devices.push((*name, enroll(&server, "bob", Some(push.subscribe(name, behavior.clone()))).await));
+            push.set_behavior(name, behavior.clone());
         }
         let (_, watcher) = &devices[0];
         let mut events = watcher.events(None).await.unwrap();
@@ -287,11 +298,10 @@ async fn a_device_holds_at_most_four_event_streams_and_the_oldest_make_way() {
     .await;
     client.start(&server, "dave", "openid").await;
     let newest = streams.last_mut().unwrap();
-    let event = tokio::time::timeout(Duration::from_secs(5), newest.next())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(event.unwrap().kind, "request");
+    assert_eq!(
+        next_event(newest, Duration::from_secs(5)).await.kind,
+        "request"
+    );
 }
 
 /// With a metrics token configured, `/metrics` answers only to it.
@@ -363,4 +373,79 @@ async fn metrics_can_live_on_their_own_address() {
         .await
         .unwrap();
     assert_eq!(discovery.status(), reqwest::StatusCode::OK);
+}
+
+on_both_backends! {
+    /// Enrolling a device tells the user's other devices: an `enrolled`
+    /// event naming it on their streams (live, and replayed after a
+    /// reconnect) and a Web Push wake-up; the new device is not told of
+    /// itself, and other users hear nothing.
+    async fn enrolling_a_device_tells_the_users_other_devices(backend: Backend) {
+        let push = TestPushService::start().await;
+        let server = server_with_push(backend, &push).await;
+        create_user(server.store(), "erin", None, None).await;
+        create_user(server.store(), "frank", None, None).await;
+        let client = TestClient::register(server.store(), AuthMethod::ClientSecretBasic, TokenAlg::ES256).await;
+        let laptop = enroll(&server, "erin", Some(push.subscribe("laptop", Behavior::Accept))).await;
+        let franks = enroll(&server, "frank", None).await;
+        let mut on_laptop = laptop.events(None).await.unwrap();
+        let mut on_franks = franks.events(None).await.unwrap();
+
+        let link = assent_shared::protocol::EnrollmentUri::parse(&assent_tests::enrollment_link(&server, "erin").await).unwrap();
+        let phone = assent_device::DeviceClient::enroll(&link, "Erin's phone", "android", None).await.unwrap();
+
+        // (Erin's stand-in device, made by the harness, was enrolled too.)
+        let told = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let e = next_event_of_any_kind(&mut on_laptop).await;
+                if e.request_id.as_deref() == Some(phone.account.device_id.as_str()) {
+                    return e;
+                }
+            }
+        })
+        .await
+        .expect("the laptop is told of the phone");
+        assert_eq!(told.kind, "enrolled");
+        let device = told.device.expect("the new device is described");
+        assert_eq!((device.name.as_str(), device.platform.as_str()), ("Erin's phone", "android"));
+        let pushed = poll_until(
+            Duration::from_secs(5),
+            || {
+                let received = push.received_by("laptop");
+                async move { received.into_iter().find(|r| r.payload["event"] == "enrolled") }
+            },
+            Option::is_some,
+        )
+        .await
+        .expect("a wake-up reached the laptop's push service");
+        assert_eq!(pushed.payload["device_id"], phone.account.device_id.as_str());
+        assert_eq!(pushed.payload["v"], 1);
+
+        // A reconnect from before the enrollment replays it.
+        let mut replayed = laptop.events(Some("0")).await.unwrap();
+        let mut kinds = Vec::new();
+        while let Ok(Ok(Some(e))) = tokio::time::timeout(Duration::from_millis(500), replayed.next()).await {
+            kinds.push((e.kind, e.request_id));
+        }
+        assert!(kinds.contains(&("enrolled".into(), Some(phone.account.device_id.clone()))), "{kinds:?}");
+
+        // The phone is not told of itself, live or replayed, and Frank of
+        // nothing: the next thing each sees is the next request.
+        let mut on_phone = phone.events(Some("0")).await.unwrap();
+        let started = client.start(&server, "erin", "openid").await;
+        let id = assent_tests::request_id(server.store(), started["auth_req_id"].as_str().unwrap()).await;
+        tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let e = next_event_of_any_kind(&mut on_phone).await;
+                assert_ne!(e.request_id.as_deref(), Some(phone.account.device_id.as_str()), "{e:?}");
+                if e.kind == "request" && e.request_id.as_deref() == Some(id.as_str()) {
+                    break;
+                }
+            }
+        })
+        .await
+        .expect("the phone sees the request");
+        client.start(&server, "frank", "openid").await;
+        assert_eq!(next_event(&mut on_franks, Duration::from_secs(5)).await.kind, "request");
+    }
 }

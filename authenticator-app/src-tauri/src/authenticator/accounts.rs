@@ -531,6 +531,47 @@ impl Authenticator {
         self.emit(UiEvent::InboxChanged);
     }
 
+    /// Another device was enrolled for the account: it goes into the
+    /// history, and the person is told at once (a notification when the
+    /// window is not in front), so that an enrollment they did not make,
+    /// with a stolen or intercepted link, does not go unnoticed.
+    pub(super) async fn device_enrolled(
+        &self,
+        account_id: &str,
+        device_id: String,
+        device: assent_shared::protocol::EnrolledDevice,
+    ) {
+        let Some((dir, label, server)) = self.read_accounts().get(account_id).map(|a| {
+            (
+                a.dir.clone(),
+                a.stored.account.label.clone(),
+                a.stored.account.server.clone(),
+            )
+        }) else {
+            return;
+        };
+        let entry = crate::history::HistoryEntry {
+            account_id: account_id.to_string(),
+            request_id: device_id,
+            decided_at: now_secs(),
+            client_name: host_of(&server).to_string(),
+            binding_message: format!("New device: {} ({})", device.name, device.platform),
+            choice: None,
+            enrolled_device: Some(device.clone()),
+        };
+        let recorded =
+            tokio::task::spawn_blocking(move || crate::history::record(&dir, entry)).await;
+        if let Ok(Err(e)) | Err(e) = recorded.map_err(anyhow::Error::from) {
+            log::error!("could not record the new device in the history: {e:#}");
+        }
+        self.emit(UiEvent::DeviceEnrolled {
+            account_id: account_id.to_string(),
+            account_label: label,
+            device_name: device.name,
+            platform: device.platform,
+        });
+    }
+
     /// Records until when new requests of the account are refused.
     pub(super) fn set_muted(&self, account_id: &str, muted_until: Option<i64>) {
         let changed = {

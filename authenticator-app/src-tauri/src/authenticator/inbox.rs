@@ -302,7 +302,8 @@ impl Authenticator {
                     decided_at: now_secs(),
                     client_name: view.client_name,
                     binding_message: view.binding_message,
-                    choice: decision,
+                    choice: Some(decision),
+                    enrolled_device: None,
                 };
                 if let Some(dir) = self.account_dir(account_id) {
                     let recorded =

@@ -60,6 +60,14 @@ pub enum UiEvent {
         client_name: String,
         binding_message: String,
     },
+    /// Another device was enrolled for an account: the person should know,
+    /// in case it was not them.
+    DeviceEnrolled {
+        account_id: String,
+        account_label: String,
+        device_name: String,
+        platform: String,
+    },
 }
 
 pub type EventSink = Arc<dyn Fn(UiEvent) + Send + Sync>;

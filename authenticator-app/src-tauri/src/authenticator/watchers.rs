@@ -68,6 +68,13 @@ impl Authenticator {
                                 self.device_revoked(account_id);
                                 return;
                             }
+                            Ok(Some(received)) if received.kind == event::ENROLLED => {
+                                if let (Some(device_id), Some(device)) =
+                                    (received.request_id, received.device)
+                                {
+                                    self.device_enrolled(account_id, device_id, device).await;
+                                }
+                            }
                             Ok(Some(_)) => {
                                 let _ = self.refresh(account_id).await;
                             }
