@@ -91,8 +91,12 @@ fn json_response(body: &str, cache: &'static str) -> Response {
 /// the logo's digest, so it may be cached for good.
 pub async fn client_logo(
     State(state): State<AppState>,
-    Path(client_id): Path<String>,
+    client_id: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<Response, OAuthError> {
+    // A path that is not UTF-8 names no client: the JSON error, not axum's text.
+    let Ok(Path(client_id)) = client_id else {
+        return Err(OAuthError::not_found("this client has no logo"));
+    };
     let logo = state.assent.store.client_logo(&client_id).await?;
     let bytes = logo
         .as_ref()
@@ -171,20 +175,25 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 /// Prometheus text format; behind the configured bearer token, if any.
 pub async fn metrics(State(state): State<AppState>, headers: header::HeaderMap) -> Response {
     if let Some(expected) = &state.assent.settings.metrics_token_sha256 {
+        // The scheme is case-insensitive (RFC 9110 11.1), as at /userinfo.
         let presented = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|token| crate::secrets::sha256_hex(token.trim()));
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| crate::secrets::sha256_hex(token.trim()));
         let allowed =
             presented.is_some_and(|digest| crate::secrets::constant_time_eq(&digest, expected));
         if !allowed {
             return (
                 axum::http::StatusCode::UNAUTHORIZED,
-                [(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer realm=\"metrics\""),
-                )],
+                [
+                    (
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static("Bearer realm=\"metrics\""),
+                    ),
+                    (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+                ],
                 "/metrics needs the bearer token configured as metrics_token\n",
             )
                 .into_response();

@@ -331,6 +331,27 @@ async fn metrics_can_require_a_bearer_token() {
     let response = get(Some("m3trics-t0ken")).await.unwrap();
     assert_eq!(response.status(), reqwest::StatusCode::OK);
     assert!(response.text().await.unwrap().contains("assent_"));
+    // The scheme in any case, as everywhere; a refusal is never cached.
+    let lower = server
+        .http
+        .get(server.url("/metrics"))
+        .header("authorization", "bearer m3trics-t0ken")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lower.status(), reqwest::StatusCode::OK);
+    let refused = get(None).await.unwrap();
+    assert_eq!(refused.headers()["cache-control"], "no-store");
+    // A logo path that is not UTF-8 gets the JSON error, not a text one.
+    let logo = server
+        .http
+        .get(server.url("/clients/%FF/logo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logo.status(), reqwest::StatusCode::NOT_FOUND);
+    let body: serde_json::Value = logo.json().await.unwrap();
+    assert_eq!(body["error"], "not_found");
 }
 
 /// With `metrics_listen`, `/metrics` is served on that address only: the
