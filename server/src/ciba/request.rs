@@ -451,6 +451,24 @@ mod tests {
     }
 
     #[test]
+    fn authorization_details_numbers_are_stored_as_sent() {
+        // Found by fuzzing: without serde_json's float_roundtrip, 8.11e151
+        // came back as 8.110000000000001e151, and drifted on each re-parse.
+        for number in ["8.11e151", "4200.5", "0.1", "1234567.89"] {
+            let text = format!(r#"[{{"type":"payment","amount":{number}}}]"#);
+            let stored = parse_authorization_details(&text).unwrap();
+            let sent: f64 = number.parse().unwrap();
+            let kept: serde_json::Value = serde_json::from_str(&stored).unwrap();
+            assert_eq!(kept[0]["amount"].as_f64(), Some(sent), "{stored}");
+            assert_eq!(
+                parse_authorization_details(&stored).unwrap(),
+                stored,
+                "stable"
+            );
+        }
+    }
+
+    #[test]
     fn authorization_details_must_be_typed_objects() {
         for (value, ok) in [
             (r#"[{"type":"payment","amount":"12.50"}]"#, true),
