@@ -172,6 +172,7 @@ pub async fn enroll(assent: &Assent, body: &str) -> Result<EnrollmentResponse, D
         assent.clone(),
         user.clone(),
         device.id.clone(),
+        device.created_at,
     ));
     Ok(EnrollmentResponse {
         device_id: device.id,
@@ -228,7 +229,12 @@ const NOTICE_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600
 /// connected learns of the enrollment (`{"v", "event": "enrolled",
 /// "device_id"}`): one attempt each, not queued like request pushes. The
 /// `enrolled` event stays in the log for a device that reconnects later.
-async fn push_enrollment_notice(assent: Assent, user: String, new_device: String) {
+async fn push_enrollment_notice(
+    assent: Assent,
+    user: String,
+    new_device: String,
+    enrolled_at: i64,
+) {
     let devices = match assent.store.devices(Some(&user)).await {
         Ok(devices) => devices,
         Err(err) => {
@@ -243,7 +249,9 @@ async fn push_enrollment_notice(assent: Assent, user: String, new_device: String
     })
     .to_string();
     for other in devices {
-        if other.id == new_device || other.revoked_at.is_some() {
+        // Devices enrolled after this one (while this task waited) were
+        // never told of it by the event either: no wake-up for them.
+        if other.id == new_device || other.revoked_at.is_some() || other.created_at > enrolled_at {
             continue;
         }
         let Some(subscription) = other
