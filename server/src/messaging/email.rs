@@ -12,7 +12,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use lettre::{
-    message::{header::ContentType, Attachment, Mailbox, MultiPart, SinglePart},
+    message::{
+        header::{ContentType, Header, HeaderName, HeaderValue},
+        Attachment, Mailbox, MultiPart, SinglePart,
+    },
     transport::smtp::{authentication::Credentials, AsyncSmtpTransport},
     Address, AsyncTransport, Message, Tokio1Executor,
 };
@@ -122,8 +125,28 @@ impl SmtpSender {
             .to(Mailbox::new(None, to))
             .subject(message.subject.clone())
             .message_id(None)
+            .header(AutoSubmitted)
             .multipart(body)
             .map_err(|e| format!("building the e-mail: {e}"))
+    }
+}
+
+/// `Auto-Submitted: auto-generated` (RFC 3834): no vacation notice or
+/// other automatic reply is sent back to the (unattended) sender.
+#[derive(Clone)]
+struct AutoSubmitted;
+
+impl Header for AutoSubmitted {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("Auto-Submitted")
+    }
+
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self)
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), "auto-generated".into())
     }
 }
 
@@ -248,6 +271,7 @@ mod tests {
             "{mime}"
         );
         assert!(mime.contains("multipart/alternative"));
+        assert!(mime.contains("Auto-Submitted: auto-generated"), "{mime}");
         assert!(!mime.contains("multipart/related"));
         message.sender_name = None;
         let mime = String::from_utf8(sender.build(&message).unwrap().formatted()).unwrap();
