@@ -177,6 +177,9 @@ fn failure_of(err: &lettre::transport::smtp::Error) -> SmtpFailure {
         SmtpFailure::Timeout
     } else if err.is_client() {
         SmtpFailure::Client
+    } else if err.is_response() {
+        // The unreadable answer itself may quote the recipient: not kept.
+        SmtpFailure::Connection("an answer that is not SMTP".into())
     } else {
         SmtpFailure::Connection(root_cause(err))
     }

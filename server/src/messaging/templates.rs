@@ -199,7 +199,7 @@ pub fn link_email(
     let defaults = Defaults {
         subject: format!("Sign in to {client}"),
         header: format!("Sign in to {client}"),
-        body: format!("Use the button below to sign in to {client}."),
+        body: format!("Use the link below to sign in to {client}."),
         info: format!(
             "The link expires in {validity} and works once. Don't forward this email: \
              anyone with the link can sign in as you."
