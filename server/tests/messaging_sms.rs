@@ -307,6 +307,54 @@ async fn twilio_gets_a_form_with_basic_auth(backend: Backend) {
     t.stop_dispatcher().await;
 }
 
+/// Two processes' dispatchers on one database: each message is sent once,
+/// whichever process queued it and whichever claims it.
+async fn a_fleet_sends_each_message_once(backend: Backend) {
+    let provider = Provider::start().await;
+    let Some(mut t) = webhook(backend, &provider).await else {
+        return;
+    };
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let (other, other_task) = t.another_process(stop_rx).await;
+    t.start_dispatcher();
+    let count = 40;
+    let expires = t.assent.clock.now_ms() + 300_000;
+    for i in 0..count {
+        // Half queued by each process.
+        let assent = if i % 2 == 0 { &t.assent } else { &other };
+        messaging::queue(assent, &sms(&format!("{:06}", 100_000 + i)), expires)
+            .await
+            .unwrap();
+    }
+    let sent = support::eventually(Duration::from_secs(30), || async {
+        let pending = t.store().count_pending_messages().await.unwrap();
+        (pending == 0).then_some(())
+    })
+    .await;
+    assert!(sent.is_some(), "messages still pending");
+    let mut codes: Vec<String> = provider
+        .requests()
+        .iter()
+        .map(|r| {
+            let json: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            json["body"].as_str().unwrap()[..6].to_string()
+        })
+        .collect();
+    codes.sort();
+    let expected: Vec<String> = (0..count).map(|i| format!("{:06}", 100_000 + i)).collect();
+    assert_eq!(codes, expected, "each message exactly once");
+    assert_eq!(
+        t.store()
+            .raw_i64("SELECT COUNT(*) FROM message_outbox WHERE state = 'sent' AND attempts = 1")
+            .await
+            .unwrap(),
+        i64::from(count)
+    );
+    stop.send_replace(true);
+    other_task.await.unwrap();
+    t.stop_dispatcher().await;
+}
+
 /// The lease, on storage alone: a claimed message is not claimed again
 /// until its lease runs out, only the lease holder records an outcome, the
 /// outcome wipes the payload, and housekeeping deletes the row a day later.
@@ -417,6 +465,16 @@ async fn twilio_gets_a_form_with_basic_auth_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twilio_gets_a_form_with_basic_auth_postgres() {
     twilio_gets_a_form_with_basic_auth(Backend::Postgres).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_sends_each_message_once_sqlite() {
+    a_fleet_sends_each_message_once(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_sends_each_message_once_postgres() {
+    a_fleet_sends_each_message_once(Backend::Postgres).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

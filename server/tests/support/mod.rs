@@ -100,6 +100,23 @@ impl TestAssent {
         })
     }
 
+    /// Another server process on the same database, with the same settings
+    /// (and key-encryption key), and its dispatcher running; it stops when
+    /// `stop` turns true.
+    pub async fn another_process(&self, stop: watch::Receiver<bool>) -> (Assent, JoinHandle<()>) {
+        let settings = (*self.assent.settings).clone();
+        let store = Store::connect_with_file_modes(&settings.database_url, 4, FileModes::OwnerOnly)
+            .await
+            .expect("open the test database again");
+        let other = Assent::open(store, settings, "http://127.0.0.1:1")
+            .await
+            .expect("open assent again");
+        let task = assent_server::messaging::dispatch::spawn(other.clone(), stop)
+            .expect("the dispatcher starts")
+            .expect("a channel is configured");
+        (other, task)
+    }
+
     /// Starts this process's message dispatcher (as `serve` does).
     pub fn start_dispatcher(&mut self) {
         let task =
