@@ -102,6 +102,8 @@ fn crypto(c: &mut Criterion) {
         amr: Some(r#"["swk"]"#),
         auth_time: 1_767_225_600,
         auth_req_id: Some("id"),
+        nonce: None,
+        id_token_claims: None,
     };
     let lifetimes = Lifetimes {
         access_token: 3600,
@@ -169,6 +171,8 @@ fn crypto(c: &mut Criterion) {
                 sub: "alice".into(),
                 email: None,
                 email_verified: false,
+                phone_number: None,
+                phone_verified: false,
                 name: None,
                 blocked: false,
                 created_at: 0,
@@ -190,6 +194,8 @@ fn crypto(c: &mut Criterion) {
                 user_verification: assent_server::storage::UserVerificationPolicy::Optional,
                 client_uri: None,
                 logo_sha256: None,
+                redirect_uris: String::new(),
+                otp_code_in_response: false,
             })
             .await
             .unwrap();

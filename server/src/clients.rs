@@ -33,6 +33,10 @@ pub struct NewClient {
     pub user_verification: UserVerificationPolicy,
     /// The client's website, shown to users beside its name.
     pub client_uri: Option<String>,
+    /// Where magic links may send the user's browser (exact match).
+    pub redirect_uris: Vec<String>,
+    /// Whether the back-end OTP API answers the code it sent (a secret).
+    pub otp_code_in_response: bool,
 }
 
 impl NewClient {
@@ -59,8 +63,12 @@ pub enum ClientError {
     HiddenCharacterInName(String),
     #[error("a client needs at least one grant type")]
     NoGrantTypes,
-    #[error("unsupported grant type {0:?} (use {CIBA_GRANT} and/or {REFRESH_GRANT})")]
+    #[error("unsupported grant type {0:?} (use {supported})", supported = SUPPORTED_GRANTS.join(", "))]
     UnsupportedGrantType(String),
+    #[error("redirect URI {0:?} must be an absolute https:// URL (http:// only for localhost) without a fragment, at most {MAX_REDIRECT_URI_CHARS} characters")]
+    InvalidRedirectUri(String),
+    #[error("at most {MAX_REDIRECT_URIS} redirect URIs")]
+    TooManyRedirectUris,
     #[error("private_key_jwt clients need a JWKS of their public keys")]
     JwksRequired,
     #[error("a JWKS is only for private_key_jwt clients, not {0}")]
@@ -75,6 +83,61 @@ pub enum ClientError {
     Logo(String),
     #[error("storage failed: {0}")]
     Storage(#[from] StorageError),
+}
+
+/// The grant types a client may be given.
+pub const SUPPORTED_GRANTS: [&str; 4] = [
+    CIBA_GRANT,
+    REFRESH_GRANT,
+    assent_shared::oauth::PASSWORDLESS_OTP_GRANT_TYPE,
+    assent_shared::oauth::AUTHORIZATION_CODE_GRANT_TYPE,
+];
+
+/// Most redirect URIs per client, and the longest.
+pub const MAX_REDIRECT_URIS: usize = 20;
+pub const MAX_REDIRECT_URI_CHARS: usize = 2000;
+
+/// A redirect URI as it will be matched: absolute, `https` (or `http` on
+/// localhost, for development), no fragment (RFC 6749 3.1.2), no
+/// credentials, no whitespace (they are stored space-separated).
+pub fn checked_redirect_uri(uri: &str) -> Result<String, ClientError> {
+    let bad = || ClientError::InvalidRedirectUri(uri.chars().take(200).collect());
+    if uri.chars().count() > MAX_REDIRECT_URI_CHARS
+        || uri.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(bad());
+    }
+    let url = reqwest::Url::parse(uri).map_err(|_| bad())?;
+    let local = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    match url.scheme() {
+        "https" => {}
+        "http" if local => {}
+        _ => return Err(bad()),
+    }
+    if url.host_str().is_none()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return Err(bad());
+    }
+    // Kept as given: the match is exact, on the string the client sends.
+    Ok(uri.to_string())
+}
+
+/// Checked redirect URIs, each once, space-separated for storage.
+pub fn checked_redirect_uris(uris: &[String]) -> Result<String, ClientError> {
+    if uris.len() > MAX_REDIRECT_URIS {
+        return Err(ClientError::TooManyRedirectUris);
+    }
+    let mut checked: Vec<String> = Vec::with_capacity(uris.len());
+    for uri in uris {
+        let uri = checked_redirect_uri(uri)?;
+        if !checked.contains(&uri) {
+            checked.push(uri);
+        }
+    }
+    Ok(checked.join(" "))
 }
 
 /// Longest website URL.
@@ -192,6 +255,22 @@ pub async fn update(
     if let Some(Some(uri)) = &changes.client_uri {
         changes.client_uri = Some(Some(checked_client_uri(uri)?));
     }
+    if let Some(grants) = &changes.grant_types {
+        let list = grants
+            .split(' ')
+            .filter(|g| !g.is_empty())
+            .map(str::to_string)
+            .collect();
+        changes.grant_types = Some(checked_grant_types(list)?.join(" "));
+    }
+    if let Some(uris) = &changes.redirect_uris {
+        let list: Vec<String> = uris
+            .split(' ')
+            .filter(|u| !u.is_empty())
+            .map(str::to_string)
+            .collect();
+        changes.redirect_uris = Some(checked_redirect_uris(&list)?);
+    }
     let updated = store.update_client(client_id, &changes).await?;
     if let Some(cache) = cache {
         cache.evict(client_id);
@@ -260,6 +339,7 @@ fn new_client_row(new: NewClient, now: i64) -> Result<RegisteredClient, ClientEr
         .map(checked_client_uri)
         .transpose()?;
     let grant_types = checked_grant_types(new.grant_types)?;
+    let redirect_uris = checked_redirect_uris(&new.redirect_uris)?;
     let jwks = match (new.auth_method, new.jwks) {
         (AuthMethod::PrivateKeyJwt, Some(text)) => Some(
             validate_client_jwks(&text).map_err(|e| ClientError::InvalidJwks(format!("{e:#}")))?,
@@ -282,6 +362,8 @@ fn new_client_row(new: NewClient, now: i64) -> Result<RegisteredClient, ClientEr
         user_verification: new.user_verification,
         client_uri,
         logo_sha256: None,
+        redirect_uris,
+        otp_code_in_response: new.otp_code_in_response,
     };
     Ok(RegisteredClient { row, secret })
 }
@@ -290,7 +372,7 @@ fn new_client_row(new: NewClient, now: i64) -> Result<RegisteredClient, ClientEr
 fn checked_grant_types(grant_types: Vec<String>) -> Result<Vec<String>, ClientError> {
     let mut checked: Vec<String> = Vec::with_capacity(grant_types.len());
     for grant in grant_types {
-        if grant != CIBA_GRANT && grant != REFRESH_GRANT {
+        if !SUPPORTED_GRANTS.contains(&grant.as_str()) {
             return Err(ClientError::UnsupportedGrantType(grant));
         }
         if !checked.contains(&grant) {
@@ -318,6 +400,8 @@ mod tests {
             number_matching: NumberMatching::Required,
             user_verification: UserVerificationPolicy::Optional,
             client_uri: None,
+            redirect_uris: Vec::new(),
+            otp_code_in_response: false,
         }
     }
 
@@ -408,7 +492,7 @@ mod tests {
     }
 
     #[test]
-    fn only_the_ciba_and_refresh_grants_are_accepted_each_once() {
+    fn only_supported_grants_are_accepted_each_once() {
         let mut only_ciba = secret_client("x");
         only_ciba.grant_types = vec![CIBA_GRANT.into(), CIBA_GRANT.into()];
         assert_eq!(
@@ -416,11 +500,18 @@ mod tests {
             CIBA_GRANT
         );
 
-        let mut code = secret_client("x");
-        code.grant_types = vec!["authorization_code".into()];
+        let mut passwordless = secret_client("x");
+        passwordless.grant_types = vec![
+            "http://auth0.com/oauth/grant-type/passwordless/otp".into(),
+            "authorization_code".into(),
+        ];
+        assert!(new_client_row(passwordless, 0).is_ok());
+
+        let mut implicit = secret_client("x");
+        implicit.grant_types = vec!["implicit".into()];
         assert!(matches!(
-            new_client_row(code, 0),
-            Err(ClientError::UnsupportedGrantType(g)) if g == "authorization_code"
+            new_client_row(implicit, 0),
+            Err(ClientError::UnsupportedGrantType(g)) if g == "implicit"
         ));
 
         let mut none = secret_client("x");

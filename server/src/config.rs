@@ -176,6 +176,30 @@ pub struct ServerArgs {
     #[arg(long, env = "ASSENT_MUTE_AFTER_DENIALS")]
     pub mute_after_denials: Option<u32>,
 
+    /// Seconds a passwordless one-time code is valid, 60-3600 [default: 300] (TOML: `[passwordless] code_ttl`).
+    #[arg(long, env = "ASSENT_PASSWORDLESS_CODE_TTL")]
+    pub passwordless_code_ttl: Option<u64>,
+
+    /// Seconds a magic link is valid, 60-86400 [default: 900] (TOML: `[passwordless] link_ttl`).
+    #[arg(long, env = "ASSENT_PASSWORDLESS_LINK_TTL")]
+    pub passwordless_link_ttl: Option<u64>,
+
+    /// Digits of a passwordless one-time code, 6-10 [default: 6] (TOML: `[passwordless] code_digits`).
+    #[arg(long, env = "ASSENT_PASSWORDLESS_CODE_DIGITS")]
+    pub passwordless_code_digits: Option<u8>,
+
+    /// Wrong tries that void a one-time code, 1-10 [default: 3] (TOML: `[passwordless] max_attempts`).
+    #[arg(long, env = "ASSENT_PASSWORDLESS_MAX_ATTEMPTS")]
+    pub passwordless_max_attempts: Option<u32>,
+
+    /// Wrong one-time codes per user per 15 minutes before verification pauses [default: 10] (TOML: `[passwordless] failures_per_user`).
+    #[arg(long, env = "ASSENT_PASSWORDLESS_FAILURES_PER_USER")]
+    pub passwordless_failures_per_user: Option<u32>,
+
+    /// Codes and links sent to one address or number per 15 minutes [default: 5] (TOML: `[passwordless] sends_per_recipient`).
+    #[arg(long, env = "ASSENT_PASSWORDLESS_SENDS_PER_RECIPIENT")]
+    pub passwordless_sends_per_recipient: Option<u32>,
+
     /// URL that gets a JSON POST when a user is muted (same address rules as Web Push).
     #[arg(long, env = "ASSENT_ALERT_WEBHOOK_URL")]
     pub alert_webhook_url: Option<String>,
@@ -340,6 +364,48 @@ struct FileConfig {
     smtp: SmtpFileConfig,
     #[serde(default)]
     sms: SmsFileConfig,
+    #[serde(default)]
+    passwordless: PasswordlessFileConfig,
+}
+
+/// The `[passwordless]` table of the configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordlessFileConfig {
+    code_ttl: Option<u64>,
+    link_ttl: Option<u64>,
+    code_digits: Option<u8>,
+    max_attempts: Option<u32>,
+    failures_per_user: Option<u32>,
+    sends_per_recipient: Option<u32>,
+}
+
+/// Passwordless login: how long codes and links live, how long codes are,
+/// and the limits on guessing and sending.
+#[derive(Debug, Clone)]
+pub struct PasswordlessSettings {
+    pub code_ttl: u64,
+    pub link_ttl: u64,
+    pub code_digits: u8,
+    pub max_attempts: u32,
+    pub failures_per_user: u32,
+    pub sends_per_recipient: u32,
+}
+
+/// The window of the passwordless limits.
+pub const PASSWORDLESS_LIMIT_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+impl Default for PasswordlessSettings {
+    fn default() -> Self {
+        Self {
+            code_ttl: 300,
+            link_ttl: 900,
+            code_digits: 6,
+            max_attempts: 3,
+            failures_per_user: 10,
+            sends_per_recipient: 5,
+        }
+    }
 }
 
 /// The `[push]` table of the configuration file.
@@ -499,6 +565,7 @@ pub struct Settings {
     pub sms_from: Option<String>,
     pub sms_timeout: Duration,
     pub sms_allowed_hosts: Vec<String>,
+    pub passwordless: PasswordlessSettings,
 }
 
 /// The database a newcomer's first start creates: in a directory of its
@@ -661,6 +728,7 @@ impl Default for Settings {
             sms_from: None,
             sms_timeout: Duration::from_secs(10),
             sms_allowed_hosts: Vec::new(),
+            passwordless: PasswordlessSettings::default(),
         }
     }
 }
@@ -770,6 +838,36 @@ impl Settings {
                 .unwrap_or(d.max_pending_per_user),
             mute_duration: pick!(server.mute_duration).unwrap_or(d.mute_duration),
             mute_after_denials: pick!(server.mute_after_denials).unwrap_or(d.mute_after_denials),
+            passwordless: {
+                let f = &file.passwordless;
+                let p = &d.passwordless;
+                PasswordlessSettings {
+                    code_ttl: server
+                        .passwordless_code_ttl
+                        .or(f.code_ttl)
+                        .unwrap_or(p.code_ttl),
+                    link_ttl: server
+                        .passwordless_link_ttl
+                        .or(f.link_ttl)
+                        .unwrap_or(p.link_ttl),
+                    code_digits: server
+                        .passwordless_code_digits
+                        .or(f.code_digits)
+                        .unwrap_or(p.code_digits),
+                    max_attempts: server
+                        .passwordless_max_attempts
+                        .or(f.max_attempts)
+                        .unwrap_or(p.max_attempts),
+                    failures_per_user: server
+                        .passwordless_failures_per_user
+                        .or(f.failures_per_user)
+                        .unwrap_or(p.failures_per_user),
+                    sends_per_recipient: server
+                        .passwordless_sends_per_recipient
+                        .or(f.sends_per_recipient)
+                        .unwrap_or(p.sends_per_recipient),
+                }
+            },
             alert_webhook_url: pick!(server.alert_webhook_url),
             outbound_proxy: pick!(server.outbound_proxy)
                 .filter(|p| !p.is_empty())
@@ -872,6 +970,22 @@ impl Settings {
         }
         if self.mute_duration == 0 || self.mute_duration > 7 * 24 * 3600 {
             bail!("mute_duration must be 1 second to 7 days");
+        }
+        let p = &self.passwordless;
+        if !(60..=3600).contains(&p.code_ttl) {
+            bail!("passwordless code_ttl must be 60 to 3600 seconds");
+        }
+        if !(60..=86400).contains(&p.link_ttl) {
+            bail!("passwordless link_ttl must be 60 to 86400 seconds");
+        }
+        if !(6..=10).contains(&p.code_digits) {
+            bail!("passwordless code_digits must be 6 to 10");
+        }
+        if !(1..=10).contains(&p.max_attempts) {
+            bail!("passwordless max_attempts must be 1 to 10");
+        }
+        if p.failures_per_user == 0 || p.sends_per_recipient == 0 {
+            bail!("passwordless failures_per_user and sends_per_recipient must be positive");
         }
         if let Some(url) = &self.alert_webhook_url {
             if !(url.starts_with("https://") || url.starts_with("http://")) {

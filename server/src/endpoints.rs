@@ -7,6 +7,12 @@ pub struct Endpoints {
     pub backchannel_authentication: String,
     pub userinfo: String,
     pub jwks: String,
+    pub revocation: String,
+    pub passwordless_start: String,
+    /// Where the links of magic-link e-mails point (`GET`, token in the query).
+    pub passwordless_link: String,
+    /// The back-end one-time login API (magic links and passcodes).
+    pub backend_auth: String,
 }
 
 impl Endpoints {
@@ -18,6 +24,10 @@ impl Endpoints {
             backchannel_authentication: format!("{base}/bc-authorize"),
             userinfo: format!("{base}/userinfo"),
             jwks: format!("{base}/.well-known/jwks.json"),
+            revocation: format!("{base}/oauth/revoke"),
+            passwordless_start: format!("{base}/passwordless/start"),
+            passwordless_link: format!("{base}/passwordless/link"),
+            backend_auth: format!("{base}/backend-auth"),
         }
     }
 

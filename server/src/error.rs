@@ -99,6 +99,7 @@ constructors! { OAuthErrorCode:
     invalid_target => InvalidTarget,
     invalid_grant => InvalidGrant,
     unsupported_grant_type => UnsupportedGrantType,
+    unsupported_token_type => UnsupportedTokenType,
     unknown_user_id => UnknownUserId,
     unauthorized_client => UnauthorizedClient,
     invalid_binding_message => InvalidBindingMessage,
@@ -143,6 +144,17 @@ impl OAuthError {
         retry_after_secs: u64,
     ) -> Self {
         let mut e = Self::new(OAuthErrorCode::TooManyRequests, description);
+        e.retry_after_secs = Some(retry_after_secs);
+        e
+    }
+
+    /// `too_many_attempts` (HTTP 429, Auth0's code): too many wrong
+    /// one-time codes; `Retry-After` says when verification resumes.
+    pub fn too_many_attempts(
+        description: impl Into<Cow<'static, str>>,
+        retry_after_secs: u64,
+    ) -> Self {
+        let mut e = Self::new(OAuthErrorCode::TooManyAttempts, description);
         e.retry_after_secs = Some(retry_after_secs);
         e
     }

@@ -31,6 +31,12 @@ pub struct Grant<'a> {
     pub auth_time: i64,
     /// Present for tokens answering a CIBA request, absent on refresh.
     pub auth_req_id: Option<&'a str>,
+    /// The `nonce` of the request the login answers (a magic link's), for
+    /// the ID token (OpenID Core 3.1.2.1).
+    pub nonce: Option<&'a str>,
+    /// Profile claims asked for with the `claims` parameter (OpenID Core
+    /// 5.5), added to the ID token.
+    pub id_token_claims: Option<&'a serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Debug, Clone)]
@@ -103,6 +109,11 @@ struct IdTokenClaims<'a> {
     #[serde(rename = "urn:openid:params:jwt:claim:auth_req_id")]
     #[serde(skip_serializing_if = "Option::is_none")]
     auth_req_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nonce: Option<&'a str>,
+    /// Only profile claims (see [`Grant::id_token_claims`]), never one of the above.
+    #[serde(flatten)]
+    profile: Option<&'a serde_json::Map<String, serde_json::Value>>,
 }
 
 /// Signs the access token and ID token for `grant`.
@@ -155,6 +166,8 @@ pub fn mint(
         azp: grant.client_id,
         at_hash: left_half_hash(&access_token),
         auth_req_id: grant.auth_req_id,
+        nonce: grant.nonce,
+        profile: grant.id_token_claims,
     };
     let id_token = id_token_key.sign_jwt("JWT", &id);
     MintedTokens {

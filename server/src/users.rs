@@ -3,7 +3,7 @@
 
 use crate::{
     clock::now_ms,
-    storage::{normalize_email, StorageError, Store, UserRow},
+    storage::{StorageError, Store, UserChanges, UserRow},
 };
 
 /// Longest `sub`, in bytes.
@@ -19,6 +19,10 @@ pub struct NewUser {
     pub sub: String,
     pub email: Option<String>,
     pub email_verified: bool,
+    /// Any common notation with the country code (`+49 151 1234 5678`);
+    /// stored as E.164.
+    pub phone_number: Option<String>,
+    pub phone_verified: bool,
     pub name: Option<String>,
 }
 
@@ -28,6 +32,10 @@ pub enum UserError {
     InvalidSub,
     #[error("{0:?} is not an e-mail address")]
     InvalidEmail(String),
+    #[error("{0:?} is not a valid phone number: give it with its country code, e.g. +14155550123")]
+    InvalidPhone(String),
+    #[error("a user with the phone number {0} already exists")]
+    PhoneTaken(String),
     #[error("the name must be 1 to {MAX_NAME_CHARS} characters without control characters")]
     InvalidName,
     #[error("a user with sub {0:?} already exists")]
@@ -52,6 +60,63 @@ pub async fn create(store: &Store, new: NewUser) -> Result<UserRow, UserError> {
         });
     }
     Ok(user)
+}
+
+/// Changes a user's e-mail address, phone number, their verified marks or
+/// name. Addresses are checked (and the phone number normalized to E.164)
+/// as on creation.
+pub async fn update(
+    store: &Store,
+    sub: &str,
+    mut changes: UserChanges,
+) -> Result<UserRow, UserError> {
+    if let Some(Some(email)) = &changes.email {
+        if !is_email_address(email) {
+            return Err(UserError::InvalidEmail(email.clone()));
+        }
+    }
+    if let Some(Some(phone)) = &changes.phone_number {
+        changes.phone_number = Some(Some(normalize_phone(phone)?));
+    }
+    if let Some(Some(name)) = &changes.name {
+        check_name(name)?;
+    }
+    match store.update_user(sub, &changes, now_ms()).await {
+        Ok(Some(user)) => Ok(user),
+        Ok(None) => Err(UserError::NotFound(sub.to_string())),
+        Err(error) => {
+            let candidate = UserRow {
+                sub: String::new(),
+                email: changes.email.clone().flatten(),
+                email_verified: false,
+                phone_number: changes.phone_number.clone().flatten(),
+                phone_verified: false,
+                name: None,
+                blocked: false,
+                created_at: 0,
+                updated_at: 0,
+            };
+            Err(taken(store, &candidate)
+                .await?
+                .unwrap_or(UserError::Storage(error)))
+        }
+    }
+}
+
+/// A phone number in E.164 (`+` and up to 15 digits), if `input` is a valid
+/// number of some country's numbering plan (checked against libphonenumber's
+/// metadata). The country code is required: Assent serves every country.
+pub fn normalize_phone(input: &str) -> Result<String, UserError> {
+    let invalid = || UserError::InvalidPhone(input.chars().take(64).collect());
+    let trimmed = input.trim();
+    if !trimmed.starts_with('+') || trimmed.len() > 32 {
+        return Err(invalid());
+    }
+    let number = phonenumber::parse(None, trimmed).map_err(|_| invalid())?;
+    if !phonenumber::is_valid(&number) {
+        return Err(invalid());
+    }
+    Ok(number.format().mode(phonenumber::Mode::E164).to_string())
 }
 
 /// Refuses new back-channel requests and refreshes for the user.
@@ -83,18 +148,28 @@ fn found(changed: Result<bool, StorageError>, sub: &str) -> Result<(), UserError
 
 /// Which uniqueness rule `user` breaks, if any.
 async fn taken(store: &Store, user: &UserRow) -> Result<Option<UserError>, UserError> {
-    if store.user(&user.sub).await?.is_some() {
+    if !user.sub.is_empty() && store.user(&user.sub).await?.is_some() {
         return Ok(Some(UserError::SubTaken(user.sub.clone())));
     }
-    let Some(email) = &user.email else {
-        return Ok(None);
-    };
-    let normalized = normalize_email(email);
-    let users = store.users().await?;
-    Ok(users
-        .iter()
-        .any(|u| u.email.as_deref().map(normalize_email).as_deref() == Some(&normalized))
-        .then(|| UserError::EmailTaken(email.clone())))
+    if let Some(email) = &user.email {
+        if store.user_by_email(email).await?.is_some() {
+            return Ok(Some(UserError::EmailTaken(email.clone())));
+        }
+    }
+    if let Some(phone) = &user.phone_number {
+        if store.user_by_phone(phone).await?.is_some() {
+            return Ok(Some(UserError::PhoneTaken(phone.clone())));
+        }
+    }
+    Ok(None)
+}
+
+fn check_name(name: &str) -> Result<(), UserError> {
+    let chars = name.chars().count();
+    if chars == 0 || chars > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(UserError::InvalidName);
+    }
+    Ok(())
 }
 
 /// The record rules, without storage.
@@ -109,15 +184,19 @@ fn new_user_row(new: NewUser, now: i64) -> Result<UserRow, UserError> {
         }
     }
     if let Some(name) = &new.name {
-        let chars = name.chars().count();
-        if chars == 0 || chars > MAX_NAME_CHARS || name.chars().any(char::is_control) {
-            return Err(UserError::InvalidName);
-        }
+        check_name(name)?;
     }
+    let phone_number = new
+        .phone_number
+        .as_deref()
+        .map(normalize_phone)
+        .transpose()?;
     Ok(UserRow {
         sub: new.sub,
         email: new.email,
         email_verified: new.email_verified,
+        phone_number,
+        phone_verified: new.phone_verified,
         name: new.name,
         blocked: false,
         created_at: now,
@@ -153,15 +232,42 @@ mod tests {
                 sub: "auth0|alice".into(),
                 email: Some("Alice@Example.com".into()),
                 email_verified: true,
+                phone_number: Some("+49 151 12345678".into()),
+                phone_verified: false,
                 name: Some("Alice".into()),
             },
             42,
         )
         .unwrap();
         assert_eq!(row.sub, "auth0|alice");
+        assert_eq!(row.phone_number.as_deref(), Some("+4915112345678"));
         assert_eq!(row.email.as_deref(), Some("Alice@Example.com"));
         assert!(row.email_verified && !row.blocked);
         assert_eq!((row.created_at, row.updated_at), (42, 42));
+    }
+
+    #[test]
+    fn phone_numbers_are_validated_and_stored_as_e164() {
+        for (given, stored) in [
+            ("+49 151 12345678", "+4915112345678"),
+            ("+1 (415) 555-2671", "+14155552671"),
+            ("+442071838750", "+442071838750"),
+        ] {
+            assert_eq!(normalize_phone(given).unwrap(), stored, "{given}");
+        }
+        for bad in [
+            "0151 12345678",
+            "+1 555",
+            "+999 1234567",
+            "+49 abc",
+            "",
+            "+",
+        ] {
+            assert!(
+                matches!(normalize_phone(bad), Err(UserError::InvalidPhone(_))),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -84,6 +84,9 @@ codes! {
         InvalidGrant => "invalid_grant",
         UnauthorizedClient => "unauthorized_client",
         UnsupportedGrantType => "unsupported_grant_type",
+        /// RFC 7009 2.2.1: the revocation endpoint cannot revoke this kind
+        /// of token (access tokens are short-lived JWTs).
+        UnsupportedTokenType => "unsupported_token_type",
         InvalidScope => "invalid_scope",
         /// RFC 8707 2: the `audience`/`resource` is not an API this client
         /// may ask tokens for.
@@ -95,6 +98,9 @@ codes! {
         /// A flood limit was reached (HTTP 429 with `Retry-After`), as
         /// Auth0 answers its rate limits.
         TooManyRequests => "too_many_requests",
+        /// Auth0: too many wrong one-time codes for this user; verification
+        /// is paused (HTTP 429 with `Retry-After`).
+        TooManyAttempts => "too_many_attempts",
         /// CIBA token poll: the user has not decided yet.
         AuthorizationPending => "authorization_pending",
         SlowDown => "slow_down",

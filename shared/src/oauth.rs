@@ -8,6 +8,10 @@ use crate::error::OAuthErrorCode;
 pub const CIBA_GRANT_TYPE: &str = "urn:openid:params:grant-type:ciba";
 /// `grant_type` of the refresh request (RFC 6749 6).
 pub const REFRESH_TOKEN_GRANT_TYPE: &str = "refresh_token";
+/// Auth0's passwordless grant: a one-time code sent by e-mail or SMS.
+pub const PASSWORDLESS_OTP_GRANT_TYPE: &str = "http://auth0.com/oauth/grant-type/passwordless/otp";
+/// RFC 6749 4.1: here, the code a followed magic link carries.
+pub const AUTHORIZATION_CODE_GRANT_TYPE: &str = "authorization_code";
 /// `client_assertion_type` of `private_key_jwt` (RFC 7523 2.2).
 pub const JWT_BEARER_ASSERTION_TYPE: &str =
     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";

@@ -107,6 +107,8 @@ impl TestClient {
                 user_verification: assent_server::storage::UserVerificationPolicy::Optional,
                 client_uri: None,
                 logo_sha256: None,
+                redirect_uris: String::new(),
+                otp_code_in_response: false,
             })
             .await
             .unwrap();
@@ -163,6 +165,26 @@ impl TestClient {
             }
         }
         request.form(&form).send().await.unwrap()
+    }
+
+    /// POSTs `body` as JSON to `path`, with this client's authentication
+    /// added as Auth0's SDKs add it (in the body, or HTTP Basic).
+    pub async fn post_json(&self, server: &TestServer, path: &str, mut body: Value) -> Response {
+        let mut request = server.http.post(server.url(path));
+        match &self.credentials {
+            Credentials::SecretBasic(secret) => {
+                request = request.basic_auth(&self.client_id, Some(secret));
+            }
+            Credentials::SecretPost(secret) => {
+                body["client_id"] = json!(self.client_id);
+                body["client_secret"] = json!(secret);
+            }
+            Credentials::PrivateKeyJwt { .. } => {
+                body["client_assertion_type"] = json!(JWT_BEARER_ASSERTION_TYPE);
+                body["client_assertion"] = json!(self.assertion_with(server.issuer(), |_| {}));
+            }
+        }
+        request.json(&body).send().await.unwrap()
     }
 
     pub async fn bc_authorize(&self, server: &TestServer, params: &[(&str, &str)]) -> Response {
@@ -266,6 +288,8 @@ pub async fn create_user(store: &Store, sub: &str, email: Option<&str>, name: Op
             sub: sub.into(),
             email: email.map(str::to_string),
             email_verified: true,
+            phone_number: None,
+            phone_verified: false,
             name: name.map(str::to_string),
             blocked: false,
             created_at: now,

@@ -13,19 +13,21 @@ use assent_shared::{
     protocol::{self, ChallengeClaims, Requester},
 };
 
-pub use request::{parse_backchannel_request, validate_binding_message, BackchannelRequest, Hint};
+pub use request::{
+    parse_audience, parse_backchannel_request, parse_scope, validate_binding_message,
+    BackchannelRequest, Hint,
+};
 pub use tokens::{poll, refresh};
 
 use crate::{
     challenge,
     client_auth::AuthenticatedClient,
     error::OAuthError,
-    keys::TokenAlg,
     secrets::{self, new_secret, random_token, sha256_hex},
     state::Assent,
     storage::{
-        ClientRow, FloodLimit, FloodLimits, InsertRequestOutcome, NewAuthRequest, NumberMatching,
-        UserLookup, UserVerificationPolicy,
+        FloodLimit, FloodLimits, InsertRequestOutcome, NewAuthRequest, NumberMatching, UserLookup,
+        UserVerificationPolicy,
     },
     tokens::{verify_id_token_hint, IdTokenHintError},
 };
@@ -46,16 +48,7 @@ pub struct RequesterContext {
     pub user_agent: Option<String>,
 }
 
-pub(crate) fn client_has_grant(client: &ClientRow, grant: &str) -> bool {
-    client.grant_types.split(' ').any(|g| g == grant)
-}
-
-pub(crate) fn client_alg(client: &ClientRow) -> TokenAlg {
-    client
-        .id_token_signed_response_alg
-        .parse()
-        .unwrap_or(TokenAlg::RS256)
-}
+pub(crate) use crate::issuance::client_has_grant;
 
 /// Starts a back-channel request (CIBA Core 7): checks what needs the
 /// client or the database, then stores it.

@@ -68,17 +68,7 @@ pub fn parse_backchannel_request(
         .map(parse_requested_expiry)
         .transpose()?;
 
-    let audience = match (
-        params.optional("audience", MAX_AUDIENCE_LEN)?,
-        params.optional("resource", MAX_AUDIENCE_LEN)?,
-    ) {
-        (Some(a), Some(r)) if a != r => {
-            return Err(OAuthError::invalid_request(
-                "audience and resource name different APIs: send one of them",
-            ))
-        }
-        (a, r) => a.or(r).map(str::to_string),
-    };
+    let audience = parse_audience(params)?;
 
     let authorization_details = params
         .optional("authorization_details", MAX_AUTHORIZATION_DETAILS_LEN)?
@@ -119,7 +109,22 @@ fn parse_acr_values(values: &str) -> Result<Assurance, OAuthError> {
 }
 
 /// Space-separated scope tokens (RFC 6749 3.3), duplicates removed, order kept.
-pub(super) fn parse_scope(scope: &str) -> Result<Vec<String>, OAuthError> {
+/// The API a token request is for: `audience` (Auth0) or `resource` (RFC
+/// 8707), which must agree when both are sent.
+pub fn parse_audience(params: &Params) -> Result<Option<String>, OAuthError> {
+    match (
+        params.optional("audience", MAX_AUDIENCE_LEN)?,
+        params.optional("resource", MAX_AUDIENCE_LEN)?,
+    ) {
+        (Some(a), Some(r)) if a != r => Err(OAuthError::invalid_request(
+            "audience and resource name different APIs: send one of them",
+        )),
+        (a, r) => Ok(a.or(r).map(str::to_string)),
+    }
+}
+
+/// Scope tokens (RFC 6749 3.3), each once, in the order given.
+pub fn parse_scope(scope: &str) -> Result<Vec<String>, OAuthError> {
     let mut scopes: Vec<String> = Vec::new();
     for token in scope.split(' ').filter(|s| !s.is_empty()) {
         let valid = token

@@ -6,16 +6,15 @@ use assent_shared::oauth::TokenResponse;
 use crate::{
     client_auth::AuthenticatedClient,
     error::OAuthError,
+    issuance::{self, client_has_grant},
     params::Params,
     secrets::{new_secret, sha256_hex},
     state::Assent,
-    storage::{ClientRow, PollOutcome, RefreshTokenRow, RefreshTokenState, RotateOutcome},
-    tokens::{self, Grant, Lifetimes},
+    storage::{ClientRow, PollOutcome, RotateOutcome},
+    tokens::Grant,
 };
 
-use super::{
-    client_alg, client_has_grant, request::parse_scope, CIBA_GRANT, MAX_SCOPE_LEN, REFRESH_GRANT,
-};
+use super::{request::parse_scope, CIBA_GRANT, MAX_SCOPE_LEN, REFRESH_GRANT};
 
 const MAX_AUTH_REQ_ID_LEN: usize = 256;
 const MAX_REFRESH_TOKEN_LEN: usize = 256;
@@ -85,69 +84,14 @@ pub async fn poll(
         amr: row.amr.as_deref(),
         auth_time: row.decided_at.unwrap_or(now) / 1000,
         auth_req_id: Some(auth_req_id),
+        nonce: None,
+        id_token_claims: None,
     };
-    let refresh_token = if grants_refresh(client, &row.scope) {
-        let token = new_secret();
-        assent
-            .store
-            .insert_refresh_token(&RefreshTokenRow {
-                token_sha256: sha256_hex(&token),
-                family_id: uuid::Uuid::new_v4().to_string(),
-                client_id: client.client_id.clone(),
-                user_sub: row.user_sub.clone(),
-                scope: row.scope.clone(),
-                audience: row.audience.clone(),
-                authorization_details: row.authorization_details.clone(),
-                acr: row.acr.clone(),
-                amr: row.amr.clone(),
-                auth_time: grant.auth_time,
-                state: RefreshTokenState::Active,
-                created_at: now,
-                expires_at: now + assent.settings.refresh_token_ttl as i64 * 1000,
-            })
-            .await?;
-        Some(token)
-    } else {
-        None
-    };
-    Ok(token_response(assent, client, &grant, refresh_token, now))
+    issuance::issue(assent, client, &grant, now).await
 }
 
 fn unknown_auth_req_id() -> OAuthError {
     OAuthError::invalid_grant("unknown auth_req_id")
-}
-
-fn grants_refresh(client: &ClientRow, scope: &str) -> bool {
-    client_has_grant(client, REFRESH_GRANT) && scope.split(' ').any(|s| s == "offline_access")
-}
-
-fn token_response(
-    assent: &Assent,
-    client: &ClientRow,
-    grant: &Grant<'_>,
-    refresh_token: Option<String>,
-    now_ms: i64,
-) -> TokenResponse {
-    let settings = &assent.settings;
-    let minted = tokens::mint(
-        &assent.keys.get(),
-        &assent.endpoints,
-        client_alg(client),
-        Lifetimes {
-            access_token: settings.access_token_ttl,
-            id_token: settings.id_token_ttl,
-        },
-        grant,
-        now_ms / 1000,
-    );
-    TokenResponse {
-        access_token: minted.access_token,
-        token_type: "Bearer".into(),
-        expires_in: minted.expires_in,
-        id_token: minted.id_token,
-        scope: grant.scope.to_string(),
-        refresh_token,
-    }
 }
 
 /// The `refresh_token` grant with rotation and reuse detection.
@@ -242,8 +186,10 @@ pub async fn refresh(
         amr: old.amr.as_deref(),
         auth_time: old.auth_time,
         auth_req_id: None,
+        nonce: None,
+        id_token_claims: None,
     };
-    Ok(token_response(
+    Ok(issuance::token_response(
         assent,
         client,
         &grant,

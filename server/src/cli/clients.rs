@@ -33,16 +33,20 @@ pub enum ClientCommand {
         /// Algorithm of ID and access tokens for this client.
         #[arg(long, default_value = "RS256", value_parser = parse_alg)]
         id_token_signed_response_alg: TokenAlg,
-        /// Comma-separated grant types.
+        /// Comma-separated grant types: urn:openid:params:grant-type:ciba,
+        /// refresh_token, http://auth0.com/oauth/grant-type/passwordless/otp
+        /// (passwordless login), authorization_code (magic links).
         #[arg(long, value_delimiter = ',', default_values_t = [CIBA_GRANT.to_string(), REFRESH_GRANT.to_string()])]
         grant_types: Vec<String>,
         #[command(flatten)]
         shown: ShownArgs,
+        #[command(flatten)]
+        login: LoginArgs,
         /// Print JSON (with the secret) for scripts.
         #[arg(long)]
         json: bool,
     },
-    /// Change a client's name, approval policy, website or logo.
+    /// Change a client's name, approval policy, website, logo, grant types or passwordless settings.
     Update {
         client_id: String,
         /// Name shown to users on their devices.
@@ -56,6 +60,14 @@ pub enum ClientCommand {
         /// Remove the logo.
         #[arg(long, conflicts_with = "logo_url")]
         no_logo: bool,
+        /// Comma-separated grant types, replacing the current ones.
+        #[arg(long, value_delimiter = ',')]
+        grant_types: Option<Vec<String>>,
+        #[command(flatten)]
+        login: LoginArgs,
+        /// Remove every redirect URI.
+        #[arg(long, conflicts_with = "redirect_uri")]
+        no_redirect_uris: bool,
         /// Print JSON for scripts.
         #[arg(long)]
         json: bool,
@@ -91,6 +103,20 @@ pub struct ShownArgs {
     logo_url: Option<String>,
 }
 
+/// Passwordless login settings.
+#[derive(Debug, clap::Args)]
+pub struct LoginArgs {
+    /// A redirect URI magic links may send the user's browser to (matched
+    /// exactly); repeat for several. On update, replaces the current ones.
+    #[arg(long)]
+    redirect_uri: Vec<String>,
+    /// Whether the back-end OTP API answers the one-time code it sent
+    /// (`code` in its answer): for a back end that delivers codes itself.
+    /// The code is a secret: off by default.
+    #[arg(long)]
+    otp_code_in_response: Option<bool>,
+}
+
 fn parse_stored<T: std::str::FromStr<Err = String>>(s: &str) -> Result<T, String> {
     s.parse()
 }
@@ -112,6 +138,7 @@ pub async fn run(store: &Store, settings: &Settings, cmd: ClientCommand) -> anyh
             id_token_signed_response_alg,
             grant_types,
             shown,
+            login,
             json,
         } => {
             let jwks = jwks
@@ -131,6 +158,8 @@ pub async fn run(store: &Store, settings: &Settings, cmd: ClientCommand) -> anyh
                     .user_verification
                     .unwrap_or(UserVerificationPolicy::Optional),
                 client_uri: shown.website,
+                redirect_uris: login.redirect_uri,
+                otp_code_in_response: login.otp_code_in_response.unwrap_or(false),
             };
             let mut client = clients::register(store, new).await?;
             if let Some(url) = &shown.logo_url {
@@ -166,6 +195,9 @@ pub async fn run(store: &Store, settings: &Settings, cmd: ClientCommand) -> anyh
             shown,
             no_website,
             no_logo,
+            grant_types,
+            login,
+            no_redirect_uris,
             json,
         } => {
             let changes = ClientChanges {
@@ -177,6 +209,13 @@ pub async fn run(store: &Store, settings: &Settings, cmd: ClientCommand) -> anyh
                 } else {
                     shown.website.map(Some)
                 },
+                grant_types: grant_types.map(|g| g.join(" ")),
+                redirect_uris: if no_redirect_uris {
+                    Some(String::new())
+                } else {
+                    (!login.redirect_uri.is_empty()).then(|| login.redirect_uri.join(" "))
+                },
+                otp_code_in_response: login.otp_code_in_response,
             };
             let mut row = clients::update(store, &client_id, changes, None).await?;
             if let Some(url) = &shown.logo_url {
@@ -245,6 +284,8 @@ fn client_json(c: &ClientRow) -> Value {
         "user_verification": c.user_verification.as_str(),
         "client_uri": c.client_uri,
         "logo": c.logo_sha256.is_some(),
+        "redirect_uris": c.redirect_uris.split(' ').filter(|u| !u.is_empty()).collect::<Vec<_>>(),
+        "otp_code_in_response": c.otp_code_in_response,
         "created_at": rfc3339(c.created_at),
     })
 }

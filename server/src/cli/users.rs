@@ -1,4 +1,4 @@
-//! `assent-server user create|list|delete|block|unblock`.
+//! `assent-server user create|update|list|delete|block|unblock`.
 
 use clap::Subcommand;
 use serde_json::{json, Value};
@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use super::output::{self, Table};
 use crate::{
     clock::rfc3339,
-    storage::{Store, UserRow},
+    storage::{Store, UserChanges, UserRow},
     users::{self, NewUser},
 };
 
@@ -23,9 +23,46 @@ pub enum UserCommand {
         /// Mark the e-mail address as verified.
         #[arg(long)]
         email_verified: bool,
+        /// Phone number with its country code (`+14155550123`), for SMS
+        /// codes; stored as E.164.
+        #[arg(long)]
+        phone: Option<String>,
+        /// Mark the phone number as verified.
+        #[arg(long)]
+        phone_verified: bool,
         /// Display name (the `name` claim).
         #[arg(long)]
         name: Option<String>,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change a user's e-mail address, phone number, verified marks or name.
+    /// A new address is unverified unless --email-verified/--phone-verified say otherwise.
+    Update {
+        sub: String,
+        #[arg(long, conflicts_with = "no_email")]
+        email: Option<String>,
+        /// Remove the e-mail address.
+        #[arg(long)]
+        no_email: bool,
+        /// Whether the e-mail address is verified (true or false).
+        #[arg(long)]
+        email_verified: Option<bool>,
+        /// Phone number with its country code (`+14155550123`).
+        #[arg(long, conflicts_with = "no_phone")]
+        phone: Option<String>,
+        /// Remove the phone number.
+        #[arg(long)]
+        no_phone: bool,
+        /// Whether the phone number is verified (true or false).
+        #[arg(long)]
+        phone_verified: Option<bool>,
+        #[arg(long, conflicts_with = "no_name")]
+        name: Option<String>,
+        /// Remove the display name.
+        #[arg(long)]
+        no_name: bool,
         /// Print JSON for scripts.
         #[arg(long)]
         json: bool,
@@ -50,6 +87,8 @@ pub async fn run(store: &Store, cmd: UserCommand) -> anyhow::Result<()> {
             sub,
             email,
             email_verified,
+            phone,
+            phone_verified,
             name,
             json,
         } => {
@@ -57,6 +96,8 @@ pub async fn run(store: &Store, cmd: UserCommand) -> anyhow::Result<()> {
                 sub,
                 email,
                 email_verified,
+                phone_number: phone,
+                phone_verified,
                 name,
             };
             let user = users::create(store, new).await?;
@@ -66,16 +107,50 @@ pub async fn run(store: &Store, cmd: UserCommand) -> anyhow::Result<()> {
                 output::text(&format!("created user {}", user.sub))
             }
         }
+        UserCommand::Update {
+            sub,
+            email,
+            no_email,
+            email_verified,
+            phone,
+            no_phone,
+            phone_verified,
+            name,
+            no_name,
+            json,
+        } => {
+            let optional = |value: Option<String>, remove: bool| {
+                if remove {
+                    Some(None)
+                } else {
+                    value.map(Some)
+                }
+            };
+            let changes = UserChanges {
+                email: optional(email, no_email),
+                email_verified,
+                phone_number: optional(phone, no_phone),
+                phone_verified,
+                name: optional(name, no_name),
+            };
+            let user = users::update(store, &sub, changes).await?;
+            if json {
+                output::json(&user_json(&user))
+            } else {
+                output::text(&format!("updated user {}", user.sub))
+            }
+        }
         UserCommand::List { json } => {
             let users = store.users().await?;
             if json {
                 return output::json(&users.iter().map(user_json).collect());
             }
-            let mut table = Table::new(&["SUB", "EMAIL", "BLOCKED", "NAME"]);
+            let mut table = Table::new(&["SUB", "EMAIL", "PHONE", "BLOCKED", "NAME"]);
             for u in users {
                 table.row(vec![
                     u.sub,
                     u.email.unwrap_or_else(|| "-".into()),
+                    u.phone_number.unwrap_or_else(|| "-".into()),
                     u.blocked.to_string(),
                     u.name.unwrap_or_else(|| "-".into()),
                 ]);
@@ -102,6 +177,8 @@ fn user_json(u: &UserRow) -> Value {
         "sub": u.sub,
         "email": u.email,
         "email_verified": u.email_verified,
+        "phone_number": u.phone_number,
+        "phone_verified": u.phone_verified,
         "name": u.name,
         "blocked": u.blocked,
         "created_at": rfc3339(u.created_at),

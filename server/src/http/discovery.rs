@@ -40,8 +40,16 @@ impl Rendered {
             "backchannel_token_delivery_modes_supported": ["poll"],
             "backchannel_user_code_parameter_supported": false,
             "userinfo_endpoint": e.userinfo,
+            "revocation_endpoint": e.revocation,
+            "revocation_endpoint_auth_methods_supported":
+                AuthMethod::ALL.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
             "jwks_uri": e.jwks,
-            "grant_types_supported": [CIBA_GRANT, REFRESH_GRANT],
+            "grant_types_supported": [
+                CIBA_GRANT,
+                REFRESH_GRANT,
+                assent_shared::oauth::PASSWORDLESS_OTP_GRANT_TYPE,
+                assent_shared::oauth::AUTHORIZATION_CODE_GRANT_TYPE
+            ],
             "response_types_supported": [],
             "subject_types_supported": ["public"],
             "token_endpoint_auth_methods_supported":

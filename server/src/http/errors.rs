@@ -23,6 +23,7 @@ pub fn oauth_status(code: OAuthErrorCode) -> StatusCode {
         | InvalidGrant
         | UnauthorizedClient
         | UnsupportedGrantType
+        | UnsupportedTokenType
         | InvalidScope
         | InvalidTarget
         | UnknownUserId
@@ -34,7 +35,7 @@ pub fn oauth_status(code: OAuthErrorCode) -> StatusCode {
         AccessDenied | InsufficientScope => StatusCode::FORBIDDEN,
         UnknownUser | NotFound => StatusCode::NOT_FOUND,
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-        TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+        TooManyRequests | TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
         TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         ServerError | Unrecognized => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -90,7 +91,9 @@ pub fn token_endpoint_status(code: OAuthErrorCode) -> StatusCode {
     use OAuthErrorCode::*;
     match code {
         InvalidClient => StatusCode::UNAUTHORIZED,
-        TooManyRequests | TemporarilyUnavailable | ServerError | Unrecognized => oauth_status(code),
+        TooManyRequests | TooManyAttempts | TemporarilyUnavailable | ServerError | Unrecognized => {
+            oauth_status(code)
+        }
         _ => StatusCode::BAD_REQUEST,
     }
 }

@@ -17,21 +17,46 @@ use crate::{
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// A form-encoded body: `application/x-www-form-urlencoded` required, size
-/// capped, repeated parameters refused.
+/// The parameters of an OAuth request body: `application/x-www-form-urlencoded`
+/// (RFC 6749) or `application/json` (as Auth0's Authentication API also
+/// accepts), size capped, with the same rules for both ([`Params`]).
 pub struct Form(pub Params);
 
 impl FromRequest<AppState> for Form {
     type Rejection = OAuthError;
 
     async fn from_request(req: Request, _state: &AppState) -> Result<Self, Self::Rejection> {
-        if !is_form(req.headers()) {
-            return Err(OAuthError::unsupported_media_type(
-                "the request body must be application/x-www-form-urlencoded",
-            ));
-        }
+        let parse = match body_kind(req.headers()) {
+            Some(BodyKind::Form) => Params::parse,
+            Some(BodyKind::Json) => Params::parse_json,
+            None => return Err(OAuthError::unsupported_media_type(
+                "the request body must be application/x-www-form-urlencoded or application/json",
+            )),
+        };
         let body = read_body(req.into_body(), MAX_BODY_BYTES).await?;
-        Params::parse(&body).map(Form)
+        parse(&body).map(Form)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    Form,
+    Json,
+}
+
+/// What the `Content-Type` says the body is, if one of the two we read.
+pub fn body_kind(headers: &HeaderMap) -> Option<BodyKind> {
+    let mime = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())?
+        .trim();
+    if mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        Some(BodyKind::Form)
+    } else if mime.eq_ignore_ascii_case("application/json") {
+        Some(BodyKind::Json)
+    } else {
+        None
     }
 }
 
@@ -46,14 +71,7 @@ pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, OAuthError> {
 }
 
 pub fn is_form(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|mime| {
-            mime.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        })
+    body_kind(headers) == Some(BodyKind::Form)
 }
 
 /// The address of whoever made the request: the peer, or, behind proxies

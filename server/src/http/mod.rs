@@ -8,6 +8,7 @@ pub mod errors;
 mod events;
 mod form;
 mod oauth;
+mod passwordless;
 pub mod serve;
 mod unread_body;
 mod userinfo;
@@ -63,6 +64,41 @@ pub fn route_table() -> Vec<Route> {
             path: "/oauth/token",
             methods: &[Method::POST],
             handler: post(oauth::token),
+        },
+        Route {
+            path: "/oauth/revoke",
+            methods: &[Method::POST],
+            handler: post(oauth::revoke),
+        },
+        Route {
+            path: "/passwordless/start",
+            methods: &[Method::POST],
+            handler: post(passwordless::start),
+        },
+        Route {
+            path: "/passwordless/link",
+            methods: &[Method::GET],
+            handler: get(passwordless::follow_link),
+        },
+        Route {
+            path: "/backend-auth/magic-link/send",
+            methods: &[Method::POST],
+            handler: post(passwordless::send_magic_link),
+        },
+        Route {
+            path: "/backend-auth/magic-link/authenticate",
+            methods: &[Method::POST],
+            handler: post(passwordless::authenticate_magic_link),
+        },
+        Route {
+            path: "/backend-auth/otp/send",
+            methods: &[Method::POST],
+            handler: post(passwordless::send_otp),
+        },
+        Route {
+            path: "/backend-auth/otp/authenticate",
+            methods: &[Method::POST],
+            handler: post(passwordless::authenticate_otp),
         },
         Route {
             path: "/userinfo",

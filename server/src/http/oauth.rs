@@ -1,6 +1,9 @@
 //! `POST /bc-authorize` and `POST /oauth/token`.
 
-use assent_shared::oauth::{BackchannelAuthenticationResponse, TokenResponse};
+use assent_shared::oauth::{
+    BackchannelAuthenticationResponse, TokenResponse, AUTHORIZATION_CODE_GRANT_TYPE,
+    PASSWORDLESS_OTP_GRANT_TYPE,
+};
 use axum::{
     extract::State,
     http::{header, HeaderMap, HeaderValue},
@@ -13,6 +16,7 @@ use crate::{
     ciba::{self, RequesterContext, CIBA_GRANT, REFRESH_GRANT},
     client_auth,
     error::OAuthError,
+    passwordless,
 };
 
 pub async fn bc_authorize(
@@ -56,13 +60,22 @@ pub async fn token(
             .await?;
     let response = match params.get("grant_type") {
         Some(CIBA_GRANT) => ciba::poll(assent, &client, &params).await?,
+        Some(PASSWORDLESS_OTP_GRANT_TYPE) => {
+            client.confirm(assent).await?;
+            passwordless::otp_grant(assent, &client.row, &params).await?
+        }
+        Some(AUTHORIZATION_CODE_GRANT_TYPE) => {
+            client.confirm(assent).await?;
+            passwordless::authorization_code_grant(assent, &client.row, &params).await?
+        }
         Some(REFRESH_GRANT) => {
             client.confirm(assent).await?;
             ciba::refresh(assent, &client.row, &params).await?
         }
         Some(_) => {
             return Err(OAuthError::unsupported_grant_type(
-                "grant_type must be urn:openid:params:grant-type:ciba or refresh_token",
+                "grant_type must be urn:openid:params:grant-type:ciba, refresh_token, \
+                 http://auth0.com/oauth/grant-type/passwordless/otp or authorization_code",
             )
             .into())
         }
@@ -71,6 +84,31 @@ pub async fn token(
         }
     };
     Ok(NoStore(response))
+}
+
+/// `POST /oauth/revoke` (RFC 7009): `200` with an empty body, whatever the
+/// token was (see [`crate::revocation`]).
+pub async fn revoke(
+    State(state): State<AppState>,
+    RequesterAddr(ip): RequesterAddr,
+    headers: HeaderMap,
+    Form(params): Form,
+) -> Result<Response, TokenEndpointError> {
+    let assent = &state.assent;
+    let client = client_auth::authenticate_cached(
+        assent,
+        &headers,
+        &params,
+        &assent.endpoints.revocation,
+        ip,
+    )
+    .await?;
+    crate::revocation::revoke(assent, &client, &params).await?;
+    Ok((
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        "",
+    )
+        .into_response())
 }
 
 /// JSON that must not be cached: token responses (RFC 6749 5.1).

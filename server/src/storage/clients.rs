@@ -39,6 +39,10 @@ row! {
         pub user_verification: UserVerificationPolicy,
         pub client_uri: Option<String>,
         pub logo_sha256: Option<String>,
+        /// Registered redirect URIs, space-separated, matched exactly.
+        pub redirect_uris: String,
+        /// Whether the back-end OTP API answers the code it sent.
+        pub otp_code_in_response: bool,
     }
 }
 
@@ -60,18 +64,24 @@ pub struct ClientChanges {
     pub user_verification: Option<UserVerificationPolicy>,
     /// `Some(None)` removes the website.
     pub client_uri: Option<Option<String>>,
+    /// Space-separated, replacing the current ones.
+    pub grant_types: Option<String>,
+    /// Space-separated, replacing the current ones (empty: none).
+    pub redirect_uris: Option<String>,
+    pub otp_code_in_response: Option<bool>,
 }
 
 const CLIENT_COLUMNS: &str = "client_id, name, token_endpoint_auth_method, secret_sha256, jwks, \
      id_token_signed_response_alg, grant_types, created_at, number_matching, user_verification, \
-     client_uri, logo_sha256";
+     client_uri, logo_sha256, redirect_uris, otp_code_in_response";
 
 impl Store {
     pub async fn insert_client(&self, c: &ClientRow) -> Result<(), StorageError> {
         let sql = "INSERT INTO clients (client_id, name, token_endpoint_auth_method, \
                    secret_sha256, jwks, id_token_signed_response_alg, grant_types, created_at, \
-                   number_matching, user_verification, client_uri) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+                   number_matching, user_verification, client_uri, redirect_uris, \
+                   otp_code_in_response) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
         let params = params![
             &c.client_id,
             &c.name,
@@ -84,6 +94,8 @@ impl Store {
             c.number_matching,
             c.user_verification,
             &c.client_uri,
+            &c.redirect_uris,
+            c.otp_code_in_response,
         ];
         self.statement(sql, &params).execute().await.map(|_| ())
     }
@@ -99,7 +111,10 @@ impl Store {
             "UPDATE clients SET name = COALESCE($2, name), \
              number_matching = COALESCE($3, number_matching), \
              user_verification = COALESCE($4, user_verification), \
-             client_uri = CASE WHEN $5 THEN $6 ELSE client_uri END \
+             client_uri = CASE WHEN $5 THEN $6 ELSE client_uri END, \
+             grant_types = COALESCE($7, grant_types), \
+             redirect_uris = COALESCE($8, redirect_uris), \
+             otp_code_in_response = CASE WHEN $9 THEN $10 ELSE otp_code_in_response END \
              WHERE client_id = $1 RETURNING {CLIENT_COLUMNS}"
         );
         let params = params![
@@ -109,6 +124,10 @@ impl Store {
             changes.user_verification.map(|u| u.as_str()),
             changes.client_uri.is_some(),
             changes.client_uri.as_ref().and_then(|u| u.as_deref()),
+            changes.grant_types.as_deref(),
+            changes.redirect_uris.as_deref(),
+            changes.otp_code_in_response.is_some(),
+            changes.otp_code_in_response.unwrap_or(false),
         ];
         self.statement(&sql, &params).fetch_optional().await
     }

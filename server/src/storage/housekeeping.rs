@@ -72,6 +72,9 @@ impl Store {
             .await?;
         // Windows of failed client authentications are a minute long.
         self.purge_client_auth_failures(now - 2 * 60_000).await?;
+        // Passwordless codes an hour past expiry, ended 15-minute windows
+        // of its counters, and sessions past expiry.
+        self.purge_passwordless(now - 3_600_000).await?;
         Ok(PurgeCounts {
             auth_requests,
             refresh_tokens,

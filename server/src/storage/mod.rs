@@ -38,6 +38,7 @@ mod inline;
 pub mod jtis;
 pub mod messages;
 pub mod outbox;
+pub mod passwordless;
 pub mod raw;
 pub mod refresh_tokens;
 pub mod requests;
@@ -56,6 +57,10 @@ pub use messages::{ClaimedMessage, MessageState, MessageStatus};
 pub use outbox::{
     ClaimedPushJob, DeviceEventRow, EventKind, EventListener, Notification, PushJobState,
 };
+pub use passwordless::{
+    CodeKind, DeliveryChannel, FollowedLink, LiveCode, NewPasswordlessCode, PasswordlessApi,
+    RedeemedCode, WindowCount, WrongGuess,
+};
 pub use refresh_tokens::{RefreshTokenRow, RefreshTokenState, RotateOutcome};
 pub use requests::{
     AuthRequestState, DenialReason, FloodLimit, FloodLimits, InsertRequestOutcome, NewAuthRequest,
@@ -63,7 +68,7 @@ pub use requests::{
 };
 pub use signing_keys::SigningKeyRow;
 pub use sql::Stored;
-pub use users::{normalize_email, UserLookup, UserRow};
+pub use users::{normalize_email, UserChanges, UserLookup, UserRow};
 
 use inline::{Busy, InlineConnection};
 

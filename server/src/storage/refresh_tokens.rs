@@ -151,3 +151,22 @@ impl Store {
         })
     }
 }
+
+impl Store {
+    /// Revokes the family of the refresh token with digest `token_sha256`
+    /// when it belongs to `client_id` (RFC 7009 2.1: the token and every
+    /// token of the same grant). Returns how many tokens changed state:
+    /// zero for an unknown token, another client's, or one already revoked.
+    pub async fn revoke_refresh_token_family(
+        &self,
+        token_sha256: &str,
+        client_id: &str,
+    ) -> Result<u64, StorageError> {
+        let sql = "UPDATE refresh_tokens SET state = 'revoked' \
+             WHERE state <> 'revoked' AND family_id = (SELECT family_id FROM refresh_tokens \
+                 WHERE token_sha256 = $1 AND client_id = $2)";
+        self.statement(sql, &params![token_sha256, client_id])
+            .execute()
+            .await
+    }
+}

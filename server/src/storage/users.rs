@@ -13,6 +13,9 @@ row! {
         pub sub: String,
         pub email: Option<String>,
         pub email_verified: bool,
+        /// E.164 (`+4915112345678`), unique like the e-mail address.
+        pub phone_number: Option<String>,
+        pub phone_verified: bool,
         pub name: Option<String>,
         pub blocked: bool,
         pub created_at: i64,
@@ -34,12 +37,25 @@ pub fn normalize_email(email: &str) -> String {
     email.trim().to_lowercase()
 }
 
-const USER_COLUMNS: &str = "sub, email, email_verified, name, blocked, created_at, updated_at";
+const USER_COLUMNS: &str = "sub, email, email_verified, phone_number, phone_verified, name, \
+     blocked, created_at, updated_at";
+
+/// What an operator may change on a user; `None` keeps it, `Some(None)`
+/// removes an optional value.
+#[derive(Debug, Clone, Default)]
+pub struct UserChanges {
+    pub email: Option<Option<String>>,
+    pub email_verified: Option<bool>,
+    pub phone_number: Option<Option<String>>,
+    pub phone_verified: Option<bool>,
+    pub name: Option<Option<String>>,
+}
 
 impl Store {
     pub async fn insert_user(&self, u: &UserRow) -> Result<(), StorageError> {
         let sql = "INSERT INTO users (sub, email, email_normalized, email_verified, name, \
-                   blocked, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+                   blocked, created_at, updated_at, phone_number, phone_verified) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
         let normalized = u.email.as_deref().map(normalize_email);
         let params = params![
             &u.sub,
@@ -50,6 +66,8 @@ impl Store {
             u.blocked,
             u.created_at,
             u.updated_at,
+            &u.phone_number,
+            u.phone_verified,
         ];
         self.statement(sql, &params).execute().await.map(|_| ())
     }
@@ -57,6 +75,62 @@ impl Store {
     pub async fn user(&self, sub: &str) -> Result<Option<UserRow>, StorageError> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE sub = $1");
         self.statement(&sql, &params![sub]).fetch_optional().await
+    }
+
+    /// The user with this e-mail address (matched case-insensitively).
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>, StorageError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email_normalized = $1");
+        self.statement(&sql, &params![&normalize_email(email)])
+            .fetch_optional()
+            .await
+    }
+
+    /// The user with this phone number (E.164, as stored).
+    pub async fn user_by_phone(&self, e164: &str) -> Result<Option<UserRow>, StorageError> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE phone_number = $1");
+        self.statement(&sql, &params![e164]).fetch_optional().await
+    }
+
+    /// Applies `changes`; returns the user as they now are, or `None` when
+    /// there is no such user. A changed address loses its verified mark
+    /// unless the change sets it.
+    pub async fn update_user(
+        &self,
+        sub: &str,
+        changes: &UserChanges,
+        now: i64,
+    ) -> Result<Option<UserRow>, StorageError> {
+        let sql = format!(
+            "UPDATE users SET \
+             email = CASE WHEN $2 THEN $3 ELSE email END, \
+             email_normalized = CASE WHEN $2 THEN $4 ELSE email_normalized END, \
+             email_verified = CASE WHEN $5 THEN $6 WHEN $2 THEN FALSE ELSE email_verified END, \
+             phone_number = CASE WHEN $7 THEN $8 ELSE phone_number END, \
+             phone_verified = CASE WHEN $9 THEN $10 WHEN $7 THEN FALSE ELSE phone_verified END, \
+             name = CASE WHEN $11 THEN $12 ELSE name END, \
+             updated_at = $13 \
+             WHERE sub = $1 RETURNING {USER_COLUMNS}"
+        );
+        let email = changes.email.as_ref().and_then(|e| e.as_deref());
+        let normalized = email.map(normalize_email);
+        let phone = changes.phone_number.as_ref().and_then(|p| p.as_deref());
+        let name = changes.name.as_ref().and_then(|n| n.as_deref());
+        let params = params![
+            sub,
+            changes.email.is_some(),
+            email,
+            normalized.as_deref(),
+            changes.email_verified.is_some(),
+            changes.email_verified.unwrap_or(false),
+            changes.phone_number.is_some(),
+            phone,
+            changes.phone_verified.is_some(),
+            changes.phone_verified.unwrap_or(false),
+            changes.name.is_some(),
+            name,
+            now,
+        ];
+        self.statement(&sql, &params).fetch_optional().await
     }
 
     pub async fn users(&self) -> Result<Vec<UserRow>, StorageError> {

@@ -288,6 +288,7 @@ on_both_backends! {
         let grant = assent_server::tokens::Grant {
             user_sub: "alice", client_id: &client.client_id, scope: "read:balance",
             audience: None, authorization_details: None, acr: None, amr: None, auth_time: 0, auth_req_id: None,
+            nonce: None, id_token_claims: None,
         };
         let minted = assent_server::tokens::mint(
             &server.assent().keys.get(), &server.assent().endpoints, TokenAlg::RS256,

@@ -26,6 +26,7 @@ mod keys;
 mod oauth4webapi;
 mod openapi;
 mod outbound;
+mod passwordless;
 mod processes;
 mod push_delivery;
 mod rogue_server;
