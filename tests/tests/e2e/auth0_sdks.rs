@@ -330,3 +330,32 @@ with smtplib.SMTP("127.0.0.1", {port}) as smtp:
     );
     assert_eq!(env.sms.errors().len(), 1);
 }
+
+/// The proxy is real TLS under its own CA: a client that trusts only the
+/// public roots is refused, one that trusts the CA gets the server's
+/// discovery document, naming the issuer behind the proxy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_tls_proxy_serves_the_server_under_its_own_ca() {
+    let env = SdkServer::start(assent_tests::Backend::Sqlite).await;
+    let url = format!("{}.well-known/openid-configuration", env.issuer());
+    let untrusting = reqwest::Client::new().get(&url).send().await;
+    assert!(untrusting.is_err(), "a client without the CA is refused");
+    let ca = std::fs::read(env.proxy.ca_pem_path()).unwrap();
+    let trusting = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .build()
+        .unwrap();
+    let discovery: Value = trusting
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(discovery["issuer"], env.issuer().as_str());
+    assert_eq!(
+        discovery["token_endpoint"],
+        format!("{}oauth/token", env.issuer()).as_str()
+    );
+}
