@@ -27,7 +27,8 @@ use serde_json::Value;
 const ALICE: &str = "auth0|alice";
 const SCOPE: &str = "openid profile email offline_access";
 
-/// An [`SdkServer`] with [`ALICE`] (alice@example.com, with a device).
+/// An [`SdkServer`] with [`ALICE`] (alice@example.com) and her stand-in
+/// device (`/bc-authorize` asks only users with one).
 async fn server_with_alice(backend: assent_tests::Backend) -> SdkServer {
     let env = SdkServer::start(backend).await;
     create_user(
