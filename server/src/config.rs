@@ -180,7 +180,85 @@ pub struct ServerArgs {
     #[arg(long, env = "ASSENT_ALERT_WEBHOOK_URL")]
     pub alert_webhook_url: Option<String>,
 
-    /// HTTP proxy for Web Push, logo fetches and the alert webhook, e.g. http://proxy.internal:3128 (HTTPS_PROXY and the like are never used) [default: none].
+    /// SMTP server that sends one-time codes and sign-in links by e-mail
+    /// (unset: no e-mail) (TOML: `[smtp] host`).
+    #[arg(long, env = "ASSENT_SMTP_HOST")]
+    pub smtp_host: Option<String>,
+
+    /// SMTP port [default: 587, or 465 with `smtp_tls = tls`] (TOML: `[smtp] port`).
+    #[arg(long, env = "ASSENT_SMTP_PORT")]
+    pub smtp_port: Option<u16>,
+
+    /// SMTP encryption: starttls, tls (implicit) or none (loopback only,
+    /// unless `smtp_allow_insecure`) [default: starttls] (TOML: `[smtp] tls`).
+    #[arg(long, env = "ASSENT_SMTP_TLS", value_enum)]
+    pub smtp_tls: Option<SmtpTls>,
+
+    /// Allow `smtp_tls = none` to a host that is not loopback [default: false]
+    /// (TOML: `[smtp] allow_insecure`).
+    #[arg(long, env = "ASSENT_SMTP_ALLOW_INSECURE")]
+    pub smtp_allow_insecure: Option<bool>,
+
+    /// SMTP user name (TOML: `[smtp] username`).
+    #[arg(long, env = "ASSENT_SMTP_USERNAME")]
+    pub smtp_username: Option<String>,
+
+    /// SMTP password; prefer the environment or `smtp_password_file`
+    /// (TOML: `[smtp] password`).
+    #[arg(long, env = "ASSENT_SMTP_PASSWORD", hide_env_values = true)]
+    pub smtp_password: Option<String>,
+
+    /// File holding the SMTP password (TOML: `[smtp] password_file`).
+    #[arg(long, env = "ASSENT_SMTP_PASSWORD_FILE")]
+    pub smtp_password_file: Option<PathBuf>,
+
+    /// Sender of e-mails, an RFC 5322 mailbox: `Assent <no-reply@example.com>`;
+    /// required with `smtp_host` (TOML: `[smtp] from`).
+    #[arg(long, env = "ASSENT_SMTP_FROM")]
+    pub smtp_from: Option<String>,
+
+    /// Seconds one SMTP exchange step may take [default: 10] (TOML: `[smtp] timeout`).
+    #[arg(long, env = "ASSENT_SMTP_TIMEOUT")]
+    pub smtp_timeout: Option<u64>,
+
+    /// How one-time codes are sent by SMS: webhook or twilio (unset: no SMS)
+    /// (TOML: `[sms] provider`).
+    #[arg(long, env = "ASSENT_SMS_PROVIDER", value_enum)]
+    pub sms_provider: Option<SmsProvider>,
+
+    /// Webhook: the URL that gets the JSON POST; twilio: the API base URL
+    /// [default for twilio: https://api.twilio.com] (TOML: `[sms] url`).
+    #[arg(long, env = "ASSENT_SMS_URL")]
+    pub sms_url: Option<String>,
+
+    /// Webhook: bearer token sent with each POST; twilio: the auth token
+    /// (TOML: `[sms] token`).
+    #[arg(long, env = "ASSENT_SMS_TOKEN", hide_env_values = true)]
+    pub sms_token: Option<String>,
+
+    /// File holding `sms_token` (TOML: `[sms] token_file`).
+    #[arg(long, env = "ASSENT_SMS_TOKEN_FILE")]
+    pub sms_token_file: Option<PathBuf>,
+
+    /// Twilio account SID (`AC...`) (TOML: `[sms] account_sid`).
+    #[arg(long, env = "ASSENT_SMS_ACCOUNT_SID")]
+    pub sms_account_sid: Option<String>,
+
+    /// Default sender: a phone number, an alphanumeric sender id, or for
+    /// Twilio a messaging service SID (`MG...`) (TOML: `[sms] from`).
+    #[arg(long, env = "ASSENT_SMS_FROM")]
+    pub sms_from: Option<String>,
+
+    /// Seconds one SMS provider request may take [default: 10] (TOML: `[sms] timeout`).
+    #[arg(long, env = "ASSENT_SMS_TIMEOUT")]
+    pub sms_timeout: Option<u64>,
+
+    /// SMS provider hosts allowed although private, loopback or plain http:
+    /// comma-separated `host` or `host:port` (TOML: `[sms] allowed_hosts`).
+    #[arg(long, env = "ASSENT_SMS_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub sms_allowed_hosts: Option<Vec<String>>,
+
+    /// HTTP proxy for Web Push, logo fetches, the alert webhook and the SMS provider, e.g. http://proxy.internal:3128 (HTTPS_PROXY and the like are never used) [default: none].
     #[arg(long, env = "ASSENT_OUTBOUND_PROXY")]
     pub outbound_proxy: Option<String>,
 }
@@ -258,6 +336,10 @@ struct FileConfig {
     outbound_proxy: Option<String>,
     #[serde(default)]
     push: PushFileConfig,
+    #[serde(default)]
+    smtp: SmtpFileConfig,
+    #[serde(default)]
+    sms: SmsFileConfig,
 }
 
 /// The `[push]` table of the configuration file.
@@ -268,6 +350,84 @@ struct PushFileConfig {
     timeout: Option<u64>,
     vapid_subject: Option<String>,
 }
+
+/// The `[smtp]` table of the configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SmtpFileConfig {
+    host: Option<String>,
+    port: Option<u16>,
+    tls: Option<SmtpTls>,
+    allow_insecure: Option<bool>,
+    username: Option<String>,
+    password: Option<String>,
+    password_file: Option<PathBuf>,
+    from: Option<String>,
+    timeout: Option<u64>,
+}
+
+/// The `[sms]` table of the configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SmsFileConfig {
+    provider: Option<SmsProvider>,
+    url: Option<String>,
+    token: Option<String>,
+    token_file: Option<PathBuf>,
+    account_sid: Option<String>,
+    from: Option<String>,
+    timeout: Option<u64>,
+    allowed_hosts: Option<Vec<String>>,
+}
+
+/// How the SMTP connection is encrypted (`smtp_tls`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS, which is required (port 587).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption: for a relay on loopback (or with `smtp_allow_insecure`).
+    None,
+}
+
+/// How SMS are sent (`sms_provider`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmsProvider {
+    /// A JSON POST `{"to", "body", "sender_id"}` to `sms_url`.
+    Webhook,
+    /// Twilio's Messages API.
+    Twilio,
+}
+
+/// A secret setting (a password, a token): kept as given, because it is
+/// sent to someone, but never shown: `Debug` prints a placeholder, so the
+/// settings can be logged whole.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Twilio's API, where `sms_url` is not set.
+pub const TWILIO_API_URL: &str = "https://api.twilio.com";
 
 /// The resolved configuration.
 #[derive(Debug, Clone)]
@@ -319,6 +479,26 @@ pub struct Settings {
     pub alert_webhook_url: Option<String>,
     /// The one proxy outbound requests may use; none from the environment.
     pub outbound_proxy: Option<reqwest::Url>,
+    /// The SMTP server e-mails go to; `None`: e-mail is not configured.
+    pub smtp_host: Option<String>,
+    pub smtp_port: u16,
+    pub smtp_tls: SmtpTls,
+    /// `smtp_tls = none` to a host that is not loopback.
+    pub smtp_allow_insecure: bool,
+    pub smtp_username: Option<String>,
+    pub smtp_password: Option<Secret>,
+    /// The sender mailbox (`Name <address>`), checked to parse.
+    pub smtp_from: Option<String>,
+    pub smtp_timeout: Duration,
+    /// How SMS are sent; `None`: SMS is not configured.
+    pub sms_provider: Option<SmsProvider>,
+    /// The webhook's URL, or Twilio's API base URL.
+    pub sms_url: Option<String>,
+    pub sms_token: Option<Secret>,
+    pub sms_account_sid: Option<String>,
+    pub sms_from: Option<String>,
+    pub sms_timeout: Duration,
+    pub sms_allowed_hosts: Vec<String>,
 }
 
 /// The database a newcomer's first start creates: in a directory of its
@@ -466,6 +646,21 @@ impl Default for Settings {
             mute_after_denials: 3,
             alert_webhook_url: None,
             outbound_proxy: None,
+            smtp_host: None,
+            smtp_port: 587,
+            smtp_tls: SmtpTls::Starttls,
+            smtp_allow_insecure: false,
+            smtp_username: None,
+            smtp_password: None,
+            smtp_from: None,
+            smtp_timeout: Duration::from_secs(10),
+            sms_provider: None,
+            sms_url: None,
+            sms_token: None,
+            sms_account_sid: None,
+            sms_from: None,
+            sms_timeout: Duration::from_secs(10),
+            sms_allowed_hosts: Vec::new(),
         }
     }
 }
@@ -490,6 +685,17 @@ impl Settings {
                 $args.$field.clone().or(file.$field.clone())
             };
         }
+        // A setting of a table (`[smtp] host`): flag or environment first.
+        macro_rules! table {
+            ($args:ident . $field:ident, $table:ident . $key:ident) => {
+                $args.$field.clone().or(file.$table.$key.clone())
+            };
+        }
+        let smtp_tls = table!(server.smtp_tls, smtp.tls).unwrap_or(d.smtp_tls);
+        let smtp_default_port = match smtp_tls {
+            SmtpTls::Tls => 465,
+            SmtpTls::Starttls | SmtpTls::None => d.smtp_port,
+        };
         let settings = Settings {
             listen: pick!(server.listen).unwrap_or(d.listen),
             issuer: pick!(server.issuer),
@@ -569,6 +775,40 @@ impl Settings {
                 .filter(|p| !p.is_empty())
                 .map(|p| parse_proxy_url(&p))
                 .transpose()?,
+            smtp_host: table!(server.smtp_host, smtp.host).filter(|h| !h.trim().is_empty()),
+            smtp_port: table!(server.smtp_port, smtp.port).unwrap_or(smtp_default_port),
+            smtp_tls,
+            smtp_allow_insecure: table!(server.smtp_allow_insecure, smtp.allow_insecure)
+                .unwrap_or(d.smtp_allow_insecure),
+            smtp_username: table!(server.smtp_username, smtp.username).filter(|u| !u.is_empty()),
+            smtp_password: secret(
+                "smtp_password",
+                table!(server.smtp_password, smtp.password),
+                table!(server.smtp_password_file, smtp.password_file),
+            )?,
+            smtp_from: table!(server.smtp_from, smtp.from).filter(|f| !f.trim().is_empty()),
+            smtp_timeout: table!(server.smtp_timeout, smtp.timeout)
+                .map(Duration::from_secs)
+                .unwrap_or(d.smtp_timeout),
+            sms_provider: table!(server.sms_provider, sms.provider),
+            sms_url: table!(server.sms_url, sms.url).filter(|u| !u.trim().is_empty()),
+            sms_token: secret(
+                "sms_token",
+                table!(server.sms_token, sms.token),
+                table!(server.sms_token_file, sms.token_file),
+            )?,
+            sms_account_sid: table!(server.sms_account_sid, sms.account_sid)
+                .filter(|s| !s.is_empty()),
+            sms_from: table!(server.sms_from, sms.from).filter(|f| !f.is_empty()),
+            sms_timeout: table!(server.sms_timeout, sms.timeout)
+                .map(Duration::from_secs)
+                .unwrap_or(d.sms_timeout),
+            sms_allowed_hosts: table!(server.sms_allowed_hosts, sms.allowed_hosts)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|h| h.trim().to_ascii_lowercase())
+                .filter(|h| !h.is_empty())
+                .collect(),
         };
         settings.validate()?;
         Ok(settings)
@@ -638,7 +878,142 @@ impl Settings {
                 bail!("alert_webhook_url must be an http:// or https:// URL, got {url:?}");
             }
         }
+        self.validate_smtp()?;
+        self.validate_sms()
+    }
+
+    fn validate_smtp(&self) -> anyhow::Result<()> {
+        if self.smtp_timeout.is_zero() || self.smtp_timeout > Duration::from_secs(120) {
+            bail!("smtp_timeout must be 1 to 120 seconds");
+        }
+        let Some(host) = &self.smtp_host else {
+            if self.smtp_from.is_some() || self.smtp_username.is_some() {
+                bail!(
+                    "smtp_from and smtp_username need smtp_host (the SMTP server to send through)"
+                );
+            }
+            return Ok(());
+        };
+        if host.contains(['/', ':', ' ']) && host.parse::<std::net::IpAddr>().is_err() {
+            bail!("smtp_host must be a host name or an address, without scheme or port (smtp_port), got {host:?}");
+        }
+        if self.smtp_port == 0 {
+            bail!("smtp_port must be a port number (1-65535)");
+        }
+        if self.smtp_tls == SmtpTls::None && !self.smtp_allow_insecure && !is_loopback_host(host) {
+            bail!(
+                "smtp_tls = none sends codes and the SMTP password in clear: it is allowed only for a \
+                 relay on loopback (localhost, 127.0.0.1, ::1), not {host:?}; use starttls or tls, or set \
+                 smtp_allow_insecure = true"
+            );
+        }
+        match &self.smtp_from {
+            None => bail!("smtp_from is required with smtp_host: the sender, like \"Assent <no-reply@example.com>\""),
+            Some(from) => {
+                if from.chars().any(char::is_control) {
+                    bail!("smtp_from must be one line");
+                }
+                from.parse::<lettre::message::Mailbox>().map_err(|e| {
+                    anyhow::anyhow!(
+                        "smtp_from must be a mailbox like \"Assent <no-reply@example.com>\", got {from:?}: {e}"
+                    )
+                })?;
+            }
+        }
+        if self.smtp_username.is_some() != self.smtp_password.is_some() {
+            bail!("smtp_username and smtp_password (or smtp_password_file) go together: give both or neither");
+        }
         Ok(())
+    }
+
+    fn validate_sms(&self) -> anyhow::Result<()> {
+        if self.sms_timeout.is_zero() || self.sms_timeout > Duration::from_secs(120) {
+            bail!("sms_timeout must be 1 to 120 seconds");
+        }
+        let Some(provider) = self.sms_provider else {
+            if self.sms_url.is_some() || self.sms_account_sid.is_some() {
+                bail!("sms_url and sms_account_sid need sms_provider (webhook or twilio)");
+            }
+            return Ok(());
+        };
+        if let Some(url) = &self.sms_url {
+            let parsed = reqwest::Url::parse(url)
+                .map_err(|e| anyhow::anyhow!("sms_url {url:?} is not a URL: {e}"))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+                bail!("sms_url must be an http:// or https:// URL, got {url:?}");
+            }
+        }
+        match provider {
+            SmsProvider::Webhook => {
+                if self.sms_url.is_none() {
+                    bail!("sms_url is required with sms_provider = webhook: the URL that gets each SMS as JSON");
+                }
+            }
+            SmsProvider::Twilio => {
+                let sid = self.sms_account_sid.as_deref().unwrap_or("");
+                if !(sid.starts_with("AC")
+                    && sid.len() > 2
+                    && sid.chars().all(|c| c.is_ascii_alphanumeric()))
+                {
+                    bail!("sms_account_sid is required with sms_provider = twilio: the account SID (AC followed by letters and digits)");
+                }
+                if self.sms_token.is_none() {
+                    bail!("sms_token (or sms_token_file) is required with sms_provider = twilio: the account's auth token");
+                }
+                if self.sms_from.is_none() {
+                    bail!("sms_from is required with sms_provider = twilio: a sender number, sender id or messaging service SID (MG...)");
+                }
+            }
+        }
+        if let Some(from) = &self.sms_from {
+            if from.chars().any(char::is_control) || from.len() > 64 {
+                bail!("sms_from must be one short line (a number, a sender id or a service SID)");
+            }
+        }
+        Ok(())
+    }
+
+    /// The SMS provider's URL: `sms_url`, or Twilio's API.
+    pub fn sms_endpoint(&self) -> Option<&str> {
+        match self.sms_provider? {
+            SmsProvider::Webhook => self.sms_url.as_deref(),
+            SmsProvider::Twilio => Some(self.sms_url.as_deref().unwrap_or(TWILIO_API_URL)),
+        }
+    }
+}
+
+/// `localhost` or a loopback address: where an unencrypted SMTP relay is
+/// acceptable (the connection never leaves the machine).
+fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_matches(['[', ']']);
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A secret given directly (flag, environment, file key) or by a file
+/// holding it (its surrounding whitespace ignored); not both.
+fn secret(
+    name: &str,
+    value: Option<String>,
+    file: Option<PathBuf>,
+) -> anyhow::Result<Option<Secret>> {
+    let value = value.filter(|v| !v.is_empty());
+    let file = file.filter(|p| !p.as_os_str().is_empty());
+    match (value, file) {
+        (Some(_), Some(_)) => bail!("both {name} and {name}_file are set: give one of them"),
+        (Some(value), None) => Ok(Some(Secret(value))),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("{name}_file: reading {}", path.display()))?;
+            let text = text.trim();
+            if text.is_empty() {
+                bail!("{name}_file {} is empty", path.display());
+            }
+            Ok(Some(Secret(text.to_string())))
+        }
+        (None, None) => Ok(None),
     }
 }
 
@@ -704,6 +1079,135 @@ mod tests {
         std::fs::write(&path, "pol_interval = 7\n").unwrap();
         let cli = Cli::parse_from(["x", "--config", path.to_str().unwrap()]);
         assert!(resolve(&cli).is_err());
+    }
+
+    #[test]
+    fn smtp_and_sms_tables_are_read_and_their_secrets_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let password = dir.path().join("smtp.password");
+        std::fs::write(&password, "smtp-secret-pw\n").unwrap();
+        let path = dir.path().join("assent.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[smtp]\nhost = \"smtp.example.com\"\nfrom = \"Acme <no-reply@example.com>\"\n\
+                 username = \"mailer\"\npassword_file = {:?}\n\
+                 [sms]\nprovider = \"twilio\"\naccount_sid = \"AC0123abc\"\ntoken = \"twilio-secret\"\n\
+                 from = \"MG0123\"\nallowed_hosts = [\"SMS.internal\"]\n",
+                password.to_str().unwrap()
+            ),
+        )
+        .unwrap();
+        let cli = Cli::parse_from([
+            "x",
+            "--config",
+            path.to_str().unwrap(),
+            "--smtp-timeout",
+            "5",
+        ]);
+        let s = resolve(&cli).unwrap();
+        assert_eq!(s.smtp_host.as_deref(), Some("smtp.example.com"));
+        assert_eq!(s.smtp_port, 587);
+        assert_eq!(s.smtp_tls, SmtpTls::Starttls);
+        assert_eq!(s.smtp_timeout, Duration::from_secs(5));
+        assert_eq!(
+            s.smtp_password.as_ref().map(Secret::expose),
+            Some("smtp-secret-pw")
+        );
+        assert_eq!(s.sms_provider, Some(SmsProvider::Twilio));
+        assert_eq!(s.sms_endpoint(), Some(TWILIO_API_URL));
+        assert_eq!(s.sms_allowed_hosts, ["sms.internal"]);
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("smtp-secret-pw") && !shown.contains("twilio-secret"));
+        // Implicit TLS defaults to its own port.
+        let cli = Cli::parse_from(["x", "--config", path.to_str().unwrap(), "--smtp-tls", "tls"]);
+        assert_eq!(resolve(&cli).unwrap().smtp_port, 465);
+    }
+
+    #[test]
+    fn smtp_and_sms_settings_are_checked_with_the_setting_named() {
+        let error = |args: &[&str]| {
+            let mut all = vec!["x"];
+            all.extend_from_slice(args);
+            format!("{:#}", resolve(&Cli::parse_from(all)).unwrap_err())
+        };
+        let from = "--smtp-from=Acme <no-reply@example.com>";
+        assert!(error(&["--smtp-host", "smtp.example.com"]).contains("smtp_from"));
+        assert!(error(&[
+            "--smtp-host",
+            "smtp.example.com",
+            "--smtp-from",
+            "no address"
+        ])
+        .contains("smtp_from"));
+        assert!(error(&[
+            "--smtp-host",
+            "smtp.example.com",
+            from,
+            "--smtp-tls",
+            "none"
+        ])
+        .contains("smtp_tls"));
+        assert!(error(&[
+            "--smtp-host",
+            "smtp.example.com",
+            from,
+            "--smtp-username",
+            "u"
+        ])
+        .contains("smtp_password"));
+        assert!(error(&[
+            "--smtp-host",
+            "smtp.example.com",
+            from,
+            "--smtp-timeout",
+            "0"
+        ])
+        .contains("smtp_timeout"));
+        assert!(error(&[
+            "--smtp-host",
+            "smtp.example.com",
+            from,
+            "--smtp-password",
+            "x",
+            "--smtp-password-file",
+            "/nonexistent"
+        ])
+        .contains("smtp_password"));
+        assert!(error(&["--sms-provider", "webhook"]).contains("sms_url"));
+        assert!(
+            error(&["--sms-provider", "webhook", "--sms-url", "ftp://x.example"])
+                .contains("sms_url")
+        );
+        assert!(error(&["--sms-provider", "twilio"]).contains("sms_account_sid"));
+        assert!(
+            error(&["--sms-provider", "twilio", "--sms-account-sid", "AC1"]).contains("sms_token")
+        );
+        assert!(error(&["--sms-url", "https://sms.example"]).contains("sms_provider"));
+        // A relay on loopback may be plain; elsewhere only when allowed.
+        for ok in [
+            vec!["x", "--smtp-host", "127.0.0.1", from, "--smtp-tls", "none"],
+            vec!["x", "--smtp-host", "localhost", from, "--smtp-tls", "none"],
+            vec![
+                "x",
+                "--smtp-host",
+                "relay.internal",
+                from,
+                "--smtp-tls",
+                "none",
+                "--smtp-allow-insecure",
+                "true",
+            ],
+            vec![
+                "x",
+                "--sms-provider",
+                "webhook",
+                "--sms-url",
+                "https://sms.example/send",
+            ],
+        ] {
+            assert!(resolve(&Cli::parse_from(ok.clone())).is_ok(), "{ok:?}");
+        }
     }
 
     #[test]

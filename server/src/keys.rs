@@ -396,6 +396,10 @@ impl KeyEncryptionKeys {
     }
 }
 
+/// What every sealed outbox message is bound to: a sealed signing key
+/// copied into the outbox (or a message into the keys table) does not open.
+const MESSAGE_CONTEXT: &str = "assent message outbox";
+
 /// When keys change hands: a key stops being published this long after its
 /// successor starts signing (the longest token lifetime, plus caching).
 #[derive(Debug, Clone, Copy)]
@@ -703,6 +707,27 @@ impl Keys {
     /// When the current set stops being right by itself.
     pub fn next_change_ms(&self) -> Option<i64> {
         self.current.load().next_change_ms
+    }
+
+    /// Seals an outbox message (`messaging`) with the current
+    /// key-encryption key: the database never holds a code, a link or a
+    /// recipient in clear.
+    pub fn seal_message(&self, plain: &[u8]) -> String {
+        self.keks.current.seal(plain, MESSAGE_CONTEXT)
+    }
+
+    /// Opens what [`Self::seal_message`] sealed, with the current key or,
+    /// while the key-encryption key is being changed, the previous one (a
+    /// message queued just before the change).
+    pub fn open_message(&self, sealed: &str) -> anyhow::Result<Vec<u8>> {
+        match self.keks.current.open(sealed, MESSAGE_CONTEXT) {
+            Ok(plain) => Ok(plain),
+            Err(err) => match &self.keks.previous {
+                Some(previous) => previous.open(sealed, MESSAGE_CONTEXT).map_err(|_| err),
+                None => Err(err),
+            },
+        }
+        .context("opening an outbox message")
     }
 
     /// Re-reads the table and rebuilds the set when it changed or a moment

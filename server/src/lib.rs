@@ -23,7 +23,9 @@
 //! It is persisted by [`storage`], one file per aggregate, the only module
 //! that knows which database is underneath; and announced to devices by
 //! [`delivery`] (the Web Push outbox dispatcher and the live event hub,
-//! over [`push`]); operator alerts (mutes) by [`alerts`].
+//! over [`push`]); operator alerts (mutes) by [`alerts`]; one-time codes
+//! and sign-in links for passwordless login by [`messaging`] (e-mail and
+//! SMS behind a durable outbox).
 //!
 //! Underneath them all: [`error`] (the error vocabulary, codes from
 //! `assent_shared::error`), [`clock`], [`endpoints`], [`cache`], [`keys`],
@@ -50,6 +52,7 @@ pub mod error;
 pub mod http;
 pub mod kek;
 pub mod keys;
+pub mod messaging;
 pub mod metrics;
 pub mod outbound;
 pub mod params;

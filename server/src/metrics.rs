@@ -40,6 +40,26 @@ pub fn install() -> &'static PrometheusHandle {
             "Time from the back-channel request to the push service's acceptance"
         );
         metrics::describe_counter!(
+            "assent_messages_sent_total",
+            "E-mails and SMS with codes or sign-in links accepted by the SMTP server or SMS provider, by channel"
+        );
+        metrics::describe_counter!(
+            "assent_messages_failed_total",
+            "E-mails and SMS given up, by channel and reason (refused, retries_exhausted, unreadable)"
+        );
+        metrics::describe_counter!(
+            "assent_messages_retried_total",
+            "E-mail and SMS sends scheduled for another attempt, by channel"
+        );
+        metrics::describe_counter!(
+            "assent_messages_dropped_total",
+            "E-mails and SMS that expired before they were sent, by channel"
+        );
+        metrics::describe_gauge!(
+            "assent_messages_pending",
+            "E-mails and SMS waiting in the outbox, all processes together"
+        );
+        metrics::describe_counter!(
             "assent_requests_refused_total",
             "Back-channel requests refused by a flood limit or a mute, by reason"
         );
@@ -72,6 +92,9 @@ pub async fn render(assent: &Assent) -> String {
         .await
     {
         metrics::gauge!("assent_pending_requests").set(pending as f64);
+    }
+    if let Ok(pending) = assent.store.count_pending_messages().await {
+        metrics::gauge!("assent_messages_pending").set(pending as f64);
     }
     metrics::gauge!("assent_event_streams_open")
         .set(assent.delivery.open_streams.load(Ordering::Relaxed) as f64);

@@ -8,7 +8,7 @@ use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 use crate::{
     config::Settings,
     delivery::{self, Outbox},
-    http,
+    http, messaging,
     state::Assent,
     storage::Store,
 };
@@ -71,6 +71,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
     };
     let assent = Assent::open(store, settings, &issuer).await?;
     let (shutdown, mut shutdown_rx) = watch::channel(false);
+    // First of the tasks: a channel whose settings make no sender (an
+    // SMS provider URL the outbound guard refuses) stops the start here.
+    let message_dispatcher = messaging::dispatch::spawn(assent.clone(), shutdown.subscribe())?;
 
     crate::metrics::install();
     let app = http::router(assent.clone());
@@ -120,7 +123,7 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         if let Some(task) = metrics_task {
             task.abort();
         }
-        for task in delivery_tasks {
+        for task in delivery_tasks.into_iter().chain(message_dispatcher) {
             let _ = task.await;
         }
         store.close().await;

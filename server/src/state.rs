@@ -44,6 +44,9 @@ pub struct Assent {
     /// Client ids (with the requester address) whose failed authentications
     /// went over the limit, and until when (ms) they are refused.
     pub auth_throttle: Arc<BoundedCache<i64>>,
+    /// Wakes this process's message dispatcher (`messaging::dispatch`) when
+    /// a message was queued here, instead of at its next check of the table.
+    pub message_dispatch: Arc<tokio::sync::Notify>,
 }
 
 impl Assent {
@@ -82,6 +85,7 @@ impl Assent {
                 AUTH_THROTTLE_CAPACITY,
                 crate::config::CLIENT_AUTH_FAILURE_WINDOW,
             )),
+            message_dispatch: Arc::new(tokio::sync::Notify::new()),
         })
     }
 }

@@ -35,11 +35,20 @@ const PURGE_DEVICE_EVENTS: &str = "DELETE FROM device_events WHERE seq IN \
      (SELECT seq FROM device_events WHERE created_at < $1 LIMIT $2)";
 const PURGE_ENROLLMENT_TICKETS: &str = "DELETE FROM enrollment_tickets WHERE ticket_sha256 IN \
      (SELECT ticket_sha256 FROM enrollment_tickets WHERE expires_at < $1 LIMIT $2)";
+/// Finished messages, and any left pending long after their expiry (their
+/// channel is sent by no process).
+const PURGE_MESSAGES: &str = "DELETE FROM message_outbox WHERE id IN \
+     (SELECT id FROM message_outbox WHERE finished_at < $1 \
+      OR (state = 'pending' AND expires_at < $1) LIMIT $2)";
+/// How long a finished message's row (its state, attempts and last error,
+/// never its payload) is kept for operators.
+pub const MESSAGE_RETENTION_MS: i64 = 24 * 3600 * 1000;
 
 impl Store {
     /// Deletes what can no longer matter: JWT ids past their expiry, refresh
     /// tokens past theirs, requests (with their push jobs and device events)
-    /// and enrollment tickets expired longer ago than `retention_ms`.
+    /// and enrollment tickets expired longer ago than `retention_ms`, and
+    /// outbox messages finished (or expired) more than a day ago.
     ///
     /// In batches of [`PURGE_BATCH`] rows, each its own short transaction
     /// (on SQLite, on the hot-path connection, so that requests wait for a
@@ -58,6 +67,8 @@ impl Store {
         self.purge_in_batches(PURGE_PUSH_JOBS, retired).await?;
         self.purge_in_batches(PURGE_DEVICE_EVENTS, retired).await?;
         self.purge_in_batches(PURGE_ENROLLMENT_TICKETS, retired)
+            .await?;
+        self.purge_in_batches(PURGE_MESSAGES, now - MESSAGE_RETENTION_MS)
             .await?;
         // Windows of failed client authentications are a minute long.
         self.purge_client_auth_failures(now - 2 * 60_000).await?;

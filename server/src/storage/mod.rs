@@ -7,7 +7,8 @@
 //! and one file per aggregate, each an `impl Store` block with its row
 //! types beside its queries: [`signing_keys`], [`clients`], [`users`],
 //! [`requests`], [`decisions`], [`refresh_tokens`], [`devices`], [`outbox`]
-//! (push jobs and device events), [`admin_tokens`], [`jtis`],
+//! (push jobs and device events), [`messages`] (the e-mail and SMS
+//! outbox), [`admin_tokens`], [`jtis`],
 //! [`housekeeping`], and [`raw`] for tests and diagnostics.
 //!
 //! The schema and nearly every statement are written once in the common
@@ -35,6 +36,7 @@ pub mod devices;
 pub mod housekeeping;
 mod inline;
 pub mod jtis;
+pub mod messages;
 pub mod outbox;
 pub mod raw;
 pub mod refresh_tokens;
@@ -49,7 +51,8 @@ pub use auth_failures::AuthFailureCount;
 pub use clients::{ClientChanges, ClientLogo, ClientRow, NumberMatching, UserVerificationPolicy};
 pub use decisions::{ChallengeDecision, DecisionTarget, MatchFailure, MAX_MATCH_FAILURES};
 pub use devices::{DeviceRow, EnrollOutcome};
-pub use housekeeping::{PurgeCounts, PURGE_BATCH};
+pub use housekeeping::{PurgeCounts, MESSAGE_RETENTION_MS, PURGE_BATCH};
+pub use messages::{ClaimedMessage, MessageState, MessageStatus};
 pub use outbox::{
     ClaimedPushJob, DeviceEventRow, EventKind, EventListener, Notification, PushJobState,
 };
