@@ -12,7 +12,11 @@ use std::{
     time::Duration,
 };
 
-use assent_server::{client_auth::AuthMethod, config::Settings, keys::TokenAlg};
+use assent_server::{
+    client_auth::AuthMethod,
+    config::{Secret, Settings, SmsProvider, SmtpTls},
+    keys::TokenAlg,
+};
 use serde_json::Value;
 use tokio::process::Command;
 
@@ -81,9 +85,10 @@ impl Auth0Sdk {
         }
     }
 
-    /// Runs one driver subcommand (`args[0]`, then its options; the client's
-    /// `--domain`, `--client-id` and `--client-secret` are added) and
-    /// returns what it printed: `{"ok":true,"result":...}` or
+    /// Runs one driver subcommand (`args[0]`, then its options as `--name`,
+    /// value pairs; the client's `--domain`, `--client-id` and
+    /// `--client-secret` are added) and returns what it printed:
+    /// `{"ok":true,"result":...}` or
     /// `{"ok":false,"status":...,"error":...,"error_description":...,"message":...}`.
     /// A crash (including the Node SDK refusing an ID token) or output that
     /// is not one JSON object fails the test with the driver's stderr.
@@ -120,13 +125,27 @@ impl Auth0Sdk {
                 cmd
             }
         };
-        cmd.args(args)
-            .args(["--domain", &self.domain, "--client-id", &self.client_id])
+        let (subcommand, options) = args.split_first().expect("a subcommand");
+        assert!(
+            options.len() % 2 == 0 && options.iter().step_by(2).all(|o| o.starts_with("--")),
+            "options come as --name, value pairs: {args:?}"
+        );
+        let mut pairs: Vec<(&str, &str)> =
+            options.chunks(2).map(|pair| (pair[0], pair[1])).collect();
+        pairs.extend([
+            ("--domain", self.domain.as_str()),
+            ("--client-id", &self.client_id),
+        ]);
+        if let Some(secret) = &self.client_secret {
+            pairs.push(("--client-secret", secret));
+        }
+        // As --name=value: ids, secrets and tokens are base64url and may
+        // start with "-", which argparse and parseArgs would take for an
+        // option of its own.
+        cmd.arg(subcommand)
+            .args(pairs.iter().map(|(name, value)| format!("{name}={value}")))
             .stdin(Stdio::null())
             .kill_on_drop(true);
-        if let Some(secret) = &self.client_secret {
-            cmd.args(["--client-secret", secret]);
-        }
         let output = tokio::time::timeout(CALL_TIMEOUT, cmd.output())
             .await
             .unwrap_or_else(|_| {
@@ -282,24 +301,15 @@ pub struct DeliveryServer {
 }
 
 impl DeliveryServer {
-    /// FOR THE PASSWORDLESS TESTS: the settings that point the server at
-    /// `smtp` and `sms` are not on this branch yet, so `configure` gets both
-    /// receivers to set them, e.g.
-    ///
-    /// ```text
-    /// |s, smtp, sms| {
-    ///     s.smtp_host = Some("127.0.0.1".into());
-    ///     s.smtp_port = smtp.port();
-    ///     s.smtp_tls = "none";
-    ///     s.smtp_from = Some("Assent <login@assent.test>".into());
-    ///     s.sms_provider = "webhook";
-    ///     s.sms_url = Some(sms.url());
-    ///     s.sms_allowed_hosts = vec![sms.host_port()];
-    /// }
-    /// ```
-    ///
-    /// (names as planned; types as they land). Once they exist, set them
-    /// here for every caller and keep `configure` for the rest.
+    /// The sender of every e-mail ([`Settings::smtp_from`]).
+    pub const MAIL_FROM: &'static str = "Assent <login@assent.test>";
+    /// The bearer token the SMS webhook is sent ([`Settings::sms_token`]).
+    pub const SMS_TOKEN: &'static str = "test-sms-token";
+
+    /// The server sends e-mail to `smtp` (plain SMTP on loopback, from
+    /// [`Self::MAIL_FROM`]) and SMS to `sms` (the JSON webhook, with
+    /// [`Self::SMS_TOKEN`]); its client is allowed `grants`. `configure`
+    /// adjusts the settings after that (it gets both receivers).
     pub async fn start_with(
         backend: Backend,
         grants: &[&str],
@@ -307,7 +317,18 @@ impl DeliveryServer {
     ) -> Self {
         let smtp = SmtpSink::start().await;
         let sms = SmsReceiver::start().await;
-        let sdk = SdkServer::start_with(backend, grants, |s| configure(s, &smtp, &sms)).await;
+        let sdk = SdkServer::start_with(backend, grants, |s| {
+            s.smtp_host = Some("127.0.0.1".into());
+            s.smtp_port = smtp.port();
+            s.smtp_tls = SmtpTls::None;
+            s.smtp_from = Some(Self::MAIL_FROM.into());
+            s.sms_provider = Some(SmsProvider::Webhook);
+            s.sms_url = Some(sms.url());
+            s.sms_token = Some(Secret::new(Self::SMS_TOKEN));
+            s.sms_allowed_hosts = vec![sms.host_port()];
+            configure(s, &smtp, &sms);
+        })
+        .await;
         Self { sdk, smtp, sms }
     }
 }
