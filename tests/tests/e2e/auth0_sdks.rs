@@ -14,7 +14,10 @@
 
 use std::time::Duration;
 
-use assent_server::decision::Decision;
+use assent_server::{
+    decision::Decision,
+    messaging::{self, EmailMessage, OutgoingMessage, SmsMessage},
+};
 use assent_shared::oauth::AUTH_REQ_ID_CLAIM;
 use assent_tests::{
     client::create_user,
@@ -245,8 +248,10 @@ on_both_backends! {
 }
 
 /// The receivers the passwordless tests read codes and links from, checked
-/// with real clients: Python's smtplib speaking SMTP to aiosmtpd, reqwest
-/// posting to the SMS webhook.
+/// with real clients (Python's smtplib speaking SMTP to aiosmtpd, reqwest
+/// posting to the SMS webhook, the SMS provider failing for a while), then
+/// with the server's own dispatcher, sending through the settings
+/// [`DeliveryServer`] makes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_delivery_receivers_take_real_smtp_and_webhook_posts() {
     let env = DeliveryServer::start_with(
@@ -330,6 +335,39 @@ with smtplib.SMTP("127.0.0.1", {port}) as smtp:
         "a provider's JSON webhook takes JSON only"
     );
     assert_eq!(env.sms.errors().len(), 1);
+
+    // The server's dispatcher reaches both, as the passwordless connections will.
+    let assent = env.sdk.server.assent();
+    let expires = assent.clock.now_ms() + 300_000;
+    let email = OutgoingMessage::Email(EmailMessage {
+        to: "bob@example.com".into(),
+        subject: "Sign in".into(),
+        html: "<p>Your code is <b>654321</b></p>".into(),
+        text: "Your code is 654321".into(),
+        sender_name: None,
+        inline_images: Vec::new(),
+    });
+    messaging::queue(assent, &email, expires).await.unwrap();
+    let mail = env.smtp.next_message(Duration::from_secs(30)).await;
+    assert_eq!(mail.envelope_to, ["bob@example.com"]);
+    assert_eq!(mail.from_header.as_deref(), Some(DeliveryServer::MAIL_FROM));
+    assert_eq!(mail.subject.as_deref(), Some("Sign in"));
+    assert!(mail.text_body.unwrap().contains("654321"));
+    let text = OutgoingMessage::Sms(SmsMessage {
+        to: "+15550199".into(),
+        body: "Your code is 654321".into(),
+        sender_id: None,
+    });
+    messaging::queue(assent, &text, expires).await.unwrap();
+    let sms = env.sms.next_sms(Duration::from_secs(30)).await;
+    assert_eq!(
+        (sms.to.as_str(), sms.body.as_str()),
+        ("+15550199", "Your code is 654321")
+    );
+    assert_eq!(
+        sms.headers["authorization"],
+        format!("Bearer {}", DeliveryServer::SMS_TOKEN).as_str()
+    );
 }
 
 /// The proxy is real TLS under its own CA: a client that trusts only the
