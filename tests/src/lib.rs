@@ -10,6 +10,10 @@ pub mod device;
 pub mod private_pg;
 pub mod process;
 pub mod push_service;
+pub mod sdk;
+pub mod sms_receiver;
+pub mod smtp;
+pub mod tls_proxy;
 pub mod wait;
 
 use assent_server::{config::Settings, server::RunningServer, state::Assent, storage::Store};

@@ -8,6 +8,7 @@
 //! `cargo test -p assent-tests --test e2e device_errors::`.
 
 mod apis;
+mod auth0_sdks;
 #[cfg(target_os = "linux")]
 mod authenticator_app;
 mod bench_smoke;
