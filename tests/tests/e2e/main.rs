@@ -28,6 +28,7 @@ mod oauth4webapi;
 mod openapi;
 mod outbound;
 mod passwordless;
+mod passwordless_delivery;
 mod processes;
 mod push_delivery;
 mod rogue_server;
