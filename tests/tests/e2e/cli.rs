@@ -4,7 +4,7 @@
 use std::process::Stdio;
 
 use assent_tests::{
-    process::{run_cli, server_command},
+    process::{run_cli, run_cli_json, server_command},
     Backend, TestDb,
 };
 use serde_json::Value;
@@ -300,4 +300,155 @@ async fn the_database_is_created_owner_only_and_a_readable_one_is_refused() {
     );
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o750)).unwrap();
     run_cli(&url, &["user", "list"]).await;
+}
+
+/// Phone numbers and passwordless client settings through the CLI: numbers
+/// are stored as E.164 (and refused when no country's plan has them),
+/// unique, and a changed address loses its verified mark.
+#[tokio::test]
+async fn users_get_phone_numbers_and_clients_passwordless_settings() {
+    let db = TestDb::create(Backend::Sqlite).await;
+    let url = db.url.as_str();
+    let alice = run_cli_json(
+        url,
+        &[
+            "user",
+            "create",
+            "--sub",
+            "auth0|alice",
+            "--email",
+            "alice@example.com",
+            "--email-verified",
+            "--phone",
+            "+49 151 1234 5678",
+            "--phone-verified",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(alice["phone_number"], "+4915112345678");
+    assert_eq!(alice["phone_verified"], true);
+
+    let refused = server_command(url)
+        .args([
+            "user",
+            "create",
+            "--sub",
+            "bob",
+            "--phone",
+            "0151 1234 5678",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("country code"));
+    let taken = server_command(url)
+        .args([
+            "user",
+            "create",
+            "--sub",
+            "bob",
+            "--phone",
+            "+4915112345678",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&taken.stderr).contains("already exists"));
+
+    let updated = run_cli_json(
+        url,
+        &[
+            "user",
+            "update",
+            "auth0|alice",
+            "--email",
+            "alice@new.example",
+            "--phone",
+            "+1 415 555 2671",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(updated["email"], "alice@new.example");
+    assert_eq!(
+        updated["email_verified"], false,
+        "a new address is unverified"
+    );
+    assert_eq!(updated["phone_number"], "+14155552671");
+    assert_eq!(updated["phone_verified"], false);
+    let updated = run_cli_json(
+        url,
+        &[
+            "user",
+            "update",
+            "auth0|alice",
+            "--no-phone",
+            "--email-verified",
+            "true",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(updated["phone_number"], Value::Null);
+    assert_eq!(updated["email_verified"], true);
+
+    let client = run_cli_json(
+        url,
+        &[
+            "client",
+            "create",
+            "--name",
+            "Shop",
+            "--json",
+            "--grant-types",
+            "http://auth0.com/oauth/grant-type/passwordless/otp,authorization_code",
+            "--redirect-uri",
+            "https://shop.example.com/cb",
+            "--redirect-uri",
+            "http://localhost:3000/cb",
+        ],
+    )
+    .await;
+    assert_eq!(client["redirect_uris"].as_array().unwrap().len(), 2);
+    assert_eq!(client["otp_code_in_response"], false);
+    let id = client["client_id"].as_str().unwrap();
+    let updated = run_cli_json(
+        url,
+        &[
+            "client",
+            "update",
+            id,
+            "--otp-code-in-response",
+            "true",
+            "--no-redirect-uris",
+            "--grant-types",
+            "urn:openid:params:grant-type:ciba",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(updated["otp_code_in_response"], true);
+    assert_eq!(updated["redirect_uris"], serde_json::json!([]));
+    assert_eq!(
+        updated["grant_types"],
+        serde_json::json!(["urn:openid:params:grant-type:ciba"])
+    );
+    for bad in [
+        "http://shop.example.com/cb",
+        "https://shop.example.com/cb#x",
+        "/cb",
+    ] {
+        let refused = server_command(url)
+            .args(["client", "update", id, "--redirect-uri", bad])
+            .output()
+            .await
+            .unwrap();
+        assert!(!refused.status.success(), "{bad}");
+        assert!(
+            String::from_utf8_lossy(&refused.stderr).contains("redirect URI"),
+            "{bad}"
+        );
+    }
 }

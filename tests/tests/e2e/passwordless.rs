@@ -458,3 +458,44 @@ on_both_backends! {
         assert_eq!(discovery["revocation_endpoint"], server.url("/oauth/revoke"));
     }
 }
+
+on_both_backends! {
+    /// `/bc-authorize` and `/oauth/token` take JSON too, with client
+    /// authentication by `client_assertion` in the body, numbers where a
+    /// form would carry digits and `authorization_details` as a structure.
+    async fn ciba_takes_json_with_a_client_assertion(backend: Backend) {
+        let server = TestServer::start(backend).await;
+        create_user(server.store(), "ivan", None, None).await;
+        let client = TestClient::register(server.store(), AuthMethod::PrivateKeyJwt, TokenAlg::ES256).await;
+        let response = client
+            .post_json(
+                &server,
+                "/bc-authorize",
+                json!({
+                    "scope": "openid",
+                    "login_hint": "ivan",
+                    "binding_message": "Order 77",
+                    "requested_expiry": 120,
+                    "authorization_details": [{ "type": "payment_initiation", "amount": 12.5 }],
+                }),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let ack: Value = response.json().await.unwrap();
+        assert_eq!(ack["expires_in"], 120);
+        let id = ack["auth_req_id"].as_str().unwrap();
+        let poll = client
+            .post_json(&server, "/oauth/token", json!({ "grant_type": CIBA_GRANT_TYPE, "auth_req_id": id }))
+            .await;
+        expect_error(poll, StatusCode::BAD_REQUEST, "authorization_pending").await;
+        // The same validation as a form: a structure where text belongs.
+        let response = client
+            .post_json(
+                &server,
+                "/bc-authorize",
+                json!({ "scope": "openid", "login_hint": { "sub": "ivan" }, "binding_message": "x" }),
+            )
+            .await;
+        expect_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
+    }
+}
