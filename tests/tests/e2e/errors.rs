@@ -243,7 +243,13 @@ on_both_backends! {
             .send().await.unwrap();
         expect_error(r, StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidRequest).await;
         // Wrong content type.
-        let r = http.post(&url).json(&serde_json::json!({"scope": "openid"})).send().await.unwrap();
+        let r = http.post(&url).header("content-type", "text/plain").body("scope=openid").send().await.unwrap();
+        expect_error(r, StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidRequest).await;
+        // JSON is read like a form: a repeated key is refused the same way.
+        let r = http.post(&url)
+            .header("content-type", "application/json")
+            .body(r#"{"scope":"openid","scope":"openid","login_hint":"alice","binding_message":"x"}"#)
+            .send().await.unwrap();
         expect_error(r, StatusCode::BAD_REQUEST, OAuthErrorCode::InvalidRequest).await;
         // Oversized body.
         let r = http.post(&url)
