@@ -15,7 +15,10 @@ use std::{
 };
 
 use anyhow::{anyhow, bail, Context};
-use aws_lc_rs::aead::{Aad, Nonce, RandomizedNonceKey, AES_256_GCM, NONCE_LEN};
+use aws_lc_rs::{
+    aead::{Aad, Nonce, RandomizedNonceKey, AES_256_GCM, NONCE_LEN},
+    hmac,
+};
 
 use crate::secrets::{b64url, b64url_decode, random_bytes, sha256};
 
@@ -37,6 +40,10 @@ pub enum KekSource {
 pub struct KeyEncryptionKey {
     id: String,
     key: RandomizedNonceKey,
+    /// HMAC-SHA256 key derived from this key, for digests of low-entropy
+    /// values (one-time codes, addresses) that a copy of the database alone
+    /// must not be able to reverse by trying every value.
+    digest_key: hmac::Key,
 }
 
 impl std::fmt::Debug for KeyEncryptionKey {
@@ -60,7 +67,14 @@ impl KeyEncryptionKey {
         let id = b64url(&sha256(&input)[..12]);
         let key = RandomizedNonceKey::new(&AES_256_GCM, bytes)
             .map_err(|_| anyhow!("AES-256-GCM refused the key-encryption key"))?;
-        Ok(Self { id, key })
+        let mut derive = b"assent keyed digests\0".to_vec();
+        derive.extend_from_slice(bytes);
+        let digest_key = hmac::Key::new(hmac::HMAC_SHA256, &sha256(&derive));
+        Ok(Self {
+            id,
+            key,
+            digest_key,
+        })
     }
 
     /// Parses the text form (base64url, surrounding whitespace ignored).
@@ -84,6 +98,19 @@ impl KeyEncryptionKey {
     /// and shown in errors, so a process given the wrong key says so.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// HMAC-SHA256 of `value` under this key, bound to `context`, as hex.
+    pub fn keyed_digest(&self, context: &str, value: &str) -> String {
+        let mut ctx = hmac::Context::with_key(&self.digest_key);
+        ctx.update(context.as_bytes());
+        ctx.update(b"\0");
+        ctx.update(value.as_bytes());
+        ctx.sign()
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// base64url(nonce || ciphertext || tag), bound to `context`.

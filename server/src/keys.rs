@@ -709,6 +709,14 @@ impl Keys {
         self.current.load().next_change_ms
     }
 
+    /// A keyed digest (HMAC under a key derived from the current
+    /// key-encryption key) of a low-entropy value: a one-time code, an
+    /// address. Changing the key-encryption key changes every such digest,
+    /// which only voids codes alive at that moment.
+    pub fn keyed_digest(&self, context: &str, value: &str) -> String {
+        self.keks.current.keyed_digest(context, value)
+    }
+
     /// Seals an outbox message (`messaging`) with the current
     /// key-encryption key: the database never holds a code, a link or a
     /// recipient in clear.

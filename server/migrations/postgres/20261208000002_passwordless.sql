@@ -13,27 +13,35 @@ CREATE UNIQUE INDEX users_by_phone ON users (phone_number);
 ALTER TABLE clients ADD COLUMN redirect_uris TEXT NOT NULL DEFAULT '';
 ALTER TABLE clients ADD COLUMN otp_code_in_response BOOLEAN NOT NULL DEFAULT FALSE;
 
--- One-time codes and magic links. A code is 6 digits: its digest is salted
--- with the row id so that equal codes differ. A magic link's token is a
+-- One-time codes and magic links. A code is 6 digits: its digest is keyed
+-- (HMAC, as the recipient) and salted with the row id, so that a copy of
+-- the database alone cannot try the million codes. A magic link's token is a
 -- high-entropy secret; once followed, the row holds the digest of the
 -- authorization code the redirect carried. Only one code per client, API
 -- and recipient is live: a new one voids the older (state 'void').
 CREATE TABLE passwordless_codes (
     id                    TEXT PRIMARY KEY,
     client_id             TEXT NOT NULL REFERENCES clients (client_id) ON DELETE CASCADE,
-    user_sub              TEXT NOT NULL REFERENCES users (sub) ON DELETE CASCADE,
+    -- NULL for a decoy: the row an address that is no user's gets, which
+    -- nothing redeems but which counts guesses and expires like a code, so
+    -- that no answer tells whether an address is a user's.
+    user_sub              TEXT REFERENCES users (sub) ON DELETE CASCADE,
     -- 'auth0' (/passwordless/start, the OTP and authorization_code grants)
     -- or 'backend' (the back-end API): each is redeemed only by its own API.
     api                   TEXT NOT NULL CHECK (api IN ('auth0', 'backend')),
     channel               TEXT NOT NULL CHECK (channel IN ('email', 'sms')),
     -- How the user was addressed ('email:<normalized address>' or
-    -- 'phone_number:<E.164>'), whichever channel carried the code: the key
-    -- a code is looked up by when it comes back.
+    -- 'phone_number:<E.164>') as a keyed digest (HMAC under a key derived
+    -- from the key-encryption key), whichever channel carried the code: the
+    -- key a code is looked up by when it comes back.
     recipient             TEXT NOT NULL,
     kind                  TEXT NOT NULL CHECK (kind IN ('code', 'link')),
     secret_sha256         TEXT NOT NULL,
     -- Digest of the approval_data (transaction_id, sum) the code is bound to.
     transaction_sha256    TEXT,
+    -- Sent to the user's own address (not a custom destination): using the
+    -- code proves that address.
+    proves_address        BOOLEAN NOT NULL DEFAULT FALSE,
     scope                 TEXT NOT NULL,
     audience              TEXT,
     redirect_uri          TEXT,

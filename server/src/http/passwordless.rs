@@ -4,7 +4,7 @@
 
 use axum::{
     extract::{Query, State},
-    http::{header, HeaderMap, HeaderValue, StatusCode},
+    http::{header, HeaderMap, HeaderValue, Method, StatusCode},
     response::{Html, IntoResponse, Response},
 };
 use serde::Deserialize;
@@ -55,8 +55,17 @@ pub struct LinkQuery {
 /// is a page.
 pub async fn follow_link(
     State(state): State<AppState>,
+    method: Method,
     query: Result<Query<LinkQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
+    // Link checkers and previews ask with HEAD: they must not spend it.
+    if method == Method::HEAD {
+        return (
+            StatusCode::OK,
+            [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        )
+            .into_response();
+    }
     let token = query.ok().and_then(|Query(q)| q.token).unwrap_or_default();
     match passwordless::follow_link(&state.assent, &token).await {
         Ok(location) => match HeaderValue::from_str(&location) {

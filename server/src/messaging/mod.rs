@@ -254,6 +254,12 @@ pub fn mask_recipient(recipient: &str) -> String {
     format!("{head}…{tail}")
 }
 
+/// Whether `address` is one the mail sender can address (the test
+/// [`queue`] applies), so that callers can refuse it before anything else.
+pub fn is_email_address(address: &str) -> bool {
+    address.parse::<lettre::Address>().is_ok()
+}
+
 /// `+` and 8 to 15 digits, the first not 0.
 pub fn is_e164(number: &str) -> bool {
     number.strip_prefix('+').is_some_and(|digits| {

@@ -13,9 +13,9 @@ use assent_shared::oauth::{TokenResponse, PASSWORDLESS_OTP_GRANT_TYPE};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    complete_login, count_send, link_url, logged_in_user, new_code, redeem_code,
-    registered_redirect_uri, require_channel, store_and_send, transaction_digest, Address,
-    ClientAttributes, Issued, MAX_STATE_LEN, MAX_USERNAME_LEN,
+    complete_login, count_send, link_url, logged_in_user, redeem_code, registered_redirect_uri,
+    require_channel, send_or_pretend, transaction_digest, Address, ClientAttributes, MAX_STATE_LEN,
+    MAX_USERNAME_LEN,
 };
 use crate::{
     ciba::parse_audience,
@@ -170,24 +170,18 @@ pub async fn send_magic_link(
         code: None,
     };
     count_send(assent, &address).await?;
-    let Some(user) = known_user(assent, &address).await? else {
-        return Ok(answer);
-    };
-    let Some(destination) = user.email.clone() else {
-        return Ok(answer);
-    };
     let now = assent.clock.now_ms();
-    let token = new_secret();
     let row = NewPasswordlessCode {
         id: uuid::Uuid::new_v4().to_string(),
         client_id: client.client_id.clone(),
-        user_sub: user.sub.clone(),
+        user_sub: None,
         api: PasswordlessApi::Backend,
         channel: DeliveryChannel::Email,
-        recipient: address.key(),
+        recipient: super::recipient_key(assent, &address),
         kind: CodeKind::Link,
-        secret_sha256: sha256_hex(&token),
+        secret_sha256: String::new(),
         transaction_sha256: None,
+        proves_address: false,
         scope: BACKEND_SCOPE.into(),
         audience: None,
         redirect_uri: Some(redirect_uri),
@@ -198,29 +192,19 @@ pub async fn send_magic_link(
         created_at: now,
         expires_at: now + ttl as i64 * 1000,
     };
-    let message = OutgoingMessage::Email(templates::link_email(
-        &destination,
-        &branding,
-        &client.name,
-        &link_url(assent, &token),
-        ttl,
-        &attributes.context(),
-    ));
-    store_and_send(
-        assent,
-        Issued {
-            row,
-            message: Some(message),
-        },
-    )
+    let recipient = address.recipient(assent, DeliveryChannel::Email).await?;
+    send_or_pretend(assent, row, recipient, |token, destination| {
+        Some(OutgoingMessage::Email(templates::link_email(
+            destination,
+            &branding,
+            &client.name,
+            &link_url(assent, token),
+            ttl,
+            &attributes.context(),
+        )))
+    })
     .await?;
     Ok(answer)
-}
-
-/// The user an address names, unless unknown or blocked (then nothing is
-/// sent, and the answer is the same).
-async fn known_user(assent: &Assent, address: &Address) -> Result<Option<UserRow>, OAuthError> {
-    Ok(address.user(assent).await?.filter(|u| !u.blocked))
 }
 
 /// `POST /backend-auth/otp/send`.
@@ -250,6 +234,18 @@ pub async fn send_otp(
         .optional("custom_phone_number", 64)?
         .map(Address::phone)
         .transpose()?;
+    // Sending a user's code elsewhere than their own address gives the
+    // back end the code: only for clients the operator trusts with codes.
+    if (custom_email.is_some() || custom_phone.is_some()) && !client.otp_code_in_response {
+        return Err(OAuthError::invalid_request(
+            "custom_email and custom_phone_number need the operator's permission for this \
+             client (assent-server client update --otp-code-in-response true)",
+        ));
+    }
+    let custom = match channel {
+        DeliveryChannel::Email => custom_email,
+        DeliveryChannel::Sms => custom_phone,
+    };
     // The back end delivers the code itself when it may read it and the
     // server has no channel for it; otherwise the channel must exist.
     let deliver = !client.otp_code_in_response
@@ -257,37 +253,24 @@ pub async fn send_otp(
     if deliver {
         require_channel(assent, channel)?;
     }
-    let settings = &assent.settings.passwordless;
-    let code = new_code(settings.code_digits);
-    let answer = SendResponse {
-        message: "OTP sent",
-        approval_data: approval.clone(),
-        code: client.otp_code_in_response.then(|| code.clone()),
-    };
     count_send(assent, &address).await?;
-    let Some(user) = known_user(assent, &address).await? else {
-        return Ok(answer);
-    };
-    let destination = match (channel, &custom_email, &custom_phone) {
-        (DeliveryChannel::Email, Some(Address::Email(e)), _) => Some(e.clone()),
-        (DeliveryChannel::Sms, _, Some(Address::Phone(p))) => Some(p.clone()),
-        _ => address.destination(channel, &user),
-    };
-    let Some(destination) = destination else {
-        return Ok(answer);
-    };
+    if let Some(custom) = &custom {
+        // A custom destination is limited like any address.
+        count_send(assent, custom).await?;
+    }
+    let settings = &assent.settings.passwordless;
     let now = assent.clock.now_ms();
-    let id = uuid::Uuid::new_v4().to_string();
     let row = NewPasswordlessCode {
-        id: id.clone(),
+        id: uuid::Uuid::new_v4().to_string(),
         client_id: client.client_id.clone(),
-        user_sub: user.sub.clone(),
+        user_sub: None,
         api: PasswordlessApi::Backend,
         channel,
-        recipient: address.key(),
+        recipient: super::recipient_key(assent, &address),
         kind: CodeKind::Code,
-        secret_sha256: super::code_digest(&id, &code),
+        secret_sha256: String::new(),
         transaction_sha256: approval.as_ref().map(ApprovalData::digest),
+        proves_address: false,
         scope: BACKEND_SCOPE.into(),
         audience: None,
         redirect_uri: None,
@@ -298,29 +281,43 @@ pub async fn send_otp(
         created_at: now,
         expires_at: now + settings.code_ttl as i64 * 1000,
     };
-    let message = deliver.then(|| match channel {
-        DeliveryChannel::Email => OutgoingMessage::Email(templates::code_email(
-            &destination,
-            &branding,
-            &client.name,
-            &code,
-            settings.code_ttl,
-            &attributes.context(),
-        )),
-        DeliveryChannel::Sms => OutgoingMessage::Sms(templates::code_sms(
-            &destination,
-            &client.name,
-            &code,
-            settings.code_ttl,
-            sms.custom_message.as_deref(),
-            sms.sender_id.as_deref(),
-            approval
-                .as_ref()
-                .map(|a| (a.transaction_id.as_str(), a.sum.as_str())),
-        )),
-    });
-    store_and_send(assent, Issued { row, message }).await?;
-    Ok(answer)
+    let mut recipient = address.recipient(assent, channel).await?;
+    if let (Some(recipient), Some(custom)) = (&mut recipient, &custom) {
+        recipient.destination = match custom {
+            Address::Email(e) | Address::Phone(e) => e.clone(),
+        };
+        recipient.proves_address = false;
+    }
+    let ttl = settings.code_ttl;
+    let code = send_or_pretend(assent, row, recipient, |code, destination| {
+        deliver.then(|| match channel {
+            DeliveryChannel::Email => OutgoingMessage::Email(templates::code_email(
+                destination,
+                &branding,
+                &client.name,
+                code,
+                ttl,
+                &attributes.context(),
+            )),
+            DeliveryChannel::Sms => OutgoingMessage::Sms(templates::code_sms(
+                destination,
+                &client.name,
+                code,
+                ttl,
+                sms.custom_message.as_deref(),
+                sms.sender_id.as_deref(),
+                approval
+                    .as_ref()
+                    .map(|a| (a.transaction_id.as_str(), a.sum.as_str())),
+            )),
+        })
+    })
+    .await?;
+    Ok(SendResponse {
+        message: "OTP sent",
+        approval_data: approval,
+        code: client.otp_code_in_response.then_some(code),
+    })
 }
 
 fn check_sms_input(sms: &CustomSmsInput) -> Result<(), OAuthError> {
@@ -383,6 +380,7 @@ pub async fn authenticate_otp(
         &address,
         passcode,
         approval.as_ref().map(ApprovalData::digest).as_deref(),
+        request.session_user.as_deref(),
     )
     .await?;
     request.complete(assent, client, &redeemed).await
@@ -405,6 +403,16 @@ pub async fn authenticate_magic_link(
         })?;
     let request = LoginRequest::from_params(assent, client, params).await?;
     let now = assent.clock.now_ms();
+    if let Some(session_user) = &request.session_user {
+        // Another user's code must not cost its owner the code.
+        let owner = assent
+            .store
+            .magic_link_code_user(&sha256_hex(code), &client.client_id, now)
+            .await?;
+        if owner.is_some_and(|owner| &owner != session_user) {
+            return Err(unknown_session());
+        }
+    }
     let redeemed = assent
         .store
         .redeem_magic_link_code(
@@ -422,6 +430,8 @@ pub async fn authenticate_magic_link(
 struct LoginRequest {
     audience: Option<String>,
     session_id: Option<String>,
+    /// The user of the live session `session_id` names.
+    session_user: Option<String>,
     /// Profile claims asked for in the ID token (`claims.id_token`).
     claims: Vec<String>,
 }
@@ -461,20 +471,20 @@ impl LoginRequest {
         let session_id = params.optional("session_id", 256)?.map(str::to_string);
         // Checked before the code is spent, so that a wrong session_id does
         // not cost the user their code.
-        if let Some(id) = &session_id {
-            let now = assent.clock.now_ms();
-            if assent
-                .store
-                .login_session_user(&sha256_hex(id), &client.client_id, now)
-                .await?
-                .is_none()
-            {
-                return Err(unknown_session());
-            }
-        }
+        let session_user = match &session_id {
+            None => None,
+            Some(id) => Some(
+                assent
+                    .store
+                    .login_session_user(&sha256_hex(id), &client.client_id, assent.clock.now_ms())
+                    .await?
+                    .ok_or_else(unknown_session)?,
+            ),
+        };
         Ok(Self {
             audience,
             session_id,
+            session_user,
             claims,
         })
     }

@@ -45,13 +45,18 @@ stored_enum! {
 pub struct NewPasswordlessCode {
     pub id: String,
     pub client_id: String,
-    pub user_sub: String,
+    /// `None` for a decoy: a row for an address that is no user's, which
+    /// nothing redeems but which counts guesses and expires like a code.
+    pub user_sub: Option<String>,
     pub api: PasswordlessApi,
     pub channel: DeliveryChannel,
     pub recipient: String,
     pub kind: CodeKind,
     pub secret_sha256: String,
     pub transaction_sha256: Option<String>,
+    /// Sent to the user's own address (not a custom destination): using it
+    /// proves the address.
+    pub proves_address: bool,
     pub scope: String,
     pub audience: Option<String>,
     pub redirect_uri: Option<String>,
@@ -68,7 +73,8 @@ row! {
     #[derive(Debug, Clone)]
     pub struct LiveCode {
         pub id: String,
-        pub user_sub: String,
+        /// `None` for a decoy.
+        pub user_sub: Option<String>,
         pub secret_sha256: String,
         pub transaction_sha256: Option<String>,
         pub attempts: i64,
@@ -84,6 +90,7 @@ row! {
         pub user_sub: String,
         pub channel: DeliveryChannel,
         pub kind: CodeKind,
+        pub proves_address: bool,
         pub scope: String,
         pub audience: Option<String>,
         pub redirect_uri: Option<String>,
@@ -123,9 +130,8 @@ row! {
     }
 }
 
-const REDEEMED_COLUMNS: &str =
-    "id, user_sub, channel, kind, scope, audience, redirect_uri, nonce, \
-     code_challenge, created_at";
+const REDEEMED_COLUMNS: &str = "id, user_sub, channel, kind, proves_address, scope, audience, \
+     redirect_uri, nonce, code_challenge, created_at";
 
 impl Store {
     /// Stores a code or link, voiding in the same transaction the recipient's
@@ -138,9 +144,10 @@ impl Store {
              WHERE client_id = $1 AND api = $2 AND recipient = $3 AND state = 'pending'";
         let insert = "INSERT INTO passwordless_codes (id, client_id, user_sub, api, channel, \
              recipient, kind, secret_sha256, transaction_sha256, scope, audience, redirect_uri, \
-             state_param, nonce, code_challenge, requester_ip, state, created_at, expires_at) \
+             state_param, nonce, code_challenge, requester_ip, state, created_at, expires_at, \
+             proves_address) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-             'pending', $17, $18)";
+             'pending', $17, $18, $19)";
         let void_params = params![&c.client_id, c.api, &c.recipient, c.created_at];
         let insert_params = params![
             &c.id,
@@ -161,6 +168,7 @@ impl Store {
             &c.requester_ip,
             c.created_at,
             c.expires_at,
+            c.proves_address,
         ];
         on_pool!(self, pool, Db => {
             let mut tx = pool.begin().await?;
@@ -202,7 +210,7 @@ impl Store {
     ) -> Result<Option<RedeemedCode>, StorageError> {
         let sql = format!(
             "UPDATE passwordless_codes SET state = 'used', finished_at = $2 \
-             WHERE id = $1 AND state = 'pending' AND expires_at > $2 \
+             WHERE id = $1 AND state = 'pending' AND expires_at > $2 AND user_sub IS NOT NULL \
              RETURNING {REDEEMED_COLUMNS}"
         );
         self.statement(&sql, &params![id, now])
@@ -249,6 +257,7 @@ impl Store {
         let sql = "UPDATE passwordless_codes SET state = 'followed', auth_code_sha256 = $2, \
              auth_code_expires_at = $3 \
              WHERE secret_sha256 = $1 AND kind = 'link' AND state = 'pending' AND expires_at > $4 \
+               AND user_sub IS NOT NULL \
              RETURNING id, client_id, redirect_uri, state_param";
         self.statement(
             sql,
@@ -276,6 +285,23 @@ impl Store {
         self.statement(&sql, &params![auth_code_sha256, client_id, api, now])
             .fetch_optional()
             .await
+    }
+
+    /// The user a followed link's authorization code belongs to, while it
+    /// can be exchanged.
+    pub async fn magic_link_code_user(
+        &self,
+        auth_code_sha256: &str,
+        client_id: &str,
+        now: i64,
+    ) -> Result<Option<String>, StorageError> {
+        let sql = "SELECT user_sub FROM passwordless_codes WHERE auth_code_sha256 = $1 \
+             AND client_id = $2 AND state = 'followed' AND auth_code_expires_at > $3";
+        let row: Option<(Option<String>,)> = self
+            .statement(sql, &params![auth_code_sha256, client_id, now])
+            .fetch_optional()
+            .await?;
+        Ok(row.and_then(|(user,)| user))
     }
 
     /// Adds `by` to the counter `key` in its window of `window_ms` (a new

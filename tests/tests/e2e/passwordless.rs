@@ -322,16 +322,45 @@ on_both_backends! {
         assert_eq!(response.status(), StatusCode::OK);
         let answer: Value = response.json().await.unwrap();
         assert_eq!(answer["message"], "OTP sent");
-        let code = answer["code"].as_str().unwrap();
-        let response = client
-            .post_json(
+        assert!(answer["code"].is_string());
+        // Guessing answers as for a user: wrong, wrong, then "maximum number
+        // of attempts" (a decoy code counts the tries).
+        let guess = |passcode: &'static str| {
+            client.post_json(
                 &server,
                 "/backend-auth/otp/authenticate",
-                json!({ "passcode": code, "identifier_type": "email",
+                json!({ "passcode": passcode, "identifier_type": "email",
                         "identifier": "nobody@example.com" }),
             )
+        };
+        for expected in [
+            "Wrong email or verification code.",
+            "Wrong email or verification code.",
+            "You've reached the maximum number of attempts. Please try to login again.",
+        ] {
+            let body = expect_error(guess("000000").await, StatusCode::BAD_REQUEST, "invalid_grant").await;
+            assert_eq!(body["error_description"], expected);
+        }
+
+        // Sending a user's code to another address needs the operator's
+        // permission (the client below has none).
+        let plain = TestClient::register_with_grants(
+            server.store(),
+            AuthMethod::ClientSecretPost,
+            TokenAlg::RS256,
+            &[PASSWORDLESS_OTP_GRANT_TYPE],
+        )
+        .await;
+        let response = plain
+            .post_json(
+                &server,
+                "/backend-auth/otp/send",
+                json!({ "identifier_type": "email", "identifier": "bob@example.com",
+                        "custom_email": "attacker@evil.example" }),
+            )
             .await;
-        expect_error(response, StatusCode::BAD_REQUEST, "invalid_grant").await;
+        let body = expect_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
+        assert!(body["error_description"].as_str().unwrap().contains("permission"), "{body}");
     }
 }
 

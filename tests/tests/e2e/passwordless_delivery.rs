@@ -244,6 +244,9 @@ on_both_backends! {
             let mail = env.smtp.next_message(WAIT).await;
             let link = link_in(&mail);
             assert!(link.starts_with(&format!("{}passwordless/link?token=", env.sdk.issuer())), "{link}");
+            // A link checker's HEAD does not spend it.
+            let head = browser(&env).head(&link).send().await.unwrap();
+            assert_eq!(head.status(), StatusCode::OK);
             let (code, state) = follow(&env, &link).await;
             assert_eq!(state.as_deref(), Some("st-1"));
             // A link works once: the second visit is a page saying so.
