@@ -196,6 +196,7 @@ fn crypto(c: &mut Criterion) {
                 logo_sha256: None,
                 redirect_uris: String::new(),
                 otp_code_in_response: false,
+                mfa_policy: assent_server::storage::MfaPolicy::Off,
             })
             .await
             .unwrap();

@@ -10,7 +10,7 @@ use crate::{
     outbound::{guarded_client, root_cause, EndpointPolicy},
     secrets::{b64_encode, new_secret, random_token, sha256, sha256_hex},
     storage::{
-        ClientChanges, ClientLogo, ClientRow, NumberMatching, StorageError, Store,
+        ClientChanges, ClientLogo, ClientRow, MfaPolicy, NumberMatching, StorageError, Store,
         UserVerificationPolicy,
     },
 };
@@ -37,6 +37,8 @@ pub struct NewClient {
     pub redirect_uris: Vec<String>,
     /// Whether the back-end OTP API answers the code it sent (a secret).
     pub otp_code_in_response: bool,
+    /// Whether its logins need a second factor.
+    pub mfa_policy: MfaPolicy,
 }
 
 impl NewClient {
@@ -86,11 +88,13 @@ pub enum ClientError {
 }
 
 /// The grant types a client may be given.
-pub const SUPPORTED_GRANTS: [&str; 4] = [
+pub const SUPPORTED_GRANTS: [&str; 6] = [
     CIBA_GRANT,
     REFRESH_GRANT,
     assent_shared::oauth::PASSWORDLESS_OTP_GRANT_TYPE,
     assent_shared::oauth::AUTHORIZATION_CODE_GRANT_TYPE,
+    crate::mfa::MFA_OTP_GRANT,
+    crate::mfa::MFA_RECOVERY_CODE_GRANT,
 ];
 
 /// Most redirect URIs per client, and the longest.
@@ -364,6 +368,7 @@ fn new_client_row(new: NewClient, now: i64) -> Result<RegisteredClient, ClientEr
         logo_sha256: None,
         redirect_uris,
         otp_code_in_response: new.otp_code_in_response,
+        mfa_policy: new.mfa_policy,
     };
     Ok(RegisteredClient { row, secret })
 }
@@ -402,6 +407,7 @@ mod tests {
             client_uri: None,
             redirect_uris: Vec::new(),
             otp_code_in_response: false,
+            mfa_policy: MfaPolicy::Off,
         }
     }
 

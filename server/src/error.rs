@@ -22,6 +22,8 @@ pub struct Error<C> {
     pub retry_after_secs: Option<u64>,
     /// What went wrong beyond the caller's request, if anything.
     pub cause: Option<Cause>,
+    /// `mfa_required`: the `mfa_token` the caller continues with.
+    pub mfa_token: Option<String>,
 }
 
 /// Errors of the OAuth and OpenID endpoints and the operator API.
@@ -58,6 +60,7 @@ impl<C> Error<C> {
             challenge: None,
             retry_after_secs: None,
             cause: None,
+            mfa_token: None,
         }
     }
 
@@ -145,6 +148,17 @@ impl OAuthError {
     ) -> Self {
         let mut e = Self::new(OAuthErrorCode::TooManyRequests, description);
         e.retry_after_secs = Some(retry_after_secs);
+        e
+    }
+
+    /// `mfa_required` (HTTP 403, Auth0's answer): the login needs a second
+    /// factor, through the MFA API with `mfa_token`.
+    pub fn mfa_required(mfa_token: String) -> Self {
+        let mut e = Self::new(
+            OAuthErrorCode::MfaRequired,
+            "Multifactor authentication required",
+        );
+        e.mfa_token = Some(mfa_token);
         e
     }
 

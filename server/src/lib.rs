@@ -55,6 +55,7 @@ pub mod kek;
 pub mod keys;
 pub mod messaging;
 pub mod metrics;
+pub mod mfa;
 pub mod outbound;
 pub mod params;
 pub mod passwordless;

@@ -32,7 +32,12 @@ pub const OBJECT_PARAMETERS: [&str; 5] = [
 /// Parameters that are JSON text in a form (`authorization_details`, RFC
 /// 9396; `claims`, OpenID Core 5.5): a JSON body may send the structure
 /// itself, which is kept as its JSON text so that one parser checks both.
-pub const JSON_TEXT_PARAMETERS: [&str; 2] = ["authorization_details", "claims"];
+pub const JSON_TEXT_PARAMETERS: [&str; 4] = [
+    "authorization_details",
+    "claims",
+    "authenticator_types",
+    "oob_channels",
+];
 
 #[derive(Debug, Clone, Default)]
 pub struct Params {

@@ -101,6 +101,9 @@ codes! {
         /// Auth0: too many wrong one-time codes for this user; verification
         /// is paused (HTTP 429 with `Retry-After`).
         TooManyAttempts => "too_many_attempts",
+        /// Auth0: the login needs a second factor; the answer carries the
+        /// `mfa_token` for the MFA API (HTTP 403).
+        MfaRequired => "mfa_required",
         /// CIBA token poll: the user has not decided yet.
         AuthorizationPending => "authorization_pending",
         SlowDown => "slow_down",

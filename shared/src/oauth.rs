@@ -124,6 +124,9 @@ pub struct ErrorResponse {
     pub error: OAuthErrorCode,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_description: Option<String>,
+    /// With `mfa_required`: the token of the MFA API (Auth0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mfa_token: Option<String>,
 }
 
 #[cfg(test)]

@@ -109,6 +109,7 @@ impl TestClient {
                 logo_sha256: None,
                 redirect_uris: String::new(),
                 otp_code_in_response: false,
+                mfa_policy: assent_server::storage::MfaPolicy::Off,
             })
             .await
             .unwrap();

@@ -14,7 +14,7 @@ use crate::{
     clock::rfc3339,
     config::Settings,
     keys::TokenAlg,
-    storage::{ClientChanges, ClientRow, NumberMatching, Store, UserVerificationPolicy},
+    storage::{ClientChanges, ClientRow, MfaPolicy, NumberMatching, Store, UserVerificationPolicy},
 };
 
 #[derive(Debug, Subcommand)]
@@ -115,6 +115,12 @@ pub struct LoginArgs {
     /// The code is a secret: off by default.
     #[arg(long)]
     otp_code_in_response: Option<bool>,
+    /// Whether logins (passwordless today) need a second factor: off (the
+    /// default), if-enrolled (users who have one use it) or required
+    /// (users without one enroll one first), answered with Auth0's
+    /// mfa_required.
+    #[arg(long, value_parser = parse_stored::<MfaPolicy>)]
+    mfa: Option<MfaPolicy>,
 }
 
 fn parse_stored<T: std::str::FromStr<Err = String>>(s: &str) -> Result<T, String> {
@@ -160,6 +166,7 @@ pub async fn run(store: &Store, settings: &Settings, cmd: ClientCommand) -> anyh
                 client_uri: shown.website,
                 redirect_uris: login.redirect_uri,
                 otp_code_in_response: login.otp_code_in_response.unwrap_or(false),
+                mfa_policy: login.mfa.unwrap_or(MfaPolicy::Off),
             };
             let mut client = clients::register(store, new).await?;
             if let Some(url) = &shown.logo_url {
@@ -216,6 +223,7 @@ pub async fn run(store: &Store, settings: &Settings, cmd: ClientCommand) -> anyh
                     (!login.redirect_uri.is_empty()).then(|| login.redirect_uri.join(" "))
                 },
                 otp_code_in_response: login.otp_code_in_response,
+                mfa_policy: login.mfa,
             };
             let mut row = clients::update(store, &client_id, changes, None).await?;
             if let Some(url) = &shown.logo_url {
@@ -286,6 +294,7 @@ fn client_json(c: &ClientRow) -> Value {
         "logo": c.logo_sha256.is_some(),
         "redirect_uris": c.redirect_uris.split(' ').filter(|u| !u.is_empty()).collect::<Vec<_>>(),
         "otp_code_in_response": c.otp_code_in_response,
+        "mfa": c.mfa_policy.as_str(),
         "created_at": rfc3339(c.created_at),
     })
 }

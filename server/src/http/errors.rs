@@ -32,7 +32,7 @@ pub fn oauth_status(code: OAuthErrorCode) -> StatusCode {
         | SlowDown
         | ExpiredToken => StatusCode::BAD_REQUEST,
         InvalidClient | InvalidToken => StatusCode::UNAUTHORIZED,
-        AccessDenied | InsufficientScope => StatusCode::FORBIDDEN,
+        AccessDenied | InsufficientScope | MfaRequired => StatusCode::FORBIDDEN,
         UnknownUser | NotFound => StatusCode::NOT_FOUND,
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         TooManyRequests | TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
@@ -91,9 +91,13 @@ pub fn token_endpoint_status(code: OAuthErrorCode) -> StatusCode {
     use OAuthErrorCode::*;
     match code {
         InvalidClient => StatusCode::UNAUTHORIZED,
-        TooManyRequests | TooManyAttempts | TemporarilyUnavailable | ServerError | Unrecognized => {
-            oauth_status(code)
-        }
+        // Auth0 answers mfa_required with 403 at its token endpoint.
+        TooManyRequests
+        | TooManyAttempts
+        | MfaRequired
+        | TemporarilyUnavailable
+        | ServerError
+        | Unrecognized => oauth_status(code),
         _ => StatusCode::BAD_REQUEST,
     }
 }
@@ -138,6 +142,7 @@ fn oauth_response(this: OAuthError, status: StatusCode) -> Response {
     let body = ErrorResponse {
         error: this.code,
         error_description: Some(description),
+        mfa_token: this.mfa_token,
     };
     let mut response = (status, Json(body)).into_response();
     no_store(&mut response);

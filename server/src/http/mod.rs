@@ -7,6 +7,7 @@ mod discovery;
 pub mod errors;
 mod events;
 mod form;
+mod mfa;
 mod oauth;
 mod passwordless;
 pub mod serve;
@@ -99,6 +100,26 @@ pub fn route_table() -> Vec<Route> {
             path: "/backend-auth/otp/authenticate",
             methods: &[Method::POST],
             handler: post(passwordless::authenticate_otp),
+        },
+        Route {
+            path: "/mfa/associate",
+            methods: &[Method::POST],
+            handler: post(mfa::associate),
+        },
+        Route {
+            path: "/mfa/challenge",
+            methods: &[Method::POST],
+            handler: post(mfa::challenge),
+        },
+        Route {
+            path: "/mfa/authenticators",
+            methods: &[Method::GET],
+            handler: get(mfa::list_authenticators),
+        },
+        Route {
+            path: "/mfa/authenticators/{id}",
+            methods: &[Method::DELETE],
+            handler: axum::routing::delete(mfa::delete_authenticator),
         },
         Route {
             path: "/userinfo",

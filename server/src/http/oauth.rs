@@ -1,8 +1,7 @@
 //! `POST /bc-authorize` and `POST /oauth/token`.
 
 use assent_shared::oauth::{
-    BackchannelAuthenticationResponse, TokenResponse, AUTHORIZATION_CODE_GRANT_TYPE,
-    PASSWORDLESS_OTP_GRANT_TYPE,
+    BackchannelAuthenticationResponse, AUTHORIZATION_CODE_GRANT_TYPE, PASSWORDLESS_OTP_GRANT_TYPE,
 };
 use axum::{
     extract::State,
@@ -16,7 +15,7 @@ use crate::{
     ciba::{self, RequesterContext, CIBA_GRANT, REFRESH_GRANT},
     client_auth,
     error::OAuthError,
-    passwordless,
+    mfa, passwordless,
 };
 
 pub async fn bc_authorize(
@@ -53,7 +52,7 @@ pub async fn token(
     RequesterAddr(ip): RequesterAddr,
     headers: HeaderMap,
     Form(params): Form,
-) -> Result<NoStore<TokenResponse>, TokenEndpointError> {
+) -> Result<Response, TokenEndpointError> {
     let assent = &state.assent;
     let client =
         client_auth::authenticate_cached(assent, &headers, &params, &assent.endpoints.token, ip)
@@ -68,6 +67,16 @@ pub async fn token(
             client.confirm(assent).await?;
             passwordless::authorization_code_grant(assent, &client.row, &params).await?
         }
+        Some(mfa::MFA_OTP_GRANT) => {
+            client.confirm(assent).await?;
+            mfa::otp_grant(assent, &client.row, &params).await?
+        }
+        Some(mfa::MFA_RECOVERY_CODE_GRANT) => {
+            client.confirm(assent).await?;
+            // Answers a new recovery code beside the tokens, as Auth0 does.
+            let answer = mfa::recovery_code_grant(assent, &client.row, &params).await?;
+            return Ok(NoStore(serde_json::to_value(answer).expect("serializable")).into_response());
+        }
         Some(REFRESH_GRANT) => {
             client.confirm(assent).await?;
             ciba::refresh(assent, &client.row, &params).await?
@@ -75,7 +84,9 @@ pub async fn token(
         Some(_) => {
             return Err(OAuthError::unsupported_grant_type(
                 "grant_type must be urn:openid:params:grant-type:ciba, refresh_token, \
-                 http://auth0.com/oauth/grant-type/passwordless/otp or authorization_code",
+                 http://auth0.com/oauth/grant-type/passwordless/otp, authorization_code, \
+                 http://auth0.com/oauth/grant-type/mfa-otp or \
+                 http://auth0.com/oauth/grant-type/mfa-recovery-code",
             )
             .into())
         }
@@ -83,7 +94,7 @@ pub async fn token(
             return Err(OAuthError::invalid_request("missing required parameter grant_type").into())
         }
     };
-    Ok(NoStore(response))
+    Ok(NoStore(response).into_response())
 }
 
 /// `POST /oauth/revoke` (RFC 7009): `200` with an empty body, whatever the

@@ -498,6 +498,26 @@ impl LoginRequest {
         let user = logged_in_user(assent, redeemed).await?;
         let now = assent.clock.now_ms();
         let amr = super::amr(redeemed.channel, redeemed.kind);
+        let profile = profile_claims(&user, &self.claims);
+        let scope = super::granted_scope(
+            assent,
+            client,
+            Some(BACKEND_SCOPE),
+            self.audience.as_deref(),
+        )
+        .await?;
+        let tokens = complete_login(
+            assent,
+            client,
+            &user,
+            redeemed,
+            &scope,
+            self.audience.as_deref(),
+            (!profile.is_empty()).then_some(&profile),
+        )
+        .await?;
+        // The session records a completed login: after the tokens (a login
+        // that needs a second factor has none yet).
         let session_id = match self.session_id {
             Some(id) => {
                 if !assent
@@ -525,24 +545,6 @@ impl LoginRequest {
                 id
             }
         };
-        let profile = profile_claims(&user, &self.claims);
-        let scope = super::granted_scope(
-            assent,
-            client,
-            Some(BACKEND_SCOPE),
-            self.audience.as_deref(),
-        )
-        .await?;
-        let tokens = complete_login(
-            assent,
-            client,
-            &user,
-            redeemed,
-            &scope,
-            self.audience.as_deref(),
-            (!profile.is_empty()).then_some(&profile),
-        )
-        .await?;
         Ok(BackendTokens { tokens, session_id })
     }
 }

@@ -784,8 +784,8 @@ fn amr(channel: DeliveryChannel, kind: CodeKind) -> &'static str {
 }
 
 /// The login a redeemed code completes: tokens for `scope`/`audience`.
-/// This is where a login's first factor ends, and so where a policy of a
-/// second factor would step in before tokens are issued.
+/// This is where a login's first factor ends: the client's MFA policy
+/// ([`crate::mfa::gate`]) may answer `mfa_required` instead of tokens.
 pub(crate) async fn complete_login(
     assent: &Assent,
     client: &ClientRow,
@@ -795,6 +795,21 @@ pub(crate) async fn complete_login(
     audience: Option<&str>,
     id_token_claims: Option<&serde_json::Map<String, serde_json::Value>>,
 ) -> Result<TokenResponse, OAuthError> {
+    let amr = amr(redeemed.channel, redeemed.kind);
+    // A second factor, when the client's policy asks for one: the answer is
+    // then Auth0's mfa_required with the token of the MFA API.
+    crate::mfa::gate(
+        assent,
+        client,
+        &crate::mfa::FirstFactor {
+            user,
+            scope,
+            audience,
+            amr,
+            nonce: redeemed.nonce.as_deref(),
+        },
+    )
+    .await?;
     let now = assent.clock.now_ms();
     let grant = Grant {
         user_sub: &user.sub,
@@ -803,7 +818,7 @@ pub(crate) async fn complete_login(
         audience,
         authorization_details: None,
         acr: None,
-        amr: Some(amr(redeemed.channel, redeemed.kind)),
+        amr: Some(amr),
         auth_time: now / 1000,
         auth_req_id: None,
         nonce: redeemed.nonce.as_deref(),

@@ -43,6 +43,8 @@ row! {
         pub redirect_uris: String,
         /// Whether the back-end OTP API answers the code it sent.
         pub otp_code_in_response: bool,
+        /// Whether its logins need a second factor.
+        pub mfa_policy: super::MfaPolicy,
     }
 }
 
@@ -69,19 +71,20 @@ pub struct ClientChanges {
     /// Space-separated, replacing the current ones (empty: none).
     pub redirect_uris: Option<String>,
     pub otp_code_in_response: Option<bool>,
+    pub mfa_policy: Option<super::MfaPolicy>,
 }
 
 const CLIENT_COLUMNS: &str = "client_id, name, token_endpoint_auth_method, secret_sha256, jwks, \
      id_token_signed_response_alg, grant_types, created_at, number_matching, user_verification, \
-     client_uri, logo_sha256, redirect_uris, otp_code_in_response";
+     client_uri, logo_sha256, redirect_uris, otp_code_in_response, mfa_policy";
 
 impl Store {
     pub async fn insert_client(&self, c: &ClientRow) -> Result<(), StorageError> {
         let sql = "INSERT INTO clients (client_id, name, token_endpoint_auth_method, \
                    secret_sha256, jwks, id_token_signed_response_alg, grant_types, created_at, \
                    number_matching, user_verification, client_uri, redirect_uris, \
-                   otp_code_in_response) \
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+                   otp_code_in_response, mfa_policy) \
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
         let params = params![
             &c.client_id,
             &c.name,
@@ -96,6 +99,7 @@ impl Store {
             &c.client_uri,
             &c.redirect_uris,
             c.otp_code_in_response,
+            c.mfa_policy,
         ];
         self.statement(sql, &params).execute().await.map(|_| ())
     }
@@ -114,7 +118,8 @@ impl Store {
              client_uri = CASE WHEN $5 THEN $6 ELSE client_uri END, \
              grant_types = COALESCE($7, grant_types), \
              redirect_uris = COALESCE($8, redirect_uris), \
-             otp_code_in_response = CASE WHEN $9 THEN $10 ELSE otp_code_in_response END \
+             otp_code_in_response = CASE WHEN $9 THEN $10 ELSE otp_code_in_response END, \
+             mfa_policy = COALESCE($11, mfa_policy) \
              WHERE client_id = $1 RETURNING {CLIENT_COLUMNS}"
         );
         let params = params![
@@ -128,6 +133,7 @@ impl Store {
             changes.redirect_uris.as_deref(),
             changes.otp_code_in_response.is_some(),
             changes.otp_code_in_response.unwrap_or(false),
+            changes.mfa_policy.map(|p| p.as_str()),
         ];
         self.statement(&sql, &params).fetch_optional().await
     }

@@ -75,6 +75,7 @@ impl Store {
         // Passwordless codes an hour past expiry, ended 15-minute windows
         // of its counters, and sessions past expiry.
         self.purge_passwordless(now - 3_600_000).await?;
+        self.purge_mfa_tokens(now - 3_600_000).await?;
         Ok(PurgeCounts {
             auth_requests,
             refresh_tokens,

@@ -37,6 +37,7 @@ pub mod housekeeping;
 mod inline;
 pub mod jtis;
 pub mod messages;
+pub mod mfa;
 pub mod outbox;
 pub mod passwordless;
 pub mod raw;
@@ -54,6 +55,7 @@ pub use decisions::{ChallengeDecision, DecisionTarget, MatchFailure, MAX_MATCH_F
 pub use devices::{DeviceRow, EnrollOutcome};
 pub use housekeeping::{PurgeCounts, MESSAGE_RETENTION_MS, PURGE_BATCH};
 pub use messages::{ClaimedMessage, MessageState, MessageStatus};
+pub use mfa::{AuthenticatorKind, AuthenticatorRow, MfaPolicy, MfaTokenRow};
 pub use outbox::{
     ClaimedPushJob, DeviceEventRow, EventKind, EventListener, Notification, PushJobState,
 };

@@ -24,6 +24,7 @@ mod faults;
 mod housekeeping;
 mod http_hygiene;
 mod keys;
+mod mfa;
 mod oauth4webapi;
 mod openapi;
 mod outbound;
