@@ -250,17 +250,22 @@ pub async fn associate(
 /// The `otpauth://` URI authenticator apps scan (Key Uri Format): labelled
 /// with the issuer's host and the user's address or id.
 fn otpauth_uri(issuer: &str, client_name: &str, user: &UserRow, secret: &str) -> String {
-    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    // Unreserved characters stay as they are (RFC 3986 2.3), as apps show them.
+    const PART: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'.')
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'~');
     let host = reqwest::Url::parse(issuer)
         .ok()
         .and_then(|u| u.host_str().map(str::to_string))
         .unwrap_or_else(|| client_name.to_string());
     let account = user.email.clone().unwrap_or_else(|| user.sub.clone());
-    let label = format!("{host}:{account}");
+    let host_part = utf8_percent_encode(&host, PART);
     format!(
-        "otpauth://totp/{}?secret={secret}&issuer={}&algorithm=SHA1&digits={TOTP_DIGITS}&period={TOTP_STEP_SECS}",
-        utf8_percent_encode(&label, NON_ALPHANUMERIC),
-        utf8_percent_encode(&host, NON_ALPHANUMERIC),
+        "otpauth://totp/{host_part}:{}?secret={secret}&issuer={host_part}&algorithm=SHA1&digits={TOTP_DIGITS}&period={TOTP_STEP_SECS}",
+        utf8_percent_encode(&account, PART),
     )
 }
 
@@ -512,6 +517,26 @@ async fn complete(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn otpauth_uris_name_the_issuer_host_and_the_user() {
+        let user = UserRow {
+            sub: "auth0|bob".into(),
+            email: Some("bob+mfa@example.com".into()),
+            email_verified: true,
+            phone_number: None,
+            phone_verified: false,
+            name: None,
+            blocked: false,
+            created_at: 0,
+            updated_at: 0,
+        };
+        assert_eq!(
+            otpauth_uri("https://login.example.com/", "Shop", &user, "ABC"),
+            "otpauth://totp/login.example.com:bob%2Bmfa%40example.com?secret=ABC\
+             &issuer=login.example.com&algorithm=SHA1&digits=6&period=30"
+        );
+    }
 
     #[test]
     fn totp_matches_rfc_6238_and_allows_one_step_of_drift() {
