@@ -92,6 +92,7 @@ async fn schemathesis_finds_nothing_the_openapi_document_does_not_describe() {
     .await;
     let admin_token = admin["token"].as_str().unwrap().to_string();
     let access_token = access_token(&base, &client, state.path()).await;
+    let mfa_token = mfa_token(&db.url, &base).await;
 
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
@@ -109,6 +110,7 @@ async fn schemathesis_finds_nothing_the_openapi_document_does_not_describe() {
         .env("ASSENT_ST_CLIENT_SECRET", &client.client_secret)
         .env("ASSENT_ST_ADMIN_TOKEN", &admin_token)
         .env("ASSENT_ST_ACCESS_TOKEN", &access_token)
+        .env("ASSENT_ST_MFA_TOKEN", &mfa_token)
         .env("ASSENT_ST_METRICS_TOKEN", METRICS_TOKEN)
         // Its reports and caches stay out of the work tree.
         .current_dir(dir.path())
@@ -181,4 +183,53 @@ async fn access_token(base: &str, client: &CliClient, state: &std::path::Path) -
         .as_str()
         .unwrap_or_else(|| panic!("tokens: {tokens}"))
         .to_string()
+}
+
+/// An `mfa_token` of alice for `/mfa/authenticators`: the `mfa_required`
+/// answer to a first-factor login (the back-end OTP API, which answers its
+/// code to this client) of a client whose policy requires a second factor.
+/// It lives 10 minutes, longer than the run, and nothing in the run spends
+/// it (that takes a TOTP code).
+async fn mfa_token(database_url: &str, base: &str) -> String {
+    let client = CliClient::create(
+        database_url,
+        "Schemathesis MFA",
+        &[
+            "--grant-types",
+            assent_shared::oauth::PASSWORDLESS_OTP_GRANT_TYPE,
+            "--otp-code-in-response",
+            "true",
+            "--mfa",
+            "required",
+        ],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let login = |path: &str, body: Value| {
+        http.post(format!("{base}{path}"))
+            .basic_auth(&client.client_id, Some(&client.client_secret))
+            .json(&body)
+            .send()
+    };
+    let email =
+        serde_json::json!({ "identifier_type": "email", "identifier": "alice@example.com" });
+    let sent: Value = login("/backend-auth/otp/send", email.clone())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let code = sent["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a code: {sent}"));
+    let mut body = email;
+    body["passcode"] = code.into();
+    let refused: Value = login("/backend-auth/otp/authenticate", body)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(refused["error"], "mfa_required", "{refused}");
+    refused["mfa_token"].as_str().unwrap().to_string()
 }
