@@ -3,7 +3,7 @@
 //! `/oauth/token` ([`super::oauth::token`]).
 
 use axum::{
-    extract::{Path, State},
+    extract::{rejection::PathRejection, Path, State},
     http::{header, HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
@@ -100,11 +100,14 @@ async fn token_of(state: &AppState, headers: &HeaderMap) -> Result<MfaTokenRow, 
     let token = bearer(headers, None)?;
     mfa::live_token(&state.assent, token, None)
         .await
-        .map_err(|_| {
-            OAuthError::bearer(
+        .map_err(|e| match e.code {
+            // A failure of the server stays one; any refusal of the token
+            // is the Bearer error a protected resource answers.
+            crate::error::OAuthErrorCode::ServerError => e,
+            _ => OAuthError::bearer(
                 crate::error::OAuthErrorCode::InvalidToken,
                 "the mfa_token is unknown, spent or expired",
-            )
+            ),
         })
 }
 
@@ -119,9 +122,13 @@ pub async fn list_authenticators(
 pub async fn delete_authenticator(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, OAuthError> {
     let token = token_of(&state, &headers).await?;
+    // An id that is not UTF-8 names no authenticator.
+    let Ok(Path(id)) = id else {
+        return Err(OAuthError::not_found("no such authenticator"));
+    };
     mfa::delete(&state.assent, &token, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

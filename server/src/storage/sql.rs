@@ -95,6 +95,14 @@ where
     Option<i64>: Encode<'q, DB> + Type<DB>,
     bool: Encode<'q, DB> + Type<DB>,
 {
+    // The transactions (`on_pool!`) bind through here: no backend stores a
+    // NUL, so it is the input's fault, refused before the statement runs.
+    if let Some(i) = params
+        .iter()
+        .position(|p| matches!(p, Param::Text(Some(text)) if text.contains('\0')))
+    {
+        return Err(StorageError::UnstorableText { parameter: i + 1 });
+    }
     let mut args = DB::Arguments::default();
     for param in params {
         match *param {

@@ -277,6 +277,15 @@ on_both_backends! {
             .unwrap();
         assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
         assert_eq!(authenticators(&server, &token).await, json!([]));
+        // Ids no authenticator can have: a JSON refusal, never a 500.
+        for (path, status, code) in [
+            ("/mfa/authenticators/a%00b", StatusCode::BAD_REQUEST, "invalid_request"),
+            ("/mfa/authenticators/%FF", StatusCode::NOT_FOUND, "not_found"),
+            (&format!("/mfa/authenticators/{id}"), StatusCode::NOT_FOUND, "not_found"),
+        ] {
+            let response = server.http.delete(server.url(path)).bearer_auth(&token).send().await.unwrap();
+            expect_error(response, status, code).await;
+        }
     }
 }
 
