@@ -70,11 +70,9 @@ impl ApprovalData {
 
 /// `custom_sms_input`.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct CustomSmsInput {
-    #[serde(default)]
     pub custom_message: Option<String>,
-    #[serde(default)]
     pub sender_id: Option<String>,
 }
 
@@ -429,6 +427,8 @@ pub async fn authenticate_magic_link(
 /// What both authenticate calls ask for besides the code.
 struct LoginRequest {
     audience: Option<String>,
+    /// What the tokens will grant, checked against the client's grants.
+    scope: String,
     session_id: Option<String>,
     /// The user of the live session `session_id` names.
     session_user: Option<String>,
@@ -454,16 +454,8 @@ impl LoginRequest {
         ClientAttributes::from_params(params)?;
         let audience = parse_audience(params)?;
         // Checked now, before the code is spent.
-        if audience.is_some() {
-            let scopes: Vec<String> = BACKEND_SCOPE.split(' ').map(str::to_string).collect();
-            crate::apis::authorize(
-                &assent.store,
-                &client.client_id,
-                audience.as_deref(),
-                &scopes,
-            )
-            .await?;
-        }
+        let scope =
+            super::granted_scope(assent, client, Some(BACKEND_SCOPE), audience.as_deref()).await?;
         let claims = match params.get("claims") {
             None => Vec::new(),
             Some(text) => parse_claims_request(text)?,
@@ -483,6 +475,7 @@ impl LoginRequest {
         };
         Ok(Self {
             audience,
+            scope,
             session_id,
             session_user,
             claims,
@@ -499,19 +492,12 @@ impl LoginRequest {
         let now = assent.clock.now_ms();
         let amr = super::amr(redeemed.channel, redeemed.kind);
         let profile = profile_claims(&user, &self.claims);
-        let scope = super::granted_scope(
-            assent,
-            client,
-            Some(BACKEND_SCOPE),
-            self.audience.as_deref(),
-        )
-        .await?;
         let tokens = complete_login(
             assent,
             client,
             &user,
             redeemed,
-            &scope,
+            &self.scope,
             self.audience.as_deref(),
             (!profile.is_empty()).then_some(&profile),
         )

@@ -213,11 +213,9 @@ async fn user_failures(assent: &Assent, subject: &str, count: bool) -> Result<()
 /// The end user's context a back end passes on (`client_attributes`),
 /// shown in the e-mail so the user can tell whether they asked.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ClientAttributes {
-    #[serde(default)]
     pub user_agent: Option<String>,
-    #[serde(default)]
     pub ip_address: Option<String>,
 }
 
@@ -347,27 +345,18 @@ fn require_channel(assent: &Assent, channel: DeliveryChannel) -> Result<(), OAut
 ///
 /// Other keys (Auth0's libraries add some of their own) are ignored.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
 pub struct LinkParams {
-    #[serde(default)]
     pub scope: Option<String>,
-    #[serde(default)]
     pub redirect_uri: Option<String>,
-    #[serde(default)]
     pub response_type: Option<String>,
-    #[serde(default)]
     pub state: Option<String>,
-    #[serde(default)]
     pub nonce: Option<String>,
-    #[serde(default)]
     pub audience: Option<String>,
-    #[serde(default)]
     pub resource: Option<String>,
-    #[serde(default)]
     pub code_challenge: Option<String>,
-    #[serde(default)]
     pub code_challenge_method: Option<String>,
     /// Auth0 accepts `oauth2`/`oidc`; both mean the same here.
-    #[serde(default)]
     pub protocol: Option<String>,
 }
 
