@@ -57,7 +57,7 @@ impl Params {
             }
             // No backend stores a NUL; say which parameter before any I/O.
             if name.contains('\0') || value.contains('\0') {
-                let shown: String = name.chars().filter(|c| *c != '\0').take(64).collect();
+                let shown = shown_name(&name);
                 return Err(OAuthError::invalid_request(format!(
                     "parameter {shown} contains a NUL character, which is not allowed"
                 )));
@@ -109,14 +109,14 @@ impl Params {
                     value.to_string()
                 }
                 Value::Object(_) | Value::Array(_) => {
-                    let shown: String = name.chars().take(64).collect();
+                    let shown = shown_name(&name);
                     return Err(OAuthError::invalid_request(format!(
                         "parameter {shown} must be a string"
                     )));
                 }
             };
             if text.contains('\0') {
-                let shown: String = name.chars().take(64).collect();
+                let shown = shown_name(&name);
                 return Err(OAuthError::invalid_request(format!(
                     "parameter {shown} contains a NUL character, which is not allowed"
                 )));
@@ -266,7 +266,7 @@ impl<'de> Visitor<'de> for StrictVisitor {
         while let Some(key) = map.next_key::<String>()? {
             let StrictValue(value) = map.next_value()?;
             if fields.contains_key(&key) {
-                let shown: String = key.chars().take(64).collect();
+                let shown = shown_name(&key);
                 return Err(de::Error::custom(format!("key {shown} is repeated")));
             }
             fields.insert(key, value);
@@ -275,8 +275,14 @@ impl<'de> Visitor<'de> for StrictVisitor {
     }
 }
 
+/// A parameter name as an error description quotes it: at most 64
+/// characters, never a NUL (descriptions reach logs and error bodies).
+fn shown_name(name: &str) -> String {
+    name.chars().filter(|c| *c != '\0').take(64).collect()
+}
+
 fn repeated(name: &str) -> OAuthError {
-    let shown: String = name.chars().take(64).collect();
+    let shown = shown_name(name);
     OAuthError::invalid_request(format!("parameter {shown} is repeated"))
 }
 
@@ -336,6 +342,7 @@ mod tests {
         for (body, needle) in [
             (&br#"{"a":"1","a":"2"}"#[..], "key a is repeated"),
             (br#"{"authParams":{"x":"1","x":"2"}}"#, "key x is repeated"),
+            (br#"{"a\u0000b":"1","a\u0000b":"2"}"#, "key ab is repeated"),
             (
                 br#"{"scope":{"openid":true}}"#,
                 "parameter scope must be a string",
