@@ -262,6 +262,7 @@ fn crypto(c: &mut Criterion) {
                 challenge_sha256: "h".into(),
                 match_code_sha256: Some(assent_server::secrets::match_code_sha256(&id, "47")),
                 user_verification_required: false,
+                mfa_token_sha256: None,
             };
             store
                 .insert_auth_request(
@@ -323,7 +324,7 @@ fn crypto(c: &mut Criterion) {
                 .unwrap();
             assert!(decided);
             store
-                .poll_auth_request(&sha256_hex(&auth_req), "client", now, Some(&digest))
+                .poll_auth_request(&sha256_hex(&auth_req), "client", now, Some(&digest), None)
                 .await
                 .unwrap()
                 .unwrap()

@@ -11,7 +11,7 @@
 use crate::{
     clock::now_ms,
     error::OAuthError,
-    storage::{ApiRow, ClientGrantRow, StorageError, Store},
+    storage::{ApiRow, ClientGrantRow, MfaPolicy, StorageError, Store},
 };
 
 /// The OpenID Connect scopes this server gives meaning to (Core 5.4 and
@@ -34,6 +34,7 @@ pub struct NewApi {
     pub identifier: String,
     pub name: String,
     pub scopes: Vec<String>,
+    pub mfa_policy: MfaPolicy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -140,11 +141,25 @@ pub async fn create(store: &Store, new: NewApi) -> Result<ApiRow, ApiError> {
         name: name.to_string(),
         scopes: checked_scopes(&new.scopes)?.join(" "),
         created_at: now_ms(),
+        mfa_policy: new.mfa_policy,
     };
     if !store.insert_api(&row).await? {
         return Err(ApiError::Taken(row.identifier));
     }
     Ok(row)
+}
+
+/// Sets whether logins for tokens of an API need a second factor.
+pub async fn set_mfa_policy(
+    store: &Store,
+    identifier: &str,
+    policy: MfaPolicy,
+) -> Result<(), ApiError> {
+    if store.set_api_mfa_policy(identifier, policy).await? {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound(identifier.to_string()))
+    }
 }
 
 /// Deletes an API and every grant of it. Tokens already issued for it stay

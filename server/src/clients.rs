@@ -88,12 +88,13 @@ pub enum ClientError {
 }
 
 /// The grant types a client may be given.
-pub const SUPPORTED_GRANTS: [&str; 6] = [
+pub const SUPPORTED_GRANTS: [&str; 7] = [
     CIBA_GRANT,
     REFRESH_GRANT,
     assent_shared::oauth::PASSWORDLESS_OTP_GRANT_TYPE,
     assent_shared::oauth::AUTHORIZATION_CODE_GRANT_TYPE,
     crate::mfa::MFA_OTP_GRANT,
+    crate::mfa::MFA_OOB_GRANT,
     crate::mfa::MFA_RECOVERY_CODE_GRANT,
 ];
 

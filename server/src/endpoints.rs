@@ -13,6 +13,9 @@ pub struct Endpoints {
     pub passwordless_link: String,
     /// The back-end one-time login API (magic links and passcodes).
     pub backend_auth: String,
+    /// The audience of access tokens for the MFA API (Auth0's
+    /// `https://{domain}/mfa/`).
+    pub mfa_audience: String,
 }
 
 impl Endpoints {
@@ -28,6 +31,7 @@ impl Endpoints {
             passwordless_start: format!("{base}/passwordless/start"),
             passwordless_link: format!("{base}/passwordless/link"),
             backend_auth: format!("{base}/backend-auth"),
+            mfa_audience: format!("{base}/mfa/"),
         }
     }
 

@@ -36,6 +36,7 @@
 pub mod admin;
 pub mod alerts;
 pub mod apis;
+pub mod approval;
 pub mod cache;
 pub mod challenge;
 pub mod ciba;

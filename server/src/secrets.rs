@@ -30,12 +30,19 @@ pub fn new_secret() -> String {
 /// uniformly drawn: values of the random `u32` at or above the largest
 /// multiple of 10^digits are drawn again, so no code is likelier than another.
 pub fn match_code(digits: u8) -> String {
-    let modulus = 10u32.pow(u32::from(digits));
-    let limit = u32::MAX - u32::MAX % modulus;
+    numeric_code(digits)
+}
+
+/// A code of `digits` decimal digits (at most 18), uniform (rejection
+/// sampling): number-matching codes, and one-time codes sent by SMS or
+/// e-mail.
+pub fn numeric_code(digits: u8) -> String {
+    let modulus = 10u64.pow(u32::from(digits));
+    let limit = u64::MAX - u64::MAX % modulus;
     loop {
-        let mut bytes = [0u8; 4];
+        let mut bytes = [0u8; 8];
         rand::fill(&mut bytes).expect("the operating system's random source failed");
-        let value = u32::from_le_bytes(bytes);
+        let value = u64::from_le_bytes(bytes);
         if value < limit {
             return format!("{:0width$}", value % modulus, width = usize::from(digits));
         }

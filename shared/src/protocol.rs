@@ -280,6 +280,28 @@ pub struct ChallengeClaims {
     /// The client's logo, served by this server (never a third party's URL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logo_uri: Option<String>,
+    /// What approving does: log the user in to the client from elsewhere
+    /// (CIBA, the default, not written), or complete a sign-in the user
+    /// started themselves as its second factor (the MFA API's push).
+    #[serde(default, skip_serializing_if = "RequestPurpose::is_backchannel")]
+    pub purpose: RequestPurpose,
+}
+
+/// Why a device is asked ([`ChallengeClaims::purpose`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestPurpose {
+    /// A back-channel login (CIBA): someone else started it for the user.
+    #[default]
+    Backchannel,
+    /// The second factor of a sign-in the user is doing at the client.
+    Mfa,
+}
+
+impl RequestPurpose {
+    pub fn is_backchannel(&self) -> bool {
+        *self == RequestPurpose::Backchannel
+    }
 }
 
 /// Answer of `GET /device/v1/requests`: the pending challenges, newest

@@ -86,6 +86,8 @@ fn build() -> Value {
         user_verification_required: false,
         client_uri: Some("https://bank.example".into()),
         logo_uri: Some(format!("{SERVER}/clients/cc-desk/logo?v=3f2a9c4b1d0e8f7a")),
+        // Not written: the vectors stay those of protocol version 1.
+        purpose: assent_shared::protocol::RequestPurpose::Backchannel,
     };
     let challenge_jws = server.sign(typ::CHALLENGE, Some(&server_pin), false, &challenge);
     let challenge_hash = sha256_b64url(challenge_jws.as_bytes());

@@ -52,6 +52,7 @@ impl TestClient {
                     identifier: identifier.into(),
                     name: format!("API {identifier}"),
                     scopes: scopes.clone(),
+                    mfa_policy: assent_server::storage::MfaPolicy::Off,
                 },
             )
             .await

@@ -128,13 +128,42 @@ fn binding(method: &str, url: &str) -> RequestBinding {
 /// An HTTP client fit for the protocol: bounded time, no redirects (a
 /// redirect could carry a signed request to a URL it was not signed for).
 pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
+    with_extra_roots(reqwest::Client::builder())
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(30))
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("assent-device/", env!("CARGO_PKG_VERSION")))
         .build()
         .expect("HTTP client")
+}
+
+/// The environment variable naming a PEM file of certificate authorities
+/// to trust besides the public web roots: for a server whose certificate a
+/// private (company) CA issued.
+pub const CA_FILE_ENV: &str = "ASSENT_CA_FILE";
+
+/// Adds the authorities of [`CA_FILE_ENV`], when it is set. A file that
+/// cannot be read or holds no certificate stops the device: silently
+/// trusting less than asked would only fail later, less clearly.
+fn with_extra_roots(mut builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+    let Some(path) = std::env::var_os(CA_FILE_ENV) else {
+        return builder;
+    };
+    let pem = std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{CA_FILE_ENV}={}: {e}", path.to_string_lossy()));
+    let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+        .ok()
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| {
+            panic!(
+                "{CA_FILE_ENV}={}: no PEM certificate in the file",
+                path.to_string_lossy()
+            )
+        });
+    for certificate in certificates {
+        builder = builder.add_root_certificate(certificate);
+    }
+    builder
 }
 
 /// The largest answer read from a server: the pending list (at most 100
@@ -323,7 +352,7 @@ impl DeviceClient {
     ) -> Result<EventStream, DeviceClientError> {
         let url = self.url(path::EVENTS);
         // A stream may stay open for an hour: no overall timeout here.
-        let client = reqwest::Client::builder()
+        let client = with_extra_roots(reqwest::Client::builder())
             .connect_timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
             .build()

@@ -6,12 +6,7 @@
 mod request;
 mod tokens;
 
-use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
-
-use assent_shared::{
-    oauth::{Assurance, BackchannelAuthenticationResponse},
-    protocol::{self, ChallengeClaims, Requester},
-};
+use assent_shared::{oauth::BackchannelAuthenticationResponse, protocol::RequestPurpose};
 
 pub use request::{
     parse_audience, parse_backchannel_request, parse_scope, validate_binding_message,
@@ -19,16 +14,13 @@ pub use request::{
 };
 pub use tokens::{poll, refresh};
 
+pub use crate::approval::RequesterContext;
 use crate::{
-    challenge,
+    approval,
     client_auth::AuthenticatedClient,
     error::OAuthError,
-    secrets::{self, new_secret, random_token, sha256_hex},
     state::Assent,
-    storage::{
-        FloodLimit, FloodLimits, InsertRequestOutcome, NewAuthRequest, NumberMatching, UserLookup,
-        UserVerificationPolicy,
-    },
+    storage::UserLookup,
     tokens::{verify_id_token_hint, IdTokenHintError},
 };
 
@@ -40,13 +32,6 @@ pub const REFRESH_GRANT: &str = assent_shared::oauth::REFRESH_TOKEN_GRANT_TYPE;
 pub const STANDARD_SCOPES: [&str; 4] = crate::apis::OPENID_SCOPES;
 
 const MAX_SCOPE_LEN: usize = 1024;
-
-/// Where a request came from, shown to the user who approves it.
-#[derive(Debug, Clone, Default)]
-pub struct RequesterContext {
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-}
 
 pub(crate) use crate::issuance::client_has_grant;
 
@@ -101,159 +86,30 @@ pub async fn start_backchannel(
         .collect::<Vec<_>>()
         .join(" ");
 
-    let settings = &assent.settings;
-    let expires_in = request.requested_expiry.unwrap_or(settings.request_expiry);
-    let now = assent.clock.now_ms();
-    let auth_req_id = new_secret();
-    let id = uuid::Uuid::new_v4().to_string();
-    // What approving needs: the client's policy, raised by acr_values.
-    let needs = Assurance {
-        number_match: client.number_matching == NumberMatching::Required,
-        user_verification: client.user_verification == UserVerificationPolicy::Required,
-    }
-    .union(request.min_assurance);
-    let match_code = needs
-        .number_match
-        .then(|| secrets::match_code(settings.match_code_digits));
-    let base_url = assent.endpoints.issuer.trim_end_matches('/');
-    let nonce = random_token(16);
-    let requester_user_agent: Option<String> = requester
-        .user_agent
-        .map(|ua| ua.chars().take(512).collect());
-    let expires_at = now + expires_in as i64 * 1000;
-    let challenge = challenge::sign(
-        &assent.keys.get(),
-        &ChallengeClaims {
-            v: protocol::VERSION,
-            // The base URL devices enrolled with: no trailing slash.
-            iss: base_url.to_string(),
-            request_id: id.clone(),
-            nonce: nonce.clone(),
-            client_id: client.client_id.clone(),
-            client_name: client.name.clone(),
-            binding_message: request.binding_message.clone(),
-            scope: scope.split(' ').map(str::to_string).collect(),
-            audience: request.audience.clone(),
-            authorization_details: request
-                .authorization_details
-                .as_deref()
-                .and_then(|d| serde_json::from_str(d).ok()),
-            requester: Requester {
-                ip: requester.ip.clone(),
-                user_agent: requester_user_agent.clone(),
-            },
-            iat: now / 1000,
-            exp: expires_at / 1000,
-            match_code_digits: match_code.is_some().then_some(settings.match_code_digits),
-            user_verification_required: needs.user_verification,
-            client_uri: client.client_uri.clone(),
-            // The logo's digest in the URL: a device may cache it for good.
-            logo_uri: client.logo_sha256.as_ref().map(|sha256| {
-                format!(
-                    "{base_url}/clients/{}/logo?v={}",
-                    utf8_percent_encode(&client.client_id, NON_ALPHANUMERIC),
-                    &sha256[..16]
-                )
-            }),
+    let expires_in = request
+        .requested_expiry
+        .unwrap_or(assent.settings.request_expiry);
+    let asked = approval::ask(
+        assent,
+        approval::Ask {
+            client: authenticated,
+            user: &user,
+            scope: &scope,
+            audience: request.audience.as_deref(),
+            binding_message: request.binding_message,
+            authorization_details: request.authorization_details,
+            requester,
+            expires_in,
+            min_assurance: request.min_assurance,
+            purpose: RequestPurpose::Backchannel,
+            mfa_token_sha256: None,
         },
-    );
-    let match_code_sha256 = match_code
-        .as_deref()
-        .map(|code| secrets::match_code_sha256(&id, code));
-    let row = NewAuthRequest {
-        id,
-        auth_req_id_sha256: sha256_hex(&auth_req_id),
-        client_id: client.client_id.clone(),
-        scope,
-        binding_message: request.binding_message,
-        audience: request.audience,
-        authorization_details: request.authorization_details,
-        requester_ip: requester.ip,
-        requester_user_agent,
-        created_at: now,
-        expires_at,
-        poll_interval: settings.poll_interval as i64,
-        nonce,
-        challenge_jws: challenge.jws,
-        challenge_sha256: challenge.sha256,
-        match_code_sha256,
-        user_verification_required: needs.user_verification,
-    };
-    let limits = FloodLimits {
-        per_client_per_minute: settings.requests_per_client_per_minute,
-        per_user_per_minute: settings.requests_per_user_per_minute,
-        pending: settings.max_pending_per_user,
-    };
-    let outcome = assent
-        .store
-        .insert_auth_request(
-            &row,
-            &user,
-            authenticated.unconfirmed_secret_sha256(),
-            limits,
-        )
-        .await?;
-    match outcome {
-        InsertRequestOutcome::Created { push_jobs } => {
-            tracing::info!(request_id = %row.id, client_id = %row.client_id, "back-channel request started");
-            assent.delivery.announce_request(push_jobs > 0);
-            Ok(BackchannelAuthenticationResponse {
-                auth_req_id,
-                expires_in,
-                interval: settings.poll_interval,
-                match_code,
-            })
-        }
-        InsertRequestOutcome::UnknownUser => Err(OAuthError::unknown_user_id(
-            "the hint does not identify a known user",
-        )),
-        InsertRequestOutcome::BlockedUser => Err(OAuthError::access_denied("the user is blocked")),
-        InsertRequestOutcome::Muted { until, reason } => {
-            metrics::counter!("assent_requests_refused_total", "reason" => "muted").increment(1);
-            let why = match reason.as_deref() {
-                Some("not_me") => "the user answered \"This wasn't me\" to a recent request",
-                _ => "the user denied several requests in a row",
-            };
-            Err(OAuthError::access_denied(format!(
-                "new requests for this user are paused until {} because {why}; \
-                 the user can resume them from their device",
-                crate::clock::rfc3339(until)
-            )))
-        }
-        InsertRequestOutcome::NoDevice => Err(OAuthError::invalid_request(
-            "the user has no enrolled device to approve the request: enroll one first",
-        )),
-        InsertRequestOutcome::Flooded {
-            limit,
-            retry_after_ms,
-        } => {
-            let (metric, text) = match limit {
-                FloodLimit::PerClient => (
-                    "per_client",
-                    format!(
-                        "this client may start at most {} requests per minute for one user",
-                        limits.per_client_per_minute
-                    ),
-                ),
-                FloodLimit::PerUser => (
-                    "per_user",
-                    format!(
-                        "the user may receive at most {} requests per minute",
-                        limits.per_user_per_minute
-                    ),
-                ),
-                FloodLimit::Pending => (
-                    "pending",
-                    format!("the user already has {} requests waiting", limits.pending),
-                ),
-            };
-            metrics::counter!("assent_requests_refused_total", "reason" => metric).increment(1);
-            let secs = (retry_after_ms as u64).div_ceil(1000).max(1);
-            Err(OAuthError::too_many_requests(
-                format!("{text}: try again in {secs} s"),
-                secs,
-            ))
-        }
-        InsertRequestOutcome::ClientGone => Err(authenticated.gone(assent)),
-    }
+    )
+    .await?;
+    Ok(BackchannelAuthenticationResponse {
+        auth_req_id: asked.handle,
+        expires_in: asked.expires_in,
+        interval: asked.interval,
+        match_code: asked.match_code,
+    })
 }

@@ -39,7 +39,13 @@ pub async fn poll(
     let confirm = authenticated.unconfirmed_secret_sha256();
     let polled = assent
         .store
-        .poll_auth_request(&sha256_hex(auth_req_id), &client.client_id, now, confirm)
+        .poll_auth_request(
+            &sha256_hex(auth_req_id),
+            &client.client_id,
+            now,
+            confirm,
+            None,
+        )
         .await?;
     let Some(row) = polled else {
         // Unknown to this client, or the cached client itself is gone.

@@ -4,11 +4,14 @@
 use clap::Subcommand;
 use serde_json::json;
 
-use super::output::{self, Table};
+use super::{
+    clients::parse_stored,
+    output::{self, Table},
+};
 use crate::{
     apis::{self, NewApi},
     clock::rfc3339,
-    storage::Store,
+    storage::{MfaPolicy, Store},
 };
 
 #[derive(Debug, Subcommand)]
@@ -25,9 +28,21 @@ pub enum ApiCommand {
         /// A scope the API defines; repeat, or separate with spaces.
         #[arg(long = "scope")]
         scopes: Vec<String>,
+        /// Whether logins for tokens of this API need a second factor: off,
+        /// if-enrolled or required (the stricter of this and the client's
+        /// policy applies).
+        #[arg(long, value_parser = parse_stored::<MfaPolicy>, default_value = "off")]
+        mfa: MfaPolicy,
         /// Print JSON for scripts.
         #[arg(long)]
         json: bool,
+    },
+    /// Change an API's MFA policy.
+    Update {
+        identifier: String,
+        /// off, if-enrolled or required.
+        #[arg(long, value_parser = parse_stored::<MfaPolicy>)]
+        mfa: MfaPolicy,
     },
     /// List the APIs, their scopes and the clients granted them.
     List {
@@ -66,6 +81,7 @@ pub async fn run(store: &Store, cmd: ApiCommand) -> anyhow::Result<()> {
             identifier,
             name,
             scopes,
+            mfa,
             json,
         } => {
             let api = apis::create(
@@ -74,6 +90,7 @@ pub async fn run(store: &Store, cmd: ApiCommand) -> anyhow::Result<()> {
                     identifier,
                     name,
                     scopes,
+                    mfa_policy: mfa,
                 },
             )
             .await?;
@@ -82,10 +99,15 @@ pub async fn run(store: &Store, cmd: ApiCommand) -> anyhow::Result<()> {
                     "identifier": api.identifier,
                     "name": api.name,
                     "scopes": words(&api.scopes),
+                    "mfa": api.mfa_policy.as_str(),
                     "created_at": rfc3339(api.created_at),
                 }));
             }
             output::text(&format!("registered API {}", api.identifier))
+        }
+        ApiCommand::Update { identifier, mfa } => {
+            apis::set_mfa_policy(store, &identifier, mfa).await?;
+            output::text(&format!("API {identifier}: mfa {}", mfa.as_str()))
         }
         ApiCommand::List { json } => {
             let (apis, grants) = (store.apis().await?, store.client_grants().await?);
@@ -102,6 +124,7 @@ pub async fn run(store: &Store, cmd: ApiCommand) -> anyhow::Result<()> {
                             "identifier": api.identifier,
                             "name": api.name,
                             "scopes": words(&api.scopes),
+                            "mfa": api.mfa_policy.as_str(),
                             "created_at": rfc3339(api.created_at),
                             "grants": granted,
                         })

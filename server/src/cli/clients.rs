@@ -123,7 +123,7 @@ pub struct LoginArgs {
     mfa: Option<MfaPolicy>,
 }
 
-fn parse_stored<T: std::str::FromStr<Err = String>>(s: &str) -> Result<T, String> {
+pub(super) fn parse_stored<T: std::str::FromStr<Err = String>>(s: &str) -> Result<T, String> {
     s.parse()
 }
 

@@ -25,6 +25,9 @@ use super::{
 #[derive(Debug, Clone, Serialize)]
 pub struct EnrollmentTicket {
     pub enrollment_uri: String,
+    /// What the database keeps of the ticket (the link holds the ticket).
+    #[serde(skip)]
+    pub ticket_sha256: String,
     pub user: String,
     /// Unix milliseconds.
     pub expires_at: i64,
@@ -58,11 +61,12 @@ pub async fn create_enrollment_ticket(
         .await?
         .ok_or_else(|| TicketError::UnknownUser(user_sub.to_string()))?;
     let ticket = new_secret();
+    let ticket_sha256 = sha256_hex(&ticket);
     let now = assent.clock.now_ms();
     let expires_at = now + ttl_secs as i64 * 1000;
     assent
         .store
-        .insert_enrollment_ticket(&sha256_hex(&ticket), &user.sub, now, expires_at)
+        .insert_enrollment_ticket(&ticket_sha256, &user.sub, now, expires_at)
         .await?;
     let uri = EnrollmentUri {
         version: protocol::VERSION,
@@ -73,6 +77,7 @@ pub async fn create_enrollment_ticket(
     };
     Ok(EnrollmentTicket {
         enrollment_uri: uri.to_uri(),
+        ticket_sha256,
         user: user.sub,
         expires_at,
     })

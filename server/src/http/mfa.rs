@@ -10,11 +10,10 @@ use axum::{
 
 use super::{form::Form, oauth::NoStore, AppState, RequesterAddr};
 use crate::{
+    approval::RequesterContext,
     client_auth,
     error::OAuthError,
-    mfa::{self, Association, AuthenticatorView, ChallengeAnswer},
-    params::Params,
-    storage::MfaTokenRow,
+    mfa::{self, Association, AuthenticatorView, Caller, ChallengeAnswer},
 };
 
 /// The `mfa_token` as a Bearer token (how Auth0 takes it at
@@ -38,26 +37,6 @@ fn bearer<'a>(headers: &'a HeaderMap, fallback: Option<&'a str>) -> Result<&'a s
     }
 }
 
-/// A list parameter: a JSON array (its JSON text, as the parser keeps it)
-/// or space-separated words in a form.
-fn list(params: &Params, name: &'static str) -> Result<Vec<String>, OAuthError> {
-    let Some(text) = params.get(name) else {
-        return Err(OAuthError::invalid_request(format!(
-            "missing required parameter {name}"
-        )));
-    };
-    if text.trim_start().starts_with('[') {
-        serde_json::from_str(text)
-            .map_err(|_| OAuthError::invalid_request(format!("{name} must be an array of strings")))
-    } else {
-        Ok(text
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect())
-    }
-}
-
 pub async fn associate(
     State(state): State<AppState>,
     RequesterAddr(ip): RequesterAddr,
@@ -65,16 +44,36 @@ pub async fn associate(
     Form(params): Form,
 ) -> Result<NoStore<Association>, OAuthError> {
     let assent = &state.assent;
-    let endpoint = format!(
-        "{}/mfa/associate",
-        assent.endpoints.issuer.trim_end_matches('/')
-    );
-    let client = client_auth::authenticate_cached(assent, &headers, &params, &endpoint, ip).await?;
-    client.confirm(assent).await?;
-    let token = bearer(&headers, params.get("mfa_token"))?;
-    let token = mfa::live_token(assent, token, Some(&client.row.client_id)).await?;
-    let types = list(&params, "authenticator_types")?;
-    mfa::associate(assent, &client.row, &token, &types)
+    let caller = Caller::from_bearer(assent, bearer(&headers, params.get("mfa_token"))?).await?;
+    // The token names its client; credentials in the body, when given
+    // (Auth0's SDKs send none here), must be that client's.
+    let credentials = params.get("client_id").is_some() || params.get("client_assertion").is_some();
+    let client =
+        if credentials {
+            let endpoint = format!(
+                "{}/mfa/associate",
+                assent.endpoints.issuer.trim_end_matches('/')
+            );
+            let client =
+                client_auth::authenticate_cached(assent, &headers, &params, &endpoint, ip).await?;
+            client.confirm(assent).await?;
+            if client.row.client_id != caller.client_id() {
+                return Err(OAuthError::invalid_grant(
+                    "the token was issued to another client",
+                ));
+            }
+            client.row
+        } else {
+            std::sync::Arc::new(assent.store.client(caller.client_id()).await?.ok_or_else(
+                || {
+                    OAuthError::bearer(
+                        crate::error::OAuthErrorCode::InvalidToken,
+                        "the token's client no longer exists",
+                    )
+                },
+            )?)
+        };
+    mfa::associate(assent, &client, &caller, &params)
         .await
         .map(NoStore)
 }
@@ -91,32 +90,28 @@ pub async fn challenge(
         assent.endpoints.issuer.trim_end_matches('/')
     );
     let client = client_auth::authenticate_cached(assent, &headers, &params, &endpoint, ip).await?;
-    mfa::challenge(assent, &client.row, &params)
+    let requester = RequesterContext {
+        ip: ip.map(|ip| ip.to_string()),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+    };
+    mfa::challenge(assent, &client, &params, requester)
         .await
         .map(NoStore)
 }
 
-async fn token_of(state: &AppState, headers: &HeaderMap) -> Result<MfaTokenRow, OAuthError> {
-    let token = bearer(headers, None)?;
-    mfa::live_token(&state.assent, token, None)
-        .await
-        .map_err(|e| match e.code {
-            // A failure of the server stays one; any refusal of the token
-            // is the Bearer error a protected resource answers.
-            crate::error::OAuthErrorCode::ServerError => e,
-            _ => OAuthError::bearer(
-                crate::error::OAuthErrorCode::InvalidToken,
-                "the mfa_token is unknown, spent or expired",
-            ),
-        })
+async fn caller_of(state: &AppState, headers: &HeaderMap) -> Result<Caller, OAuthError> {
+    Caller::from_bearer(&state.assent, bearer(headers, None)?).await
 }
 
 pub async fn list_authenticators(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<NoStore<Vec<AuthenticatorView>>, OAuthError> {
-    let token = token_of(&state, &headers).await?;
-    mfa::list(&state.assent, &token).await.map(NoStore)
+    let caller = caller_of(&state, &headers).await?;
+    mfa::list(&state.assent, &caller).await.map(NoStore)
 }
 
 pub async fn delete_authenticator(
@@ -124,11 +119,11 @@ pub async fn delete_authenticator(
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, OAuthError> {
-    let token = token_of(&state, &headers).await?;
+    let caller = caller_of(&state, &headers).await?;
     // An id that is not UTF-8 names no authenticator.
     let Ok(Path(id)) = id else {
         return Err(OAuthError::not_found("no such authenticator"));
     };
-    mfa::delete(&state.assent, &token, &id).await?;
+    mfa::delete(&state.assent, &caller, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -71,6 +71,8 @@ pub async fn token(
             client.confirm(assent).await?;
             mfa::otp_grant(assent, &client.row, &params).await?
         }
+        // Confirmed by the poll statement itself, as CIBA's is.
+        Some(mfa::MFA_OOB_GRANT) => mfa::oob_grant(assent, &client, &params).await?,
         Some(mfa::MFA_RECOVERY_CODE_GRANT) => {
             client.confirm(assent).await?;
             // Answers a new recovery code beside the tokens, as Auth0 does.
@@ -85,7 +87,8 @@ pub async fn token(
             return Err(OAuthError::unsupported_grant_type(
                 "grant_type must be urn:openid:params:grant-type:ciba, refresh_token, \
                  http://auth0.com/oauth/grant-type/passwordless/otp, authorization_code, \
-                 http://auth0.com/oauth/grant-type/mfa-otp or \
+                 http://auth0.com/oauth/grant-type/mfa-otp, \
+                 http://auth0.com/oauth/grant-type/mfa-oob or \
                  http://auth0.com/oauth/grant-type/mfa-recovery-code",
             )
             .into())

@@ -239,6 +239,20 @@ pub async fn queue(
     Ok(())
 }
 
+/// How a message that cannot be queued is answered to the client.
+pub fn into_oauth_error(e: MessagingError) -> crate::error::OAuthError {
+    use crate::error::OAuthError;
+    match e {
+        MessagingError::NotConfigured(channel) => OAuthError::invalid_request(format!(
+            "this server is not configured to send {channel} messages"
+        )),
+        MessagingError::InvalidMessage(why) => {
+            OAuthError::invalid_request(format!("the message cannot be sent: {why}"))
+        }
+        MessagingError::Storage(e) => e.into(),
+    }
+}
+
 /// A recipient as logs show it: `a***@example.com`, `+4915…89`.
 pub fn mask_recipient(recipient: &str) -> String {
     if let Some((local, domain)) = recipient.rsplit_once('@') {

@@ -1,42 +1,57 @@
 //! Auth0's MFA API: when a login needs a second factor ([`gate`]), the
-//! `mfa_token` it answers `mfa_required` with, enrolling a factor
-//! ([`associate`]), challenging it ([`challenge`]), and completing the login
-//! with the `mfa-otp` and `mfa-recovery-code` grants.
+//! `mfa_token` it answers `mfa_required` with, who may call the API
+//! ([`Caller`]), and completing the login ([`complete`]). The factors and
+//! their enrollment are in [`authenticators`], challenges in [`challenge`],
+//! the `/oauth/token` grants in [`grants`].
 //!
-//! Second factors so far: TOTP apps (RFC 6238: SHA-1, 6 digits, 30 s, the
-//! secret sealed with the key-encryption key, each time step accepted once)
-//! and a recovery code, which replaces itself when used, as Auth0's does.
-//! Wrong codes count per user across the fleet (in the database); past the
-//! limit the user is locked out of the MFA grants for the window, and an
-//! MFA login in flight cannot complete either.
+//! Second factors: Assent devices (push, the Guardian factor: every
+//! enrolled device of the user is one), TOTP apps (RFC 6238), codes sent
+//! by SMS or e-mail, and a recovery code that replaces itself when used,
+//! as Auth0's does. Wrong codes count per user across the fleet (in the
+//! database); past the limit the user is locked out of the MFA grants for
+//! the window, and an MFA login in flight cannot complete either.
+//!
+//! Who may do what, as Auth0 has it: the `mfa_token` (the first factor
+//! only) may list the factors, challenge them, and enroll one while the
+//! user has none; enrolling another or deleting one needs an access token
+//! of the MFA API (`{issuer}/mfa/`, scopes `enroll`, `read:authenticators`,
+//! `remove:authenticators`), which only a login that passed MFA gets, so
+//! a stolen password can neither add the thief's factor nor remove the
+//! user's.
 
-use assent_shared::oauth::TokenResponse;
-use serde::Serialize;
-use totp_rs::{Algorithm, TOTP};
+mod authenticators;
+mod challenge;
+mod grants;
+mod totp;
 
 use crate::{
-    error::OAuthError,
+    error::{OAuthError, OAuthErrorCode},
     issuance,
-    params::Params,
-    secrets::{constant_time_eq, new_secret, random_bytes, sha256_hex},
+    secrets::{new_secret, sha256_hex},
     state::Assent,
-    storage::{AuthenticatorKind, AuthenticatorRow, ClientRow, MfaPolicy, MfaTokenRow, UserRow},
-    tokens::Grant,
+    storage::{ClientRow, MfaPolicy, MfaTokenRow, UserRow},
+    tokens::{self, Grant},
 };
+use assent_shared::oauth::TokenResponse;
+
+pub use authenticators::{associate, delete, list, Association, AuthenticatorView};
+pub use challenge::{challenge, ChallengeAnswer};
+pub use grants::{oob_grant, otp_grant, recovery_code_grant, RecoveryTokens};
 
 pub const MFA_OTP_GRANT: &str = "http://auth0.com/oauth/grant-type/mfa-otp";
+pub const MFA_OOB_GRANT: &str = "http://auth0.com/oauth/grant-type/mfa-oob";
 pub const MFA_RECOVERY_CODE_GRANT: &str = "http://auth0.com/oauth/grant-type/mfa-recovery-code";
+
+/// The scopes of the MFA API's access tokens (Auth0's).
+pub const MFA_API_SCOPES: [&str; 3] = ["enroll", "read:authenticators", "remove:authenticators"];
 
 /// How long an `mfa_token` is good for (Auth0: ten minutes).
 const MFA_TOKEN_TTL_MS: i64 = 10 * 60 * 1000;
-/// TOTP parameters every authenticator app understands.
-const TOTP_DIGITS: usize = 6;
-const TOTP_STEP_SECS: u64 = 30;
-/// Secret length: 160 bits, as RFC 4226 recommends.
-const TOTP_SECRET_BYTES: usize = 20;
 /// Wrong MFA codes per user per window before the MFA grants pause.
 const FAILURES_PER_WINDOW: i64 = 5;
 const FAILURE_WINDOW_MS: i64 = 15 * 60 * 1000;
+/// Longest `mfa_token` looked up (ours are 43 characters).
+const MAX_MFA_TOKEN_LEN: usize = 256;
 
 /// What a login that passed its first factor is about to be granted.
 pub struct FirstFactor<'a> {
@@ -48,23 +63,24 @@ pub struct FirstFactor<'a> {
     pub nonce: Option<&'a str>,
 }
 
-/// Whether `client`'s policy asks this user for a second factor: answers
-/// `mfa_required` with a fresh `mfa_token` when it does, `Ok` when tokens
-/// may be issued now.
+/// Whether this login needs a second factor: the stricter of the client's
+/// and the API's policies; a token of the MFA API itself always does.
+/// Answers `mfa_required` with a fresh `mfa_token` when it does, `Ok` when
+/// tokens may be issued now.
 pub async fn gate(
     assent: &Assent,
     client: &ClientRow,
     first: &FirstFactor<'_>,
 ) -> Result<(), OAuthError> {
-    let needed = match client.mfa_policy {
+    let api_policy = match first.audience {
+        Some(audience) if audience == assent.endpoints.mfa_audience => MfaPolicy::Required,
+        Some(audience) => assent.store.api_mfa_policy(audience).await?,
+        None => MfaPolicy::Off,
+    };
+    let needed = match client.mfa_policy.stricter(api_policy) {
         MfaPolicy::Off => false,
         MfaPolicy::Required => true,
-        MfaPolicy::IfEnrolled => assent
-            .store
-            .authenticators(&first.user.sub)
-            .await?
-            .iter()
-            .any(|a| a.active),
+        MfaPolicy::IfEnrolled => assent.store.has_second_factor(&first.user.sub).await?,
     };
     if !needed {
         return Ok(());
@@ -90,14 +106,31 @@ pub async fn gate(
     Err(OAuthError::mfa_required(token))
 }
 
-/// The live `mfa_token` presented (in `mfa_token`, or as a Bearer token
-/// where Auth0 takes one), of this client when one is named.
+/// Checks the scopes asked for with the MFA API's audience: its own and
+/// the OpenID ones. (Its tokens are never refreshed: the caller drops
+/// `offline_access`, as every new one needs a second factor.)
+pub fn check_mfa_api_scopes(scopes: &[String]) -> Result<(), OAuthError> {
+    match scopes.iter().find(|s| {
+        !(MFA_API_SCOPES.contains(&s.as_str()) || crate::apis::OPENID_SCOPES.contains(&s.as_str()))
+    }) {
+        None => Ok(()),
+        Some(scope) => {
+            let shown: String = scope.chars().take(64).collect();
+            Err(OAuthError::invalid_scope(format!(
+                "scope {shown} is not one of the MFA API's ({})",
+                MFA_API_SCOPES.join(" ")
+            )))
+        }
+    }
+}
+
+/// The live `mfa_token` presented, of this client when one is named.
 pub async fn live_token(
     assent: &Assent,
     token: &str,
     client_id: Option<&str>,
 ) -> Result<MfaTokenRow, OAuthError> {
-    if token.len() > 256 {
+    if token.len() > MAX_MFA_TOKEN_LEN {
         return Err(invalid_mfa_token());
     }
     assent
@@ -111,227 +144,107 @@ fn invalid_mfa_token() -> OAuthError {
     OAuthError::invalid_grant("Malformed mfa_token")
 }
 
-fn mfa_token_param(params: &Params) -> Result<&str, OAuthError> {
+fn mfa_token_param(params: &crate::params::Params) -> Result<&str, OAuthError> {
     params
         .get("mfa_token")
         .ok_or_else(|| OAuthError::invalid_request("missing required parameter mfa_token"))
 }
 
-/// An authenticator as `GET /mfa/authenticators` lists it (Auth0's shape).
-#[derive(Debug, Serialize)]
-pub struct AuthenticatorView {
-    pub id: String,
-    pub authenticator_type: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub oob_channel: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    pub active: bool,
+/// Who calls `/mfa/associate` or `/mfa/authenticators` with a Bearer token.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// An `mfa_token` (and its digest): the user passed the first factor
+    /// only.
+    MfaToken(MfaTokenRow, String),
+    /// An access token of the MFA API: the user passed MFA.
+    AccessToken {
+        user_sub: String,
+        client_id: String,
+        scope: String,
+    },
 }
 
-/// The id of the recovery code "authenticator" Auth0 lists.
-fn recovery_code_id(user_sub: &str) -> String {
-    format!("recovery-code|{}", &sha256_hex(user_sub)[..22])
-}
-
-/// `GET /mfa/authenticators`: the user's factors, and the recovery code.
-pub async fn list(
-    assent: &Assent,
-    token: &MfaTokenRow,
-) -> Result<Vec<AuthenticatorView>, OAuthError> {
-    let mut views: Vec<AuthenticatorView> = assent
-        .store
-        .authenticators(&token.user_sub)
-        .await?
-        .into_iter()
-        .map(|a| AuthenticatorView {
-            authenticator_type: a.kind.as_str(),
-            oob_channel: a.oob_channel,
-            name: a.name,
-            active: a.active,
-            id: a.id,
-        })
-        .collect();
-    if assent.store.has_recovery_codes(&token.user_sub).await? {
-        views.push(AuthenticatorView {
-            id: recovery_code_id(&token.user_sub),
-            authenticator_type: "recovery-code",
-            oob_channel: None,
-            name: None,
-            active: true,
-        });
-    }
-    Ok(views)
-}
-
-/// `DELETE /mfa/authenticators/{id}`.
-pub async fn delete(assent: &Assent, token: &MfaTokenRow, id: &str) -> Result<(), OAuthError> {
-    if assent
-        .store
-        .delete_authenticator(&token.user_sub, id)
-        .await?
-    {
-        tracing::info!(user = %token.user_sub, authenticator = id, "MFA authenticator deleted");
-        Ok(())
-    } else {
-        Err(OAuthError::not_found("no such authenticator"))
-    }
-}
-
-/// What `POST /mfa/associate` answers (Auth0's shape).
-#[derive(Debug, Serialize)]
-pub struct Association {
-    pub authenticator_type: &'static str,
-    pub secret: String,
-    pub barcode_uri: String,
-    /// Only with the user's first factor: shown once.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub recovery_codes: Option<Vec<String>>,
-}
-
-/// `POST /mfa/associate` with `authenticator_types: ["otp"]`: a new TOTP
-/// authenticator, active once a first code from it completes the login.
-pub async fn associate(
-    assent: &Assent,
-    client: &ClientRow,
-    token: &MfaTokenRow,
-    authenticator_types: &[String],
-) -> Result<Association, OAuthError> {
-    match authenticator_types {
-        [kind] if kind == "otp" => {}
-        [kind] if kind == "oob" => {
-            return Err(OAuthError::invalid_request(
-                "authenticator_types oob is not offered yet: associate otp",
-            ))
+impl Caller {
+    /// The Bearer token presented: an access token of the MFA API (a JWT)
+    /// or an `mfa_token`. Any refusal is the Bearer error a protected
+    /// resource answers; a failure of the server stays one.
+    pub async fn from_bearer(assent: &Assent, token: &str) -> Result<Caller, OAuthError> {
+        let invalid = |why| OAuthError::bearer(OAuthErrorCode::InvalidToken, why);
+        if token.contains('.') {
+            let claims = tokens::verify_access_token(
+                &assent.keys.get(),
+                &assent.endpoints,
+                token,
+                assent.clock.now_secs(),
+            )
+            .map_err(|rejection| invalid(rejection.description()))?;
+            if !claims.aud.contains(&assent.endpoints.mfa_audience) {
+                return Err(invalid("the access token is not for the MFA API"));
+            }
+            let user = assent.store.user(&claims.sub).await?;
+            if user.is_none_or(|u| u.blocked) {
+                return Err(invalid("the user is blocked or no longer exists"));
+            }
+            return Ok(Caller::AccessToken {
+                user_sub: claims.sub,
+                client_id: claims.client_id,
+                scope: claims.scope,
+            });
         }
-        _ => {
-            return Err(OAuthError::invalid_request(
-                "authenticator_types must be [\"otp\"]",
-            ))
+        match live_token(assent, token, None).await {
+            Ok(row) => Ok(Caller::MfaToken(row, sha256_hex(token))),
+            Err(e) if e.code == OAuthErrorCode::ServerError => Err(e),
+            Err(_) => Err(invalid("the mfa_token is unknown, spent or expired")),
         }
     }
-    let user = assent
-        .store
-        .user(&token.user_sub)
-        .await?
-        .ok_or_else(invalid_mfa_token)?;
-    let existing = assent.store.authenticators(&user.sub).await?;
-    let secret = random_bytes(TOTP_SECRET_BYTES);
-    let id = format!("totp|dev_{}", crate::secrets::random_token(12));
-    let now = assent.clock.now_ms();
-    assent
-        .store
-        .insert_authenticator(&AuthenticatorRow {
-            id,
-            user_sub: user.sub.clone(),
-            kind: AuthenticatorKind::Otp,
-            oob_channel: None,
-            name: None,
-            secret_sealed: Some(assent.keys.seal_message(&secret)),
-            last_step: None,
-            active: false,
-            created_at: now,
-        })
-        .await?;
-    let recovery_codes = if existing.iter().any(|a| a.active) {
-        None
-    } else {
-        Some(vec![new_recovery_code(assent, &user.sub).await?])
-    };
-    let encoded = data_encoding::BASE32_NOPAD.encode(&secret);
-    Ok(Association {
-        authenticator_type: "otp",
-        barcode_uri: otpauth_uri(&assent.endpoints.issuer, &client.name, &user, &encoded),
-        secret: encoded,
-        recovery_codes,
-    })
-}
 
-/// The `otpauth://` URI authenticator apps scan (Key Uri Format): labelled
-/// with the issuer's host and the user's address or id.
-fn otpauth_uri(issuer: &str, client_name: &str, user: &UserRow, secret: &str) -> String {
-    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-    // Unreserved characters stay as they are (RFC 3986 2.3), as apps show them.
-    const PART: &AsciiSet = &NON_ALPHANUMERIC
-        .remove(b'.')
-        .remove(b'-')
-        .remove(b'_')
-        .remove(b'~');
-    let host = reqwest::Url::parse(issuer)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_string))
-        .unwrap_or_else(|| client_name.to_string());
-    let account = user.email.clone().unwrap_or_else(|| user.sub.clone());
-    let host_part = utf8_percent_encode(&host, PART);
-    format!(
-        "otpauth://totp/{host_part}:{}?secret={secret}&issuer={host_part}&algorithm=SHA1&digits={TOTP_DIGITS}&period={TOTP_STEP_SECS}",
-        utf8_percent_encode(&account, PART),
-    )
-}
-
-/// A new recovery code for the user, replacing any other (Auth0 keeps one).
-async fn new_recovery_code(assent: &Assent, user_sub: &str) -> Result<String, OAuthError> {
-    // 24 characters of an unambiguous alphabet: 120 bits, easy to copy.
-    let alphabet = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let code: String = random_bytes(24)
-        .iter()
-        .map(|b| char::from(alphabet[usize::from(*b) % alphabet.len()]))
-        .collect();
-    let digest = recovery_digest(assent, &code);
-    assent
-        .store
-        .replace_recovery_codes(user_sub, &[digest], assent.clock.now_ms())
-        .await?;
-    Ok(code)
-}
-
-fn recovery_digest(assent: &Assent, code: &str) -> String {
-    let normalized: String = code
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .map(|c| c.to_ascii_uppercase())
-        .collect();
-    assent.keys.keyed_digest("mfa recovery code", &normalized)
-}
-
-/// What `POST /mfa/challenge` answers.
-#[derive(Debug, Serialize)]
-pub struct ChallengeAnswer {
-    pub challenge_type: &'static str,
-}
-
-/// `POST /mfa/challenge`: for a TOTP factor there is nothing to send; the
-/// answer says to ask the user for a code.
-pub async fn challenge(
-    assent: &Assent,
-    client: &ClientRow,
-    params: &Params,
-) -> Result<ChallengeAnswer, OAuthError> {
-    let token = live_token(assent, mfa_token_param(params)?, Some(&client.client_id)).await?;
-    let types: Vec<&str> = params
-        .get("challenge_type")
-        .unwrap_or("otp oob")
-        .split(' ')
-        .filter(|t| !t.is_empty())
-        .collect();
-    if types.iter().any(|t| !matches!(*t, "otp" | "oob")) {
-        return Err(OAuthError::invalid_request(
-            "challenge_type must be otp and/or oob",
-        ));
+    pub fn user_sub(&self) -> &str {
+        match self {
+            Caller::MfaToken(t, _) => &t.user_sub,
+            Caller::AccessToken { user_sub, .. } => user_sub,
+        }
     }
-    let authenticators = assent.store.authenticators(&token.user_sub).await?;
-    let named = params.get("authenticator_id");
-    let usable = authenticators
-        .iter()
-        .any(|a| a.kind == AuthenticatorKind::Otp && named.is_none_or(|id| id == a.id));
-    if usable && types.contains(&"otp") {
-        return Ok(ChallengeAnswer {
-            challenge_type: "otp",
-        });
+
+    pub fn client_id(&self) -> &str {
+        match self {
+            Caller::MfaToken(t, _) => &t.client_id,
+            Caller::AccessToken { client_id, .. } => client_id,
+        }
     }
-    Err(OAuthError::invalid_request(
-        "the user has no authenticator for this challenge: associate one first",
-    ))
+
+    /// The digest of the `mfa_token`, whose login an `oob_code` completes.
+    pub fn mfa_token_sha256(&self) -> Option<&str> {
+        match self {
+            Caller::MfaToken(_, digest) => Some(digest),
+            Caller::AccessToken { .. } => None,
+        }
+    }
+
+    /// Whether an access token was granted `scope` (an `mfa_token` never
+    /// carries scopes of the MFA API).
+    fn has_scope(&self, scope: &str) -> bool {
+        match self {
+            Caller::MfaToken(..) => false,
+            Caller::AccessToken { scope: granted, .. } => granted.split(' ').any(|s| s == scope),
+        }
+    }
+
+    /// Refuses a caller without `scope`, unless an `mfa_token` is enough.
+    fn require(&self, scope: &'static str, mfa_token_enough: bool) -> Result<(), OAuthError> {
+        match self {
+            Caller::MfaToken(..) if mfa_token_enough => Ok(()),
+            _ if self.has_scope(scope) => Ok(()),
+            Caller::MfaToken(..) => Err(OAuthError::bearer(
+                OAuthErrorCode::InsufficientScope,
+                "this needs an access token of the MFA API (audience: the issuer's /mfa/), which \
+                 only a login that passed MFA gets: the mfa_token is not enough",
+            )),
+            Caller::AccessToken { .. } => Err(OAuthError::bearer(
+                OAuthErrorCode::InsufficientScope,
+                "the access token was not granted the scope this needs",
+            )),
+        }
+    }
 }
 
 /// Refuses the MFA grants while the user is locked out; `count` adds this
@@ -367,117 +280,15 @@ fn require_grant(client: &ClientRow, grant: &str) -> Result<(), OAuthError> {
     }
 }
 
-/// The current TOTP time step.
-fn time_step(assent: &Assent) -> i64 {
-    assent.clock.now_secs() / TOTP_STEP_SECS as i64
-}
-
-/// The step (now, or one either side for clock drift) whose code `otp` is.
-fn matching_step(secret: &[u8], otp: &str, now_step: i64) -> Option<i64> {
-    let totp = TOTP::new(
-        Algorithm::SHA1,
-        TOTP_DIGITS,
-        1,
-        TOTP_STEP_SECS,
-        secret.to_vec(),
-    )
-    .ok()?;
-    [now_step - 1, now_step, now_step + 1]
-        .into_iter()
-        .find(|step| {
-            *step >= 0 && constant_time_eq(&totp.generate(*step as u64 * TOTP_STEP_SECS), otp)
-        })
-}
-
-/// `/oauth/token` with `http://auth0.com/oauth/grant-type/mfa-otp`.
-pub async fn otp_grant(
-    assent: &Assent,
-    client: &ClientRow,
-    params: &Params,
-) -> Result<TokenResponse, OAuthError> {
-    require_grant(client, MFA_OTP_GRANT)?;
-    let presented = mfa_token_param(params)?;
-    let otp = params
-        .get("otp")
-        .ok_or_else(|| OAuthError::invalid_request("missing required parameter otp"))?;
-    let token = live_token(assent, presented, Some(&client.client_id)).await?;
-    failures(assent, &token.user_sub, false).await?;
-    let step = time_step(assent);
-    let mut accepted = false;
-    if otp.len() == TOTP_DIGITS {
-        for a in assent.store.authenticators(&token.user_sub).await? {
-            if a.kind != AuthenticatorKind::Otp {
-                continue;
-            }
-            let Some(sealed) = &a.secret_sealed else {
-                continue;
-            };
-            let secret = assent.keys.open_message(sealed).map_err(|e| {
-                tracing::error!(error = %e, authenticator = %a.id, "a TOTP secret does not open");
-                OAuthError::server_error()
-            })?;
-            if let Some(matched) = matching_step(&secret, otp, step) {
-                // Once per step: a code seen over someone's shoulder is spent.
-                accepted = assent.store.accept_totp_step(&a.id, matched).await?;
-                break;
-            }
-        }
-    }
-    if !accepted {
-        failures(assent, &token.user_sub, true).await?;
-        return Err(OAuthError::invalid_grant("Invalid otp_code."));
-    }
-    complete(assent, client, presented, "otp").await
-}
-
-/// `/oauth/token` with `http://auth0.com/oauth/grant-type/mfa-recovery-code`:
-/// the code is spent and a new one answered with the tokens.
-pub async fn recovery_code_grant(
-    assent: &Assent,
-    client: &ClientRow,
-    params: &Params,
-) -> Result<RecoveryTokens, OAuthError> {
-    require_grant(client, MFA_RECOVERY_CODE_GRANT)?;
-    let presented = mfa_token_param(params)?;
-    let code = params
-        .get("recovery_code")
-        .ok_or_else(|| OAuthError::invalid_request("missing required parameter recovery_code"))?;
-    let token = live_token(assent, presented, Some(&client.client_id)).await?;
-    failures(assent, &token.user_sub, false).await?;
-    let now = assent.clock.now_ms();
-    let used = code.len() <= 64
-        && assent
-            .store
-            .use_recovery_code(&token.user_sub, &recovery_digest(assent, code), now)
-            .await?;
-    if !used {
-        failures(assent, &token.user_sub, true).await?;
-        return Err(OAuthError::invalid_grant("Invalid recovery_code."));
-    }
-    let tokens = complete(assent, client, presented, "recovery-code").await?;
-    let recovery_code = new_recovery_code(assent, &token.user_sub).await?;
-    Ok(RecoveryTokens {
-        tokens,
-        recovery_code,
-    })
-}
-
-/// Tokens plus the recovery code that replaces the one used.
-#[derive(Debug, Serialize)]
-pub struct RecoveryTokens {
-    #[serde(flatten)]
-    pub tokens: TokenResponse,
-    pub recovery_code: String,
-}
-
 /// Spends the `mfa_token` and issues what the first factor asked for, with
-/// `mfa` and the second factor's method added to `amr`. The user must still
-/// be allowed in: a block or a lockout since the first factor stops it.
+/// `mfa` and the second factor's `methods` added to `amr`. The user must
+/// still be allowed in: a block or a lockout since the first factor stops
+/// the login.
 async fn complete(
     assent: &Assent,
     client: &ClientRow,
     presented: &str,
-    method: &str,
+    methods: &[&str],
 ) -> Result<TokenResponse, OAuthError> {
     let now = assent.clock.now_ms();
     let token = assent
@@ -485,6 +296,7 @@ async fn complete(
         .spend_mfa_token(&sha256_hex(presented), &client.client_id, now)
         .await?
         .ok_or_else(invalid_mfa_token)?;
+    failures(assent, &token.user_sub, false).await?;
     let user = assent
         .store
         .user(&token.user_sub)
@@ -492,7 +304,7 @@ async fn complete(
         .filter(|u| !u.blocked)
         .ok_or_else(|| OAuthError::invalid_grant("the user is blocked"))?;
     let mut amr: Vec<String> = serde_json::from_str(&token.first_amr).unwrap_or_default();
-    for added in ["mfa", method] {
+    for added in std::iter::once("mfa").chain(methods.iter().copied()) {
         if !amr.iter().any(|m| m == added) {
             amr.push(added.to_string());
         }
@@ -512,41 +324,4 @@ async fn complete(
         id_token_claims: None,
     };
     issuance::issue(assent, client, &grant, now).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn otpauth_uris_name_the_issuer_host_and_the_user() {
-        let user = UserRow {
-            sub: "auth0|bob".into(),
-            email: Some("bob+mfa@example.com".into()),
-            email_verified: true,
-            phone_number: None,
-            phone_verified: false,
-            name: None,
-            blocked: false,
-            created_at: 0,
-            updated_at: 0,
-        };
-        assert_eq!(
-            otpauth_uri("https://login.example.com/", "Shop", &user, "ABC"),
-            "otpauth://totp/login.example.com:bob%2Bmfa%40example.com?secret=ABC\
-             &issuer=login.example.com&algorithm=SHA1&digits=6&period=30"
-        );
-    }
-
-    #[test]
-    fn totp_matches_rfc_6238_and_allows_one_step_of_drift() {
-        // RFC 6238 Appendix B, SHA-1 seed, T = 59 s: 94287082 (8 digits);
-        // its last six digits are the 6-digit code.
-        let secret = b"12345678901234567890";
-        let step = 59 / 30;
-        assert_eq!(matching_step(secret, "287082", step), Some(step));
-        assert_eq!(matching_step(secret, "287082", step + 1), Some(step));
-        assert_eq!(matching_step(secret, "287082", step + 2), None);
-        assert_eq!(matching_step(secret, "000000", step), None);
-    }
 }

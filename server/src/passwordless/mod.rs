@@ -35,7 +35,7 @@ use crate::{
     issuance::{self, client_has_grant},
     messaging::{self, templates, Channel, OutgoingMessage},
     params::Params,
-    secrets::{b64url, constant_time_eq, new_secret, random_bytes, sha256, sha256_hex},
+    secrets::{b64url, constant_time_eq, new_secret, sha256, sha256_hex},
     state::Assent,
     storage::{
         normalize_email, ClientRow, CodeKind, DeliveryChannel, NewPasswordlessCode,
@@ -127,19 +127,6 @@ impl Address {
             destination,
             proves_address: true,
         }))
-    }
-}
-
-/// A fresh code of `digits` decimal digits, uniform (rejection sampling).
-pub fn new_code(digits: u8) -> String {
-    let modulus = 10u64.pow(u32::from(digits));
-    let limit = u64::MAX - u64::MAX % modulus;
-    loop {
-        let bytes = random_bytes(8);
-        let value = u64::from_le_bytes(bytes.try_into().expect("8 bytes"));
-        if value < limit {
-            return format!("{:0width$}", value % modulus, width = usize::from(digits));
-        }
     }
 }
 
@@ -260,7 +247,7 @@ pub(crate) struct Recipient {
 /// A fresh secret for `kind`: the digits of a code, or a link's token.
 fn new_secret_for(assent: &Assent, kind: CodeKind) -> String {
     match kind {
-        CodeKind::Code => new_code(assent.settings.passwordless.code_digits),
+        CodeKind::Code => crate::secrets::numeric_code(assent.settings.passwordless.code_digits),
         CodeKind::Link => new_secret(),
     }
 }
@@ -302,23 +289,11 @@ pub(crate) async fn send_or_pretend(
             Err(messaging::MessagingError::InvalidMessage(why)) => {
                 tracing::warn!(user = %recipient.user.sub, reason = %why, "passwordless message not sent: the user's address cannot be used");
             }
-            Err(e) => return Err(messaging_error(e)),
+            Err(e) => return Err(messaging::into_oauth_error(e)),
         }
     }
     assent.store.insert_passwordless_code(&row).await?;
     Ok(secret)
-}
-
-fn messaging_error(e: messaging::MessagingError) -> OAuthError {
-    match e {
-        messaging::MessagingError::NotConfigured(channel) => OAuthError::invalid_request(format!(
-            "this server is not configured to send {channel} messages"
-        )),
-        messaging::MessagingError::InvalidMessage(why) => {
-            OAuthError::invalid_request(format!("the message cannot be sent: {why}"))
-        }
-        messaging::MessagingError::Storage(e) => e.into(),
-    }
 }
 
 fn channel_of(channel: DeliveryChannel) -> Channel {
@@ -333,9 +308,9 @@ fn require_channel(assent: &Assent, channel: DeliveryChannel) -> Result<(), OAut
     if messaging::channel_configured(&assent.settings, channel_of(channel)) {
         Ok(())
     } else {
-        Err(messaging_error(messaging::MessagingError::NotConfigured(
-            channel_of(channel),
-        )))
+        Err(messaging::into_oauth_error(
+            messaging::MessagingError::NotConfigured(channel_of(channel)),
+        ))
     }
 }
 
@@ -404,8 +379,15 @@ async fn granted_scope(
         )));
     }
     let scopes = parse_scope(scope)?;
-    crate::apis::authorize(&assent.store, &client.client_id, audience, &scopes).await?;
-    let may_refresh = client_has_grant(client, REFRESH_TOKEN_GRANT_TYPE);
+    let mfa_api = audience == Some(assent.endpoints.mfa_audience.as_str());
+    if mfa_api {
+        // The MFA API's own token: always behind a second factor (gate),
+        // never refreshed.
+        crate::mfa::check_mfa_api_scopes(&scopes)?;
+    } else {
+        crate::apis::authorize(&assent.store, &client.client_id, audience, &scopes).await?;
+    }
+    let may_refresh = !mfa_api && client_has_grant(client, REFRESH_TOKEN_GRANT_TYPE);
     Ok(scopes
         .iter()
         .filter(|s| may_refresh || s.as_str() != "offline_access")
@@ -1012,11 +994,12 @@ mod tests {
     #[test]
     fn codes_have_the_asked_digits_and_vary() {
         for digits in [6, 8, 10] {
-            let code = new_code(digits);
+            let code = crate::secrets::numeric_code(digits);
             assert_eq!(code.len(), usize::from(digits));
             assert!(code.bytes().all(|b| b.is_ascii_digit()));
         }
-        let many: std::collections::HashSet<String> = (0..200).map(|_| new_code(6)).collect();
+        let many: std::collections::HashSet<String> =
+            (0..200).map(|_| crate::secrets::numeric_code(6)).collect();
         assert!(many.len() > 190, "codes repeat too often: {}", many.len());
     }
 

@@ -3,7 +3,7 @@
 
 use super::{
     sql::{params, row},
-    StorageError, Store,
+    MfaPolicy, StorageError, Store,
 };
 
 row! {
@@ -15,8 +15,12 @@ row! {
         /// The scopes the API defines, space-separated.
         pub scopes: String,
         pub created_at: i64,
+        /// Whether logins for tokens of this API need a second factor.
+        pub mfa_policy: MfaPolicy,
     }
 }
+
+const API_COLUMNS: &str = "identifier, name, scopes, created_at, mfa_policy";
 
 row! {
     #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,23 +43,52 @@ row! {
 impl Store {
     /// Stores a new API; `false` when the identifier is taken.
     pub async fn insert_api(&self, api: &ApiRow) -> Result<bool, StorageError> {
-        let sql =
-            "INSERT INTO apis (identifier, name, scopes, created_at) VALUES ($1, $2, $3, $4) \
-                   ON CONFLICT DO NOTHING";
-        let params = params![&api.identifier, &api.name, &api.scopes, api.created_at];
+        let sql = "INSERT INTO apis (identifier, name, scopes, created_at, mfa_policy) \
+                   VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
+        let params = params![
+            &api.identifier,
+            &api.name,
+            &api.scopes,
+            api.created_at,
+            api.mfa_policy
+        ];
         Ok(self.statement(sql, &params).execute().await? == 1)
     }
 
     pub async fn api(&self, identifier: &str) -> Result<Option<ApiRow>, StorageError> {
-        let sql = "SELECT identifier, name, scopes, created_at FROM apis WHERE identifier = $1";
-        self.statement(sql, &params![identifier])
+        let sql = format!("SELECT {API_COLUMNS} FROM apis WHERE identifier = $1");
+        self.statement(&sql, &params![identifier])
             .fetch_optional()
             .await
     }
 
     pub async fn apis(&self) -> Result<Vec<ApiRow>, StorageError> {
-        let sql = "SELECT identifier, name, scopes, created_at FROM apis ORDER BY identifier";
-        self.statement(sql, &[]).fetch_all().await
+        let sql = format!("SELECT {API_COLUMNS} FROM apis ORDER BY identifier");
+        self.statement(&sql, &[]).fetch_all().await
+    }
+
+    /// Sets an API's MFA policy; `false` when there is no such API.
+    pub async fn set_api_mfa_policy(
+        &self,
+        identifier: &str,
+        policy: MfaPolicy,
+    ) -> Result<bool, StorageError> {
+        let sql = "UPDATE apis SET mfa_policy = $2 WHERE identifier = $1";
+        Ok(self
+            .statement(sql, &params![identifier, policy])
+            .execute()
+            .await?
+            == 1)
+    }
+
+    /// The MFA policy of the API `identifier` (`Off` for an unknown one).
+    pub async fn api_mfa_policy(&self, identifier: &str) -> Result<MfaPolicy, StorageError> {
+        let sql = "SELECT mfa_policy FROM apis WHERE identifier = $1";
+        let row: Option<(MfaPolicy,)> = self
+            .statement(sql, &params![identifier])
+            .fetch_optional()
+            .await?;
+        Ok(row.map_or(MfaPolicy::Off, |(p,)| p))
     }
 
     /// Deletes an API and, by cascade, every grant of it.

@@ -1,12 +1,14 @@
-//! The MFA API's state: `mfa_token`s, users' second factors (TOTP
-//! authenticators), and recovery codes. Each single use is one conditional
-//! statement: a token spent once, a TOTP time step accepted once, a
-//! recovery code used once.
+//! The MFA API's state: `mfa_token`s, users' second factors (TOTP apps,
+//! SMS and e-mail; Assent devices are in `devices`), recovery codes, and
+//! the `oob_code`s of enrollments and sent codes (a push's is its
+//! `auth_requests` row). Each single use is one conditional statement: a
+//! token spent once, a TOTP time step accepted once, a recovery code used
+//! once, an `oob_code` completed once.
 
 use super::{
     on_pool,
     sql::{arguments, params, row, stored_enum},
-    StorageError, Store,
+    PollOutcome, StorageError, Store,
 };
 
 stored_enum! {
@@ -58,11 +60,67 @@ row! {
         pub last_step: Option<i64>,
         pub active: bool,
         pub created_at: i64,
+        /// Where an SMS or e-mail authenticator sends its codes.
+        pub address: Option<String>,
+    }
+}
+
+impl MfaPolicy {
+    /// The stricter of two policies (a client's and an API's).
+    pub fn stricter(self, other: MfaPolicy) -> MfaPolicy {
+        let rank = |p: MfaPolicy| match p {
+            MfaPolicy::Off => 0,
+            MfaPolicy::IfEnrolled => 1,
+            MfaPolicy::Required => 2,
+        };
+        if rank(other) > rank(self) {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+/// A new `oob_code` that is not a push: an Assent device's enrollment or a
+/// code sent by SMS or e-mail.
+#[derive(Debug, Clone)]
+pub struct NewOobCode {
+    pub oob_code_sha256: String,
+    pub mfa_token_sha256: Option<String>,
+    pub client_id: String,
+    pub user_sub: String,
+    pub authenticator_id: Option<String>,
+    pub enrollment_ticket_sha256: Option<String>,
+    pub binding_code_digest: Option<String>,
+    pub poll_interval: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+row! {
+    /// What an `oob_code` that is not a push is for.
+    #[derive(Debug, Clone)]
+    pub struct OobCodeRow {
+        pub user_sub: String,
+        pub authenticator_id: Option<String>,
+        /// Set for an Assent device's enrollment, which is polled for.
+        pub enrollment_ticket_sha256: Option<String>,
+        /// The destination's channel (`sms`, `email`), for a sent code.
+        pub oob_channel: Option<String>,
+    }
+}
+
+row! {
+    /// What one poll of an enrollment's `oob_code` found and did.
+    #[derive(Debug, Clone)]
+    pub struct OobPollRow {
+        pub last_outcome: PollOutcome,
+        pub poll_interval: i64,
     }
 }
 
 const AUTHENTICATOR_COLUMNS: &str =
-    "id, user_sub, kind, oob_channel, name, secret_sealed, last_step, active, created_at";
+    "id, user_sub, kind, oob_channel, name, secret_sealed, last_step, active, created_at, address";
 const MFA_TOKEN_COLUMNS: &str =
     "client_id, user_sub, scope, audience, first_amr, nonce, created_at, expires_at";
 
@@ -124,8 +182,8 @@ impl Store {
 
     pub async fn insert_authenticator(&self, a: &AuthenticatorRow) -> Result<(), StorageError> {
         let sql = "INSERT INTO mfa_authenticators (id, user_sub, kind, oob_channel, name, \
-             secret_sealed, last_step, active, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+             secret_sealed, last_step, active, created_at, address) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
         let params = params![
             &a.id,
             &a.user_sub,
@@ -136,6 +194,7 @@ impl Store {
             a.last_step,
             a.active,
             a.created_at,
+            &a.address,
         ];
         self.statement(sql, &params).execute().await.map(|_| ())
     }
@@ -162,8 +221,9 @@ impl Store {
         Ok(self.statement(sql, &params![id, step]).execute().await? == 1)
     }
 
-    /// Deletes one of a user's authenticators; with the last one gone, the
-    /// recovery codes go too (they recover a second factor that is no more).
+    /// Deletes one of a user's authenticators; with the last factor gone
+    /// (devices included), the recovery codes go too (they recover a second
+    /// factor that is no more).
     pub async fn delete_authenticator(
         &self,
         user_sub: &str,
@@ -171,7 +231,8 @@ impl Store {
     ) -> Result<bool, StorageError> {
         let delete = "DELETE FROM mfa_authenticators WHERE user_sub = $1 AND id = $2";
         let orphaned_codes = "DELETE FROM mfa_recovery_codes WHERE user_sub = $1 \
-             AND NOT EXISTS (SELECT 1 FROM mfa_authenticators WHERE user_sub = $1)";
+             AND NOT EXISTS (SELECT 1 FROM mfa_authenticators WHERE user_sub = $1) \
+             AND NOT EXISTS (SELECT 1 FROM devices WHERE user_sub = $1 AND revoked_at IS NULL)";
         let delete_params = params![user_sub, id];
         let user_params = params![user_sub];
         on_pool!(self, pool, Db => {
@@ -242,9 +303,129 @@ impl Store {
             == 1)
     }
 
-    /// Deletes `mfa_token`s that expired before `cutoff`.
+    /// Deletes `mfa_token`s and `oob_code`s that expired before `cutoff`.
     pub async fn purge_mfa_tokens(&self, cutoff: i64) -> Result<u64, StorageError> {
-        let sql = "DELETE FROM mfa_tokens WHERE expires_at < $1";
-        self.statement(sql, &params![cutoff]).execute().await
+        let tokens = "DELETE FROM mfa_tokens WHERE expires_at < $1";
+        let codes = "DELETE FROM mfa_oob_codes WHERE expires_at < $1";
+        let purged = self.statement(tokens, &params![cutoff]).execute().await?;
+        Ok(purged + self.statement(codes, &params![cutoff]).execute().await?)
+    }
+
+    /// Whether the user has a second factor to use: an active authenticator
+    /// or an enrolled Assent device.
+    pub async fn has_second_factor(&self, user_sub: &str) -> Result<bool, StorageError> {
+        let sql = "SELECT 1 WHERE EXISTS (SELECT 1 FROM mfa_authenticators \
+               WHERE user_sub = $1 AND active) \
+             OR EXISTS (SELECT 1 FROM devices WHERE user_sub = $1 AND revoked_at IS NULL)";
+        let row: Option<(i32,)> = self
+            .statement(sql, &params![user_sub])
+            .fetch_optional()
+            .await?;
+        Ok(row.is_some())
+    }
+
+    pub async fn insert_oob_code(&self, c: &NewOobCode) -> Result<(), StorageError> {
+        let sql = "INSERT INTO mfa_oob_codes (oob_code_sha256, mfa_token_sha256, client_id, \
+             user_sub, authenticator_id, enrollment_ticket_sha256, binding_code_digest, \
+             poll_interval, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+        let params = params![
+            &c.oob_code_sha256,
+            &c.mfa_token_sha256,
+            &c.client_id,
+            &c.user_sub,
+            &c.authenticator_id,
+            &c.enrollment_ticket_sha256,
+            &c.binding_code_digest,
+            c.poll_interval,
+            c.created_at,
+            c.expires_at,
+        ];
+        self.statement(sql, &params).execute().await.map(|_| ())
+    }
+
+    /// The unspent `oob_code` of this login (its client and `mfa_token`).
+    pub async fn oob_code(
+        &self,
+        oob_code_sha256: &str,
+        client_id: &str,
+        mfa_token_sha256: &str,
+    ) -> Result<Option<OobCodeRow>, StorageError> {
+        let sql = "SELECT o.user_sub, o.authenticator_id, o.enrollment_ticket_sha256, \
+               a.oob_channel FROM mfa_oob_codes o \
+             LEFT JOIN mfa_authenticators a ON a.id = o.authenticator_id \
+             WHERE o.oob_code_sha256 = $1 AND o.client_id = $2 AND o.mfa_token_sha256 = $3";
+        self.statement(sql, &params![oob_code_sha256, client_id, mfa_token_sha256])
+            .fetch_optional()
+            .await
+    }
+
+    /// One poll of an enrollment's `oob_code`, answered as a CIBA poll is:
+    /// `issued` exactly once, when the device has spent the ticket;
+    /// `slow_down` (and a longer interval) for polls closer together than
+    /// the interval.
+    pub async fn poll_enrollment_oob(
+        &self,
+        oob_code_sha256: &str,
+        now: i64,
+    ) -> Result<Option<OobPollRow>, StorageError> {
+        let enrolled = "EXISTS (SELECT 1 FROM enrollment_tickets t \
+             WHERE t.ticket_sha256 = mfa_oob_codes.enrollment_ticket_sha256 \
+             AND t.device_id IS NOT NULL)";
+        let too_soon = "last_polled_at IS NOT NULL AND $2 < last_polled_at + poll_interval * 1000";
+        let sql = format!(
+            "UPDATE mfa_oob_codes SET \
+               last_outcome = CASE \
+                 WHEN used_at IS NOT NULL THEN 'replayed' \
+                 WHEN expires_at <= $2 THEN 'expired' \
+                 WHEN {enrolled} THEN 'issued' \
+                 WHEN {too_soon} THEN 'slow_down' \
+                 ELSE 'pending' END, \
+               poll_interval = CASE \
+                 WHEN used_at IS NULL AND expires_at > $2 AND NOT {enrolled} AND {too_soon} \
+                 THEN poll_interval + 5 ELSE poll_interval END, \
+               last_polled_at = CASE WHEN used_at IS NULL THEN $2 ELSE last_polled_at END, \
+               used_at = CASE WHEN used_at IS NULL AND expires_at > $2 AND {enrolled} \
+                 THEN $2 ELSE used_at END \
+             WHERE oob_code_sha256 = $1 AND enrollment_ticket_sha256 IS NOT NULL \
+             RETURNING last_outcome, poll_interval"
+        );
+        self.statement(&sql, &params![oob_code_sha256, now])
+            .fetch_optional()
+            .await
+    }
+
+    /// Spends a sent code's `oob_code` when `binding_code_digest` matches,
+    /// and activates its authenticator (the first code confirms it), in one
+    /// transaction. Returns whether it matched.
+    pub async fn redeem_binding_code(
+        &self,
+        oob_code_sha256: &str,
+        binding_code_digest: &str,
+        now: i64,
+    ) -> Result<bool, StorageError> {
+        let spend = "UPDATE mfa_oob_codes SET used_at = $3 \
+             WHERE oob_code_sha256 = $1 AND binding_code_digest = $2 \
+             AND used_at IS NULL AND expires_at > $3 RETURNING authenticator_id";
+        let activate = "UPDATE mfa_authenticators SET active = TRUE WHERE id = $1";
+        let spend_params = params![oob_code_sha256, binding_code_digest, now];
+        on_pool!(self, pool, Db => {
+            let mut tx = pool.begin().await?;
+            let spent: Option<(Option<String>,)> =
+                sqlx::query_as_with(spend, arguments::<Db>(&spend_params)?)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some((authenticator,)) = spent else {
+                return Ok(false);
+            };
+            if let Some(id) = authenticator {
+                let activate_params = params![&id];
+                sqlx::query_with(activate, arguments::<Db>(&activate_params)?)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        })
     }
 }

@@ -55,7 +55,9 @@ pub use decisions::{ChallengeDecision, DecisionTarget, MatchFailure, MAX_MATCH_F
 pub use devices::{DeviceRow, EnrollOutcome};
 pub use housekeeping::{PurgeCounts, MESSAGE_RETENTION_MS, PURGE_BATCH};
 pub use messages::{ClaimedMessage, MessageState, MessageStatus};
-pub use mfa::{AuthenticatorKind, AuthenticatorRow, MfaPolicy, MfaTokenRow};
+pub use mfa::{
+    AuthenticatorKind, AuthenticatorRow, MfaPolicy, MfaTokenRow, NewOobCode, OobCodeRow, OobPollRow,
+};
 pub use outbox::{
     ClaimedPushJob, DeviceEventRow, EventKind, EventListener, Notification, PushJobState,
 };

@@ -100,6 +100,8 @@ pub struct NewAuthRequest {
     pub match_code_sha256: Option<String>,
     /// Approving needs the user's verification on the device.
     pub user_verification_required: bool,
+    /// An MFA push: the digest of the `mfa_token` whose login it completes.
+    pub mfa_token_sha256: Option<String>,
 }
 
 /// How many new requests a user may get, counted by the database at
@@ -170,9 +172,9 @@ fn insert_request_sql(admit: &str) -> String {
         "INSERT INTO auth_requests (id, auth_req_id_sha256, client_id, user_sub, scope, \
          binding_message, audience, authorization_details, requester_ip, requester_user_agent, \
          status, created_at, expires_at, poll_interval, nonce, challenge_jws, challenge_sha256, \
-         match_code_sha256, user_verification_required) \
+         match_code_sha256, user_verification_required, mfa_token_sha256) \
          SELECT $1, $2, $3, u.sub, $4, $5, $6, $7, $8, $9, 'pending', $10, $11, $12, $15, $16, \
-         $17, $19, $20 \
+         $17, $19, $20, $24 \
          FROM (SELECT sub, blocked, muted_until FROM users WHERE sub = $13 OR email_normalized = $14 \
            ORDER BY CASE WHEN sub = $13 THEN 0 ELSE 1 END LIMIT 1) u \
          WHERE {ADMIT_USER} \
@@ -298,6 +300,7 @@ impl Store {
             i64::from(limits.per_client_per_minute),
             i64::from(limits.per_user_per_minute),
             i64::from(limits.pending),
+            &r.mfa_token_sha256,
         ];
         let inserted: Option<(i64,)> = self
             .hot_statement(&INSERT_REQUEST_SQLITE, &params)
@@ -400,6 +403,7 @@ impl Store {
         client_id: &str,
         now: i64,
         client_secret_sha256: Option<&str>,
+        mfa_token_sha256: Option<&str>,
     ) -> Result<Option<PollRow>, StorageError> {
         let sql = "UPDATE auth_requests SET \
                last_poll_outcome = CASE \
@@ -420,11 +424,18 @@ impl Store {
                status = CASE WHEN status = 'approved' AND expires_at > $3 THEN 'issued' \
                  ELSE status END \
              WHERE auth_req_id_sha256 = $1 AND client_id = $2 \
+               AND (mfa_token_sha256 = $5 OR (mfa_token_sha256 IS NULL AND $5 IS NULL)) \
                AND ($4 IS NULL OR EXISTS (SELECT 1 FROM clients c \
                  WHERE c.client_id = $2 AND c.secret_sha256 = $4)) \
              RETURNING last_poll_outcome, poll_interval, user_sub, scope, audience, \
                authorization_details, acr, amr, decided_at";
-        let params = params![auth_req_id_sha256, client_id, now, client_secret_sha256];
+        let params = params![
+            auth_req_id_sha256,
+            client_id,
+            now,
+            client_secret_sha256,
+            mfa_token_sha256
+        ];
         self.hot_statement(sql, &params).fetch_optional().await
     }
 

@@ -103,8 +103,20 @@ on_both_backends! {
             let stored = b64url_decode(row[2].as_deref().unwrap()).unwrap();
             let alg: TokenAlg = row[1].as_deref().unwrap().parse().unwrap();
             assert!(SigningKey::from_pkcs8(alg, &stored).is_err(), "{row:?} is stored in clear");
-            // Nonce (12) + ciphertext + tag (16) of a DER document (0x30).
-            assert_ne!(stored[0], 0x30);
+            // No PKCS#8 document at any offset either (a SEQUENCE with a
+            // long-form length, then the version INTEGER 0 or 1): one behind
+            // a prefix would still be in clear. The first byte alone proves
+            // nothing: it is the random nonce's.
+            let pkcs8_at = |i: usize| {
+                let w = &stored[i..];
+                let version_at = match w {
+                    [0x30, 0x81, ..] => 3,
+                    [0x30, 0x82, ..] => 4,
+                    _ => return false,
+                };
+                w.len() > version_at + 2 && w[version_at..version_at + 2] == [0x02, 0x01] && w[version_at + 2] <= 1
+            };
+            assert!(!(0..stored.len()).any(pkcs8_at), "{row:?} holds a PKCS#8 document");
         }
         store.close().await;
 
