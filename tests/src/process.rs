@@ -230,12 +230,22 @@ pub async fn run_device(
     state: &std::path::Path,
     args: &[&str],
 ) -> (bool, serde_json::Value, String) {
+    run_device_with_env(state, args, &[]).await
+}
+
+/// [`run_device`] with `env` set for the device (e.g. `ASSENT_CA_FILE`).
+pub async fn run_device_with_env(
+    state: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &std::path::Path)],
+) -> (bool, serde_json::Value, String) {
     let output = Command::new(device_binary())
         .arg("--state")
         .arg(state)
         .arg("--json")
         .args(args)
         .env_remove("ASSENT_DEVICE_STATE")
+        .envs(env.iter().map(|(k, v)| (*k, *v)))
         .output()
         .await
         .expect("run assent-device");

@@ -1,7 +1,9 @@
 //! Auth0's own SDKs, unmodified, as clients of Assent: auth0-python (driven
-//! by `tests/sdk/auth0_py.py` in `tests/.venv`) and npm `auth0`'s
-//! AuthenticationClient (driven by `tests/js/auth0-client.mjs`), each call a
-//! child process that prints one JSON object. Both SDKs speak only https, so
+//! by `tests/sdk/auth0_py.py` in `tests/.venv`), npm `auth0`'s
+//! AuthenticationClient (driven by `tests/js/auth0-client.mjs`) and
+//! `@auth0/auth0-auth-js`'s AuthClient, the one with the MFA API (driven by
+//! `tests/js/auth0-auth-js.mjs`), each call a child process that prints one
+//! JSON object. Both SDKs speak only https, so
 //! the server sits behind a [`TlsProxy`]; [`SdkServer`] sets that up, and
 //! [`DeliveryServer`] adds the mail and SMS receivers the passwordless
 //! connections send to.
@@ -37,6 +39,8 @@ fn tests_dir() -> PathBuf {
 pub enum SdkKind {
     Python,
     Node,
+    /// `@auth0/auth0-auth-js`.
+    NodeAuthJs,
 }
 
 /// One of Auth0's SDKs, configured for one client of one server.
@@ -62,6 +66,12 @@ impl Auth0Sdk {
         Self::new(SdkKind::Node, domain, client_id, secret, ca_pem)
     }
 
+    /// `@auth0/auth0-auth-js`'s `AuthClient` for `domain` (`localhost:PORT`),
+    /// trusting the CA in `ca_pem`.
+    pub fn auth_js(domain: &str, client_id: &str, secret: Option<&str>, ca_pem: &Path) -> Self {
+        Self::new(SdkKind::NodeAuthJs, domain, client_id, secret, ca_pem)
+    }
+
     fn new(
         kind: SdkKind,
         domain: &str,
@@ -82,6 +92,7 @@ impl Auth0Sdk {
         match self.kind {
             SdkKind::Python => "auth0-python",
             SdkKind::Node => "node auth0",
+            SdkKind::NodeAuthJs => "@auth0/auth0-auth-js",
         }
     }
 
@@ -111,16 +122,20 @@ impl Auth0Sdk {
                 }
                 cmd
             }
-            SdkKind::Node => {
+            SdkKind::Node | SdkKind::NodeAuthJs => {
+                let (package, driver) = match self.kind {
+                    SdkKind::Node => ("auth0", "auth0-client.mjs"),
+                    _ => ("@auth0/auth0-auth-js", "auth0-auth-js.mjs"),
+                };
                 let js = tests_dir().join("js");
                 assert!(
-                    js.join("node_modules/auth0").exists(),
+                    js.join("node_modules").join(package).exists(),
                     "npm packages missing: run `npm ci` in {} (scripts/setup does)",
                     js.display()
                 );
                 let mut cmd = Command::new("node");
                 cmd.current_dir(&js)
-                    .arg("auth0-client.mjs")
+                    .arg(driver)
                     .env("NODE_EXTRA_CA_CERTS", &self.ca_pem);
                 cmd
             }
@@ -274,6 +289,16 @@ impl SdkServer {
 
     pub fn node(&self) -> Auth0Sdk {
         Auth0Sdk::node(
+            &self.proxy.domain(),
+            &self.client.client_id,
+            Some(self.client_secret()),
+            self.proxy.ca_pem_path(),
+        )
+    }
+
+    /// `@auth0/auth0-auth-js`, the SDK with the MFA API.
+    pub fn auth_js(&self) -> Auth0Sdk {
+        Auth0Sdk::auth_js(
             &self.proxy.domain(),
             &self.client.client_id,
             Some(self.client_secret()),

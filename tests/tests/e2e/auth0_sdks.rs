@@ -114,7 +114,7 @@ async fn bc_authorize(env: &SdkServer, sdk: &Auth0Sdk) -> String {
     let hint = login_hint(env, ALICE);
     let who = match sdk.kind {
         SdkKind::Python => ["--login-hint", hint.as_str()],
-        SdkKind::Node => ["--user-id", ALICE],
+        SdkKind::Node | SdkKind::NodeAuthJs => ["--user-id", ALICE],
     };
     let mut args = vec!["bc-authorize"];
     args.extend(who);
@@ -218,7 +218,7 @@ async fn refresh_then_revoke(env: &SdkServer, sdk: &Auth0Sdk) {
     let revoked = sdk.ok(&["revoke", "--token", refresh]).await;
     match sdk.kind {
         SdkKind::Python => assert_eq!(revoked, "", "no body"),
-        SdkKind::Node => assert_eq!(revoked["status"], 200),
+        SdkKind::Node | SdkKind::NodeAuthJs => assert_eq!(revoked["status"], 200),
     }
     sdk.err(
         &["refresh", "--refresh-token", refresh],

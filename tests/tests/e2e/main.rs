@@ -25,6 +25,7 @@ mod housekeeping;
 mod http_hygiene;
 mod keys;
 mod mfa;
+mod mfa_sdk;
 mod oauth4webapi;
 mod openapi;
 mod outbound;
