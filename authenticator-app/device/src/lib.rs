@@ -6,6 +6,7 @@ pub mod challenge;
 pub mod client;
 pub mod events;
 pub mod state;
+pub mod totp;
 
 pub use challenge::{verify_challenge, ChallengeRejected, VerifiedChallenge};
 pub use client::{Answer, DeviceClient, DeviceClientError};

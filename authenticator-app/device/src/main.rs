@@ -7,9 +7,11 @@ use std::{path::PathBuf, process::ExitCode};
 use anyhow::{bail, Context};
 use assent_device::{
     client::{Answer, Pending},
+    state::StoredTotp,
+    totp::TotpAccount,
     DeviceClient, StateDir, VerifiedChallenge,
 };
-use assent_shared::protocol::{DenyReason, EnrollmentUri, PushSubscription};
+use assent_shared::protocol::{DenyReason, EnrollmentUri, PushSubscription, RequestPurpose};
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
 
@@ -81,6 +83,23 @@ enum Command {
     RotateKey,
     /// Remove this device from the server and forget the account.
     Unenroll,
+    /// TOTP accounts (one-time codes of other services, RFC 6238).
+    #[command(subcommand)]
+    Totp(TotpCommand),
+}
+
+#[derive(Subcommand)]
+enum TotpCommand {
+    /// Add an account from its otpauth://totp/ link (what the service's QR
+    /// code holds).
+    Add { uri: String },
+    /// Show every account with its current code and the seconds it stays.
+    List,
+    /// Print the current code of one account (its issuer or account name;
+    /// optional when there is only one).
+    Code { name: Option<String> },
+    /// Remove an account (its issuer or account name).
+    Remove { name: String },
 }
 
 fn default_state_dir() -> PathBuf {
@@ -114,6 +133,7 @@ fn challenge_json(c: &VerifiedChallenge) -> Value {
         "expires_at": claims.exp,
         "match_code_digits": claims.match_code_digits,
         "user_verification_required": claims.user_verification_required,
+        "purpose": claims.purpose,
     })
 }
 
@@ -163,6 +183,9 @@ fn print_pending(pending: &Pending, json_out: bool) {
             (claims.exp - now).max(0)
         );
         println!("  \"{}\"", claims.binding_message);
+        if claims.purpose == RequestPurpose::Mfa {
+            println!("  (the second step of a sign-in at {})", claims.client_name);
+        }
         println!("  from:  {} ({})", claims.client_name, claims.client_id);
         println!("  asks:  {}", claims.scope.join(" "));
         if let Some(aud) = &claims.audience {
@@ -371,6 +394,106 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "unenrolled".into()
                 }
             );
+        }
+        Command::Totp(command) => totp(&state, command, cli.json)?,
+    }
+    Ok(())
+}
+
+/// `assent-device totp ...`: the accounts live in the state folder's
+/// owner-only `totp.json`.
+fn totp(state: &StateDir, command: TotpCommand, json_out: bool) -> anyhow::Result<()> {
+    let mut stored = state.totp_accounts()?;
+    let parsed = |s: &StoredTotp| {
+        TotpAccount::from_uri(&s.uri).with_context(|| format!("TOTP account {} is damaged", s.id))
+    };
+    let matching = |stored: &[StoredTotp], name: Option<&str>| -> anyhow::Result<usize> {
+        let mut hits = Vec::new();
+        for (i, s) in stored.iter().enumerate() {
+            let account = parsed(s)?;
+            let named = name.is_none_or(|n| {
+                s.id == n
+                    || account.account_name().eq_ignore_ascii_case(n)
+                    || account.issuer().is_some_and(|i| i.eq_ignore_ascii_case(n))
+            });
+            if named {
+                hits.push(i);
+            }
+        }
+        match (hits.as_slice(), name) {
+            ([one], _) => Ok(*one),
+            ([], Some(n)) => bail!("no TOTP account named {n:?} (see `assent-device totp list`)"),
+            ([], None) => bail!("no TOTP account yet: add one with `assent-device totp add LINK`"),
+            (_, _) => bail!(
+                "several TOTP accounts match: name one by its id (see `assent-device totp list`)"
+            ),
+        }
+    };
+    match command {
+        TotpCommand::Add { uri } => {
+            let account = TotpAccount::from_uri(&uri)?;
+            let canonical = account.to_uri();
+            if stored.iter().any(|s| s.uri == canonical) {
+                bail!("this TOTP account is already added");
+            }
+            let id = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+            stored.push(StoredTotp {
+                id: id.clone(),
+                uri: canonical,
+                added_at: time::OffsetDateTime::now_utc()
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .expect("formattable"),
+            });
+            state.save_totp_accounts(&stored)?;
+            if json_out {
+                println!(
+                    "{}",
+                    json!({"id": id, "issuer": account.issuer(), "account": account.account_name()})
+                );
+            } else {
+                println!("added {} ({id})", account.label());
+            }
+        }
+        TotpCommand::List => {
+            let mut rows = Vec::new();
+            for s in &stored {
+                let account = parsed(s)?;
+                let (code, left) = account.now();
+                rows.push(json!({
+                    "id": s.id,
+                    "issuer": account.issuer(),
+                    "account": account.account_name(),
+                    "code": code,
+                    "seconds_left": left,
+                    "period": account.period(),
+                }));
+                if !json_out {
+                    println!("{}  {code}  ({left} s)  {}", s.id, account.label());
+                }
+            }
+            if json_out {
+                println!("{}", Value::Array(rows));
+            } else if stored.is_empty() {
+                println!("no TOTP accounts");
+            }
+        }
+        TotpCommand::Code { name } => {
+            let account = parsed(&stored[matching(&stored, name.as_deref())?])?;
+            let (code, left) = account.now();
+            if json_out {
+                println!("{}", json!({"code": code, "seconds_left": left}));
+            } else {
+                println!("{code}");
+            }
+        }
+        TotpCommand::Remove { name } => {
+            let removed = stored.remove(matching(&stored, Some(&name))?);
+            state.save_totp_accounts(&stored)?;
+            if json_out {
+                println!("{}", json!({"removed": removed.id}));
+            } else {
+                println!("removed {}", removed.id);
+            }
         }
     }
     Ok(())

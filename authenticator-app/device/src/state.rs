@@ -84,6 +84,18 @@ pub struct StateDir {
 
 const ACCOUNT_FILE: &str = "account.json";
 const KEY_FILE: &str = "device-key.json";
+/// The TOTP accounts: their `otpauth://` links, secrets included (mode 0600).
+const TOTP_FILE: &str = "totp.json";
+
+/// A TOTP account as the file keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredTotp {
+    pub id: String,
+    /// The `otpauth://` link (it holds the secret).
+    pub uri: String,
+    /// RFC 3339.
+    pub added_at: String,
+}
 
 impl StateDir {
     pub fn new(path: impl Into<PathBuf>) -> Self {
@@ -142,6 +154,26 @@ impl StateDir {
             }
         }
         Ok(())
+    }
+}
+
+impl StateDir {
+    /// The TOTP accounts, oldest first (none before the first is added).
+    pub fn totp_accounts(&self) -> anyhow::Result<Vec<StoredTotp>> {
+        let path = self.path.join(TOTP_FILE);
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .with_context(|| format!("{} is not a list of TOTP accounts", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    /// Replaces the TOTP accounts (the file is written owner-only).
+    pub fn save_totp_accounts(&self, accounts: &[StoredTotp]) -> anyhow::Result<()> {
+        create_private_dir(&self.path)?;
+        let json = serde_json::to_vec_pretty(accounts).expect("serializable");
+        write_private(&self.path.join(TOTP_FILE), &json)
     }
 }
 

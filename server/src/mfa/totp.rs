@@ -18,7 +18,16 @@ pub fn step_of(now_secs: i64) -> i64 {
 
 /// The step (now, or one either side for clock drift) whose code `otp` is.
 pub fn matching_step(secret: &[u8], otp: &str, now_step: i64) -> Option<i64> {
-    let totp = TOTP::new(Algorithm::SHA1, DIGITS, 1, STEP_SECS, secret.to_vec()).ok()?;
+    let totp = TOTP::new(
+        Algorithm::SHA1,
+        DIGITS,
+        1,
+        STEP_SECS,
+        secret.to_vec(),
+        None,
+        String::new(),
+    )
+    .ok()?;
     [now_step - 1, now_step, now_step + 1]
         .into_iter()
         .find(|step| *step >= 0 && constant_time_eq(&totp.generate(*step as u64 * STEP_SECS), otp))

@@ -112,7 +112,7 @@ fn totp(secret_base32: &str) -> TOTP {
     let secret = data_encoding::BASE32_NOPAD
         .decode(secret_base32.as_bytes())
         .unwrap();
-    TOTP::new(Algorithm::SHA1, 6, 1, 30, secret).unwrap()
+    TOTP::new(Algorithm::SHA1, 6, 1, 30, secret, None, String::new()).unwrap()
 }
 
 /// The code at the server's present moment (its clock may have been moved).
@@ -634,4 +634,49 @@ fn six_digits(text: &str) -> String {
         .find(|run| run.len() == 6)
         .unwrap_or_else(|| panic!("no 6-digit code in {text:?}"))
         .to_string()
+}
+
+on_both_backends! {
+    async fn assent_device_holds_totp_accounts(backend: Backend) {
+        let server = TestServer::start(backend).await;
+        create_user_without_device(server.store(), "auth0|alice", Some(EMAIL), None).await;
+        let client = mfa_client(&server, MfaPolicy::Required).await;
+        let token = mfa_token(&server, &client).await;
+        let enrolled = associate(&server, &client, &token).await;
+        let state = tempfile::tempdir().unwrap();
+        let device = |args: &'static [&'static str]| assent_tests::process::run_device(state.path(), args);
+        let link = enrolled["barcode_uri"].as_str().unwrap().to_string();
+        let (ok, added, err) = assent_tests::process::run_device(state.path(), &["totp", "add", &link]).await;
+        assert!(ok, "{err}");
+        let host = reqwest::Url::parse(&server.url("/")).unwrap().host_str().unwrap().to_string();
+        assert_eq!(added["issuer"], host.as_str());
+        assert_eq!(added["account"], EMAIL);
+        // Kept owner-only: the link holds the secret.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(state.path().join("totp.json")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let (ok, _, err) = assent_tests::process::run_device(state.path(), &["totp", "add", &link]).await;
+        assert!(!ok && err.contains("already"), "{err}");
+
+        let (ok, listed, err) = device(&["totp", "list"]).await;
+        assert!(ok, "{err}");
+        let left = listed[0]["seconds_left"].as_u64().unwrap();
+        assert!((1..=30).contains(&left), "{listed}");
+        // The device's code is the server's (its clock is the real one here).
+        let (ok, code, err) = device(&["totp", "code"]).await;
+        assert!(ok, "{err}");
+        let expected = totp(enrolled["secret"].as_str().unwrap());
+        let now = server.assent().clock.now_secs() as u64;
+        let code = code["code"].as_str().unwrap().to_string();
+        assert!([now - 1, now].iter().any(|t| expected.generate(*t) == code), "{code}");
+        assert_eq!(otp_grant(&server, &client, &token, &code).await.status(), StatusCode::OK);
+
+        let (ok, _, err) = device(&["totp", "remove", EMAIL]).await;
+        assert!(ok, "{err}");
+        let (ok, listed, _) = device(&["totp", "list"]).await;
+        assert!(ok);
+        assert_eq!(listed, json!([]));
+        let (ok, _, err) = device(&["totp", "add", "otpauth://totp/x?secret=ABC"]).await;
+        assert!(!ok && err.contains("secret"), "{err}");
+    }
 }

@@ -93,7 +93,7 @@ fn totp(secret_base32: &str) -> TOTP {
     let secret = data_encoding::BASE32_NOPAD
         .decode(secret_base32.as_bytes())
         .unwrap();
-    TOTP::new(Algorithm::SHA1, 6, 1, 30, secret).unwrap()
+    TOTP::new(Algorithm::SHA1, 6, 1, 30, secret, None, String::new()).unwrap()
 }
 
 /// The ID token's `amr` of an SDK token response.
