@@ -2,6 +2,7 @@
 //! PostgreSQL, servers in this process or as child processes, and small
 //! OAuth clients that speak to them over real HTTP.
 
+pub mod alerts;
 pub mod client;
 pub mod db;
 #[cfg(target_os = "linux")]

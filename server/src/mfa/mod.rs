@@ -257,11 +257,13 @@ async fn failures(assent: &Assent, user_sub: &str, count: bool) -> Result<(), OA
         .bump_passwordless_counter(&key, i64::from(count), now, FAILURE_WINDOW_MS)
         .await?;
     if window.count >= FAILURES_PER_WINDOW {
+        let until = window.window_start + FAILURE_WINDOW_MS;
         if count && window.count == FAILURES_PER_WINDOW {
-            tracing::warn!(user = user_sub, "MFA locked out after repeated wrong codes");
-            metrics::counter!("assent_mfa_lockouts_total").increment(1);
+            assent
+                .alerts
+                .mfa_locked_out(&assent.endpoints.issuer, user_sub, until, now);
         }
-        let retry = (window.window_start + FAILURE_WINDOW_MS - now).max(1000) / 1000;
+        let retry = (until - now).max(1000) / 1000;
         return Err(OAuthError::too_many_attempts(
             "too many wrong codes: the second factor is locked, try again later",
             retry as u64,

@@ -274,7 +274,12 @@ on_both_backends! {
 
 on_both_backends! {
     async fn mfa_tokens_are_bound_and_short_lived_and_guessing_locks(backend: Backend) {
-        let server = TestServer::start(backend).await;
+        let (hook, alerts) = assent_tests::alerts::webhook_receiver().await;
+        let server = TestServer::start_with(backend, move |s| {
+            s.push_allowed_hosts = vec![hook.to_string()];
+            s.alert_webhook_url = Some(format!("http://{hook}/alerts"));
+        })
+        .await;
         create_user_without_device(server.store(), "auth0|alice", Some(EMAIL), None).await;
         let client = mfa_client(&server, MfaPolicy::Required).await;
         let other = mfa_client(&server, MfaPolicy::Off).await;
@@ -302,6 +307,11 @@ on_both_backends! {
         expect_error(locked, StatusCode::TOO_MANY_REQUESTS, "too_many_attempts").await;
         let code = code_now(&server, &totp);
         expect_error(otp_grant(&server, &client, &token, &code).await, StatusCode::TOO_MANY_REQUESTS, "too_many_attempts").await;
+        // The operator is told.
+        let alert = assent_tests::alerts::first_alert(&alerts).await;
+        assert_eq!(alert["type"], "mfa_locked_out");
+        assert_eq!(alert["user"], "auth0|alice");
+        assert_eq!(alerts.lock().unwrap().len(), 1, "once per lockout");
         server.advance_clock(Duration::from_secs(15 * 60));
         let token = mfa_token(&server, &client).await;
         let code = code_now(&server, &totp);

@@ -3,11 +3,7 @@
 //! operator's webhook, and blocked users. Real server, real devices, a real
 //! loopback push service and a real webhook receiver.
 
-use std::{
-    net::SocketAddr,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::time::Duration;
 
 use assent_device::{Answer, DeviceClient};
 use assent_server::{
@@ -22,13 +18,14 @@ use assent_shared::{
     protocol::{DenyReason, UserVerification},
 };
 use assent_tests::{
+    alerts::{first_alert, webhook_receiver},
     client::{create_user_without_device, expect_error},
     device::enroll,
     jwt_payload, on_both_backends,
     push_service::{Behavior, TestPushService},
     request_status, TestClient, TestServer,
 };
-use axum::{extract::State, routing::post, Json, Router};
+use axum::Router;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -228,26 +225,6 @@ on_both_backends! {
     }
 }
 
-/// A loopback receiver for the operator's alert webhook.
-async fn webhook_receiver() -> (SocketAddr, Arc<Mutex<Vec<Value>>>) {
-    let received = Arc::new(Mutex::new(Vec::new()));
-    let app = Router::new()
-        .route(
-            "/alerts",
-            post(
-                |State(seen): State<Arc<Mutex<Vec<Value>>>>, Json(body): Json<Value>| async move {
-                    seen.lock().unwrap().push(body);
-                    StatusCode::NO_CONTENT
-                },
-            ),
-        )
-        .with_state(received.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (addr, received)
-}
-
 on_both_backends! {
     async fn not_me_mutes_the_user_tells_the_operator_and_lifts_by_unmute_or_in_time(backend: Backend) {
         let (hook, alerts) = webhook_receiver().await;
@@ -274,11 +251,7 @@ on_both_backends! {
         assert!(description.contains("paused until") && description.contains("This wasn't me"), "{description}");
         assert_eq!(phone.pending().await.unwrap().muted_until, Some(muted_until));
 
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while alerts.lock().unwrap().is_empty() && std::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let alert = alerts.lock().unwrap().first().cloned().expect("the webhook got the alert");
+        let alert = first_alert(&alerts).await;
         assert_eq!(alert["type"], "user_muted");
         assert_eq!(alert["user"], "carol");
         assert_eq!(alert["reason"], "not_me");
