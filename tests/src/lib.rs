@@ -8,6 +8,7 @@ pub mod db;
 #[cfg(target_os = "linux")]
 pub mod desktop;
 pub mod device;
+pub mod otp;
 pub mod private_pg;
 pub mod process;
 pub mod push_service;

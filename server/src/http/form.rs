@@ -80,6 +80,20 @@ pub fn is_form(headers: &HeaderMap) -> bool {
 /// anything there).
 pub struct RequesterAddr(pub Option<IpAddr>);
 
+impl RequesterAddr {
+    /// Where a request that asks the user's devices came from, as the
+    /// device shows it: this address and the caller's `User-Agent`.
+    pub fn context(&self, headers: &HeaderMap) -> crate::approval::RequesterContext {
+        crate::approval::RequesterContext {
+            ip: self.0.map(|ip| ip.to_string()),
+            user_agent: headers
+                .get(axum::http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+        }
+    }
+}
+
 impl FromRequestParts<AppState> for RequesterAddr {
     type Rejection = std::convert::Infallible;
 

@@ -10,7 +10,6 @@ use axum::{
 
 use super::{form::Form, oauth::NoStore, AppState, RequesterAddr};
 use crate::{
-    approval::RequesterContext,
     client_auth,
     error::OAuthError,
     mfa::{self, Association, AuthenticatorView, Caller, ChallengeAnswer},
@@ -90,13 +89,7 @@ pub async fn challenge(
         assent.endpoints.issuer.trim_end_matches('/')
     );
     let client = client_auth::authenticate_cached(assent, &headers, &params, &endpoint, ip).await?;
-    let requester = RequesterContext {
-        ip: ip.map(|ip| ip.to_string()),
-        user_agent: headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
-    };
+    let requester = RequesterAddr(ip).context(&headers);
     mfa::challenge(assent, &client, &params, requester)
         .await
         .map(NoStore)

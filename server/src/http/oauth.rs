@@ -12,7 +12,7 @@ use axum::{
 
 use super::{errors::TokenEndpointError, form::Form, AppState, RequesterAddr};
 use crate::{
-    ciba::{self, RequesterContext, CIBA_GRANT, REFRESH_GRANT},
+    ciba::{self, CIBA_GRANT, REFRESH_GRANT},
     client_auth,
     error::OAuthError,
     mfa, passwordless,
@@ -34,13 +34,7 @@ pub async fn bc_authorize(
     )
     .await?;
     let request = ciba::parse_backchannel_request(&params, |iss| assent.endpoints.is_issuer(iss))?;
-    let requester = RequesterContext {
-        ip: ip.map(|ip| ip.to_string()),
-        user_agent: headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
-    };
+    let requester = RequesterAddr(ip).context(&headers);
     let ack = ciba::start_backchannel(assent, &client, request, requester).await?;
     // The answer holds the auth_req_id (a bearer secret for the poll) and
     // the match code: no cache may keep it.

@@ -27,12 +27,13 @@ use assent_shared::{
 use assent_tests::{
     client::{create_user_without_device, expect_error},
     jwt_payload, on_both_backends,
+    otp::{six_digits, totp},
     sms_receiver::SmsReceiver,
     TestClient, TestServer,
 };
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use totp_rs::{Algorithm, TOTP};
+use totp_rs::TOTP;
 
 const EMAIL: &str = "alice@example.com";
 const BOB: &str = "bob@example.com";
@@ -106,13 +107,6 @@ async fn mfa_token(server: &TestServer, client: &TestClient) -> String {
         .as_str()
         .expect("an mfa_token")
         .to_string()
-}
-
-fn totp(secret_base32: &str) -> TOTP {
-    let secret = data_encoding::BASE32_NOPAD
-        .decode(secret_base32.as_bytes())
-        .unwrap();
-    TOTP::new(Algorithm::SHA1, 6, 1, 30, secret, None, String::new()).unwrap()
 }
 
 /// The code at the server's present moment (its clock may have been moved).
@@ -636,14 +630,6 @@ on_both_backends! {
         // Another API's token, or none of the MFA scopes: refused.
         assert_eq!(server.http.get(server.url("/mfa/authenticators")).bearer_auth("a.b.c").send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
     }
-}
-
-/// The first run of exactly six digits in `text`.
-fn six_digits(text: &str) -> String {
-    text.split(|c: char| !c.is_ascii_digit())
-        .find(|run| run.len() == 6)
-        .unwrap_or_else(|| panic!("no 6-digit code in {text:?}"))
-        .to_string()
 }
 
 on_both_backends! {

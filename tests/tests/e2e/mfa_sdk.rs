@@ -22,11 +22,12 @@ use assent_shared::oauth::{PASSWORDLESS_OTP_GRANT_TYPE, REFRESH_TOKEN_GRANT_TYPE
 use assent_tests::{
     client::create_user_without_device,
     jwt_payload, on_both_backends,
+    otp::{six_digits, totp},
     process::run_device_with_env,
     sdk::{Auth0Sdk, DeliveryServer},
 };
 use serde_json::{json, Value};
-use totp_rs::{Algorithm, TOTP};
+use totp_rs::TOTP;
 
 const ALICE: &str = "auth0|alice";
 const ALICE_EMAIL: &str = "alice@example.com";
@@ -66,14 +67,6 @@ async fn mfa_server(backend: assent_tests::Backend) -> DeliveryServer {
     env
 }
 
-/// The first run of exactly six digits in `text`.
-fn six_digits(text: &str) -> String {
-    text.split(|c: char| !c.is_ascii_digit())
-        .find(|run| run.len() == 6)
-        .unwrap_or_else(|| panic!("no 6-digit code in {text:?}"))
-        .to_string()
-}
-
 /// A passwordless e-mail login through the SDK; the `mfa_token` of its
 /// `mfa_required` answer.
 async fn first_factor(env: &DeliveryServer, sdk: &Auth0Sdk, extra: &[&str]) -> String {
@@ -87,13 +80,6 @@ async fn first_factor(env: &DeliveryServer, sdk: &Auth0Sdk, extra: &[&str]) -> S
         .as_str()
         .expect("the SDK hands over the mfa_token")
         .to_string()
-}
-
-fn totp(secret_base32: &str) -> TOTP {
-    let secret = data_encoding::BASE32_NOPAD
-        .decode(secret_base32.as_bytes())
-        .unwrap();
-    TOTP::new(Algorithm::SHA1, 6, 1, 30, secret, None, String::new()).unwrap()
 }
 
 /// The ID token's `amr` of an SDK token response.

@@ -15,6 +15,7 @@ use assent_tests::{
     client::create_user,
     db::TestDb,
     jwt_payload, on_both_backends,
+    otp::six_digits,
     process::ServeProcess,
     sdk::{Auth0Sdk, DeliveryServer, SdkKind},
     sms_receiver::SmsReceiver,
@@ -69,26 +70,6 @@ async fn delivery_server(backend: Backend) -> DeliveryServer {
     .await
     .unwrap();
     env
-}
-
-/// The first run of exactly six digits in `text`.
-fn code_in(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i].is_ascii_digit() {
-            let start = i;
-            while i < bytes.len() && bytes[i].is_ascii_digit() {
-                i += 1;
-            }
-            if i - start == 6 {
-                return text[start..i].to_string();
-            }
-        } else {
-            i += 1;
-        }
-    }
-    panic!("no 6-digit code in {text:?}");
 }
 
 /// The magic link in a mail's text part.
@@ -166,7 +147,7 @@ async fn email_code_with(env: &DeliveryServer, sdk: &Auth0Sdk) {
     let mail = env.smtp.next_message(WAIT).await;
     assert_eq!(mail.envelope_to, [ALICE_EMAIL]);
     assert_eq!(mail.from_header.as_deref(), Some(DeliveryServer::MAIL_FROM));
-    let code = code_in(mail.text_body.as_deref().unwrap());
+    let code = six_digits(mail.text_body.as_deref().unwrap());
     assert!(mail.html_body.as_deref().unwrap().contains(&code));
     let scope = "openid profile email offline_access";
     let login = [
@@ -214,7 +195,7 @@ on_both_backends! {
             let sms = env.sms.next_sms(WAIT).await;
             assert_eq!(sms.to, ALICE_PHONE);
             assert!(env.sms.attempts() >= attempts + 2, "a retry after the 503");
-            let code = code_in(&sms.body);
+            let code = six_digits(&sms.body);
             let tokens = sdk
                 .ok(&[
                     "passwordless-login", "--realm", "sms", "--username", ALICE_PHONE,
@@ -403,7 +384,7 @@ on_both_backends! {
         let second = ServeProcess::start(&db.url, &env_refs).await;
         let text = sms.next_sms(Duration::from_secs(90)).await;
         assert_eq!(text.to, ALICE_PHONE);
-        let code = code_in(&text.body);
+        let code = six_digits(&text.body);
         let tokens: Value = http
             .post(format!("{}/oauth/token", second.base_url))
             .form(&[
