@@ -132,7 +132,7 @@ pub async fn run(store: &Store, cmd: ApiCommand) -> anyhow::Result<()> {
                     .collect();
                 return output::json(&list);
             }
-            let mut table = Table::new(&["IDENTIFIER", "NAME", "SCOPES", "GRANTED TO"]);
+            let mut table = Table::new(&["IDENTIFIER", "NAME", "SCOPES", "MFA", "GRANTED TO"]);
             for api in apis {
                 let granted: Vec<String> = grants
                     .iter()
@@ -143,6 +143,7 @@ pub async fn run(store: &Store, cmd: ApiCommand) -> anyhow::Result<()> {
                     api.identifier,
                     api.name,
                     or_none(&api.scopes),
+                    api.mfa_policy.as_str().to_string(),
                     granted.join(", "),
                 ]);
             }

@@ -46,7 +46,12 @@ pub async fn associate(
     let caller = Caller::from_bearer(assent, bearer(&headers, params.get("mfa_token"))?).await?;
     // The token names its client; credentials in the body, when given
     // (Auth0's SDKs send none here), must be that client's.
-    let credentials = params.get("client_id").is_some() || params.get("client_assertion").is_some();
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.len() > 6 && v[..6].eq_ignore_ascii_case("basic "));
+    let credentials =
+        basic || params.get("client_id").is_some() || params.get("client_assertion").is_some();
     let client =
         if credentials {
             let endpoint = format!(

@@ -94,7 +94,7 @@ pub async fn delete(assent: &Assent, caller: &Caller, id: &str) -> Result<(), OA
                 .device(device_id)
                 .await?
                 .is_some_and(|d| d.user_sub == user_sub && d.revoked_at.is_none());
-            owned
+            let revoked = owned
                 && assent
                     .store
                     .revoke_device(
@@ -102,7 +102,11 @@ pub async fn delete(assent: &Assent, caller: &Caller, id: &str) -> Result<(), OA
                         "removed through the MFA API",
                         assent.clock.now_ms(),
                     )
-                    .await?
+                    .await?;
+            if revoked {
+                assent.store.drop_orphaned_recovery_codes(user_sub).await?;
+            }
+            revoked
         }
         None => assent.store.delete_authenticator(user_sub, id).await?,
     };
@@ -363,7 +367,19 @@ async fn associate_destination(
         address: Some(address.to_string()),
     };
     assent.store.insert_authenticator(&row).await?;
-    let oob_code = challenge::send_code(assent, client, caller.mfa_token_sha256(), &row).await?;
+    let oob_code = match challenge::send_code(assent, client, caller.mfa_token_sha256(), &row).await
+    {
+        Ok(oob_code) => oob_code,
+        Err(e) => {
+            // Nothing was sent (limit, provider): no entry that no code
+            // can ever confirm.
+            assent
+                .store
+                .delete_authenticator(&user.sub, &row.id)
+                .await?;
+            return Err(e);
+        }
+    };
     Ok(Association {
         authenticator_type: "oob",
         id: Some(row.id),

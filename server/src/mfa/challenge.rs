@@ -128,9 +128,9 @@ pub async fn challenge(
     }
 }
 
-/// The factor named by `authenticator_id`, or the best one the types
-/// allow: a push when the user has a device (nothing to type), then a TOTP
-/// app, then a code sent by SMS or e-mail. Only active factors.
+/// The factor named by `authenticator_id`, or the best active one the
+/// types allow: a push when the user has a device (nothing to type), then
+/// a TOTP app, then a code sent by SMS or e-mail.
 async fn choose(
     assent: &Assent,
     user_sub: &str,
@@ -157,15 +157,12 @@ async fn choose(
             _ => Err(OAuthError::invalid_request("no such authenticator")),
         };
     }
-    let authenticators: Vec<AuthenticatorRow> = assent
-        .store
-        .authenticators(user_sub)
-        .await?
-        .into_iter()
-        .filter(|a| a.active)
-        .collect();
+    let all = assent.store.authenticators(user_sub).await?;
     if let Some(id) = named {
-        let Some(a) = authenticators.into_iter().find(|a| a.id == id) else {
+        // Named, a factor may still wait for its first code (one enrolled
+        // with an access token of the MFA API, which has no login to
+        // confirm it in): that code confirms it.
+        let Some(a) = all.into_iter().find(|a| a.id == id) else {
             return Err(OAuthError::invalid_request("no such authenticator"));
         };
         return match a.kind {
@@ -174,6 +171,7 @@ async fn choose(
             _ => Err(unsupported()),
         };
     }
+    let authenticators: Vec<AuthenticatorRow> = all.into_iter().filter(|a| a.active).collect();
     if oob && has_device().await? {
         return Ok(Target::Push);
     }

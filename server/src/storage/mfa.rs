@@ -119,6 +119,10 @@ row! {
     }
 }
 
+/// The user (`$1`) has neither an authenticator nor an enrolled device.
+const NO_FACTOR_LEFT: &str = "NOT EXISTS (SELECT 1 FROM mfa_authenticators WHERE user_sub = $1) \
+     AND NOT EXISTS (SELECT 1 FROM devices WHERE user_sub = $1 AND revoked_at IS NULL)";
+
 const AUTHENTICATOR_COLUMNS: &str =
     "id, user_sub, kind, oob_channel, name, secret_sealed, last_step, active, created_at, address";
 const MFA_TOKEN_COLUMNS: &str =
@@ -230,9 +234,8 @@ impl Store {
         id: &str,
     ) -> Result<bool, StorageError> {
         let delete = "DELETE FROM mfa_authenticators WHERE user_sub = $1 AND id = $2";
-        let orphaned_codes = "DELETE FROM mfa_recovery_codes WHERE user_sub = $1 \
-             AND NOT EXISTS (SELECT 1 FROM mfa_authenticators WHERE user_sub = $1) \
-             AND NOT EXISTS (SELECT 1 FROM devices WHERE user_sub = $1 AND revoked_at IS NULL)";
+        let orphaned_codes =
+            format!("DELETE FROM mfa_recovery_codes WHERE user_sub = $1 AND {NO_FACTOR_LEFT}");
         let delete_params = params![user_sub, id];
         let user_params = params![user_sub];
         on_pool!(self, pool, Db => {
@@ -242,12 +245,22 @@ impl Store {
                 .await?
                 .rows_affected()
                 == 1;
-            sqlx::query_with(orphaned_codes, arguments::<Db>(&user_params)?)
+            sqlx::query_with(&orphaned_codes, arguments::<Db>(&user_params)?)
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
             Ok(deleted)
         })
+    }
+
+    /// Deletes the user's recovery codes once no second factor is left.
+    pub async fn drop_orphaned_recovery_codes(&self, user_sub: &str) -> Result<(), StorageError> {
+        let sql =
+            format!("DELETE FROM mfa_recovery_codes WHERE user_sub = $1 AND {NO_FACTOR_LEFT}");
+        self.statement(&sql, &params![user_sub])
+            .execute()
+            .await
+            .map(|_| ())
     }
 
     /// Replaces a user's recovery codes with `digests`.

@@ -325,6 +325,17 @@ on_both_backends! {
         expect_error(deleted, StatusCode::FORBIDDEN, "insufficient_scope").await;
         let more = associate_response(&server, &client, &token, json!({ "authenticator_types": ["otp"] })).await;
         expect_error(more, StatusCode::FORBIDDEN, "access_denied").await;
+        // Client credentials, when given (here as Basic, the token in the
+        // body), must hold.
+        let basic = server
+            .http
+            .post(server.url("/mfa/associate"))
+            .basic_auth(&client.client_id, Some("not-the-secret"))
+            .json(&json!({ "mfa_token": token, "authenticator_types": ["otp"] }))
+            .send()
+            .await
+            .unwrap();
+        expect_error(basic, StatusCode::UNAUTHORIZED, "invalid_client").await;
     }
 }
 
@@ -608,6 +619,24 @@ on_both_backends! {
         let added = associate(&server, &client, &access_token).await;
         assert_eq!(added["authenticator_type"], "otp");
         assert!(added.get("recovery_codes").is_none(), "only with the first factor");
+        // A second phone, enrolled with the access token (no login to
+        // complete), is confirmed by its first challenge, named.
+        let response = associate_response(&server, &client, &access_token, json!({
+            "authenticator_types": ["oob"], "oob_channels": ["sms"], "phone_number": "+14155550199" })).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let second: Value = response.json().await.unwrap();
+        sms.next_sms(Duration::from_secs(30)).await;
+        let answer: Value = client.post_json(&server, "/mfa/challenge", json!({
+            "mfa_token": token, "challenge_type": "oob", "authenticator_id": second["id"] })).await.json().await.unwrap();
+        let texted = sms.next_sms(Duration::from_secs(30)).await;
+        assert_eq!(texted.to, "+14155550199");
+        let response = oob_grant(&server, &client, &token, answer["oob_code"].as_str().unwrap(), Some(&six_digits(&texted.body))).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let token = expect_error(login().await, StatusCode::FORBIDDEN, "mfa_required").await["mfa_token"]
+            .as_str().unwrap().to_string();
+        let listed = authenticators(&server, &token).await;
+        let confirmed = listed.as_array().unwrap().iter().find(|a| a["id"] == second["id"]).unwrap();
+        assert_eq!(confirmed["active"], true, "{listed}");
         let listed = authenticators(&server, &access_token).await;
         let sms_id = listed.as_array().unwrap().iter()
             .find(|a| a["oob_channel"] == "sms").unwrap()["id"].as_str().unwrap().to_string();
