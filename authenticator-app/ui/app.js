@@ -10,11 +10,23 @@ const $ = (id) => document.getElementById(id);
 
 const state = {
   view: "inbox",
-  status: { accounts: [], key_warning: null, load_errors: [], pin_set: false, pin_paused_until: null, needs_unlock: false },
+  status: {
+    accounts: [],
+    key_warning: null,
+    load_errors: [],
+    pin_set: false,
+    pin_paused_until: null,
+    needs_unlock: false,
+    code_accounts: 0,
+    codes_waiting: [],
+  },
   inbox: { requests: [], hidden_bad_signatures: 0, resolved: [] },
   current: null, // the request on screen: {account_id, request_id}
   currentView: null, // its RequestView
   offeredLink: null,
+  offeredCodes: false, // the offered link is a sign-in code link (otpauth://)
+  codes: [], // CodeViews, with their current codes
+  loadingCodes: false,
   busy: false,
 };
 
@@ -99,7 +111,7 @@ async function call(cmd, args) {
 
 function show(view) {
   state.view = view;
-  for (const name of ["inbox", "request", "history", "accounts"]) {
+  for (const name of ["inbox", "request", "codes", "history", "accounts"]) {
     $(`view-${name}`).hidden = name !== view;
   }
   for (const button of document.querySelectorAll("nav .nav")) {
@@ -110,6 +122,8 @@ function show(view) {
   if (view !== "request") state.current = null;
   if (view === "history") loadHistory();
   if (view === "accounts") renderAccounts();
+  if (view === "codes") loadCodes();
+  renderUnlock();
   $("main").focus({ preventScroll: true });
 }
 
@@ -195,20 +209,25 @@ function renderInbox() {
         "button",
         {
           type: "button",
-          "aria-label": `${r.binding_message}. ${r.client_name}, for ${r.account_label}. ${remaining(r.expires_at)}. Open to answer.`,
+          "aria-label": `${r.headline}. ${r.context}, for ${r.account_label}. ${remaining(r.expires_at)}. Open to answer.`,
         },
         [
-          el("span", { class: "binding", text: r.binding_message }),
+          el("span", { class: "binding", text: r.headline }),
           el("span", { class: "expires", "data-expires": r.expires_at, text: remaining(r.expires_at) }),
-          el("span", { class: "meta", text: `${r.client_name} · ${r.account_label} · ${when(r.created_at)}` }),
+          el("span", { class: "meta", text: `${r.context} · ${r.account_label} · ${when(r.created_at)}` }),
         ],
       );
       button.addEventListener("click", () => openRequest(r.account_id, r.request_id));
-      return el("li", { class: "request-item", "data-request-id": r.request_id, "data-account-id": r.account_id }, [button]);
+      return el(
+        "li",
+        { class: "request-item", "data-request-id": r.request_id, "data-account-id": r.account_id, "data-purpose": r.purpose },
+        [button],
+      );
     }),
   );
-  const noAccounts = state.status.accounts.length === 0 && state.status.load_errors.length === 0;
-  $("inbox-empty").hidden = requests.length > 0 || state.status.accounts.length === 0;
+  const anyAccount = state.status.accounts.length > 0 || state.status.code_accounts > 0;
+  const noAccounts = !anyAccount && state.status.load_errors.length === 0;
+  $("inbox-empty").hidden = requests.length > 0 || !anyAccount;
   $("inbox-no-accounts").hidden = !noAccounts;
   $("deny-all").hidden = requests.length < 2;
   renderUnlock();
@@ -224,7 +243,8 @@ function renderInbox() {
 
 function renderRequest(r) {
   state.currentView = r;
-  $("request-intro").textContent = `${r.client_name} asks to sign in as ${r.account_label}`;
+  $("request-card").dataset.purpose = r.purpose;
+  $("request-intro").textContent = r.intro;
   const logo = $("request-logo");
   logo.hidden = !r.logo;
   if (r.logo) logo.src = r.logo;
@@ -232,7 +252,7 @@ function renderRequest(r) {
   const website = $("request-website");
   website.hidden = !r.website_host;
   website.textContent = r.website_host ? `Website: ${r.website_host}` : "";
-  $("request-binding").textContent = r.binding_message;
+  $("request-binding").textContent = r.question;
   $("request-key-lines").replaceChildren(...r.key_lines.map((line) => el("li", { text: line })));
   const scopes = $("request-scopes");
   scopes.replaceChildren(...r.scopes.map((s) => el("li", { text: s.description, title: s.scope })));
@@ -380,7 +400,7 @@ async function decide(choice) {
   setApproveError("");
   try {
     await call("decide", { accountId: account_id, requestId: request_id, choice, matchCode, pin });
-    notice(`${words[choice]}: \u201c${state.currentView.binding_message}\u201d.`);
+    notice(`${words[choice]}: \u201c${state.currentView.headline}\u201d.`);
     show("inbox");
   } catch (e) {
     if (["already_answered", "expired", "gone", "unknown_account", "revoked", "denied_after_wrong_codes"].includes(e && e.kind)) {
@@ -430,15 +450,26 @@ async function denyAll() {
   await loadInbox();
 }
 
+// The PIN form, above the requests and the codes, while some account's key
+// or some code account's secret is not open.
 function renderUnlock() {
   const waiting = state.status.accounts.filter((a) => a.connection === "locked" || a.connection === "key_unavailable");
+  const codes = state.status.codes_waiting;
   const panel = $("unlock-panel");
-  panel.hidden = waiting.length === 0;
-  if (waiting.length === 0) return;
-  const names = waiting.map((a) => a.label).join(", ");
-  $("unlock-text").textContent = state.status.needs_unlock
-    ? `Enter your app PIN to open the key${waiting.length === 1 ? "" : "s"} of ${names}. Until then no requests arrive for ${waiting.length === 1 ? "it" : "them"}.`
-    : `The keys of ${names} could not be read from the system credential store. Unlock your keyring, then try again with your PIN.`;
+  panel.hidden = (waiting.length === 0 && codes.length === 0) || !["inbox", "codes"].includes(state.view);
+  if (panel.hidden) return;
+  const parts = [];
+  if (waiting.length) parts.push(`the key${waiting.length === 1 ? "" : "s"} of ${waiting.map((a) => a.label).join(", ")}`);
+  if (codes.length) parts.push(`the sign-in codes of ${codes.join(", ")}`);
+  const what = parts.join(" and ");
+  let text;
+  if (state.status.needs_unlock) {
+    text = `Enter your app PIN to open ${what}.`;
+    if (waiting.length) text += ` Until then no requests arrive for ${waiting.length === 1 ? "that account" : "those accounts"}.`;
+  } else {
+    text = `The system credential store did not give ${what}. Unlock your keyring, then try again with your PIN.`;
+  }
+  $("unlock-text").textContent = text;
   $("unlock-button").textContent = state.status.needs_unlock ? "Unlock" : "Try again";
 }
 
@@ -456,6 +487,7 @@ async function unlock() {
     $("unlock-pin").value = "";
     renderBanners();
     renderInbox();
+    if (state.view === "codes") await loadCodes();
   } catch (e) {
     $("unlock-error").textContent = errorText(e);
     $("unlock-pin").value = "";
@@ -615,6 +647,200 @@ async function removeAccount(account) {
   await loadInbox();
 }
 
+// ---- sign-in codes (TOTP) ------------------------------------------------
+
+// The codes come from the app (the secrets never reach this window); each
+// says until when it is valid, and the list ticks down on its own and asks
+// for the next codes when one runs out. Nothing here is a live region: a
+// screen reader is not told every second.
+
+const RING = 2 * Math.PI * 15; // circumference of the countdown ring (r = 15)
+
+async function loadCodes() {
+  if (state.loadingCodes) return;
+  state.loadingCodes = true;
+  let fresh = null;
+  try {
+    fresh = await call("codes");
+  } catch (e) {
+    notice(errorText(e), "error");
+  } finally {
+    state.loadingCodes = false;
+  }
+  if (!fresh) return;
+  // The next codes of the same accounts: only the numbers change, in place,
+  // so the focus (on a Copy button, say) stays where it is.
+  const shape = (list) => list.map((c) => `${c.id}:${Boolean(c.code)}:${c.label}`).join("|");
+  const same = shape(fresh) === shape(state.codes) && $("code-list").children.length === fresh.length;
+  state.codes = fresh;
+  if (same) updateCodes();
+  else renderCodes();
+}
+
+function updateCodes() {
+  for (const c of state.codes) {
+    const shown = document.querySelector(`.code-item[data-code-id="${c.id}"] .code`);
+    if (!shown || !c.code) continue;
+    shown.dataset.code = c.code;
+    shown.textContent = c.code_grouped;
+  }
+  tickCodes();
+}
+
+function secondsLeft(c) {
+  return Math.max(0, c.valid_until - nowSecs());
+}
+
+function ring() {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 36 36");
+  svg.setAttribute("width", "40");
+  svg.setAttribute("height", "40");
+  svg.setAttribute("aria-hidden", "true");
+  for (const name of ["ring-track", "ring-left"]) {
+    const circle = document.createElementNS(ns, "circle");
+    circle.setAttribute("cx", "18");
+    circle.setAttribute("cy", "18");
+    circle.setAttribute("r", "15");
+    circle.setAttribute("class", name);
+    svg.append(circle);
+  }
+  return svg;
+}
+
+function renderCodes() {
+  const list = $("code-list");
+  // A focused button inside the list gets the focus back after the redraw.
+  const active = document.activeElement;
+  const activeItem = active && list.contains(active) ? active.closest(".code-item") : null;
+  const refocus = activeItem ? [activeItem.dataset.codeId, active.classList.contains("copy-code") ? "copy-code" : "remove-code"] : null;
+  list.replaceChildren(
+    ...state.codes.map((c) => {
+      const who = el("div", { class: "code-who" }, [
+        el("span", { class: "code-issuer", text: c.issuer || c.account_name }),
+        c.issuer ? el("span", { class: "code-account", text: c.account_name }) : null,
+      ]);
+      const item = el("li", { class: "code-item", "data-code-id": c.id }, [who]);
+      const actions = el("div", { class: "code-actions" });
+      if (c.code) {
+        const timer = el("div", { class: "code-timer" }, [ring(), el("span", { class: "code-seconds", "aria-hidden": "true" })]);
+        item.append(
+          el("p", { class: "code-value" }, [
+            el("span", { class: "code", "data-code": c.code, text: c.code_grouped }),
+            el("span", { class: "visually-hidden code-left" }),
+          ]),
+          timer,
+        );
+        const copy = el("button", {
+          type: "button",
+          class: "secondary copy-code",
+          text: "Copy",
+          "aria-label": `Copy the code for ${c.label}`,
+        });
+        copy.addEventListener("click", () => copyCode(c.id));
+        actions.append(copy);
+      } else {
+        item.classList.add("closed");
+        item.classList.toggle("locked", c.code_state === "locked");
+        item.append(el("p", { class: "code-problem", text: c.problem || "The secret of this account is not open." }));
+      }
+      const remove = el("button", { type: "button", class: "secondary remove-code", text: "Remove", "aria-label": `Remove ${c.label}` });
+      remove.addEventListener("click", () => removeCode(c));
+      actions.append(remove);
+      item.append(actions);
+      return item;
+    }),
+  );
+  $("codes-empty").hidden = state.codes.length > 0;
+  $("add-code").hidden = state.codes.length === 0;
+  if (refocus) {
+    const again = list.querySelector(`.code-item[data-code-id="${refocus[0]}"] .${refocus[1]}`);
+    if (again) again.focus();
+  }
+  tickCodes();
+}
+
+// Once a second while the list shows: the seconds left and the ring; the
+// next codes are fetched as soon as one runs out.
+function tickCodes() {
+  if (state.view !== "codes") return;
+  let stale = false;
+  for (const c of state.codes) {
+    if (!c.code) continue;
+    const item = document.querySelector(`.code-item[data-code-id="${c.id}"]`);
+    if (!item) continue;
+    const left = secondsLeft(c);
+    if (left === 0) stale = true;
+    item.querySelector(".code-seconds").textContent = String(left);
+    item.querySelector(".code-left").textContent = `, ${left} second${left === 1 ? "" : "s"} left`;
+    const fraction = c.period ? left / c.period : 0;
+    item.querySelector(".ring-left").style.strokeDashoffset = String(RING * (1 - fraction));
+    item.classList.toggle("ending", left <= 5);
+  }
+  if (stale) loadCodes();
+}
+
+async function copyCode(id) {
+  let c = state.codes.find((x) => x.id === id);
+  if (c && c.code && secondsLeft(c) === 0) {
+    await loadCodes();
+    c = state.codes.find((x) => x.id === id);
+  }
+  if (!c || !c.code) return;
+  try {
+    await writeClipboard(c.code);
+    notice(`Copied the code for ${c.label}.`);
+  } catch {
+    notice("The code could not be copied: select it and copy it by hand.", "error");
+  }
+}
+
+async function writeClipboard(text) {
+  if (navigator.clipboard && navigator.clipboard.writeText) {
+    try {
+      await navigator.clipboard.writeText(text);
+      return;
+    } catch {
+      // Not allowed here: the selection way below.
+    }
+  }
+  const field = el("textarea", { class: "visually-hidden", value: text, readOnly: true });
+  document.body.append(field);
+  field.select();
+  const done = document.execCommand("copy");
+  field.remove();
+  if (!done) throw new Error("copy refused");
+}
+
+async function removeCode(c) {
+  const site = c.issuer || "that website";
+  const answer = await ask({
+    title: `Remove ${c.label}?`,
+    body:
+      `This app will no longer show sign-in codes for ${c.label}, and they cannot be brought back here. ` +
+      `Before you remove it, make sure you can sign in to ${site} another way (another authenticator or a recovery code), ` +
+      "or turn off two-step verification there first.",
+    ok: "Remove",
+    danger: true,
+  });
+  if (answer !== "ok") return;
+  try {
+    await call("remove_code", { id: c.id });
+    notice(`Removed ${c.label}.`);
+  } catch (e) {
+    notice(errorText(e), "error");
+  }
+  await loadStatus();
+  await loadCodes();
+  $("main").focus({ preventScroll: true });
+}
+
+function goAddCode() {
+  show("accounts");
+  $("link-input").focus();
+}
+
 // ---- enrollment ----------------------------------------------------------
 
 async function offerLink(link) {
@@ -628,25 +854,38 @@ async function offerLink(link) {
 
 async function confirmEnrollment(preview) {
   state.offeredLink = preview.link;
+  const codes = preview.link_type === "totp";
+  state.offeredCodes = codes;
   show("accounts");
   $("add-step-link").hidden = true;
   $("add-step-confirm").hidden = false;
-  const who = preview.account ? `${preview.account} on ${hostOf(preview.server)}` : `an account on ${hostOf(preview.server)}`;
-  $("confirm-text").textContent = `Add ${who}? Only continue if you asked for this link.`;
-  if (!$("device-name").value) $("device-name").value = await call("suggested_device_name");
+  $("device-name-field").hidden = codes;
+  if (codes) {
+    const from = preview.issuer ? ` from ${preview.issuer}` : "";
+    $("confirm-text").textContent =
+      `Add sign-in codes for ${preview.account}${from}? ` +
+      `Only continue if ${preview.issuer || "the website"} showed you this link or QR code.`;
+  } else {
+    const who = preview.account ? `${preview.account} on ${hostOf(preview.server)}` : `an account on ${hostOf(preview.server)}`;
+    $("confirm-text").textContent = `Add ${who}? Only continue if you asked for this link.`;
+    if (!$("device-name").value) $("device-name").value = await call("suggested_device_name");
+  }
   const newPin = !state.status.pin_set;
   $("enroll-pin").value = "";
   $("enroll-pin-confirm").value = "";
   $("enroll-pin-confirm-field").hidden = !newPin;
   $("enroll-pin-label").textContent = newPin ? "Choose an app PIN (6 to 12 digits)" : "Your app PIN";
-  $("enroll-pin-hint").textContent = newPin
-    ? "Approving a sign-in on this device will ask for it, so only you can approve."
-    : "The PIN you chose for this app.";
+  $("enroll-pin-hint").textContent = !newPin
+    ? "The PIN you chose for this app."
+    : codes
+      ? "Adding an account or approving a sign-in on this device will ask for it."
+      : "Approving a sign-in on this device will ask for it, so only you can approve.";
   $("enroll-pin").focus();
 }
 
 function resetEnrollment() {
   state.offeredLink = null;
+  state.offeredCodes = false;
   $("add-step-link").hidden = false;
   $("add-step-confirm").hidden = true;
   $("link-input").value = "";
@@ -666,6 +905,14 @@ async function enrollConfirmed() {
   button.disabled = true;
   button.textContent = "Adding\u2026";
   try {
+    if (state.offeredCodes) {
+      const added = await call("add_code", { link: state.offeredLink, pin });
+      resetEnrollment();
+      notice(`Added ${added.label}. Its sign-in codes are shown here.`);
+      await loadStatus();
+      show("codes");
+      return;
+    }
     const account = await call("enroll", { link: state.offeredLink, deviceName: $("device-name").value, pin });
     resetEnrollment();
     notice(`Added ${account.label}. Requests for it will appear here.`);
@@ -705,6 +952,8 @@ function wire() {
     $("link-input").focus();
   });
   $("request-back").addEventListener("click", () => show("inbox"));
+  $("add-code").addEventListener("click", goAddCode);
+  $("go-add-code").addEventListener("click", goAddCode);
   $("approve-form").addEventListener("submit", (event) => {
     event.preventDefault();
     if (!$("approve").disabled) decide("approved");
@@ -762,6 +1011,7 @@ function wire() {
   listen("inbox-changed", () => {
     loadInbox().catch(() => {});
     loadStatus().catch(() => {});
+    if (state.view === "codes") loadCodes();
   });
   listen("open-request", (event) => {
     const { account_id, request_id } = event.payload || {};
@@ -781,7 +1031,10 @@ function wire() {
     if (link) offerLink(link);
   });
 
-  setInterval(tickCountdown, 1000);
+  setInterval(() => {
+    tickCountdown();
+    tickCodes();
+  }, 1000);
 }
 
 async function start() {
@@ -789,6 +1042,8 @@ async function start() {
   try {
     await loadStatus();
     await loadInbox();
+    // Someone with sign-in codes only starts where they are.
+    if (state.status.accounts.length === 0 && state.status.code_accounts > 0 && state.view === "inbox") show("codes");
   } catch (e) {
     notice(errorText(e), "error");
   }

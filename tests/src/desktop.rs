@@ -347,6 +347,14 @@ pub async fn click(c: &Client, selector: &str) {
 /// Saves a screenshot to `target/screenshots/NAME`, and to
 /// `docs/screenshots/NAME` when `ASSENT_UPDATE_SCREENSHOTS` is set.
 pub async fn screenshot(c: &Client, name: &str) {
+    // What the last steps changed is painted first (two frames).
+    c.execute_async(
+        "const done = arguments[arguments.length - 1]; \
+         requestAnimationFrame(() => requestAnimationFrame(() => done(true)));",
+        vec![],
+    )
+    .await
+    .expect("two frames");
     let png = c.screenshot().await.expect("screenshot");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()

@@ -8,7 +8,8 @@ use assent_shared::protocol::Decision;
 
 use crate::{
     authenticator::{
-        AccountView, Authenticator, DecisionView, DenyAllView, EnrollPreview, InboxView, Status,
+        AccountView, Authenticator, CodeView, DecisionView, DenyAllView, EnrollPreview, InboxView,
+        Status,
     },
     error::{AppError, ErrorKind},
     history::HistoryEntry,
@@ -35,13 +36,14 @@ pub fn preview_link(
     app.preview_link(&link)
 }
 
-/// Reads an enrollment QR code out of an image file's bytes.
+/// Reads a QR code out of an image file's bytes: an enrollment link or a
+/// sign-in code link, previewed like a pasted one.
 #[tauri::command]
 pub async fn read_qr_image(
     app: State<'_, Authenticator>,
     image: Vec<u8>,
 ) -> Result<EnrollPreview, AppError> {
-    let link = tokio::task::spawn_blocking(move || qr::enrollment_link_from_image(&image))
+    let link = tokio::task::spawn_blocking(move || qr::link_from_image(&image))
         .await
         .map_err(AppError::internal)?
         .map_err(|e| AppError::new(ErrorKind::NoQr, e.to_string()))?;
@@ -56,6 +58,28 @@ pub async fn enroll(
     pin: String,
 ) -> Result<AccountView, AppError> {
     app.enroll(&link, &device_name, &pin).await
+}
+
+/// Adds a code account from an `otpauth://totp/` link, with the app PIN
+/// (chosen by this call when none is set yet).
+#[tauri::command]
+pub async fn add_code(
+    app: State<'_, Authenticator>,
+    link: String,
+    pin: String,
+) -> Result<CodeView, AppError> {
+    app.add_code(&link, &pin).await
+}
+
+/// Every code account with its current code.
+#[tauri::command]
+pub async fn codes(app: State<'_, Authenticator>) -> Result<Vec<CodeView>, AppError> {
+    Ok(app.codes().await)
+}
+
+#[tauri::command]
+pub async fn remove_code(app: State<'_, Authenticator>, id: String) -> Result<(), AppError> {
+    app.remove_code(&id).await
 }
 
 /// Chooses the first app PIN.

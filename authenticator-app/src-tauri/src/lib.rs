@@ -76,6 +76,9 @@ pub fn with_commands<R: Runtime>(builder: tauri::Builder<R>) -> tauri::Builder<R
         commands::preview_link,
         commands::read_qr_image,
         commands::enroll,
+        commands::add_code,
+        commands::codes,
+        commands::remove_code,
         commands::set_pin,
         commands::unlock,
         commands::unmute,
@@ -119,8 +122,8 @@ fn forward_ui_event<R: Runtime>(app: &tauri::AppHandle<R>, event: UiEvent) {
         UiEvent::NewRequest {
             account_id,
             request_id,
-            client_name,
-            binding_message,
+            title,
+            body,
         } => {
             let focused = app
                 .get_webview_window("main")
@@ -133,8 +136,8 @@ fn forward_ui_event<R: Runtime>(app: &tauri::AppHandle<R>, event: UiEvent) {
             let shown = app
                 .notification()
                 .builder()
-                .title(format!("Sign-in request from {client_name}"))
-                .body(binding_message)
+                .title(title)
+                .body(body)
                 .extra("account_id", account_id)
                 .extra("request_id", request_id)
                 .show();

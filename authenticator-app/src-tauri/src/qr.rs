@@ -1,5 +1,8 @@
-//! Reading an enrollment QR code from an image file (a screenshot of the
-//! operator's QR, or the PNG that `assent-server enroll ticket --qr` writes).
+//! Reading a QR code from an image file: an enrollment link (a screenshot of
+//! the operator's QR, or the PNG that `assent-server enroll ticket --qr`
+//! writes), or a website's sign-in code link (`otpauth://`, the QR code a
+//! service shows when two-step verification is turned on). Which of the two
+//! it is, [`crate::authenticator::Authenticator::preview_link`] tells.
 
 use assent_shared::protocol::EnrollmentUri;
 
@@ -17,12 +20,16 @@ pub enum QrError {
     NotAnImage,
     #[error("no QR code was found in the image")]
     NoCode,
-    #[error("the QR code does not hold an Assent enrollment link")]
+    #[error(
+        "the QR code holds neither an Assent enrollment link nor a sign-in code link (otpauth://)"
+    )]
     NotEnrollment,
 }
 
-/// Finds the first QR code holding an `assent://enroll` link and returns it.
-pub fn enrollment_link_from_image(bytes: &[u8]) -> Result<String, QrError> {
+/// Finds the first QR code holding an `assent://enroll` link or an
+/// `otpauth://` link and returns the link (which may hold a secret: never
+/// log it).
+pub fn link_from_image(bytes: &[u8]) -> Result<String, QrError> {
     if bytes.len() > MAX_IMAGE_BYTES {
         return Err(QrError::TooLarge);
     }
@@ -42,8 +49,9 @@ pub fn enrollment_link_from_image(bytes: &[u8]) -> Result<String, QrError> {
     for grid in prepared.detect_grids() {
         if let Ok((_, content)) = grid.decode() {
             found_any = true;
-            if EnrollmentUri::parse(content.trim()).is_ok() {
-                return Ok(content.trim().to_string());
+            let link = content.trim();
+            if EnrollmentUri::parse(link).is_ok() || is_otpauth(link) {
+                return Ok(link.to_string());
             }
         }
     }
@@ -54,16 +62,41 @@ pub fn enrollment_link_from_image(bytes: &[u8]) -> Result<String, QrError> {
     })
 }
 
+/// An `otpauth://` link (of any kind: the preview says what the app takes).
+pub fn is_otpauth(link: &str) -> bool {
+    link.get(..10)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("otpauth://"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn png_of(text: &str) -> Vec<u8> {
+        let code = qrcode::QrCode::new(text.as_bytes()).unwrap();
+        let image = code.render::<image::Luma<u8>>().build();
+        let mut png = Vec::new();
+        image::DynamicImage::ImageLuma8(image)
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        png
+    }
+
+    #[test]
+    fn finds_a_sign_in_code_link_and_refuses_other_content() {
+        let link = "otpauth://totp/ACME:alice?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=ACME";
+        assert_eq!(link_from_image(&png_of(link)).as_deref(), Ok(link));
+        assert_eq!(
+            link_from_image(&png_of("https://example.com")),
+            Err(QrError::NotEnrollment)
+        );
+        assert!(is_otpauth("OTPAUTH://totp/x"));
+        assert!(!is_otpauth("otpauth:/"));
+    }
+
     #[test]
     fn rejects_what_is_not_an_image() {
-        assert_eq!(
-            enrollment_link_from_image(b"not an image"),
-            Err(QrError::NotAnImage)
-        );
+        assert_eq!(link_from_image(b"not an image"), Err(QrError::NotAnImage));
     }
 
     #[test]
@@ -73,6 +106,6 @@ mod tests {
         image::DynamicImage::ImageRgb8(blank)
             .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
             .unwrap();
-        assert_eq!(enrollment_link_from_image(&png), Err(QrError::NoCode));
+        assert_eq!(link_from_image(&png), Err(QrError::NoCode));
     }
 }

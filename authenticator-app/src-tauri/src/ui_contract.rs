@@ -1,8 +1,10 @@
 //! The window (`ui/app.js`, `ui/index.html`) and this crate agree on the
 //! strings they exchange: every event the window listens to is one the app
 //! emits, every error kind it branches on is an [`ErrorKind`], every choice
-//! it sends to `decide` is a [`Decision`] and every connection state it
-//! compares with is a [`Connection`]. Renaming one side only fails here.
+//! it sends to `decide` is a [`Decision`], every connection state it
+//! compares with is a [`Connection`], every link type a [`LinkType`] and
+//! every state of a code account a [`CodeState`]. Renaming one side only
+//! fails here.
 //!
 //! The files are read at compile time, so editing them rebuilds this test.
 
@@ -11,7 +13,11 @@ use std::collections::BTreeSet;
 use assent_shared::protocol::Decision;
 use serde::de::DeserializeOwned;
 
-use crate::{authenticator::Connection, error::ErrorKind, ui_events};
+use crate::{
+    authenticator::{CodeState, Connection, LinkType},
+    error::ErrorKind,
+    ui_events,
+};
 
 const UI_FILES: &[(&str, &str)] = &[
     ("ui/app.js", include_str!("../../ui/app.js")),
@@ -206,6 +212,31 @@ fn the_windows_choices_and_connection_states_exist() {
         assert!(
             parses_as::<Connection>(state),
             "the window compares with connection {state:?}, which Connection does not have"
+        );
+    }
+}
+
+#[test]
+fn the_link_types_and_code_states_the_window_compares_with_exist() {
+    let (mut link_types, mut code_states) = (BTreeSet::new(), BTreeSet::new());
+    for (file, text) in UI_FILES {
+        link_types.extend(branched_values(file, text, ".link_type"));
+        code_states.extend(branched_values(file, text, ".code_state"));
+    }
+    assert!(
+        link_types.contains("totp"),
+        "found no link type comparisons"
+    );
+    for link_type in &link_types {
+        assert!(
+            parses_as::<LinkType>(link_type),
+            "the window compares with link type {link_type:?}, which LinkType does not have"
+        );
+    }
+    for state in &code_states {
+        assert!(
+            parses_as::<CodeState>(state),
+            "the window compares with code state {state:?}, which CodeState does not have"
         );
     }
 }

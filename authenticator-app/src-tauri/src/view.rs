@@ -2,6 +2,12 @@
 //! user interface only places these strings; it never interprets the raw
 //! request, so everything a person reads is produced (and tested) here.
 //!
+//! A request reads by its purpose: a back-channel login (CIBA), which
+//! someone else started for the person, leads with the binding message the
+//! client sent; the push of the MFA API, the second step of a sign-in the
+//! person is doing themselves, reads as that ("Is this you signing in to
+//! Payroll?").
+//!
 //! `authorization_details` (RFC 9396) get a renderer by type: a payment
 //! reads as one sentence ("Pay €4,200.00 to Müller GmbH"), account access
 //! as what may be read of which accounts, anything else as a table of every
@@ -9,7 +15,7 @@
 //! a plain decimal, say) leaves it to the table: the person sees what the
 //! server signed, never a confident sentence built on a guess.
 
-use assent_shared::protocol::ChallengeClaims;
+use assent_shared::protocol::{ChallengeClaims, RequestPurpose};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -27,6 +33,20 @@ pub struct RequestView {
     pub client_id: String,
     pub client_name: String,
     pub binding_message: String,
+    /// `backchannel` (CIBA: someone else started it) or `mfa` (the second
+    /// step of a sign-in the person is doing).
+    pub purpose: RequestPurpose,
+    /// The request in one line, as the inbox lists it: the binding message,
+    /// or "Sign-in to Payroll" for a second step.
+    pub headline: String,
+    /// What the request screen asks in large type: the binding message, or
+    /// "Is this you signing in to Payroll?".
+    pub question: String,
+    /// The line above it: who asks, as whom.
+    pub intro: String,
+    /// Beside the account in the inbox: the application, or "Second step of
+    /// your sign-in".
+    pub context: String,
     pub scopes: Vec<ScopeView>,
     pub audience: Option<String>,
     /// One sentence per entry of `authorization_details` that has a
@@ -83,24 +103,56 @@ impl RequestView {
             .as_ref()
             .map(|details| detail_tables(details, locale))
             .unwrap_or_default();
+        let client_name = if claims.client_name.trim().is_empty() {
+            claims.client_id.clone()
+        } else {
+            claims.client_name.clone()
+        };
+        let mut key_lines: Vec<String> = authorization_details
+            .iter()
+            .filter_map(|t| t.summary.clone())
+            .collect();
+        let binding = claims.binding_message.clone();
+        let (headline, question, intro, context) = match claims.purpose {
+            RequestPurpose::Backchannel => (
+                binding.clone(),
+                binding.clone(),
+                format!("{client_name} asks to sign in as {account_label}"),
+                client_name.clone(),
+            ),
+            RequestPurpose::Mfa => {
+                // The server words it "Sign in to <client>"; anything else
+                // it signed is shown too, never dropped.
+                let usual = [&claims.client_name, &client_name]
+                    .iter()
+                    .any(|name| binding == format!("Sign in to {name}"));
+                if !usual {
+                    key_lines.insert(0, binding.clone());
+                }
+                (
+                    format!("Sign-in to {client_name}"),
+                    format!("Is this you signing in to {client_name}?"),
+                    format!("{SECOND_STEP} as {account_label}"),
+                    SECOND_STEP.to_string(),
+                )
+            }
+        };
         Self {
             account_id: account_id.to_string(),
             account_label: account_label.to_string(),
             server: claims.iss.clone(),
             request_id: claims.request_id.clone(),
             client_id: claims.client_id.clone(),
-            client_name: if claims.client_name.trim().is_empty() {
-                claims.client_id.clone()
-            } else {
-                claims.client_name.clone()
-            },
-            binding_message: claims.binding_message.clone(),
+            client_name,
+            binding_message: binding,
+            purpose: claims.purpose,
+            headline,
+            question,
+            intro,
+            context,
             scopes: claims.scope.iter().map(|s| describe_scope(s)).collect(),
             audience: claims.audience.clone(),
-            key_lines: authorization_details
-                .iter()
-                .filter_map(|t| t.summary.clone())
-                .collect(),
+            key_lines,
             authorization_details,
             requester_ip: claims.requester.ip.clone(),
             requester_user_agent: claims.requester.user_agent.clone(),
@@ -112,6 +164,22 @@ impl RequestView {
             website_host: claims.client_uri.as_deref().and_then(host_of),
             logo_uri: claims.logo_uri.clone(),
             logo: None,
+        }
+    }
+}
+
+/// The hint that a request completes the person's own sign-in.
+pub const SECOND_STEP: &str = "Second step of your sign-in";
+
+impl RequestView {
+    /// The desktop notification's title and body.
+    pub fn notification(&self) -> (String, String) {
+        match self.purpose {
+            RequestPurpose::Backchannel => (
+                format!("Sign-in request from {}", self.client_name),
+                self.binding_message.clone(),
+            ),
+            RequestPurpose::Mfa => (self.question.clone(), self.intro.clone()),
         }
     }
 }
@@ -578,6 +646,100 @@ mod tests {
             Some("bank.example:8443")
         );
         assert_eq!(host_of("not a url"), None);
+    }
+
+    fn claims(purpose: RequestPurpose, binding_message: &str) -> ChallengeClaims {
+        ChallengeClaims {
+            v: 1,
+            iss: "https://auth.example.com".into(),
+            request_id: "req-1".into(),
+            nonce: "n".into(),
+            client_id: "payroll-id".into(),
+            client_name: "Payroll".into(),
+            binding_message: binding_message.into(),
+            scope: vec!["openid".into()],
+            audience: None,
+            authorization_details: None,
+            requester: assent_shared::protocol::Requester {
+                ip: Some("203.0.113.7".into()),
+                user_agent: None,
+            },
+            iat: 1_000,
+            exp: 1_300,
+            match_code_digits: Some(2),
+            user_verification_required: true,
+            client_uri: None,
+            logo_uri: None,
+            purpose,
+        }
+    }
+
+    #[test]
+    fn a_second_step_reads_as_the_persons_own_sign_in() {
+        let view = RequestView::new(
+            "acct",
+            "alice@example.com",
+            &claims(RequestPurpose::Mfa, "Sign in to Payroll"),
+            "en-US",
+        );
+        assert_eq!(view.purpose, RequestPurpose::Mfa);
+        assert_eq!(view.headline, "Sign-in to Payroll");
+        assert_eq!(view.question, "Is this you signing in to Payroll?");
+        assert_eq!(
+            view.intro,
+            "Second step of your sign-in as alice@example.com"
+        );
+        assert_eq!(view.context, "Second step of your sign-in");
+        assert!(view.key_lines.is_empty(), "{:?}", view.key_lines);
+        // Number matching and the PIN are asked as for any request.
+        assert_eq!(view.match_code_digits, Some(2));
+        assert!(view.user_verification_required);
+        assert_eq!(
+            view.notification(),
+            (
+                "Is this you signing in to Payroll?".to_string(),
+                "Second step of your sign-in as alice@example.com".to_string()
+            )
+        );
+        let json = serde_json::to_value(&view).unwrap();
+        assert_eq!(json["purpose"], "mfa");
+        assert_eq!(json["question"], "Is this you signing in to Payroll?");
+
+        // A message other than the server's usual one is still shown.
+        let unusual = RequestView::new(
+            "acct",
+            "alice@example.com",
+            &claims(RequestPurpose::Mfa, "Sign in to Payroll from Berlin"),
+            "en-US",
+        );
+        assert_eq!(unusual.question, "Is this you signing in to Payroll?");
+        assert_eq!(unusual.key_lines, ["Sign in to Payroll from Berlin"]);
+    }
+
+    #[test]
+    fn a_back_channel_request_leads_with_its_binding_message() {
+        let view = RequestView::new(
+            "acct",
+            "alice@example.com",
+            &claims(RequestPurpose::Backchannel, "Transfer 5 EUR #4711"),
+            "en-US",
+        );
+        assert_eq!(view.purpose, RequestPurpose::Backchannel);
+        assert_eq!(view.headline, "Transfer 5 EUR #4711");
+        assert_eq!(view.question, "Transfer 5 EUR #4711");
+        assert_eq!(view.intro, "Payroll asks to sign in as alice@example.com");
+        assert_eq!(view.context, "Payroll");
+        assert_eq!(
+            view.notification(),
+            (
+                "Sign-in request from Payroll".to_string(),
+                "Transfer 5 EUR #4711".to_string()
+            )
+        );
+        assert_eq!(
+            serde_json::to_value(&view).unwrap()["purpose"],
+            "backchannel"
+        );
     }
 
     #[test]

@@ -669,3 +669,55 @@ async fn a_device_revoked_on_the_server_clears_its_requests_and_says_so() {
     );
     assert_eq!(err["kind"], "gone");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_codes_are_added_shown_and_removed() {
+    let app = TestApp::start();
+    let link = "otpauth://totp/ACME:alice%40example.com?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=ACME";
+    // The enrollment screen's preview tells a code link from an enrollment link.
+    let preview = app.ok("preview_link", json!({ "link": link }));
+    assert_eq!(preview["link_type"], "totp");
+    assert_eq!(preview["issuer"], "ACME");
+    assert_eq!(preview["account"], "alice@example.com");
+    assert_eq!(preview["server"], Value::Null);
+    // So does a QR image of it.
+    let png = assent_server::qr::png(link).unwrap();
+    let from_image = app.ok("read_qr_image", json!({ "image": png }));
+    assert_eq!(from_image["link_type"], "totp");
+    assert_eq!(from_image["link"], link);
+    let hotp = app.err(
+        "preview_link",
+        json!({ "link": "otpauth://hotp/x?secret=GEZDGNBVGY3TQOJQ" }),
+    );
+    assert_eq!(hotp["kind"], "invalid_link");
+
+    let added = app.ok("add_code", json!({ "link": link, "pin": PIN }));
+    assert_eq!(added["label"], "ACME (alice@example.com)");
+    assert_eq!(added["secret_location"], "encrypted_file");
+    let codes = app.ok("codes", json!({}));
+    assert_eq!(codes.as_array().unwrap().len(), 1);
+    let code = codes[0]["code"].as_str().unwrap();
+    assert_eq!(code.len(), 6);
+    assert_eq!(
+        codes[0]["code_grouped"],
+        format!("{} {}", &code[..3], &code[3..])
+    );
+    assert_eq!(codes[0]["period"], 30);
+    assert_eq!(codes[0]["code_state"], "ready");
+    let status = app.ok("status", json!({}));
+    assert_eq!(status["code_accounts"], 1);
+    assert_eq!(
+        status["pin_set"], true,
+        "the first account added sets the PIN"
+    );
+    assert!(status["key_warning"]
+        .as_str()
+        .unwrap()
+        .contains("code secret"));
+
+    let again = app.err("add_code", json!({ "link": link, "pin": PIN }));
+    assert_eq!(again["kind"], "duplicate");
+    app.ok("remove_code", json!({ "id": added["id"] }));
+    assert_eq!(app.ok("codes", json!({})), json!([]));
+    assert_eq!(app.ok("status", json!({}))["code_accounts"], 0);
+}

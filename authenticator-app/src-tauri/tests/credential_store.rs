@@ -1,4 +1,4 @@
-//! Keys in a real Secret Service: a private D-Bus session with
+//! Keys and sign-in code secrets in a real Secret Service: a private D-Bus session with
 //! gnome-keyring-daemon (the store of GNOME desktops), started for this test
 //! with its own HOME, so nothing of the person running it is touched.
 //! Its own test binary, because it points this process at that session bus.
@@ -8,8 +8,9 @@
 use std::time::{Duration, Instant};
 
 use assent_authenticator::{
-    keys::{KeyLocation, KeyStoreChoice, KeyVault, KEYRING_SERVICE},
+    keys::{KeyLocation, KeyStoreChoice, KeyVault, KEYRING_SERVICE, TOTP_KEYRING_SERVICE},
     pin::PinStore,
+    Authenticator, Settings,
 };
 use assent_shared::jose::DeviceKey;
 use assent_tests::desktop::SecretService;
@@ -69,4 +70,43 @@ fn keys_live_in_the_secret_service_and_not_on_disk() {
     );
     auto.delete(dir.path(), "account-2", KeyLocation::CredentialStore)
         .unwrap();
+
+    // A sign-in code account's secret (its otpauth:// link) goes there too,
+    // under a service of its own, and into no file.
+    let data = tempfile::tempdir().unwrap();
+    let app = Authenticator::new(Settings {
+        data_dir: data.path().to_path_buf(),
+        key_store: KeyStoreChoice::CredentialStore,
+        device_name: "Test".into(),
+    });
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let secret = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+    let link = format!("otpauth://totp/ACME:alice?secret={secret}&issuer=ACME");
+    let added = runtime.block_on(app.add_code(&link, "402913")).unwrap();
+    assert_eq!(added.secret_location, KeyLocation::CredentialStore);
+    let stored = keyring::Entry::new(TOTP_KEYRING_SERVICE, &added.id)
+        .unwrap()
+        .get_password()
+        .unwrap();
+    assert!(stored.starts_with("otpauth://totp/") && stored.contains(secret));
+    let mut files = vec![data.path().to_path_buf()];
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+            assert!(
+                !text.contains(secret),
+                "{} holds the secret",
+                path.display()
+            );
+        }
+    }
+    runtime.block_on(app.remove_code(&added.id)).unwrap();
+    assert!(matches!(
+        keyring::Entry::new(TOTP_KEYRING_SERVICE, &added.id)
+            .unwrap()
+            .get_password(),
+        Err(keyring::Error::NoEntry)
+    ));
 }

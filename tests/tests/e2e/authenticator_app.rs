@@ -2,17 +2,29 @@
 //! Xvfb, driven through WebDriver (`tauri-driver` + WebKitWebDriver), against
 //! a real Assent server, with a real OAuth client polling for tokens.
 //!
+//! The MFA API's side: a push that is the second step of Alice's own
+//! sign-in reads as such and completes her login with the `mfa-oob` grant;
+//! a TOTP authenticator associated through the MFA API is added from its
+//! `otpauth://` link, and the code the app shows completes a login with the
+//! `mfa-otp` grant.
+//!
 //! Needs Xvfb, `tauri-driver`, `WebKitWebDriver`, dbus and gnome-keyring; `./scripts/test`
 //! installs them. Screenshots go to `target/screenshots/`; with
 //! `ASSENT_UPDATE_SCREENSHOTS=1` they also replace those in `docs/screenshots/`.
 
-use assent_shared::error::OAuthErrorCode;
+use assent_server::{
+    client_auth::AuthMethod,
+    keys::TokenAlg,
+    mfa::{MFA_OOB_GRANT, MFA_OTP_GRANT},
+    storage::{ClientChanges, MfaPolicy},
+};
+use assent_shared::{error::OAuthErrorCode, oauth::PASSWORDLESS_OTP_GRANT_TYPE};
 use assent_tests::{
-    client::expect_error,
+    client::{create_user_without_device, expect_error},
     count,
     desktop::{click, find, screenshot, visible, wait_text, Desktop, SecretService},
-    enrollment_link, request_id, server_with_alice, tamper_challenge, TestClient, TestServer,
-    ALICE,
+    enrollment_link, jwt_payload, request_id, server_with_alice, tamper_challenge, Backend,
+    TestClient, TestServer, ALICE,
 };
 use fantoccini::{key::Key, Client, Locator};
 use reqwest::StatusCode;
@@ -481,5 +493,480 @@ async fn an_opened_assent_link_enrolls_with_the_key_in_the_credential_store() {
         client.poll(&server, &started.auth_req_id).await.status(),
         StatusCode::OK
     );
+    c.close().await.unwrap();
+}
+
+// ---- The MFA API: push as the second step, and sign-in codes -------------
+
+const EMAIL: &str = "alice@example.com";
+
+/// A server with Alice (no device yet) and "Payroll", a client that
+/// requires a second factor and hands its test the first factor's code.
+async fn server_with_mfa_client() -> (TestServer, TestClient) {
+    let server = TestServer::start_with(Backend::Sqlite, |s| s.poll_interval = 1).await;
+    create_user_without_device(server.store(), ALICE, Some(EMAIL), Some("Alice")).await;
+    let client = TestClient::register_with_grants(
+        server.store(),
+        AuthMethod::ClientSecretPost,
+        TokenAlg::RS256,
+        &[PASSWORDLESS_OTP_GRANT_TYPE, MFA_OTP_GRANT, MFA_OOB_GRANT],
+    )
+    .await;
+    assent_server::clients::update(
+        server.store(),
+        &client.client_id,
+        ClientChanges {
+            name: Some("Payroll".into()),
+            otp_code_in_response: Some(true),
+            mfa_policy: Some(MfaPolicy::Required),
+            ..ClientChanges::default()
+        },
+        Some(&server.assent().clients),
+    )
+    .await
+    .unwrap();
+    (server, client)
+}
+
+/// Alice's first factor (a code through the back-end OTP API): the
+/// `mfa_token` of the `mfa_required` answer.
+async fn mfa_token(server: &TestServer, client: &TestClient) -> String {
+    let sent: Value = client
+        .post_json(
+            server,
+            "/backend-auth/otp/send",
+            json!({ "identifier_type": "email", "identifier": EMAIL }),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let answer = client
+        .post_json(
+            server,
+            "/backend-auth/otp/authenticate",
+            json!({ "identifier_type": "email", "identifier": EMAIL, "passcode": sent["code"] }),
+        )
+        .await;
+    let body = expect_error(answer, StatusCode::FORBIDDEN, "mfa_required").await;
+    body["mfa_token"]
+        .as_str()
+        .expect("an mfa_token")
+        .to_string()
+}
+
+/// `POST /mfa/challenge` for a push: its `oob_code` and the `match_code`
+/// Payroll shows.
+async fn push_challenge(server: &TestServer, client: &TestClient, token: &str) -> (String, String) {
+    let answer = client
+        .post_json(
+            server,
+            "/mfa/challenge",
+            json!({ "mfa_token": token, "challenge_type": "oob" }),
+        )
+        .await;
+    assert_eq!(answer.status(), StatusCode::OK);
+    let answer: Value = answer.json().await.unwrap();
+    (
+        answer["oob_code"].as_str().unwrap().to_string(),
+        answer["match_code"]
+            .as_str()
+            .expect("number matching")
+            .to_string(),
+    )
+}
+
+async fn oob_grant(
+    server: &TestServer,
+    client: &TestClient,
+    token: &str,
+    oob_code: &str,
+) -> reqwest::Response {
+    client
+        .post_json(
+            server,
+            "/oauth/token",
+            json!({ "grant_type": MFA_OOB_GRANT, "mfa_token": token, "oob_code": oob_code }),
+        )
+        .await
+}
+
+/// The app started on a private desktop whose Secret Service is `session`,
+/// keeping its data in `data` (so a second start finds the same accounts),
+/// in the dark theme or not.
+async fn launch(session: &SecretService, data: &std::path::Path, dark: bool) -> (Desktop, Client) {
+    let data = data.display().to_string();
+    let mut env = vec![
+        ("ASSENT_AUTHENTICATOR_DATA_DIR", data.as_str()),
+        ("LANG", "en_US.UTF-8"),
+    ];
+    if dark {
+        env.push(("GTK_THEME", "Adwaita:dark"));
+    }
+    let desktop = Desktop::start(Some(session), &env);
+    let c = desktop.launch_app().await;
+    (desktop, c)
+}
+
+/// Waits for the MFA push in the inbox: it reads as Alice's own sign-in.
+async fn wait_the_second_step(c: &Client) {
+    let item = ".request-item[data-purpose='mfa']";
+    wait_text(c, item, "Sign-in to Payroll").await;
+    wait_text(c, item, "Second step of your sign-in").await;
+}
+
+/// Opens the one MFA push in the inbox and checks it reads as Alice's own
+/// sign-in to Payroll.
+async fn open_the_second_step(c: &Client) {
+    wait_the_second_step(c).await;
+    click(c, ".request-item[data-purpose='mfa'] button").await;
+    visible(c, "#view-request").await;
+    let question = visible(c, "#request-binding").await.text().await.unwrap();
+    assert_eq!(question, "Is this you signing in to Payroll?");
+    wait_text(
+        c,
+        "#request-intro",
+        "Second step of your sign-in as alice@example.com",
+    )
+    .await;
+    // Everything else as for any request: the number, the PIN, the answers.
+    wait_text(
+        c,
+        "#match-label",
+        "Type the 2-digit number Payroll shows you",
+    )
+    .await;
+    for selector in ["#pin", "#approve", "#deny", "#not-me"] {
+        visible(c, selector).await;
+    }
+    wait_text(c, "#request-countdown", "Expires in").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mfa_push_reads_as_the_second_step_of_your_own_sign_in() {
+    let (server, client) = server_with_mfa_client().await;
+    let link = enrollment_link(&server, ALICE).await;
+    let session = SecretService::start();
+    let data = tempfile::tempdir().unwrap();
+
+    let (desktop, c) = launch(&session, data.path(), false).await;
+    enroll_by_pasting(&c, &link).await;
+
+    // Alice signs in to Payroll; her first factor asks for the second, a
+    // push to the app.
+    let token = mfa_token(&server, &client).await;
+    let (oob_code, code) = push_challenge(&server, &client, &token).await;
+    expect_error(
+        oob_grant(&server, &client, &token, &oob_code).await,
+        StatusCode::BAD_REQUEST,
+        "authorization_pending",
+    )
+    .await;
+    wait_the_second_step(&c).await;
+    screenshot(&c, "mfa-inbox.png").await;
+    open_the_second_step(&c).await;
+    screenshot(&c, "mfa-request.png").await;
+    approve_by_typing(&c, &code).await;
+    wait_text(&c, "#notice", "Sign-in to Payroll").await;
+    let response = oob_grant(&server, &client, &token, &oob_code).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let tokens: Value = response.json().await.unwrap();
+    let id_token = jwt_payload(tokens["id_token"].as_str().unwrap());
+    assert_eq!(id_token["sub"], ALICE);
+    let amr = id_token["amr"].as_array().unwrap();
+    for method in ["mfa", "oob", "pin"] {
+        assert!(amr.contains(&json!(method)), "{id_token}");
+    }
+    c.close().await.unwrap();
+    drop(desktop);
+
+    // The app again, in the dark theme: the key comes from the credential
+    // store, the next push arrives, and Alice denies it.
+    let (_desktop, c) = launch(&session, data.path(), true).await;
+    let token = mfa_token(&server, &client).await;
+    let (oob_code, _) = push_challenge(&server, &client, &token).await;
+    open_the_second_step(&c).await;
+    screenshot(&c, "mfa-request-dark.png").await;
+    click(&c, "#deny").await;
+    wait_text(&c, "#notice", "Denied").await;
+    let refused = expect_error(
+        oob_grant(&server, &client, &token, &oob_code).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+    )
+    .await;
+    assert_eq!(refused["error_description"], "MFA Authorization rejected.");
+    c.close().await.unwrap();
+}
+
+/// The codes of `secret` (base32) one step either side of now: the app's
+/// code may have been read just before or after a step boundary.
+fn codes_around_now(secret: &str) -> Vec<String> {
+    let secret = data_encoding::BASE32_NOPAD
+        .decode(secret.as_bytes())
+        .unwrap();
+    let totp = totp_rs::TOTP::new(
+        totp_rs::Algorithm::SHA1,
+        6,
+        1,
+        30,
+        secret,
+        None,
+        String::new(),
+    )
+    .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    [now - 30, now, now + 30]
+        .into_iter()
+        .map(|t| totp.generate(t))
+        .collect()
+}
+
+/// Every file under `dir`, as text.
+fn files_under(dir: &std::path::Path) -> String {
+    let mut text = String::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            text.push_str(&files_under(&path));
+        } else {
+            text.push_str(&String::from_utf8_lossy(&std::fs::read(&path).unwrap()));
+        }
+    }
+    text
+}
+
+/// Waits until the code of `item` has at least 10 seconds left.
+async fn fresh_code(c: &Client, item: &str) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(25);
+    loop {
+        let left = find(c, &format!("{item} .code-seconds"))
+            .await
+            .text()
+            .await
+            .unwrap();
+        if left.parse::<u64>().is_ok_and(|left| left >= 10) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the countdown is stuck at {left:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// Pastes a link on the Accounts screen and continues.
+async fn paste_link(c: &Client, link: &str) {
+    click(c, "#nav-accounts").await;
+    let input = find(c, "#link-input").await;
+    input.clear().await.unwrap();
+    input.send_keys(link).await.unwrap();
+    click(c, "#link-continue").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_codes_from_an_otpauth_link_complete_a_login() {
+    let (server, client) = server_with_mfa_client().await;
+    // Alice's first login asks for a second factor: she associates TOTP.
+    let token = mfa_token(&server, &client).await;
+    let credentials = match &client.credentials {
+        assent_tests::client::Credentials::SecretPost(secret) => secret.clone(),
+        _ => unreachable!(),
+    };
+    let enrolled: Value = server
+        .http
+        .post(server.url("/mfa/associate"))
+        .bearer_auth(&token)
+        .json(&json!({
+            "authenticator_types": ["otp"],
+            "client_id": client.client_id,
+            "client_secret": credentials,
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let barcode_uri = enrolled["barcode_uri"].as_str().unwrap().to_string();
+    let secret = enrolled["secret"].as_str().unwrap().to_string();
+
+    let session = SecretService::start();
+    let data = tempfile::tempdir().unwrap();
+    let (desktop, c) = launch(&session, data.path(), false).await;
+    visible(&c, "#inbox-no-accounts").await;
+
+    // The enrollment screen tells a code link from an enrollment link and
+    // asks to confirm the issuer and account; no device name is asked.
+    paste_link(&c, &barcode_uri).await;
+    wait_text(
+        &c,
+        "#confirm-text",
+        "Add sign-in codes for alice@example.com from 127.0.0.1?",
+    )
+    .await;
+    assert!(!find(&c, "#device-name").await.is_displayed().await.unwrap());
+    // The first account added: the app PIN is chosen (twice), Enter adds.
+    wait_text(&c, "#enroll-pin-label", "Choose an app PIN").await;
+    find(&c, "#enroll-pin").await.send_keys(PIN).await.unwrap();
+    find(&c, "#enroll-pin-confirm")
+        .await
+        .send_keys(&format!("{PIN}{}", char::from(Key::Enter)))
+        .await
+        .unwrap();
+    wait_text(&c, "#notice", "Added 127.0.0.1 (alice@example.com)").await;
+    visible(&c, "#view-codes").await;
+
+    // A second one, a website's, for the list to show more than one.
+    paste_link(
+        &c,
+        "otpauth://totp/ACME%20Corp:alice%40example.com?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=ACME%20Corp",
+    )
+    .await;
+    wait_text(&c, "#confirm-text", "from ACME Corp?").await;
+    wait_text(&c, "#enroll-pin-label", "Your app PIN").await;
+    find(&c, "#enroll-pin")
+        .await
+        .send_keys(&format!("{PIN}{}", char::from(Key::Enter)))
+        .await
+        .unwrap();
+    wait_text(&c, "#notice", "Added ACME Corp (alice@example.com)").await;
+    let items = c.find_all(Locator::Css(".code-item")).await.unwrap();
+    assert_eq!(items.len(), 2);
+    assert!(items[0].text().await.unwrap().contains("127.0.0.1"));
+
+    // The code shown is the one the secret gives now, grouped for reading
+    // (read with time to spare, so the login below uses it in its step).
+    let first = ".code-item:first-child";
+    fresh_code(&c, first).await;
+    let shown = find(&c, &format!("{first} .code")).await;
+    let code = shown.attr("data-code").await.unwrap().unwrap();
+    assert!(codes_around_now(&secret).contains(&code), "{code}");
+    let grouped = shown.text().await.unwrap();
+    assert_eq!(grouped, format!("{} {}", &code[..3], &code[3..]));
+    // The countdown ticks (and is no live region: a screen reader is not
+    // told every second).
+    let seconds: u64 = find(&c, &format!("{first} .code-seconds"))
+        .await
+        .text()
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=30).contains(&seconds), "{seconds}");
+    let live = c
+        .execute(
+            "const l = document.querySelector('#code-list'); \
+             return l.closest('[aria-live]') !== null || l.querySelector('[aria-live]') !== null;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(live, json!(false));
+    screenshot(&c, "codes.png").await;
+
+    // Copy, from the keyboard.
+    c.execute(
+        "document.querySelector(arguments[0]).focus()",
+        vec![json!(format!("{first} .copy-code"))],
+    )
+    .await
+    .unwrap();
+    c.active_element()
+        .await
+        .unwrap()
+        .send_keys(&char::from(Key::Enter).to_string())
+        .await
+        .unwrap();
+    wait_text(&c, "#notice", "Copied the code for 127.0.0.1").await;
+
+    // The code completes the login (its current one, read again now).
+    let code = find(&c, &format!("{first} .code"))
+        .await
+        .attr("data-code")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(codes_around_now(&secret).contains(&code), "{code}");
+    let response = client
+        .post_json(
+            &server,
+            "/oauth/token",
+            json!({ "grant_type": MFA_OTP_GRANT, "mfa_token": token, "otp": code }),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let tokens: Value = response.json().await.unwrap();
+    let id_token = jwt_payload(tokens["id_token"].as_str().unwrap());
+    assert_eq!(id_token["amr"], json!(["otp", "mfa"]));
+
+    // The secrets went to the credential store: no file of the app holds them.
+    let on_disk = files_under(data.path());
+    assert!(!on_disk.contains(&secret), "the secret is in no file");
+    assert!(!on_disk.contains("JBSWY3DPEHPK3PXP"));
+    c.close().await.unwrap();
+    drop(desktop);
+
+    // Started again (dark theme), with codes only: the app opens on them,
+    // read back from the credential store without the PIN.
+    let (_desktop, c) = launch(&session, data.path(), true).await;
+    visible(&c, "#view-codes").await;
+    fresh_code(&c, ".code-item:first-child").await;
+    let code = find(&c, ".code-item:first-child .code")
+        .await
+        .attr("data-code")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(codes_around_now(&secret).contains(&code), "{code}");
+    screenshot(&c, "codes-dark.png").await;
+    // In the narrowest window the list reflows: nothing scrolls sideways.
+    c.set_window_size(400, 700).await.unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while c
+        .execute("return window.innerWidth > 420", vec![])
+        .await
+        .unwrap()
+        == json!(true)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the window did not narrow"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let overflow = c
+        .execute(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(overflow, json!(0), "nothing wider than the window");
+    visible(&c, ".code-item:first-child .copy-code").await;
+    c.set_window_size(1000, 720).await.unwrap();
+
+    // Removing asks first, in the app's own dialog.
+    click(&c, ".code-item:last-child .remove-code").await;
+    wait_text(
+        &c,
+        "#confirm-title",
+        "Remove ACME Corp (alice@example.com)?",
+    )
+    .await;
+    click(&c, "#confirm-cancel").await;
+    assert_eq!(
+        c.find_all(Locator::Css(".code-item")).await.unwrap().len(),
+        2
+    );
+    click(&c, ".code-item:last-child .remove-code").await;
+    click(&c, "#confirm-ok").await;
+    wait_text(&c, "#notice", "Removed ACME Corp (alice@example.com)").await;
+    let items = c.find_all(Locator::Css(".code-item")).await.unwrap();
+    assert_eq!(items.len(), 1);
     c.close().await.unwrap();
 }

@@ -6,7 +6,7 @@ use std::{
     collections::BTreeMap,
     fs,
     path::{Path, PathBuf},
-    sync::{RwLockReadGuard, RwLockWriteGuard},
+    sync::{Arc, RwLockReadGuard, RwLockWriteGuard},
 };
 
 use assent_device::{
@@ -83,11 +83,30 @@ pub struct AccountView {
     pub muted_until: Option<i64>,
 }
 
+/// Which kind of link was given (serialized in snake_case: the window
+/// branches on these; `ui_contract` checks its spellings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkType {
+    /// `assent://enroll`: this device approves sign-ins for the account.
+    Enrollment,
+    /// `otpauth://totp/`: the app shows the account's sign-in codes.
+    Totp,
+}
+
+/// What a link would add, for the person to confirm first.
 #[derive(Debug, Clone, Serialize)]
 pub struct EnrollPreview {
+    pub link_type: LinkType,
+    /// The link as given (trimmed). A code link holds its secret: the window
+    /// keeps it only until it is added or cancelled.
     pub link: String,
-    pub server: String,
+    /// The enrollment's server; `None` for a code link.
+    pub server: Option<String>,
+    /// The account the link names (for a code link, its account name).
     pub account: Option<String>,
+    /// Who issues the codes of a code link, when it says.
+    pub issuer: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -101,8 +120,13 @@ pub struct Status {
     pub pin_set: bool,
     /// Unix seconds: wrong PINs paused PIN checks until then.
     pub pin_paused_until: Option<i64>,
-    /// Some account's key waits for the PIN to be opened.
+    /// Some account's key (or code secret) waits for the PIN to be opened.
     pub needs_unlock: bool,
+    /// How many code accounts the app holds.
+    pub code_accounts: usize,
+    /// Code accounts whose secret is not open (locked or the store did not
+    /// answer), by label.
+    pub codes_waiting: Vec<String>,
 }
 
 impl Authenticator {
@@ -125,15 +149,24 @@ impl Authenticator {
             .loaded
             .get_or_init(|| async {
                 let dir = self.accounts_dir();
-                let vault = self.0.vault;
-                let found = tokio::task::spawn_blocking(move || load_all(&dir, vault, None))
-                    .await
-                    .unwrap_or_else(|e| (Vec::new(), vec![e.to_string()]));
-                let (loaded, errors) = found;
-                let mut accounts = self.write_accounts();
-                for account in loaded {
-                    accounts.insert(account.stored.id.clone(), account);
+                let codes_dir = self.codes_dir();
+                let vault = self.0.vault.clone();
+                let found = tokio::task::spawn_blocking(move || {
+                    let (accounts, mut errors) = load_all(&dir, &vault, None);
+                    let (codes, code_errors) = super::codes::load_codes(&codes_dir, &vault, None);
+                    errors.extend(code_errors);
+                    (accounts, codes, errors)
+                })
+                .await
+                .unwrap_or_else(|e| (Vec::new(), Vec::new(), vec![e.to_string()]));
+                let (loaded, codes, errors) = found;
+                {
+                    let mut accounts = self.write_accounts();
+                    for account in loaded {
+                        accounts.insert(account.stored.id.clone(), account);
+                    }
                 }
+                self.insert_codes(codes);
                 *lock(&self.0.load_errors) = errors;
             })
             .await;
@@ -214,22 +247,35 @@ impl Authenticator {
             views.sort_by(|a, b| a.enrolled_at.cmp(&b.enrolled_at));
             views
         };
+        let codes = self.code_summary();
         let in_files = accounts.iter().filter(|a| a.key_location.is_file()).count();
-        let key_warning = (in_files > 0).then(|| {
+        let key_warning = (in_files + codes.in_files > 0).then(|| {
+            let (what, folder) = match (in_files, codes.in_files) {
+                (keys, 0) => (count_of(keys, "key"), self.accounts_dir()),
+                (0, secrets) => (count_of(secrets, "code secret"), self.codes_dir()),
+                (keys, secrets) => (
+                    format!(
+                        "{} and {}",
+                        count_of(keys, "key"),
+                        count_of(secrets, "code secret")
+                    ),
+                    self.0.settings.data_dir.clone(),
+                ),
+            };
+            let one = in_files + codes.in_files == 1;
             format!(
-                "No system credential store was available, so {} kept in a file readable only by \
-                 your user account ({}), encrypted under your app PIN. Someone who copies that \
-                 file could try to guess the PIN without the app's pauses: choose one that is \
-                 not easy to guess.",
-                if in_files == 1 {
-                    "one key is".to_string()
-                } else {
-                    format!("{in_files} keys are")
-                },
-                self.accounts_dir().display()
+                "No system credential store was available, so {what} {} kept in {} readable only \
+                 by your user account ({}), encrypted under your app PIN. Someone who copies {} \
+                 could try to guess the PIN without the app's pauses: choose one that is not \
+                 easy to guess.",
+                if one { "is" } else { "are" },
+                if one { "a file" } else { "files" },
+                folder.display(),
+                if one { "that file" } else { "those files" },
             )
         });
-        let needs_unlock = accounts.iter().any(|a| a.connection == Connection::Locked);
+        let needs_unlock =
+            accounts.iter().any(|a| a.connection == Connection::Locked) || codes.locked;
         let pin = self.0.pin.clone();
         let pin_paused_until = tokio::task::spawn_blocking(move || pin.paused_until(now_secs()))
             .await
@@ -241,6 +287,8 @@ impl Authenticator {
             pin_set: self.0.pin.is_set(),
             pin_paused_until,
             needs_unlock,
+            code_accounts: codes.count,
+            codes_waiting: codes.waiting,
         }
     }
 
@@ -267,7 +315,7 @@ impl Authenticator {
     }
 
     /// The file key of the app PIN: sets the PIN first when none is set yet.
-    async fn file_key(&self, pin: &str) -> Result<FileKey, AppError> {
+    pub(super) async fn file_key(&self, pin: &str) -> Result<FileKey, AppError> {
         let store: PinStore = self.0.pin.clone();
         let pin = pin.to_string();
         tokio::task::spawn_blocking(move || {
@@ -287,19 +335,20 @@ impl Authenticator {
     /// in clear are encrypted on the way. Starts watching what opened.
     pub async fn unlock(&self, pin: &str) -> Result<Status, AppError> {
         self.ensure_loaded().await;
-        let file_key = self.file_key(pin).await?;
+        let file_key = Arc::new(self.file_key(pin).await?);
+        self.unlock_codes(file_key.clone()).await?;
         let waiting: Vec<(String, PathBuf, StoredAccount)> = self
             .read_accounts()
             .iter()
             .filter(|(_, a)| a.client.is_none() || a.stored.key_location == KeyLocation::File)
             .map(|(id, a)| (id.clone(), a.dir.clone(), a.stored.clone()))
             .collect();
-        let vault = self.0.vault;
+        let vault = self.0.vault.clone();
         let opened = tokio::task::spawn_blocking(move || {
             waiting
                 .into_iter()
                 .map(|(id, dir, mut stored)| {
-                    let key = vault.load(&dir, &id, stored.key_location, Some(&file_key));
+                    let key = vault.load(&dir, &id, stored.key_location, Some(&*file_key));
                     if let Ok(key) = &key {
                         if stored.key_location == KeyLocation::File {
                             let moved =
@@ -347,13 +396,37 @@ impl Authenticator {
         Ok(self.status().await)
     }
 
-    /// Checks a link before asking the person to confirm it.
+    /// Checks a link before asking the person to confirm it, and says
+    /// which kind it is: an enrollment, or a website's sign-in codes.
     pub fn preview_link(&self, link: &str) -> Result<EnrollPreview, AppError> {
+        let link = link.trim();
+        if crate::qr::is_otpauth(link) {
+            let account = super::codes::parse_code_link(link)?;
+            return Ok(EnrollPreview {
+                link_type: LinkType::Totp,
+                link: link.to_string(),
+                server: None,
+                account: Some(account.account_name().to_string()),
+                issuer: account.issuer().map(str::to_string),
+            });
+        }
+        if !link
+            .get(..9)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("assent://"))
+        {
+            return Err(AppError::new(
+                ErrorKind::InvalidLink,
+                "This is neither an Assent enrollment link (assent://enroll\u{2026}) nor a \
+                 sign-in code link (otpauth://totp/\u{2026}).",
+            ));
+        }
         let parsed = parse_link(link)?;
         Ok(EnrollPreview {
-            link: link.trim().to_string(),
-            server: parsed.server,
+            link_type: LinkType::Enrollment,
+            link: link.to_string(),
+            server: Some(parsed.server),
             account: parsed.account,
+            issuer: None,
         })
     }
 
@@ -394,7 +467,7 @@ impl Authenticator {
 
         let id = uuid::Uuid::new_v4().simple().to_string();
         let dir = self.accounts_dir().join(&id);
-        let vault = self.0.vault;
+        let vault = self.0.vault.clone();
         let key = client.key().clone();
         let account = client.account.clone();
         let saved = {
@@ -478,7 +551,7 @@ impl Authenticator {
         self.unwatch(account_id);
         self.write_accounts().remove(account_id);
         lock(&self.0.inbox).forget_account(account_id);
-        let vault = self.0.vault;
+        let vault = self.0.vault.clone();
         let id = account_id.to_string();
         tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             vault.delete(&dir, &id, location)?;
@@ -625,6 +698,14 @@ fn parse_link(link: &str) -> Result<EnrollmentUri, AppError> {
         .map_err(|e| AppError::from_device(DeviceClientError::Link(e), ""))
 }
 
+/// "one key", "3 code secrets".
+fn count_of(n: usize, what: &str) -> String {
+    match n {
+        1 => format!("one {what}"),
+        n => format!("{n} {what}s"),
+    }
+}
+
 fn same_server(a: &str, b: &str) -> bool {
     a.trim_end_matches('/') == b.trim_end_matches('/')
 }
@@ -645,7 +726,7 @@ fn account_view(a: &LoadedAccount) -> AccountView {
 }
 
 /// The state and words of an account whose key did not open.
-fn key_problem(e: &KeyLoadError) -> (Connection, Option<String>) {
+pub(super) fn key_problem(e: &KeyLoadError) -> (Connection, Option<String>) {
     match e {
         KeyLoadError::NeedsPin => (
             Connection::Locked,
@@ -667,7 +748,7 @@ fn key_problem(e: &KeyLoadError) -> (Connection, Option<String>) {
 }
 
 /// Owner-only (0600), atomically: account files name the user and server.
-fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
+pub(super) fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
     write_private(path, &serde_json::to_vec_pretty(value)?)
 }
 
@@ -675,7 +756,7 @@ fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
 /// account whose key does not open stays listed without it.
 fn load_all(
     dir: &Path,
-    vault: KeyVault,
+    vault: &KeyVault,
     file_key: Option<&FileKey>,
 ) -> (Vec<LoadedAccount>, Vec<String>) {
     let mut loaded = Vec::new();

@@ -207,11 +207,12 @@ impl Authenticator {
                     logos_wanted.push(logo.clone());
                 }
                 if !inbox.announced.contains(&key) {
+                    let (title, body) = view.notification();
                     announce.push(UiEvent::NewRequest {
                         account_id: account_id.to_string(),
                         request_id: view.request_id.clone(),
-                        client_name: view.client_name.clone(),
-                        binding_message: view.binding_message.clone(),
+                        title,
+                        body,
                     });
                 }
                 current.insert(key.clone());

@@ -4,6 +4,8 @@
 //!
 //! - [`accounts`]: loading, enrolling and removing accounts, their keys and
 //!   connection state;
+//! - [`codes`]: TOTP accounts (a website's sign-in codes), their secrets
+//!   kept like the keys, and their current codes;
 //! - [`inbox`]: pending requests, decisions and the history they leave;
 //! - [`logos`]: client logos, fetched from the account's own server only;
 //! - [`watchers`]: one task per account that keeps its part of the inbox
@@ -16,6 +18,7 @@
 //! Locks here are held for map lookups only, never across an `.await`.
 
 mod accounts;
+mod codes;
 mod inbox;
 mod logos;
 mod watchers;
@@ -29,7 +32,8 @@ use std::{
 use tauri::async_runtime::JoinHandle;
 use tokio::sync::OnceCell;
 
-pub use accounts::{AccountView, Connection, EnrollPreview, Status};
+pub use accounts::{AccountView, Connection, EnrollPreview, LinkType, Status};
+pub use codes::{CodeState, CodeView};
 pub use inbox::{DecisionView, DenyAllView, InboxView, ResolvedView};
 
 use crate::{
@@ -37,6 +41,7 @@ use crate::{
     pin::PinStore,
 };
 use accounts::LoadedAccount;
+use codes::LoadedCode;
 use inbox::Inbox;
 
 #[derive(Debug, Clone)]
@@ -53,12 +58,13 @@ pub struct Settings {
 pub enum UiEvent {
     /// Requests or account states changed: fetch the inbox again.
     InboxChanged,
-    /// A request arrived that the person has not been told about yet.
+    /// A request arrived that the person has not been told about yet;
+    /// `title` and `body` are the notification's words.
     NewRequest {
         account_id: String,
         request_id: String,
-        client_name: String,
-        binding_message: String,
+        title: String,
+        body: String,
     },
     /// Another device was enrolled for an account: the person should know,
     /// in case it was not them.
@@ -82,6 +88,7 @@ struct Inner {
     logos: Mutex<HashMap<String, Option<String>>>,
     loaded: OnceCell<()>,
     accounts: RwLock<BTreeMap<String, LoadedAccount>>,
+    codes: RwLock<BTreeMap<String, LoadedCode>>,
     load_errors: Mutex<Vec<String>>,
     inbox: Mutex<Inbox>,
     sink: RwLock<EventSink>,
@@ -103,14 +110,21 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Authenticator {
     pub fn new(settings: Settings) -> Self {
+        Self::with_vault(KeyVault::new(settings.key_store), settings)
+    }
+
+    /// With the keys and secrets kept by `vault` (tests give one whose
+    /// credential store is their own).
+    pub fn with_vault(vault: KeyVault, settings: Settings) -> Self {
         Self(Arc::new(Inner {
-            vault: KeyVault::new(settings.key_store),
+            vault,
             pin: PinStore::new(&settings.data_dir),
             locale: crate::view::system_locale(),
             logos: Mutex::new(HashMap::new()),
             settings,
             loaded: OnceCell::new(),
             accounts: RwLock::new(BTreeMap::new()),
+            codes: RwLock::new(BTreeMap::new()),
             load_errors: Mutex::new(Vec::new()),
             inbox: Mutex::new(Inbox::default()),
             sink: RwLock::new(Arc::new(|_| {})),
