@@ -104,6 +104,10 @@ pub struct ServerArgs {
     #[arg(long, env = "ASSENT_TRUST_X_FORWARDED_FOR")]
     pub trust_x_forwarded_for: Option<bool>,
 
+    /// Let a login that passed only its first factor (an `mfa_token`) enroll an Assent device as the user's first second factor through `/mfa/associate`. Off, a device joins only after MFA (the MFA API's access token) or from an operator's enrollment ticket: a device also approves back-channel (CIBA) logins, which a password alone should not unlock [default: false].
+    #[arg(long, env = "ASSENT_MFA_SELF_ENROLL_DEVICES")]
+    pub mfa_self_enroll_devices: Option<bool>,
+
     /// Proxies whose `X-Forwarded-For` is believed: comma-separated addresses
     /// or networks (`10.0.0.0/8,127.0.0.1`); the requester is the rightmost
     /// address not among them.
@@ -343,6 +347,7 @@ struct FileConfig {
     refresh_token_ttl: Option<u64>,
     request_retention: Option<u64>,
     trust_x_forwarded_for: Option<bool>,
+    mfa_self_enroll_devices: Option<bool>,
     trusted_proxies: Option<Vec<String>>,
     max_connections: Option<usize>,
     header_read_timeout: Option<u64>,
@@ -521,6 +526,8 @@ pub struct Settings {
     pub refresh_token_ttl: u64,
     pub request_retention: u64,
     pub trust_x_forwarded_for: bool,
+    /// An `mfa_token` may enroll an Assent device as a first factor.
+    pub mfa_self_enroll_devices: bool,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub max_connections: usize,
     pub header_read_timeout: Duration,
@@ -695,6 +702,7 @@ impl Default for Settings {
             refresh_token_ttl: 30 * 24 * 3600,
             request_retention: 7 * 24 * 3600,
             trust_x_forwarded_for: false,
+            mfa_self_enroll_devices: false,
             trusted_proxies: Vec::new(),
             max_connections: 10_000,
             header_read_timeout: Duration::from_secs(10),
@@ -793,6 +801,8 @@ impl Settings {
             request_retention: pick!(server.request_retention).unwrap_or(d.request_retention),
             trust_x_forwarded_for: pick!(server.trust_x_forwarded_for)
                 .unwrap_or(d.trust_x_forwarded_for),
+            mfa_self_enroll_devices: pick!(server.mfa_self_enroll_devices)
+                .unwrap_or(d.mfa_self_enroll_devices),
             trusted_proxies: pick!(server.trusted_proxies)
                 .unwrap_or_default()
                 .iter()

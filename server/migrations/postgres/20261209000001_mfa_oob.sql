@@ -14,6 +14,12 @@ ALTER TABLE auth_requests ADD COLUMN mfa_token_sha256 TEXT;
 
 -- Where an SMS or e-mail authenticator sends its codes.
 ALTER TABLE mfa_authenticators ADD COLUMN address TEXT;
+-- A factor enrolled with an mfa_token (the first factor only) waits for
+-- its first code under that token alone: no other login may confirm or
+-- use it, and it is dropped once another first enrollment starts or a
+-- factor of the user is confirmed. NULL: enrolled with an access token of
+-- the MFA API (after MFA), or confirmed.
+ALTER TABLE mfa_authenticators ADD COLUMN pending_token_sha256 TEXT;
 
 -- The oob_code of an MFA exchange that is not a push: enrolling an Assent
 -- device (done when the device has spent the enrollment ticket), or a code

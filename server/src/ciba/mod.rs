@@ -49,6 +49,11 @@ pub async fn start_backchannel(
             "this client is not allowed to use CIBA",
         ));
     }
+    if request.audience.as_deref() == Some(assent.endpoints.mfa_audience.as_str()) {
+        return Err(OAuthError::invalid_target(
+            "tokens of the MFA API come only from the MFA grants",
+        ));
+    }
     crate::apis::authorize(
         &assent.store,
         &client.client_id,

@@ -12,7 +12,10 @@ use crate::{
     params::Params,
     secrets::{random_bytes, random_token, sha256_hex},
     state::Assent,
-    storage::{AuthenticatorKind, AuthenticatorRow, ClientRow, NewOobCode, UserRow},
+    storage::{
+        AuthenticatorKind, AuthenticatorRow, ClientRow, NewOobCode, UserRow,
+        MAX_AUTHENTICATORS_PER_USER,
+    },
 };
 
 /// How long an enrollment link of `/mfa/associate` works.
@@ -201,8 +204,15 @@ pub async fn associate(
         Caller::AccessToken { .. } => caller.require("enroll", false)?,
     }
     let mut answer = match (types.as_slice(), channels.as_deref()) {
-        ([kind], None) if kind == "otp" => associate_totp(assent, client, &user).await?,
+        ([kind], None) if kind == "otp" => associate_totp(assent, client, caller, &user).await?,
         ([kind], Some([channel])) if kind == "oob" && channel == "auth0" => {
+            if matches!(caller, Caller::MfaToken(..)) && !assent.settings.mfa_self_enroll_devices {
+                return Err(OAuthError::access_denied(
+                    "an Assent device also approves back-channel logins, so it joins only after \
+                     MFA (an access token of the MFA API with the enroll scope) or from an \
+                     operator's enrollment link: enroll another factor first",
+                ));
+            }
             associate_device(assent, client, caller, &user).await?
         }
         ([kind], Some([channel])) if kind == "oob" && channel == "sms" => {
@@ -260,13 +270,14 @@ pub async fn associate(
 async fn associate_totp(
     assent: &Assent,
     client: &ClientRow,
+    caller: &Caller,
     user: &UserRow,
 ) -> Result<Association, OAuthError> {
     let secret = random_bytes(totp::SECRET_BYTES);
     let id = format!("totp|dev_{}", random_token(12));
-    assent
-        .store
-        .insert_authenticator(&AuthenticatorRow {
+    store_authenticator(
+        assent,
+        &AuthenticatorRow {
             id: id.clone(),
             user_sub: user.sub.clone(),
             kind: AuthenticatorKind::Otp,
@@ -277,8 +288,10 @@ async fn associate_totp(
             active: false,
             created_at: assent.clock.now_ms(),
             address: None,
-        })
-        .await?;
+            pending_token_sha256: caller.mfa_token_sha256().map(str::to_string),
+        },
+    )
+    .await?;
     let encoded = data_encoding::BASE32_NOPAD.encode(&secret);
     let uri = totp::otpauth_uri(&assent.endpoints.issuer, &client.name, user, &encoded);
     Ok(Association {
@@ -365,8 +378,9 @@ async fn associate_destination(
         active: false,
         created_at: assent.clock.now_ms(),
         address: Some(address.to_string()),
+        pending_token_sha256: caller.mfa_token_sha256().map(str::to_string),
     };
-    assent.store.insert_authenticator(&row).await?;
+    store_authenticator(assent, &row).await?;
     let oob_code = match challenge::send_code(assent, client, caller.mfa_token_sha256(), &row).await
     {
         Ok(oob_code) => oob_code,
@@ -393,23 +407,39 @@ async fn associate_destination(
     })
 }
 
+/// Stores a new authenticator, within the per-user limit.
+async fn store_authenticator(assent: &Assent, row: &AuthenticatorRow) -> Result<(), OAuthError> {
+    if assent.store.insert_authenticator(row).await? {
+        Ok(())
+    } else {
+        Err(OAuthError::invalid_request(format!(
+            "a user has at most {MAX_AUTHENTICATORS_PER_USER} authenticators: delete one first"
+        )))
+    }
+}
+
 /// A new recovery code for the user, replacing any other (Auth0 keeps one).
 pub(super) async fn new_recovery_code(
     assent: &Assent,
     user_sub: &str,
 ) -> Result<String, OAuthError> {
-    // 24 characters of an unambiguous alphabet: 120 bits, easy to copy.
-    let alphabet = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let code: String = random_bytes(24)
-        .iter()
-        .map(|b| char::from(alphabet[usize::from(*b) % alphabet.len()]))
-        .collect();
+    let code = fresh_recovery_code();
     let digest = recovery_digest(assent, &code);
     assent
         .store
         .replace_recovery_codes(user_sub, &[digest], assent.clock.now_ms())
         .await?;
     Ok(code)
+}
+
+/// 24 characters of an unambiguous alphabet (32 symbols, so every byte
+/// maps without bias): 120 bits, easy to copy.
+pub(super) fn fresh_recovery_code() -> String {
+    let alphabet = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    random_bytes(24)
+        .iter()
+        .map(|b| char::from(alphabet[usize::from(*b) % alphabet.len()]))
+        .collect()
 }
 
 pub(super) fn recovery_digest(assent: &Assent, code: &str) -> String {

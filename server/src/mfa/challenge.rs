@@ -7,7 +7,7 @@
 use assent_shared::{oauth::Assurance, protocol::RequestPurpose};
 use serde::Serialize;
 
-use super::{failures, live_token, mfa_token_param};
+use super::{live_token, locked, mfa_token_param};
 use crate::{
     approval::{self, RequesterContext},
     client_auth::AuthenticatedClient,
@@ -59,7 +59,7 @@ pub async fn challenge(
     let client = &*authenticated.row;
     let presented = mfa_token_param(params)?;
     let token = live_token(assent, presented, Some(&client.client_id)).await?;
-    failures(assent, &token.user_sub, false).await?;
+    locked(assent, &token.user_sub).await?;
     let types: Vec<&str> = params
         .get("challenge_type")
         .unwrap_or("otp oob")
@@ -71,14 +71,9 @@ pub async fn challenge(
             "challenge_type must be otp and/or oob",
         ));
     }
-    let target = choose(
-        assent,
-        &token.user_sub,
-        &types,
-        params.get("authenticator_id"),
-    )
-    .await?;
     let token_sha256 = sha256_hex(presented);
+    let named = params.get("authenticator_id");
+    let target = choose(assent, &token.user_sub, &token_sha256, &types, named).await?;
     match target {
         Target::Totp => Ok(ChallengeAnswer {
             challenge_type: "otp",
@@ -134,6 +129,7 @@ pub async fn challenge(
 async fn choose(
     assent: &Assent,
     user_sub: &str,
+    token_sha256: &str,
     types: &[&str],
     named: Option<&str>,
 ) -> Result<Target, OAuthError> {
@@ -159,10 +155,13 @@ async fn choose(
     }
     let all = assent.store.authenticators(user_sub).await?;
     if let Some(id) = named {
-        // Named, a factor may still wait for its first code (one enrolled
-        // with an access token of the MFA API, which has no login to
-        // confirm it in): that code confirms it.
-        let Some(a) = all.into_iter().find(|a| a.id == id) else {
+        // Named, a factor may still wait for its first code (enrolled by
+        // this login, or with an access token of the MFA API, which has no
+        // login to confirm it in): that code confirms it.
+        let Some(a) = all
+            .into_iter()
+            .find(|a| a.id == id && a.usable_by(token_sha256))
+        else {
             return Err(OAuthError::invalid_request("no such authenticator"));
         };
         return match a.kind {
@@ -226,6 +225,20 @@ pub(super) async fn send_code(
     let Some(address) = authenticator.address.as_deref() else {
         return Err(OAuthError::server_error());
     };
+    // Per destination too: many accounts naming one number (SMS pumping)
+    // run into the same limit.
+    let key = assent.keys.keyed_digest("mfa sends to", address);
+    let window = assent
+        .store
+        .bump_passwordless_counter(&key, 1, now, SEND_WINDOW_MS)
+        .await?;
+    if window.count > SENDS_PER_WINDOW {
+        let retry = ((window.window_start + SEND_WINDOW_MS - now).max(1000) / 1000) as u64;
+        return Err(OAuthError::too_many_requests(
+            format!("at most {SENDS_PER_WINDOW} codes are sent to one destination in 15 minutes"),
+            retry,
+        ));
+    }
     let code = numeric_code(CODE_DIGITS);
     let oob_code = new_secret();
     let oob_code_sha256 = sha256_hex(&oob_code);

@@ -6,10 +6,10 @@ use assent_shared::oauth::TokenResponse;
 use serde::Serialize;
 
 use super::{
-    authenticators::{new_recovery_code, recovery_digest},
+    authenticators::{fresh_recovery_code, recovery_digest},
     challenge::binding_digest,
-    complete, failures, live_token, mfa_token_param, require_grant, totp, MFA_OOB_GRANT,
-    MFA_OTP_GRANT, MFA_RECOVERY_CODE_GRANT,
+    complete, invalid_mfa_token, issue_after_mfa, live_token, locked, mfa_token_param,
+    require_grant, totp, Attempt, MFA_OOB_GRANT, MFA_OTP_GRANT, MFA_RECOVERY_CODE_GRANT,
 };
 use crate::{
     client_auth::AuthenticatedClient,
@@ -35,21 +35,24 @@ pub async fn otp_grant(
         .get("otp")
         .ok_or_else(|| OAuthError::invalid_request("missing required parameter otp"))?;
     let token = live_token(assent, presented, Some(&client.client_id)).await?;
-    failures(assent, &token.user_sub, false).await?;
+    let attempt = Attempt::reserve(assent, &token.user_sub).await?;
+    let token_sha256 = sha256_hex(presented);
     let step = totp::step_of(assent.clock.now_secs());
     let mut accepted = false;
     if otp.len() == totp::DIGITS {
         for a in assent.store.authenticators(&token.user_sub).await? {
-            if a.kind != AuthenticatorKind::Otp {
+            if a.kind != AuthenticatorKind::Otp || !a.usable_by(&token_sha256) {
                 continue;
             }
             let Some(sealed) = &a.secret_sealed else {
                 continue;
             };
-            let secret = assent.keys.open_message(sealed).map_err(|e| {
-                tracing::error!(error = %e, authenticator = %a.id, "a TOTP secret does not open");
-                OAuthError::server_error()
-            })?;
+            // A secret that does not open (sealed under a key-encryption
+            // key that is gone) fails this factor, not the whole grant.
+            let Ok(secret) = assent.keys.open_message(sealed) else {
+                tracing::error!(authenticator = %a.id, "a TOTP secret does not open");
+                continue;
+            };
             if let Some(matched) = totp::matching_step(&secret, otp, step) {
                 // Once per step: a code seen over someone's shoulder is spent.
                 accepted = assent.store.accept_totp_step(&a.id, matched).await?;
@@ -58,9 +61,10 @@ pub async fn otp_grant(
         }
     }
     if !accepted {
-        failures(assent, &token.user_sub, true).await?;
-        return Err(OAuthError::invalid_grant("Invalid otp_code."));
+        let wrong = OAuthError::invalid_grant("Invalid otp_code.");
+        return Err(attempt.wrong(assent, &token.user_sub, wrong));
     }
+    attempt.right(assent).await?;
     complete(assent, client, presented, &["otp"]).await
 }
 
@@ -80,7 +84,7 @@ pub async fn oob_grant(
         .get("oob_code")
         .ok_or_else(|| OAuthError::invalid_request("missing required parameter oob_code"))?;
     let token = live_token(assent, presented, Some(&client.client_id)).await?;
-    failures(assent, &token.user_sub, false).await?;
+    locked(assent, &token.user_sub).await?;
     if oob_code.len() > MAX_OOB_CODE_LEN {
         return Err(invalid_oob_code());
     }
@@ -130,6 +134,7 @@ pub async fn oob_grant(
     let binding_code = params
         .get("binding_code")
         .ok_or_else(|| OAuthError::invalid_request("missing required parameter binding_code"))?;
+    let attempt = Attempt::reserve(assent, &token.user_sub).await?;
     let matched = binding_code.len() <= 16
         && assent
             .store
@@ -140,9 +145,10 @@ pub async fn oob_grant(
             )
             .await?;
     if !matched {
-        failures(assent, &token.user_sub, true).await?;
-        return Err(OAuthError::invalid_grant("Invalid binding_code."));
+        let wrong = OAuthError::invalid_grant("Invalid binding_code.");
+        return Err(attempt.wrong(assent, &token.user_sub, wrong));
     }
+    attempt.right(assent).await?;
     let method = match code.oob_channel.as_deref() {
         Some("sms") => "sms",
         _ => "otp",
@@ -183,19 +189,39 @@ pub async fn recovery_code_grant(
         .get("recovery_code")
         .ok_or_else(|| OAuthError::invalid_request("missing required parameter recovery_code"))?;
     let token = live_token(assent, presented, Some(&client.client_id)).await?;
-    failures(assent, &token.user_sub, false).await?;
-    let now = assent.clock.now_ms();
-    let used = code.len() <= 64
-        && assent
+    let attempt = Attempt::reserve(assent, &token.user_sub).await?;
+    // The token is spent, the code used and its replacement stored in one
+    // transaction, before anything is issued: a failure in between can
+    // neither lose the user's only code nor hand out tokens twice.
+    let recovery_code = fresh_recovery_code();
+    let redeemed = if code.len() <= 64 {
+        assent
             .store
-            .use_recovery_code(&token.user_sub, &recovery_digest(assent, code), now)
-            .await?;
-    if !used {
-        failures(assent, &token.user_sub, true).await?;
-        return Err(OAuthError::invalid_grant("Invalid recovery_code."));
-    }
-    let tokens = complete(assent, client, presented, &["recovery-code"]).await?;
-    let recovery_code = new_recovery_code(assent, &token.user_sub).await?;
+            .redeem_recovery_code(
+                &sha256_hex(presented),
+                &client.client_id,
+                &recovery_digest(assent, code),
+                &recovery_digest(assent, &recovery_code),
+                assent.clock.now_ms(),
+            )
+            .await?
+    } else {
+        None
+    };
+    let Some(spent) = redeemed else {
+        // Wrong, or the token was spent by a concurrent grant meanwhile.
+        if live_token(assent, presented, Some(&client.client_id))
+            .await
+            .is_err()
+        {
+            attempt.right(assent).await?;
+            return Err(invalid_mfa_token());
+        }
+        let wrong = OAuthError::invalid_grant("Invalid recovery_code.");
+        return Err(attempt.wrong(assent, &token.user_sub, wrong));
+    };
+    attempt.right(assent).await?;
+    let tokens = issue_after_mfa(assent, client, &spent, &["recovery-code"]).await?;
     Ok(RecoveryTokens {
         tokens,
         recovery_code,

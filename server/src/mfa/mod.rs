@@ -178,7 +178,12 @@ impl Caller {
                 assent.clock.now_secs(),
             )
             .map_err(|rejection| invalid(rejection.description()))?;
-            if !claims.aud.contains(&assent.endpoints.mfa_audience) {
+            // Only logins that passed MFA get these; a token without `mfa`
+            // in its methods was not issued for this (an API registered
+            // under the same identifier by mistake, say).
+            if !claims.aud.contains(&assent.endpoints.mfa_audience)
+                || !claims.amr.iter().any(|m| m == "mfa")
+            {
                 return Err(invalid("the access token is not for the MFA API"));
             }
             let user = assent.store.user(&claims.sub).await?;
@@ -247,29 +252,82 @@ impl Caller {
     }
 }
 
-/// Refuses the MFA grants while the user is locked out; `count` adds this
-/// failure first. Reaching the limit is an event for the operator.
-async fn failures(assent: &Assent, user_sub: &str, count: bool) -> Result<(), OAuthError> {
+/// Refuses the MFA API while the user is locked out by wrong codes.
+async fn locked(assent: &Assent, user_sub: &str) -> Result<(), OAuthError> {
     let now = assent.clock.now_ms();
-    let key = assent.keys.keyed_digest("mfa failures", user_sub);
     let window = assent
         .store
-        .bump_passwordless_counter(&key, i64::from(count), now, FAILURE_WINDOW_MS)
+        .bump_passwordless_counter(&failure_key(assent, user_sub), 0, now, FAILURE_WINDOW_MS)
         .await?;
     if window.count >= FAILURES_PER_WINDOW {
-        let until = window.window_start + FAILURE_WINDOW_MS;
-        if count && window.count == FAILURES_PER_WINDOW {
+        return Err(locked_out(window.window_start + FAILURE_WINDOW_MS - now));
+    }
+    Ok(())
+}
+
+fn failure_key(assent: &Assent, user_sub: &str) -> String {
+    assent.keys.keyed_digest("mfa failures", user_sub)
+}
+
+fn locked_out(retry_ms: i64) -> OAuthError {
+    OAuthError::too_many_attempts(
+        "too many wrong codes: the second factor is locked, try again later",
+        (retry_ms.max(1000) / 1000) as u64,
+    )
+}
+
+/// One try of a code (TOTP, sent, recovery), counted before the code is
+/// checked: concurrent tries each take a slot in the database first, so a
+/// burst of guesses in parallel cannot outrun the limit.
+struct Attempt {
+    key: String,
+    window_start: i64,
+    count: i64,
+}
+
+impl Attempt {
+    /// Reserves a try for the user, or refuses when the window is full.
+    async fn reserve(assent: &Assent, user_sub: &str) -> Result<Attempt, OAuthError> {
+        let now = assent.clock.now_ms();
+        let key = failure_key(assent, user_sub);
+        let window = assent
+            .store
+            .bump_passwordless_counter(&key, 1, now, FAILURE_WINDOW_MS)
+            .await?;
+        if window.count > FAILURES_PER_WINDOW {
+            return Err(locked_out(window.window_start + FAILURE_WINDOW_MS - now));
+        }
+        Ok(Attempt {
+            key,
+            window_start: window.window_start,
+            count: window.count,
+        })
+    }
+
+    /// The code was right: the try does not count.
+    async fn right(self, assent: &Assent) -> Result<(), OAuthError> {
+        assent
+            .store
+            .refund_passwordless_counter(&self.key, self.window_start)
+            .await?;
+        Ok(())
+    }
+
+    /// The code was wrong: `wrong` as the answer, or the lockout once this
+    /// was the last try, which the operator is told of.
+    fn wrong(self, assent: &Assent, user_sub: &str, wrong: OAuthError) -> OAuthError {
+        if self.count < FAILURES_PER_WINDOW {
+            return wrong;
+        }
+        let now = assent.clock.now_ms();
+        let until = self.window_start + FAILURE_WINDOW_MS;
+        if self.count == FAILURES_PER_WINDOW {
             assent
                 .alerts
                 .mfa_locked_out(&assent.endpoints.issuer, user_sub, until, now);
         }
-        let retry = (until - now).max(1000) / 1000;
-        return Err(OAuthError::too_many_attempts(
-            "too many wrong codes: the second factor is locked, try again later",
-            retry as u64,
-        ));
+        locked_out(until - now)
     }
-    Ok(())
 }
 
 fn require_grant(client: &ClientRow, grant: &str) -> Result<(), OAuthError> {
@@ -283,9 +341,7 @@ fn require_grant(client: &ClientRow, grant: &str) -> Result<(), OAuthError> {
 }
 
 /// Spends the `mfa_token` and issues what the first factor asked for, with
-/// `mfa` and the second factor's `methods` added to `amr`. The user must
-/// still be allowed in: a block or a lockout since the first factor stops
-/// the login.
+/// `mfa` and the second factor's `methods` added to `amr`.
 async fn complete(
     assent: &Assent,
     client: &ClientRow,
@@ -293,12 +349,32 @@ async fn complete(
     methods: &[&str],
 ) -> Result<TokenResponse, OAuthError> {
     let now = assent.clock.now_ms();
+    let token_sha256 = sha256_hex(presented);
     let token = assent
         .store
-        .spend_mfa_token(&sha256_hex(presented), &client.client_id, now)
+        .spend_mfa_token(&token_sha256, &client.client_id, now)
         .await?
         .ok_or_else(invalid_mfa_token)?;
-    failures(assent, &token.user_sub, false).await?;
+    // The user's confirmed factor: first enrollments other logins left
+    // behind can no longer be completed.
+    assent
+        .store
+        .settle_first_factor(&token.user_sub, &token_sha256, now)
+        .await?;
+    issue_after_mfa(assent, client, &token, methods).await
+}
+
+/// Issues the tokens of a login whose `mfa_token` was just spent. The user
+/// must still be allowed in: a block or a lockout since the first factor
+/// stops the login.
+async fn issue_after_mfa(
+    assent: &Assent,
+    client: &ClientRow,
+    token: &MfaTokenRow,
+    methods: &[&str],
+) -> Result<TokenResponse, OAuthError> {
+    let now = assent.clock.now_ms();
+    locked(assent, &token.user_sub).await?;
     let user = assent
         .store
         .user(&token.user_sub)

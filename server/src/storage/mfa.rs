@@ -62,6 +62,21 @@ row! {
         pub created_at: i64,
         /// Where an SMS or e-mail authenticator sends its codes.
         pub address: Option<String>,
+        /// Enrolled with this `mfa_token` (digest) and not yet confirmed:
+        /// only that login may use it.
+        pub pending_token_sha256: Option<String>,
+    }
+}
+
+impl AuthenticatorRow {
+    /// Whether the login of `mfa_token_sha256` may use this factor: an
+    /// active one, one enrolled after MFA, or its own first enrollment.
+    pub fn usable_by(&self, mfa_token_sha256: &str) -> bool {
+        self.active
+            || self
+                .pending_token_sha256
+                .as_deref()
+                .is_none_or(|t| t == mfa_token_sha256)
     }
 }
 
@@ -123,8 +138,11 @@ row! {
 const NO_FACTOR_LEFT: &str = "NOT EXISTS (SELECT 1 FROM mfa_authenticators WHERE user_sub = $1) \
      AND NOT EXISTS (SELECT 1 FROM devices WHERE user_sub = $1 AND revoked_at IS NULL)";
 
-const AUTHENTICATOR_COLUMNS: &str =
-    "id, user_sub, kind, oob_channel, name, secret_sealed, last_step, active, created_at, address";
+const AUTHENTICATOR_COLUMNS: &str = "id, user_sub, kind, oob_channel, name, secret_sealed, \
+     last_step, active, created_at, address, pending_token_sha256";
+
+/// Most authenticators one user may have (active or waiting).
+pub const MAX_AUTHENTICATORS_PER_USER: i64 = 20;
 const MFA_TOKEN_COLUMNS: &str =
     "client_id, user_sub, scope, audience, first_amr, nonce, created_at, expires_at";
 
@@ -184,11 +202,19 @@ impl Store {
             .await
     }
 
-    pub async fn insert_authenticator(&self, a: &AuthenticatorRow) -> Result<(), StorageError> {
-        let sql = "INSERT INTO mfa_authenticators (id, user_sub, kind, oob_channel, name, \
-             secret_sealed, last_step, active, created_at, address) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
-        let params = params![
+    /// Stores a new authenticator; one enrolled with an `mfa_token` first
+    /// drops the user's earlier first enrollments that were never
+    /// confirmed (one at a time). `false` when the user already has
+    /// [`MAX_AUTHENTICATORS_PER_USER`].
+    pub async fn insert_authenticator(&self, a: &AuthenticatorRow) -> Result<bool, StorageError> {
+        let drop_pending = "DELETE FROM mfa_authenticators WHERE user_sub = $1 \
+             AND NOT active AND pending_token_sha256 IS NOT NULL";
+        let insert = "INSERT INTO mfa_authenticators (id, user_sub, kind, oob_channel, name, \
+             secret_sealed, last_step, active, created_at, address, pending_token_sha256) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 \
+             WHERE (SELECT COUNT(*) FROM mfa_authenticators WHERE user_sub = $2) < $12";
+        let user_params = params![&a.user_sub];
+        let insert_params = params![
             &a.id,
             &a.user_sub,
             a.kind,
@@ -199,8 +225,55 @@ impl Store {
             a.active,
             a.created_at,
             &a.address,
+            &a.pending_token_sha256,
+            MAX_AUTHENTICATORS_PER_USER,
         ];
-        self.statement(sql, &params).execute().await.map(|_| ())
+        on_pool!(self, pool, Db => {
+            let mut tx = pool.begin().await?;
+            if a.pending_token_sha256.is_some() {
+                sqlx::query_with(drop_pending, arguments::<Db>(&user_params)?)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let inserted = sqlx::query_with(insert, arguments::<Db>(&insert_params)?)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+            tx.commit().await?;
+            Ok(inserted)
+        })
+    }
+
+    /// After a user's factor was confirmed: the first enrollments other
+    /// logins started and never confirmed go, and so do the unused
+    /// enrollment links they made (someone with the first factor alone
+    /// cannot keep a way in beside the user's factor).
+    pub async fn settle_first_factor(
+        &self,
+        user_sub: &str,
+        mfa_token_sha256: &str,
+        now: i64,
+    ) -> Result<(), StorageError> {
+        let factors = "DELETE FROM mfa_authenticators WHERE user_sub = $1 AND NOT active \
+             AND pending_token_sha256 IS NOT NULL AND pending_token_sha256 <> $2";
+        let tickets = "UPDATE enrollment_tickets SET expires_at = $3 \
+             WHERE used_at IS NULL AND expires_at > $3 AND ticket_sha256 IN \
+             (SELECT enrollment_ticket_sha256 FROM mfa_oob_codes WHERE user_sub = $1 \
+              AND enrollment_ticket_sha256 IS NOT NULL AND mfa_token_sha256 <> $2)";
+        let factor_params = params![user_sub, mfa_token_sha256];
+        let ticket_params = params![user_sub, mfa_token_sha256, now];
+        on_pool!(self, pool, Db => {
+            let mut tx = pool.begin().await?;
+            sqlx::query_with(factors, arguments::<Db>(&factor_params)?)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query_with(tickets, arguments::<Db>(&ticket_params)?)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// A user's authenticators, oldest first.
@@ -220,7 +293,8 @@ impl Store {
     /// code seen by someone else cannot be replayed within its window. The
     /// first accepted code also activates the authenticator.
     pub async fn accept_totp_step(&self, id: &str, step: i64) -> Result<bool, StorageError> {
-        let sql = "UPDATE mfa_authenticators SET last_step = $2, active = TRUE \
+        let sql = "UPDATE mfa_authenticators SET last_step = $2, active = TRUE, \
+             pending_token_sha256 = NULL \
              WHERE id = $1 AND (last_step IS NULL OR last_step < $2)";
         Ok(self.statement(sql, &params![id, step]).execute().await? == 1)
     }
@@ -290,9 +364,10 @@ impl Store {
         })
     }
 
-    /// Whether the user has recovery codes (used or not).
+    /// Whether the user has a recovery code left to use.
     pub async fn has_recovery_codes(&self, user_sub: &str) -> Result<bool, StorageError> {
-        let sql = "SELECT 1 FROM mfa_recovery_codes WHERE user_sub = $1 LIMIT 1";
+        let sql =
+            "SELECT 1 FROM mfa_recovery_codes WHERE user_sub = $1 AND used_at IS NULL LIMIT 1";
         let row: Option<(i32,)> = self
             .statement(sql, &params![user_sub])
             .fetch_optional()
@@ -300,20 +375,57 @@ impl Store {
         Ok(row.is_some())
     }
 
-    /// Uses a recovery code once.
-    pub async fn use_recovery_code(
+    /// Completes a login with a recovery code, in one transaction: spends
+    /// the `mfa_token` (of this client), uses the code, and stores its
+    /// replacement. `None` (and nothing changed) when the token or the
+    /// code is not good.
+    pub async fn redeem_recovery_code(
         &self,
-        user_sub: &str,
-        digest: &str,
+        token_sha256: &str,
+        client_id: &str,
+        code_digest: &str,
+        replacement_digest: &str,
         now: i64,
-    ) -> Result<bool, StorageError> {
-        let sql = "UPDATE mfa_recovery_codes SET used_at = $3 \
+    ) -> Result<Option<MfaTokenRow>, StorageError> {
+        let spend = format!(
+            "UPDATE mfa_tokens SET used_at = $3 WHERE token_sha256 = $1 AND client_id = $2 \
+             AND expires_at > $3 AND used_at IS NULL RETURNING {MFA_TOKEN_COLUMNS}"
+        );
+        let use_code = "UPDATE mfa_recovery_codes SET used_at = $3 \
              WHERE user_sub = $1 AND code_sha256 = $2 AND used_at IS NULL";
-        Ok(self
-            .statement(sql, &params![user_sub, digest, now])
-            .execute()
-            .await?
-            == 1)
+        let clear = "DELETE FROM mfa_recovery_codes WHERE user_sub = $1";
+        let insert = "INSERT INTO mfa_recovery_codes (code_sha256, user_sub, created_at) \
+             VALUES ($1, $2, $3)";
+        let spend_params = params![token_sha256, client_id, now];
+        on_pool!(self, pool, Db => {
+            let mut tx = pool.begin().await?;
+            let token: Option<MfaTokenRow> =
+                sqlx::query_as_with(&spend, arguments::<Db>(&spend_params)?)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some(token) = token else {
+                return Ok(None);
+            };
+            let use_params = params![&token.user_sub, code_digest, now];
+            let used = sqlx::query_with(use_code, arguments::<Db>(&use_params)?)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+            if !used {
+                return Ok(None);
+            }
+            let user_params = params![&token.user_sub];
+            sqlx::query_with(clear, arguments::<Db>(&user_params)?)
+                .execute(&mut *tx)
+                .await?;
+            let insert_params = params![replacement_digest, &token.user_sub, now];
+            sqlx::query_with(insert, arguments::<Db>(&insert_params)?)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(Some(token))
+        })
     }
 
     /// Deletes `mfa_token`s and `oob_code`s that expired before `cutoff`.
@@ -420,7 +532,8 @@ impl Store {
         let spend = "UPDATE mfa_oob_codes SET used_at = $3 \
              WHERE oob_code_sha256 = $1 AND binding_code_digest = $2 \
              AND used_at IS NULL AND expires_at > $3 RETURNING authenticator_id";
-        let activate = "UPDATE mfa_authenticators SET active = TRUE WHERE id = $1";
+        let activate = "UPDATE mfa_authenticators SET active = TRUE, pending_token_sha256 = NULL \
+             WHERE id = $1";
         let spend_params = params![oob_code_sha256, binding_code_digest, now];
         on_pool!(self, pool, Db => {
             let mut tx = pool.begin().await?;

@@ -56,7 +56,8 @@ pub use devices::{DeviceRow, EnrollOutcome};
 pub use housekeeping::{PurgeCounts, MESSAGE_RETENTION_MS, PURGE_BATCH};
 pub use messages::{ClaimedMessage, MessageState, MessageStatus};
 pub use mfa::{
-    AuthenticatorKind, AuthenticatorRow, MfaPolicy, MfaTokenRow, NewOobCode, OobCodeRow, OobPollRow,
+    AuthenticatorKind, AuthenticatorRow, MfaPolicy, MfaTokenRow, NewOobCode, OobCodeRow,
+    OobPollRow, MAX_AUTHENTICATORS_PER_USER,
 };
 pub use outbox::{
     ClaimedPushJob, DeviceEventRow, EventKind, EventListener, Notification, PushJobState,

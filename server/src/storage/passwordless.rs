@@ -328,6 +328,22 @@ impl Store {
             .await
     }
 
+    /// Takes back one count of `key` in the window that started at
+    /// `window_start` (a reserved attempt that turned out right); nothing
+    /// once that window has ended.
+    pub async fn refund_passwordless_counter(
+        &self,
+        key: &str,
+        window_start: i64,
+    ) -> Result<(), StorageError> {
+        let sql = "UPDATE passwordless_counters SET count = count - 1 \
+             WHERE key = $1 AND window_start = $2 AND count > 0";
+        self.statement(sql, &params![key, window_start])
+            .execute()
+            .await
+            .map(|_| ())
+    }
+
     /// Stores a new login session of the back-end API.
     pub async fn insert_login_session(
         &self,

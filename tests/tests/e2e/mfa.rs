@@ -279,6 +279,9 @@ on_both_backends! {
         let other = mfa_client(&server, MfaPolicy::Off).await;
         let token = mfa_token(&server, &client).await;
         let totp = totp(associate(&server, &client, &token).await["secret"].as_str().unwrap());
+        assert_eq!(otp_grant(&server, &client, &token, &code_now(&server, &totp)).await.status(), StatusCode::OK);
+        let token = mfa_token(&server, &client).await;
+        server.advance_clock(Duration::from_secs(30));
 
         // Another client cannot use it.
         let code = code_now(&server, &totp);
@@ -425,7 +428,17 @@ async fn the_pending_request(device: &DeviceClient) -> assent_device::VerifiedCh
 
 on_both_backends! {
     async fn assent_push_is_the_guardian_factor(backend: Backend) {
-        let server = TestServer::start(backend).await;
+        // By default an mfa_token (a password-only login) may not add a
+        // device, which would also approve back-channel logins.
+        let strict = TestServer::start(backend).await;
+        create_user_without_device(strict.store(), "auth0|alice", Some(EMAIL), None).await;
+        let client = mfa_client(&strict, MfaPolicy::Required).await;
+        let token = mfa_token(&strict, &client).await;
+        let refused = associate_response(&strict, &client, &token,
+            json!({ "authenticator_types": ["oob"], "oob_channels": ["auth0"] })).await;
+        expect_error(refused, StatusCode::FORBIDDEN, "access_denied").await;
+
+        let server = TestServer::start_with(backend, |s| s.mfa_self_enroll_devices = true).await;
         create_user_without_device(server.store(), "auth0|alice", Some(EMAIL), Some("Alice")).await;
         let client = mfa_client(&server, MfaPolicy::Required).await;
 
@@ -703,5 +716,68 @@ on_both_backends! {
         assert_eq!(listed, json!([]));
         let (ok, _, err) = device(&["totp", "add", "otpauth://totp/x?secret=ABC"]).await;
         assert!(!ok && err.contains("secret"), "{err}");
+    }
+}
+
+on_both_backends! {
+    async fn a_first_enrollment_belongs_to_the_login_that_started_it(backend: Backend) {
+        let server = TestServer::start(backend).await;
+        create_user_without_device(server.store(), "auth0|alice", Some(EMAIL), None).await;
+        let client = mfa_client(&server, MfaPolicy::Required).await;
+        // Someone with Alice's first factor plants a TOTP app...
+        let theirs = mfa_token(&server, &client).await;
+        let planted = totp(associate(&server, &client, &theirs).await["secret"].as_str().unwrap());
+        // ...which Alice's own login cannot be completed with,
+        let mine = mfa_token(&server, &client).await;
+        let code = code_now(&server, &planted);
+        expect_error(otp_grant(&server, &client, &mine, &code).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
+        // and which her own first enrollment replaces.
+        let own = associate(&server, &client, &mine).await;
+        let app = totp(own["secret"].as_str().unwrap());
+        assert_eq!(otp_grant(&server, &client, &mine, &code_now(&server, &app)).await.status(), StatusCode::OK);
+        let listed = authenticators(&server, &mfa_token(&server, &client).await).await;
+        let totps: Vec<&Value> = listed.as_array().unwrap().iter().filter(|a| a["authenticator_type"] == "otp").collect();
+        assert_eq!(totps.len(), 1, "{listed}");
+        assert_eq!(totps[0]["id"], own["id"]);
+        // The planted app's code completes nothing, now or later.
+        server.advance_clock(Duration::from_secs(30));
+        let later = mfa_token(&server, &client).await;
+        expect_error(otp_grant(&server, &client, &later, &code_now(&server, &planted)).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
+        // The planter's own token: the planted factor is gone.
+        expect_error(otp_grant(&server, &client, &theirs, &code_now(&server, &planted)).await, StatusCode::BAD_REQUEST, "invalid_grant").await;
+    }
+}
+
+on_both_backends! {
+    async fn guesses_in_parallel_do_not_outrun_the_lockout(backend: Backend) {
+        let server = TestServer::start(backend).await;
+        create_user_without_device(server.store(), "auth0|alice", Some(EMAIL), None).await;
+        let client = mfa_client(&server, MfaPolicy::Required).await;
+        let token = mfa_token(&server, &client).await;
+        let app = totp(associate(&server, &client, &token).await["secret"].as_str().unwrap());
+        assert_eq!(otp_grant(&server, &client, &token, &code_now(&server, &app)).await.status(), StatusCode::OK);
+        let token = mfa_token(&server, &client).await;
+        let Credentials(id, secret) = credentials(&client);
+        let right = code_now(&server, &app);
+        let guesses: Vec<_> = (0..40)
+            .map(|i| {
+                let guess = format!("{:06}", 100_000 + i);
+                let guess = if guess == right { "999999".to_string() } else { guess };
+                let body = json!({ "grant_type": MFA_OTP_GRANT, "mfa_token": token, "otp": guess,
+                                   "client_id": id, "client_secret": secret });
+                let (http, url) = (server.http.clone(), server.url("/oauth/token"));
+                tokio::spawn(async move { http.post(url).json(&body).send().await.unwrap().status() })
+            })
+            .collect();
+        let mut checked = 0;
+        for guess in guesses {
+            match guess.await.unwrap() {
+                StatusCode::BAD_REQUEST => checked += 1,
+                StatusCode::TOO_MANY_REQUESTS => {}
+                other => panic!("unexpected {other}"),
+            }
+        }
+        assert!(checked <= 5, "{checked} guesses were checked; the limit is 5 per 15 minutes");
+        expect_error(otp_grant(&server, &client, &token, &right).await, StatusCode::TOO_MANY_REQUESTS, "too_many_attempts").await;
     }
 }
