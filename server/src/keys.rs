@@ -738,6 +738,33 @@ impl Keys {
         .context("opening an outbox message")
     }
 
+    /// Seals a long-lived secret (a TOTP secret) bound to `context` with
+    /// the current key-encryption key.
+    pub fn seal_secret(&self, plain: &[u8], context: &str) -> String {
+        self.keks.current.seal(plain, context)
+    }
+
+    /// Opens what [`Self::seal_secret`] sealed; the second value says it
+    /// was sealed under the previous key-encryption key (reseal it).
+    pub fn open_secret(&self, sealed: &str, context: &str) -> anyhow::Result<(Vec<u8>, bool)> {
+        match self.keks.current.open(sealed, context) {
+            Ok(plain) => Ok((plain, false)),
+            Err(err) => match &self.keks.previous {
+                Some(previous) => previous
+                    .open(sealed, context)
+                    .map(|plain| (plain, true))
+                    .map_err(|_| err),
+                None => Err(err),
+            },
+        }
+    }
+
+    /// Whether a previous key-encryption key is still configured (a change
+    /// of key is under way).
+    pub fn kek_change_under_way(&self) -> bool {
+        self.keks.previous.is_some()
+    }
+
     /// Re-reads the table and rebuilds the set when it changed or a moment
     /// of change has passed; deletes superseded keys nothing needs. Returns
     /// whether the set was rebuilt.

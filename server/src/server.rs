@@ -70,6 +70,9 @@ pub async fn start(settings: Settings) -> anyhow::Result<RunningServer> {
         header_read_timeout: settings.header_read_timeout,
     };
     let assent = Assent::open(store, settings, &issuer).await?;
+    // As the signing keys were: what the previous key-encryption key
+    // sealed moves to the current one.
+    crate::mfa::reseal_totp_secrets(&assent).await?;
     let (shutdown, mut shutdown_rx) = watch::channel(false);
     // First of the tasks: a channel whose settings make no sender (an
     // SMS provider URL the outbound guard refuses) stops the start here.

@@ -49,7 +49,8 @@ pub async fn otp_grant(
             };
             // A secret that does not open (sealed under a key-encryption
             // key that is gone) fails this factor, not the whole grant.
-            let Ok(secret) = assent.keys.open_message(sealed) else {
+            let Ok((secret, _)) = assent.keys.open_secret(sealed, &totp::seal_context(&a.id))
+            else {
                 tracing::error!(authenticator = %a.id, "a TOTP secret does not open");
                 continue;
             };
@@ -200,8 +201,8 @@ pub async fn recovery_code_grant(
             .redeem_recovery_code(
                 &sha256_hex(presented),
                 &client.client_id,
-                &recovery_digest(assent, code),
-                &recovery_digest(assent, &recovery_code),
+                &recovery_digest(code),
+                &recovery_digest(&recovery_code),
                 assent.clock.now_ms(),
             )
             .await?

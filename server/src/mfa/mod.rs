@@ -38,6 +38,44 @@ pub use authenticators::{associate, delete, list, Association, AuthenticatorView
 pub use challenge::{challenge, ChallengeAnswer};
 pub use grants::{oob_grant, otp_grant, recovery_code_grant, RecoveryTokens};
 
+/// While the key-encryption key is being changed (a previous one is still
+/// configured), seals every TOTP secret still under the previous key with
+/// the current one, so that the previous key can then be dropped. Run at
+/// start-up, as signing keys are resealed; every process of a fleet may
+/// run it at once (each row is swapped only from the value it read).
+pub async fn reseal_totp_secrets(assent: &Assent) -> anyhow::Result<u64> {
+    if !assent.keys.kek_change_under_way() {
+        return Ok(0);
+    }
+    let mut resealed = 0;
+    for (id, sealed) in assent.store.totp_secrets().await? {
+        let context = totp::seal_context(&id);
+        match assent.keys.open_secret(&sealed, &context) {
+            Ok((secret, true)) => {
+                let fresh = assent.keys.seal_secret(&secret, &context);
+                if assent
+                    .store
+                    .reseal_totp_secret(&id, &sealed, &fresh)
+                    .await?
+                {
+                    resealed += 1;
+                }
+            }
+            Ok((_, false)) => {}
+            Err(e) => {
+                tracing::error!(authenticator = %id, error = %e, "a TOTP secret does not open")
+            }
+        }
+    }
+    if resealed > 0 {
+        tracing::info!(
+            resealed,
+            "sealed TOTP secrets with the current key-encryption key"
+        );
+    }
+    Ok(resealed)
+}
+
 pub const MFA_OTP_GRANT: &str = "http://auth0.com/oauth/grant-type/mfa-otp";
 pub const MFA_OOB_GRANT: &str = "http://auth0.com/oauth/grant-type/mfa-oob";
 pub const MFA_RECOVERY_CODE_GRANT: &str = "http://auth0.com/oauth/grant-type/mfa-recovery-code";

@@ -11,6 +11,12 @@ pub const STEP_SECS: u64 = 30;
 /// Secret length: 160 bits, as RFC 4226 recommends.
 pub const SECRET_BYTES: usize = 20;
 
+/// What a TOTP secret is sealed to: its own authenticator, so a sealed
+/// value copied to another row does not open there.
+pub fn seal_context(authenticator_id: &str) -> String {
+    format!("assent mfa totp secret {authenticator_id}")
+}
+
 /// The time step of `now_secs`.
 pub fn step_of(now_secs: i64) -> i64 {
     now_secs / STEP_SECS as i64

@@ -141,6 +141,14 @@ const NO_FACTOR_LEFT: &str = "NOT EXISTS (SELECT 1 FROM mfa_authenticators WHERE
 const AUTHENTICATOR_COLUMNS: &str = "id, user_sub, kind, oob_channel, name, secret_sealed, \
      last_step, active, created_at, address, pending_token_sha256";
 
+row! {
+    /// A sealed TOTP secret and its authenticator.
+    pub struct SealedSecret {
+        pub id: String,
+        pub secret_sealed: String,
+    }
+}
+
 /// Most authenticators one user may have (active or waiting).
 pub const MAX_AUTHENTICATORS_PER_USER: i64 = 20;
 const MFA_TOKEN_COLUMNS: &str =
@@ -426,6 +434,31 @@ impl Store {
             tx.commit().await?;
             Ok(Some(token))
         })
+    }
+
+    /// Every sealed TOTP secret, with its authenticator's id.
+    pub async fn totp_secrets(&self) -> Result<Vec<(String, String)>, StorageError> {
+        let sql = "SELECT id, secret_sealed FROM mfa_authenticators \
+             WHERE secret_sealed IS NOT NULL ORDER BY id";
+        let rows: Vec<SealedSecret> = self.statement(sql, &[]).fetch_all().await?;
+        Ok(rows.into_iter().map(|r| (r.id, r.secret_sealed)).collect())
+    }
+
+    /// Replaces a sealed TOTP secret, only if it is still `old` (another
+    /// process may have resealed it first).
+    pub async fn reseal_totp_secret(
+        &self,
+        id: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, StorageError> {
+        let sql = "UPDATE mfa_authenticators SET secret_sealed = $3 \
+             WHERE id = $1 AND secret_sealed = $2";
+        Ok(self
+            .statement(sql, &params![id, old, new])
+            .execute()
+            .await?
+            == 1)
     }
 
     /// Deletes `mfa_token`s and `oob_code`s that expired before `cutoff`.

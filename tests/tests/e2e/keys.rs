@@ -312,3 +312,116 @@ on_both_backends! {
         assert_eq!(pending["rejected"], pending["total"], "{pending}");
     }
 }
+
+/// A passwordless login of alice@example.com through the back-end OTP API
+/// of the server at `base` (the client's codes come in the answer); the
+/// `mfa_token` of its `mfa_required` answer.
+async fn mfa_token_of(http: &reqwest::Client, base: &str, client: &(String, String)) -> String {
+    let creds = serde_json::json!({ "client_id": client.0, "client_secret": client.1 });
+    let with = |extra: Value| {
+        let mut body = creds.clone();
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+    let sent: Value = http
+        .post(format!("{base}/backend-auth/otp/send"))
+        .json(&with(
+            serde_json::json!({ "identifier_type": "email", "identifier": "alice@example.com" }),
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let refused: Value = http
+        .post(format!("{base}/backend-auth/otp/authenticate"))
+        .json(&with(
+            serde_json::json!({ "identifier_type": "email", "identifier": "alice@example.com",
+                                        "passcode": sent["code"] }),
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    refused["mfa_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{refused}"))
+        .to_string()
+}
+
+/// `/oauth/token` with an MFA grant and `extra`; the status.
+async fn mfa_grant(
+    http: &reqwest::Client,
+    base: &str,
+    client: &(String, String),
+    extra: Value,
+) -> reqwest::StatusCode {
+    let mut body = serde_json::json!({ "client_id": client.0, "client_secret": client.1 });
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    http.post(format!("{base}/oauth/token"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+on_both_backends! {
+    async fn totp_secrets_and_recovery_codes_survive_a_change_of_key_encryption_key(backend: Backend) {
+        let db = TestDb::create(backend).await;
+        assent_tests::process::run_cli(&db.url, &["user", "create", "--sub", "auth0|alice", "--email", "alice@example.com"]).await;
+        let made = run_cli_json(&db.url, &["client", "create", "--json", "--name", "Shop",
+            "--auth-method", "client_secret_post", "--otp-code-in-response", "true", "--mfa", "required",
+            "--grant-types", "http://auth0.com/oauth/grant-type/passwordless/otp,http://auth0.com/oauth/grant-type/mfa-otp,http://auth0.com/oauth/grant-type/mfa-recovery-code"]).await;
+        let client = (made["client_id"].as_str().unwrap().to_string(), made["client_secret"].as_str().unwrap().to_string());
+        let http = reqwest::Client::new();
+        let server = ServeProcess::start(&db.url, &[]).await;
+        let base = server.base_url.clone();
+        let token = mfa_token_of(&http, &base, &client).await;
+        let enrolled: Value = http.post(format!("{base}/mfa/associate")).bearer_auth(&token)
+            .json(&serde_json::json!({ "authenticator_types": ["otp"] }))
+            .send().await.unwrap().json().await.unwrap();
+        let app = assent_tests::otp::totp(enrolled["secret"].as_str().unwrap());
+        let recovery = enrolled["recovery_codes"][0].as_str().unwrap().to_string();
+        let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let otp = |token: &str, at: u64| serde_json::json!({
+            "grant_type": "http://auth0.com/oauth/grant-type/mfa-otp", "mfa_token": token, "otp": app.generate(at) });
+        assert_eq!(mfa_grant(&http, &base, &client, otp(&token, now())).await, reqwest::StatusCode::OK);
+        server.terminate().await;
+
+        // The key-encryption key changes (the TOTP secret is sealed anew at
+        // start-up, as the signing keys are), then the old one is gone.
+        let old_file = match backend {
+            Backend::Sqlite => db.url.trim_start_matches("sqlite://").replace("assent.db", "assent.kek"),
+            Backend::Postgres => assent_tests::db::postgres_kek_file(&db.url).unwrap().display().to_string(),
+        };
+        let (_, new_text) = KeyEncryptionKey::generate();
+        let keys_dir = assent_tests::db::private_tempdir();
+        let new_file = keys_dir.path().join("new.kek").display().to_string();
+        assent_device::state::write_private(std::path::Path::new(&new_file), new_text.as_bytes()).unwrap();
+        let server = ServeProcess::start(&db.url, &[
+            ("ASSENT_KEY_ENCRYPTION_KEY_FILE", &new_file),
+            ("ASSENT_PREVIOUS_KEY_ENCRYPTION_KEY_FILE", &old_file),
+        ]).await;
+        server.terminate().await;
+        std::fs::remove_file(&old_file).unwrap();
+        let server = ServeProcess::start(&db.url, &[("ASSENT_KEY_ENCRYPTION_KEY_FILE", &new_file)]).await;
+        let base = server.base_url.clone();
+
+        // The app's next code, and the recovery code, still complete logins.
+        let token = mfa_token_of(&http, &base, &client).await;
+        assert_eq!(mfa_grant(&http, &base, &client, otp(&token, now() + 30)).await, reqwest::StatusCode::OK);
+        let token = mfa_token_of(&http, &base, &client).await;
+        let recover = serde_json::json!({ "grant_type": "http://auth0.com/oauth/grant-type/mfa-recovery-code",
+                                          "mfa_token": token, "recovery_code": recovery });
+        assert_eq!(mfa_grant(&http, &base, &client, recover).await, reqwest::StatusCode::OK);
+        server.terminate().await;
+    }
+}
