@@ -70,6 +70,9 @@ pub async fn issue(
     Ok(token_response(assent, client, grant, refresh_token, now_ms))
 }
 
+/// Longest life of an access token of the MFA API.
+pub const MFA_API_TOKEN_TTL_SECS: u64 = 600;
+
 /// Signs the tokens of `grant`, with `refresh_token` if one was stored.
 pub fn token_response(
     assent: &Assent,
@@ -84,7 +87,13 @@ pub fn token_response(
         &assent.endpoints,
         client_alg(client),
         Lifetimes {
-            access_token: settings.access_token_ttl,
+            access_token: if grant.audience == Some(assent.endpoints.mfa_audience.as_str()) {
+                // The MFA API's tokens add and remove factors: short, as
+                // Auth0's (they cannot be revoked).
+                settings.access_token_ttl.min(MFA_API_TOKEN_TTL_SECS)
+            } else {
+                settings.access_token_ttl
+            },
             id_token: settings.id_token_ttl,
         },
         grant,

@@ -609,6 +609,7 @@ on_both_backends! {
         assert!(access["aud"].as_array().unwrap().contains(&json!(mfa_api)), "{access}");
         assert_eq!(access["scope"], "openid enroll read:authenticators remove:authenticators");
         assert_eq!(access["amr"], json!(["otp", "sms", "mfa", "oob"]));
+        assert_eq!(tokens["expires_in"], 600, "the MFA API's tokens are short");
         let access_token = tokens["access_token"].as_str().unwrap().to_string();
 
         // The next login: a challenge texts a fresh code.
