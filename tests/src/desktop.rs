@@ -178,8 +178,8 @@ impl SecretService {
 /// private HOME; without `session`, no session bus at all.
 pub struct Desktop {
     // Dropped in this order: the driver (and the app under it), then X.
-    _driver: GroupGuard,
-    port: u16,
+    driver: std::sync::Mutex<GroupGuard>,
+    port: std::sync::atomic::AtomicU16,
     pub xvfb: Xvfb,
     pub home: tempfile::TempDir,
     env: Vec<(String, String)>,
@@ -217,40 +217,40 @@ impl Desktop {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string())),
         );
-        let port = free_port();
-        let native_port = free_port();
-        let driver = Command::new("tauri-driver")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--native-port",
-                &native_port.to_string(),
-            ])
-            .env_remove("DBUS_SESSION_BUS_ADDRESS")
-            .env_remove("WAYLAND_DISPLAY")
-            .env_remove("ASSENT_AUTHENTICATOR_DATA_DIR")
-            .env_remove("ASSENT_AUTHENTICATOR_KEY_STORE")
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .process_group(0)
-            .spawn()
-            .expect("start tauri-driver");
-        let driver = GroupGuard(driver);
-        wait_until("tauri-driver", || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
+        let (driver, port) = spawn_driver(&env);
         Self {
-            _driver: driver,
-            port,
+            driver: std::sync::Mutex::new(driver),
+            port: port.into(),
             xvfb,
             home,
             env,
         }
     }
 
-    /// Starts the app under WebDriver.
+    /// Starts the app under WebDriver. An app that dies while starting
+    /// leaves WebKitWebDriver waiting for it for ever (seen once in CI: the
+    /// app's single-instance check failed on the session bus): after
+    /// [`LAUNCH_WAIT`] the driver is started anew and the app once more.
     pub async fn launch_app(&self) -> Client {
+        for attempt in 1..=2 {
+            match tokio::time::timeout(LAUNCH_WAIT, self.connect()).await {
+                Ok(client) => return client,
+                Err(_) if attempt == 1 => {
+                    eprintln!(
+                        "the app did not come up under WebDriver within {LAUNCH_WAIT:?}: \
+                         restarting tauri-driver"
+                    );
+                    let (driver, port) = spawn_driver(&self.env);
+                    *self.driver.lock().unwrap() = driver;
+                    self.port.store(port, std::sync::atomic::Ordering::SeqCst);
+                }
+                Err(_) => panic!("the app did not come up under WebDriver, twice"),
+            }
+        }
+        unreachable!("the second attempt returns or panics")
+    }
+
+    async fn connect(&self) -> Client {
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".into(), json!("wry"));
         caps.insert(
@@ -262,7 +262,10 @@ impl Desktop {
         ClientBuilder::rustls()
             .expect("TLS roots")
             .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .connect(&format!(
+                "http://127.0.0.1:{}",
+                self.port.load(std::sync::atomic::Ordering::SeqCst)
+            ))
             .await
             .expect("a WebDriver session with the app")
     }
@@ -289,6 +292,37 @@ impl Desktop {
         self.home.path().join("data/dev.assent.authenticator")
     }
 }
+
+/// Starts `tauri-driver` with the desktop's environment on fresh ports.
+fn spawn_driver(env: &[(String, String)]) -> (GroupGuard, u16) {
+    let port = free_port();
+    let native_port = free_port();
+    let driver = Command::new("tauri-driver")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--native-port",
+            &native_port.to_string(),
+        ])
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("ASSENT_AUTHENTICATOR_DATA_DIR")
+        .env_remove("ASSENT_AUTHENTICATOR_KEY_STORE")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .process_group(0)
+        .spawn()
+        .expect("start tauri-driver");
+    let driver = GroupGuard(driver);
+    wait_until("tauri-driver", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    (driver, port)
+}
+
+/// How long the app may take to come up under WebDriver.
+const LAUNCH_WAIT: Duration = Duration::from_secs(60);
 
 // ---- WebDriver steps ------------------------------------------------------
 
