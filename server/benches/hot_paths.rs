@@ -219,7 +219,9 @@ fn crypto(c: &mut Criterion) {
                     revoked_at: None,
                     revoke_reason: None,
                     push_disabled_reason: None,
+                    passkey_credential_id: None,
                 },
+                None,
                 0,
             )
             .await

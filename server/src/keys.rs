@@ -347,6 +347,9 @@ pub struct DeviceKeyInfo {
     /// The uncompressed P-256 point.
     pub point: Vec<u8>,
     pub thumbprint: String,
+    /// The device enrolled a passkey: its decisions must carry an
+    /// assertion of it.
+    pub passkey: bool,
 }
 
 /// The key-encryption keys of this process: the one that seals, and during

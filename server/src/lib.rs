@@ -59,6 +59,7 @@ pub mod metrics;
 pub mod mfa;
 pub mod outbound;
 pub mod params;
+pub mod passkeys;
 pub mod passwordless;
 pub mod push;
 pub mod qr;

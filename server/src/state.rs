@@ -11,6 +11,7 @@ use crate::{
     delivery::Delivery,
     endpoints::Endpoints,
     keys::{DeviceKeyInfo, Keys, RotationPolicy},
+    passkeys::RelyingParty,
     push::PushService,
     storage::{ClientRow, Store},
 };
@@ -47,6 +48,9 @@ pub struct Assent {
     /// Wakes this process's message dispatcher (`messaging::dispatch`) when
     /// a message was queued here, instead of at its next check of the table.
     pub message_dispatch: Arc<tokio::sync::Notify>,
+    /// The WebAuthn relying party of the web authenticator's passkeys;
+    /// `None` when the issuer has no host name (an IP address).
+    pub passkeys: Option<Arc<RelyingParty>>,
 }
 
 impl Assent {
@@ -86,6 +90,7 @@ impl Assent {
                 crate::config::CLIENT_AUTH_FAILURE_WINDOW,
             )),
             message_dispatch: Arc::new(tokio::sync::Notify::new()),
+            passkeys: RelyingParty::for_issuer(issuer).map(Arc::new),
         })
     }
 }

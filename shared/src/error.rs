@@ -158,6 +158,17 @@ codes! {
         UserVerificationRequired => "user_verification_required",
         /// The user has been blocked: nothing they approve counts.
         UserBlocked => "user_blocked",
+        /// Enrollment: the passkey registration was refused (no
+        /// registration for the ticket, wrong challenge or origin, no user
+        /// verification).
+        PasskeyRefused => "passkey_refused",
+        /// A device enrolled with a passkey sent a decision without an
+        /// assertion of it.
+        PasskeyRequired => "passkey_required",
+        /// The passkey assertion of a decision does not check out (origin,
+        /// RP ID, user verification, signature, the decision it signs, the
+        /// signature counter).
+        InvalidPasskey => "invalid_passkey",
         ServerError => "server_error",
     }
 }

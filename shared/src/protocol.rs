@@ -91,6 +91,24 @@ impl EnrollmentUri {
         format!("assent://enroll?{}", query.finish())
     }
 
+    /// The web authenticator's enrollment link (docs/protocol.md, section
+    /// 5): the app at `{server}/authenticator/enroll`, the other parameters
+    /// in the fragment, which browsers never send to a server.
+    pub fn to_web_uri(&self) -> String {
+        let mut fragment = form_urlencoded::Serializer::new(String::new());
+        fragment.append_pair("v", &self.version.to_string());
+        fragment.append_pair("ticket", &self.ticket);
+        fragment.append_pair("pin", &self.pin);
+        if let Some(account) = &self.account {
+            fragment.append_pair("account", account);
+        }
+        format!(
+            "{}/authenticator/enroll#{}",
+            self.server.trim_end_matches('/'),
+            fragment.finish()
+        )
+    }
+
     pub fn parse(uri: &str) -> Result<Self, EnrollmentUriError> {
         let query = uri
             .trim()
@@ -163,6 +181,11 @@ pub struct EnrollmentClaims {
     pub platform: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub push: Option<PushSubscription>,
+    /// A passkey registered for this device's decisions: the WebAuthn
+    /// credential in its JSON form (`PublicKeyCredential.toJSON()`), made
+    /// with the options of `POST /device/v1/passkey-registration`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passkey: Option<serde_json::Value>,
 }
 
 /// What the server tells devices about timing.
@@ -187,6 +210,10 @@ pub struct EnrollmentResponse {
     /// the `applicationServerKey` of a Web Push subscription.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vapid_public_key: Option<String>,
+    /// The device enrolled a passkey: each of its decisions must carry an
+    /// assertion of it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub passkey: bool,
 }
 
 /// A live event on `GET /device/v1/events` (server-sent events): the SSE
@@ -470,6 +497,31 @@ pub struct DecisionClaims {
     /// they did not.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub user_verification: Vec<UserVerification>,
+    /// A device enrolled with a passkey: the WebAuthn assertion (JSON form)
+    /// whose challenge is the SHA-256 of [`DecisionClaims::canonical`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passkey: Option<serde_json::Value>,
+}
+
+impl DecisionClaims {
+    /// The canonical decision a passkey signs (docs/protocol.md, section
+    /// 5): seven lines, absent values empty, no trailing line feed.
+    pub fn canonical(&self) -> String {
+        let verdict = match self.decision {
+            Verdict::Approve => "approve",
+            Verdict::Deny => "deny",
+        };
+        [
+            "assent-decision-v1",
+            &self.request_id,
+            verdict,
+            self.deny_reason.map(DenyReason::as_str).unwrap_or(""),
+            &self.challenge_hash,
+            &self.nonce,
+            self.match_code.as_deref().unwrap_or(""),
+        ]
+        .join("\n")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

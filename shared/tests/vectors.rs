@@ -53,6 +53,7 @@ fn build() -> Value {
         account: Some("alice@example.com".into()),
     };
     let enrollment = EnrollmentClaims {
+        passkey: None,
         binding: binding("POST", path::ENROLL, 1_767_225_600, "enroll-1"),
         ticket: link.ticket.clone(),
         pin: link.pin.clone(),
@@ -93,6 +94,7 @@ fn build() -> Value {
     let challenge_hash = sha256_b64url(challenge_jws.as_bytes());
     let decision_path = path::decision(&challenge.request_id);
     let approve = DecisionClaims {
+        passkey: None,
         binding: binding("POST", &decision_path, 1_767_225_670, "decision-1"),
         exp: 1_767_225_700,
         request_id: challenge.request_id.clone(),
@@ -104,6 +106,7 @@ fn build() -> Value {
         user_verification: vec![UserVerification::Pin],
     };
     let deny = DecisionClaims {
+        passkey: None,
         binding: binding("POST", &decision_path, 1_767_225_671, "decision-2"),
         decision: Verdict::Deny,
         deny_reason: Some(DenyReason::NotMe),
@@ -111,6 +114,45 @@ fn build() -> Value {
         user_verification: Vec::new(),
         ..approve.clone()
     };
+    // A decision of a device enrolled with a passkey (docs/protocol.md,
+    // section 5): the passkey's assertion over the canonical decision, made
+    // as an authenticator makes it (RP ID hash, flags UP and UV, counter;
+    // ECDSA over authenticatorData || SHA-256(clientDataJSON), DER), inside
+    // the decision the device key signs.
+    let passkey_d = sha256(b"assent protocol v1 test vector: passkey");
+    let passkey_key = p256::ecdsa::SigningKey::from_slice(&passkey_d).unwrap();
+    let credential_id = b64url(&sha256(b"assent protocol v1 test vector: credential id")[..16]);
+    let mut by_passkey = DecisionClaims {
+        binding: binding("POST", &decision_path, 1_767_225_672, "decision-3"),
+        user_verification: Vec::new(),
+        ..approve.clone()
+    };
+    let canonical = by_passkey.canonical();
+    let mut authenticator_data = sha256(b"assent.example").to_vec();
+    authenticator_data.push(0x05);
+    authenticator_data.extend_from_slice(&7u32.to_be_bytes());
+    let client_data_json = format!(
+        r#"{{"type":"webauthn.get","challenge":"{}","origin":"{SERVER}","crossOrigin":false}}"#,
+        sha256_b64url(canonical.as_bytes())
+    );
+    let signed = [
+        authenticator_data.as_slice(),
+        &sha256(client_data_json.as_bytes()),
+    ]
+    .concat();
+    let signature: p256::ecdsa::Signature =
+        p256::ecdsa::signature::Signer::sign(&passkey_key, &signed);
+    by_passkey.passkey = Some(json!({
+        "id": credential_id,
+        "rawId": credential_id,
+        "type": "public-key",
+        "response": {
+            "authenticatorData": b64url(&authenticator_data),
+            "clientDataJSON": b64url(client_data_json.as_bytes()),
+            "signature": b64url(signature.to_der().as_bytes()),
+            "userHandle": null,
+        },
+    }));
     let unmute = UnmuteClaims {
         binding: binding("POST", path::UNMUTE, 1_767_225_700, "unmute-1"),
     };
@@ -130,6 +172,23 @@ fn build() -> Value {
         "challenge": { "claims": challenge, "jws": challenge_jws, "sha256": challenge_hash },
         "decision_approve": { "claims": approve, "jws": device.sign(typ::DECISION, Some(DEVICE_ID), false, &approve) },
         "decision_deny_not_me": { "claims": deny, "jws": device.sign(typ::DECISION, Some(DEVICE_ID), false, &deny) },
+        "decision_with_passkey": {
+            "passkey": {
+                "private_jwk": EcPrivateJwk {
+                    public: EcPublicJwk::from_verifying_key(passkey_key.verifying_key()),
+                    d: b64url(&passkey_d),
+                },
+                "credential_id": credential_id,
+                "rp_id": "assent.example",
+                "stored_sign_count": 6,
+            },
+            "canonical": canonical,
+            "webauthn_challenge": sha256_b64url(canonical.as_bytes()),
+            "authenticator_data": b64url(&authenticator_data),
+            "client_data_json": client_data_json,
+            "claims": by_passkey,
+            "jws": device.sign(typ::DECISION, Some(DEVICE_ID), false, &by_passkey),
+        },
         "unmute": { "claims": unmute, "jws": device.sign(typ::UNMUTE, Some(DEVICE_ID), false, &unmute) },
     })
 }
@@ -166,6 +225,7 @@ fn protocol_v1_vectors_hold() {
         ("challenge", &server.public, typ::CHALLENGE),
         ("decision_approve", &device.public, typ::DECISION),
         ("decision_deny_not_me", &device.public, typ::DECISION),
+        ("decision_with_passkey", &device.public, typ::DECISION),
         ("unmute", &device.public, typ::UNMUTE),
     ] {
         let jws = file[name]["jws"].as_str().unwrap();
@@ -183,6 +243,58 @@ fn protocol_v1_vectors_hold() {
         file["decision_approve"]["claims"]["challenge_hash"],
         file["challenge"]["sha256"]
     );
+    // The passkey's assertion, checked from the file alone: the canonical
+    // decision of the claims, its SHA-256 as the challenge in
+    // clientDataJSON, the signature with the passkey's public key.
+    let vector = &file["decision_with_passkey"];
+    let claims: DecisionClaims = serde_json::from_value(vector["claims"].clone()).unwrap();
+    assert_eq!(claims.canonical(), vector["canonical"]);
+    assert_eq!(
+        claims.canonical(),
+        [
+            "assent-decision-v1",
+            "5d0c8f9e-6b1a-4f37-9a53-0c7b8d2e4f61",
+            "approve",
+            "",
+            "mHchQz0Z76wy0kPxc2mtgUQTzyoE0zPIdutfMZywhNc",
+            "n-9Qe2XKc0wz3VYpQm5f4A",
+            "47"
+        ]
+        .join("\n")
+    );
+    let assertion = &vector["claims"]["passkey"]["response"];
+    let client_data: Value = serde_json::from_slice(
+        &assent_shared::jose::b64url_decode(assertion["clientDataJSON"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(client_data["challenge"], vector["webauthn_challenge"]);
+    assert_eq!(
+        vector["webauthn_challenge"],
+        sha256_b64url(claims.canonical().as_bytes())
+    );
+    let authenticator_data =
+        assent_shared::jose::b64url_decode(assertion["authenticatorData"].as_str().unwrap())
+            .unwrap();
+    assert_eq!(authenticator_data[..32], sha256(b"assent.example"));
+    assert_eq!(
+        authenticator_data[32] & 0x05,
+        0x05,
+        "user present and verified"
+    );
+    let passkey: EcPrivateJwk =
+        serde_json::from_value(vector["passkey"]["private_jwk"].clone()).unwrap();
+    let verifying =
+        p256::ecdsa::VerifyingKey::from_sec1_bytes(&passkey.public.to_sec1().unwrap()).unwrap();
+    let signature = p256::ecdsa::Signature::from_der(
+        &assent_shared::jose::b64url_decode(assertion["signature"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    let client_data_json =
+        assent_shared::jose::b64url_decode(assertion["clientDataJSON"].as_str().unwrap()).unwrap();
+    let signed = [authenticator_data.as_slice(), &sha256(&client_data_json)].concat();
+    p256::ecdsa::signature::Verifier::verify(&verifying, &signed, &signature)
+        .expect("the passkey signed authenticatorData || SHA-256(clientDataJSON)");
+
     let link = EnrollmentUri::parse(file["enrollment_uri"]["uri"].as_str().unwrap()).unwrap();
     assert_eq!(link.pin, file["keys"]["server_challenge_thumbprint"]);
 }

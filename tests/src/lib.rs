@@ -3,6 +3,7 @@
 //! OAuth clients that speak to them over real HTTP.
 
 pub mod alerts;
+pub mod browser;
 pub mod client;
 pub mod db;
 #[cfg(target_os = "linux")]
@@ -87,6 +88,27 @@ impl TestServer {
             db,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// A server whose issuer is `http://localhost:PORT`: a host name, as
+    /// passkeys need (WebAuthn has no relying party on an IP address), and
+    /// a secure context for browsers without TLS.
+    pub async fn start_on_localhost(
+        backend: Backend,
+        configure: impl FnOnce(&mut Settings),
+    ) -> Self {
+        // A free port, released just before the server binds it.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Self::start_with(backend, |s| {
+            s.listen = format!("127.0.0.1:{port}").parse().unwrap();
+            s.issuer = Some(format!("http://localhost:{port}"));
+            configure(s);
+        })
+        .await
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -31,7 +31,7 @@ use crate::{
 /// are 5 s for Python and 10 s for Node), short enough to fail a hung test.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
-fn tests_dir() -> PathBuf {
+pub(crate) fn tests_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 

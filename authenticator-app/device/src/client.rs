@@ -253,6 +253,7 @@ impl DeviceClient {
         let key = DeviceKey::generate();
         let url = format!("{}{}", link.server, path::ENROLL);
         let claims = EnrollmentClaims {
+            passkey: None,
             binding: binding("POST", &url),
             ticket: link.ticket.clone(),
             pin: link.pin.clone(),
@@ -383,6 +384,7 @@ impl DeviceClient {
         let url = self.url(&path::decision(&challenge.claims.request_id));
         let binding = binding("POST", &url);
         let claims = DecisionClaims {
+            passkey: None,
             exp: binding.iat + 30,
             binding,
             request_id: challenge.claims.request_id.clone(),

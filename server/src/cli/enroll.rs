@@ -16,7 +16,9 @@ use crate::{
 
 #[derive(Debug, Subcommand)]
 pub enum EnrollCommand {
-    /// Issue a single-use enrollment ticket: an assent://enroll link and QR code.
+    /// Issue a single-use enrollment ticket: an assent://enroll link and QR code for the
+    /// desktop app and assent-device, and the web authenticator's https link and QR code
+    /// for a phone's camera.
     Ticket(TicketArgs),
 }
 
@@ -31,6 +33,10 @@ pub struct TicketArgs {
     /// Also write the QR code to this .png or .svg file.
     #[arg(long)]
     pub qr: Option<PathBuf>,
+    /// Also write the web authenticator link's QR code (for a phone's
+    /// camera) to this .png or .svg file.
+    #[arg(long)]
+    pub web_qr: Option<PathBuf>,
     /// Public base URL of the server, which the link points devices to
     /// [default: http://<listen>].
     #[arg(long, env = "ASSENT_ISSUER")]
@@ -54,6 +60,15 @@ pub async fn run(
     if let Some(path) = &args.qr {
         qr::write_file(&ticket.enrollment_uri, path)?;
     }
+    if let Some(path) = &args.web_qr {
+        let web = ticket.web_enrollment_uri.as_deref().ok_or_else(|| {
+            anyhow::anyhow!(
+                "the web authenticator needs an issuer with a host name (passkeys have no \
+                 relying party on an IP address): set --issuer or ASSENT_ISSUER"
+            )
+        })?;
+        qr::write_file(web, path)?;
+    }
     if args.json {
         let mut out = json!({
             "enrollment_uri": ticket.enrollment_uri,
@@ -63,16 +78,38 @@ pub async fn run(
         if let Some(path) = &args.qr {
             out["qr_file"] = json!(path.display().to_string());
         }
+        if let Some(web) = &ticket.web_enrollment_uri {
+            out["web_enrollment_uri"] = json!(web);
+        }
+        if let Some(path) = &args.web_qr {
+            out["web_qr_file"] = json!(path.display().to_string());
+        }
         return output::json(&out);
     }
     let mut text = format!(
-        "{}\n{}\nexpires at {} (single use)",
+        "Desktop app or assent-device:\n{}\n{}\n",
         qr::unicode(&ticket.enrollment_uri)?,
         ticket.enrollment_uri,
-        rfc3339(ticket.expires_at)
     );
+    if let Some(web) = &ticket.web_enrollment_uri {
+        text.push_str(&format!(
+            "\nPhone (scan with the camera; opens the web authenticator):\n{}\n{}\n",
+            qr::unicode(web)?,
+            web
+        ));
+    }
+    text.push_str(&format!(
+        "\nexpires at {} (single use)",
+        rfc3339(ticket.expires_at)
+    ));
     if let Some(path) = &args.qr {
         text.push_str(&format!("\nQR code written to {}", path.display()));
+    }
+    if let Some(path) = &args.web_qr {
+        text.push_str(&format!(
+            "\nweb authenticator QR code written to {}",
+            path.display()
+        ));
     }
     output::text(&text)
 }

@@ -91,6 +91,7 @@ pub async fn decide(
     }
     let decision = Decision::from_wire(claims.decision, claims.deny_reason)
         .ok_or_else(|| DeviceError::bad_request("deny_reason is only for deny"))?;
+    let by_passkey = check_passkey(assent, &device, &claims).await?;
     let now_ms = assent.clock.now_ms();
     // An approval is checked against what the request needs first (one
     // more read, for approvals only): the code compared in constant time,
@@ -111,7 +112,8 @@ pub async fn decide(
             }
             _ => return Err(explain_refused_decision(assent, &device, request_id, &claims).await),
         };
-        if target.user_verification_required && claims.user_verification.is_empty() {
+        achieved.user_verification = by_passkey || !claims.user_verification.is_empty();
+        if target.user_verification_required && !achieved.user_verification {
             // A revoked device hears that first, as on every other path.
             confirm_device(assent, &device).await?;
             return Err(DeviceError::new(
@@ -136,11 +138,14 @@ pub async fn decide(
             code_sha256 = Some(digest);
             achieved.number_match = true;
         }
-        achieved.user_verification = !claims.user_verification.is_empty();
     }
-    let amr = decision
-        .is_approval()
-        .then(|| amr_json(&claims.user_verification));
+    let amr = decision.is_approval().then(|| {
+        if by_passkey {
+            PASSKEY_AMR.to_string()
+        } else {
+            amr_json(&claims.user_verification)
+        }
+    });
     let decided = assent
         .store
         .decide_on_challenge(
@@ -173,6 +178,64 @@ pub async fn decide(
         status: RequestStatus::decided(decision).to_string(),
         muted_until: muted_until.map(|ms| ms / 1000),
     })
+}
+
+/// RFC 8176 methods of an approval signed by a passkey: a hardware-protected
+/// key (`hwk`), the user present and verified by the authenticator
+/// (`user`), two factors (`mfa`).
+const PASSKEY_AMR: &str = r#"["hwk","user","mfa"]"#;
+
+/// Checks 5a-5c of docs/protocol.md, section 5: a device enrolled with a
+/// passkey signs each decision with it too. True when it did (the user
+/// verified themselves on the authenticator).
+async fn check_passkey(
+    assent: &Assent,
+    device: &DeviceKeyInfo,
+    claims: &DecisionClaims,
+) -> Result<bool, DeviceError> {
+    let stored = if device.passkey {
+        assent.store.device_passkey(&device.id).await?
+    } else {
+        None
+    };
+    let (stored, assertion) =
+        match (stored, &claims.passkey) {
+            (None, None) => return Ok(false),
+            (None, Some(_)) => {
+                return Err(DeviceError::bad_request(
+                    "this device enrolled no passkey: send the decision without one",
+                ))
+            }
+            (Some(_), None) => return Err(DeviceError::new(
+                DeviceErrorCode::PasskeyRequired,
+                "this device decides with its passkey: the decision needs its assertion (passkey)",
+            )),
+            (Some(stored), Some(assertion)) => (stored, assertion),
+        };
+    let invalid = |why: String| DeviceError::new(DeviceErrorCode::InvalidPasskey, why);
+    let relying_party = assent
+        .passkeys
+        .as_ref()
+        .ok_or_else(|| invalid("passkeys need an issuer with a host name".to_string()))?;
+    let checked = u32::try_from(stored.passkey_sign_count).unwrap_or(u32::MAX);
+    let asserted = relying_party
+        .verify_assertion(assertion, &claims.canonical(), &stored.passkey, checked)
+        .map_err(|refusal| invalid(refusal.0))?;
+    if asserted.sign_count != checked {
+        let advanced = assent
+            .store
+            .advance_passkey_counter(&device.id, checked.into(), asserted.sign_count.into())
+            .await?;
+        if !advanced {
+            confirm_device(assent, device).await?;
+            return Err(invalid(
+                "the passkey's signature counter did not increase: a replayed assertion or a \
+                 cloned passkey"
+                    .to_string(),
+            ));
+        }
+    }
+    Ok(asserted.user_verified)
 }
 
 /// RFC 8176 methods of a device approval: a software-held key (`swk`),

@@ -13,7 +13,7 @@ use crate::{
     error::{DeviceError, DeviceErrorCode},
     secrets::{constant_time_eq, new_secret, sha256_hex},
     state::Assent,
-    storage::{DeviceRow, EnrollOutcome, StorageError},
+    storage::{DeviceRow, EnrollOutcome, NewPasskey, StorageError, TicketState},
 };
 
 use super::{
@@ -25,6 +25,10 @@ use super::{
 #[derive(Debug, Clone, Serialize)]
 pub struct EnrollmentTicket {
     pub enrollment_uri: String,
+    /// The same ticket for the web authenticator (a phone's browser), when
+    /// the issuer has a host name (passkeys need one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub web_enrollment_uri: Option<String>,
     /// What the database keeps of the ticket (the link holds the ticket).
     #[serde(skip)]
     pub ticket_sha256: String,
@@ -77,6 +81,7 @@ pub async fn create_enrollment_ticket(
     };
     Ok(EnrollmentTicket {
         enrollment_uri: uri.to_uri(),
+        web_enrollment_uri: assent.passkeys.is_some().then(|| uri.to_web_uri()),
         ticket_sha256,
         user: user.sub,
         expires_at,
@@ -124,6 +129,11 @@ pub async fn enroll(assent: &Assent, body: &str) -> Result<EnrollmentResponse, D
     let push_channel = validate_push(&claims.push)?;
     let thumbprint = jwk.thumbprint();
     consume_jti(assent, &format!("enroll:{thumbprint}"), &claims.binding).await?;
+    let ticket_sha256 = sha256_hex(&claims.ticket);
+    let passkey = match &claims.passkey {
+        Some(credential) => Some(check_passkey(assent, &ticket_sha256, credential).await?),
+        None => None,
+    };
 
     let device = DeviceRow {
         id: uuid::Uuid::new_v4().to_string(),
@@ -137,10 +147,16 @@ pub async fn enroll(assent: &Assent, body: &str) -> Result<EnrollmentResponse, D
         revoked_at: None,
         revoke_reason: None,
         push_disabled_reason: None,
+        passkey_credential_id: passkey.as_ref().map(|p| p.credential_id.clone()),
     };
     let user = match assent
         .store
-        .enroll_device(&sha256_hex(&claims.ticket), &device, assent.clock.now_ms())
+        .enroll_device(
+            &ticket_sha256,
+            &device,
+            passkey.as_ref(),
+            assent.clock.now_ms(),
+        )
         .await?
     {
         EnrollOutcome::Enrolled(user) => user,
@@ -185,7 +201,103 @@ pub async fn enroll(assent: &Assent, body: &str) -> Result<EnrollmentResponse, D
         server_key: server_key.ec_public_jwk().expect("the device key is ES256"),
         policy: policy(),
         vapid_public_key: Some(assent.delivery.push.vapid_public_key().to_string()),
+        passkey: passkey.is_some(),
     })
+}
+
+/// `POST /device/v1/passkey-registration`: WebAuthn creation options for
+/// the user of a usable ticket, kept against the ticket (not spent) until
+/// the enrollment that carries the passkey.
+pub async fn passkey_registration(
+    assent: &Assent,
+    ticket: &str,
+) -> Result<serde_json::Value, DeviceError> {
+    let relying_party = assent.passkeys.as_ref().ok_or_else(|| {
+        DeviceError::bad_request(
+            "passkeys need an issuer with a host name (WebAuthn has no relying party on an IP \
+             address)",
+        )
+    })?;
+    let ticket_sha256 = sha256_hex(ticket);
+    let now = assent.clock.now_ms();
+    let ticket_row = assent.store.enrollment_ticket(&ticket_sha256).await?;
+    let state = ticket_row
+        .as_ref()
+        .map_or(TicketState::Unknown, |t| t.state(now));
+    ticket_usable(state)?;
+    let user_sub = &ticket_row.expect("a usable ticket exists").user_sub;
+    let label = match assent.store.user(user_sub).await? {
+        Some(user) => user.email.unwrap_or(user.sub),
+        None => return Err(ticket_refusal(TicketState::Unknown)),
+    };
+    let (options, registration) = relying_party.start_registration(user_sub, &label);
+    let saved = assent
+        .store
+        .save_passkey_registration(
+            &ticket_sha256,
+            &registration,
+            now + crate::passkeys::REGISTRATION_TTL_MS,
+            now,
+        )
+        .await?;
+    ticket_usable(saved)?;
+    Ok(options)
+}
+
+/// Checks the passkey an enrollment carries against the registration kept
+/// for its ticket.
+async fn check_passkey(
+    assent: &Assent,
+    ticket_sha256: &str,
+    credential: &serde_json::Value,
+) -> Result<NewPasskey, DeviceError> {
+    let refused = |why: String| DeviceError::new(DeviceErrorCode::PasskeyRefused, why);
+    let relying_party = assent
+        .passkeys
+        .as_ref()
+        .ok_or_else(|| refused("passkeys need an issuer with a host name".to_string()))?;
+    let registration = assent
+        .store
+        .passkey_registration(ticket_sha256, assent.clock.now_ms())
+        .await?
+        .ok_or_else(|| {
+            refused(
+                "no passkey registration for this ticket (or it expired): ask \
+                 /device/v1/passkey-registration for options first"
+                    .to_string(),
+            )
+        })?;
+    let registered = relying_party
+        .finish_registration(credential, &registration)
+        .map_err(|e| refused(e.0))?;
+    Ok(NewPasskey {
+        credential_id: registered.credential_id,
+        credential: registered.credential,
+        sign_count: registered.sign_count as i64,
+    })
+}
+
+fn ticket_usable(state: TicketState) -> Result<(), DeviceError> {
+    match state {
+        TicketState::Usable => Ok(()),
+        other => Err(ticket_refusal(other)),
+    }
+}
+
+fn ticket_refusal(state: TicketState) -> DeviceError {
+    match state {
+        TicketState::Used => DeviceError::new(
+            DeviceErrorCode::TicketUsed,
+            "this enrollment ticket has already been used",
+        ),
+        TicketState::Expired => DeviceError::new(
+            DeviceErrorCode::TicketExpired,
+            "this enrollment ticket has expired: ask for a new one",
+        ),
+        TicketState::Unknown | TicketState::Usable => {
+            DeviceError::new(DeviceErrorCode::InvalidTicket, "unknown enrollment ticket")
+        }
+    }
 }
 
 pub(super) fn validate_label(

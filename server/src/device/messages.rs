@@ -94,6 +94,7 @@ async fn load_device_key(
             .to_sec1()
             .map_err(|_| DeviceError::invalid_proof("the device key is unusable"))?,
         thumbprint: device.key_thumbprint,
+        passkey: device.passkey_credential_id.is_some(),
     });
     assent.device_keys.put(info.id.clone(), info.clone());
     Ok(info)

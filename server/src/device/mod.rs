@@ -18,8 +18,8 @@ use assent_shared::protocol::{self, Policy, MAX_CLOCK_SKEW_SECS, MAX_DECISION_LI
 
 pub use decide::{decide, pending};
 pub use enroll::{
-    create_enrollment_ticket, enroll, EnrollmentTicket, TicketError, DEFAULT_TICKET_TTL_SECS,
-    MAX_TICKET_TTL_SECS,
+    create_enrollment_ticket, enroll, passkey_registration, EnrollmentTicket, TicketError,
+    DEFAULT_TICKET_TTL_SECS, MAX_TICKET_TTL_SECS,
 };
 pub use events::{open_event_stream, EventStream};
 pub use manage::{rotate_key, unenroll, unmute, update_push_channel};

@@ -47,12 +47,16 @@ pub async fn create_ticket(
     )
     .await?;
     let svg = qr::svg(&ticket.enrollment_uri).map_err(|_| OAuthError::server_error())?;
-    let body = json!({
+    let mut body = json!({
         "enrollment_uri": ticket.enrollment_uri,
         "user": ticket.user,
         "expires_at": rfc3339(ticket.expires_at),
         "qr_svg": svg,
     });
+    if let Some(web) = &ticket.web_enrollment_uri {
+        body["web_enrollment_uri"] = json!(web);
+        body["web_qr_svg"] = json!(qr::svg(web).map_err(|_| OAuthError::server_error())?);
+    }
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
     response
         .headers_mut()

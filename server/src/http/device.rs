@@ -52,6 +52,48 @@ pub async fn enroll(
     Ok((StatusCode::CREATED, Json(response)).into_response())
 }
 
+/// The creation options of a passkey for an enrollment ticket (JSON body
+/// `{"ticket": "..."}`).
+pub async fn passkey_registration(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, DeviceError> {
+    let is_json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(DeviceError::bad_request(
+            "the body must be application/json: {\"ticket\": \"...\"}",
+        ));
+    }
+    let bytes = axum::body::to_bytes(request.into_body(), MAX_DEVICE_BODY)
+        .await
+        .map_err(|_| {
+            DeviceError::body_too_large(DeviceErrorCode::InvalidRequest, "the body is too large")
+        })?;
+    #[derive(serde::Deserialize)]
+    struct Body {
+        ticket: String,
+    }
+    let body: Body = serde_json::from_slice(&bytes)
+        .map_err(|_| DeviceError::bad_request("the body must be JSON {\"ticket\": \"...\"}"))?;
+    if body.ticket.is_empty() || body.ticket.len() > 128 || body.ticket.contains('\0') {
+        return Err(DeviceError::bad_request(
+            "ticket must be 1 to 128 characters",
+        ));
+    }
+    let options = device::passkey_registration(&state.assent, &body.ticket).await?;
+    let mut response = Json(options).into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
+}
+
 /// The VAPID public key devices subscribe with.
 pub async fn push_key(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "vapid_public_key": state.assent.delivery.push.vapid_public_key() }))

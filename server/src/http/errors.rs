@@ -51,8 +51,12 @@ pub fn device_status(code: DeviceErrorCode) -> StatusCode {
         | ChallengeMismatch
         | MatchCodeRequired
         | WrongMatchCode
-        | UserVerificationRequired => StatusCode::BAD_REQUEST,
-        InvalidProof | ReplayedProof | UnknownDevice | DeviceRevoked => StatusCode::UNAUTHORIZED,
+        | UserVerificationRequired
+        | PasskeyRefused
+        | PasskeyRequired => StatusCode::BAD_REQUEST,
+        InvalidProof | ReplayedProof | UnknownDevice | DeviceRevoked | InvalidPasskey => {
+            StatusCode::UNAUTHORIZED
+        }
         WrongUser | UserBlocked => StatusCode::FORBIDDEN,
         UnknownRequest => StatusCode::NOT_FOUND,
         TicketUsed | KeyInUse | KeyChanged | RequestNotPending => StatusCode::CONFLICT,

@@ -2,6 +2,7 @@
 //! decision is delegated to the domain modules.
 
 mod admin;
+mod authenticator;
 mod device;
 mod discovery;
 pub mod errors;
@@ -132,6 +133,11 @@ pub fn route_table() -> Vec<Route> {
             handler: post(device::enroll),
         },
         Route {
+            path: "/device/v1/passkey-registration",
+            methods: &[Method::POST],
+            handler: post(device::passkey_registration),
+        },
+        Route {
             path: "/device/v1/requests",
             methods: &[Method::GET],
             handler: get(device::pending),
@@ -180,6 +186,21 @@ pub fn route_table() -> Vec<Route> {
             path: "/admin/v1/enrollment-tickets",
             methods: &[Method::POST],
             handler: post(admin::create_ticket),
+        },
+        Route {
+            path: "/authenticator",
+            methods: &[Method::GET],
+            handler: get(authenticator::root_redirect),
+        },
+        Route {
+            path: "/authenticator/",
+            methods: &[Method::GET],
+            handler: get(authenticator::index),
+        },
+        Route {
+            path: "/authenticator/{file}",
+            methods: &[Method::GET],
+            handler: get(authenticator::file),
         },
         Route {
             path: "/openapi.json",

@@ -7,6 +7,7 @@ use assent_shared::protocol::PendingRequests;
 
 use super::{
     on_pool,
+    passkeys::NewPasskey,
     sql::{arguments, params, row},
     StorageError, Store,
 };
@@ -26,6 +27,8 @@ row! {
         pub revoke_reason: Option<String>,
         /// Why the push channel was dropped (the push service said it is gone).
         pub push_disabled_reason: Option<String>,
+        /// base64url id of the passkey the device decides with, if any.
+        pub passkey_credential_id: Option<String>,
     }
 }
 
@@ -41,7 +44,8 @@ pub enum EnrollOutcome {
 }
 
 const DEVICE_COLUMNS: &str = "id, user_sub, name, platform, public_jwk, key_thumbprint, \
-     push_channel, created_at, revoked_at, revoke_reason, push_disabled_reason";
+     push_channel, created_at, revoked_at, revoke_reason, push_disabled_reason, \
+     passkey_credential_id";
 
 /// Spends a device message's `jti` (`$1`-`$5`) only while the device is
 /// active with the key that signed it.
@@ -104,10 +108,12 @@ impl Store {
     /// Spends the ticket and stores the device in one transaction: a ticket
     /// enrolls exactly one device, however many devices race for it.
     /// `device.user_sub` is ignored: the ticket names the user.
+    /// A passkey is stored with the device, and its registration dropped.
     pub async fn enroll_device(
         &self,
         ticket_sha256: &str,
         device: &DeviceRow,
+        passkey: Option<&NewPasskey>,
         now: i64,
     ) -> Result<EnrollOutcome, StorageError> {
         let spend = "UPDATE enrollment_tickets SET used_at = $2, device_id = $3 \
@@ -115,9 +121,14 @@ impl Store {
                      RETURNING user_sub";
         let why = "SELECT used_at, expires_at FROM enrollment_tickets WHERE ticket_sha256 = $1";
         let insert = "INSERT INTO devices (id, user_sub, name, platform, public_jwk, \
-                      key_thumbprint, push_channel, created_at) \
-                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                      key_thumbprint, push_channel, created_at, passkey_credential_id, passkey, \
+                      passkey_sign_count) \
+                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
                       ON CONFLICT (key_thumbprint) DO NOTHING";
+        // Credential ids are the authenticator's random bytes: a second
+        // device with one is the same passkey enrolled twice.
+        let credential_taken = "SELECT 1 FROM devices WHERE passkey_credential_id = $1";
+        let drop_registration = "DELETE FROM passkey_registrations WHERE ticket_sha256 = $1";
         let spend_params = params![ticket_sha256, now, &device.id];
         let why_params = params![ticket_sha256];
         on_pool!(self, pool, Db => {
@@ -137,6 +148,21 @@ impl Store {
                     Some((None, _)) => EnrollOutcome::TicketExpired,
                 });
             };
+            if let Some(passkey) = passkey {
+                let taken_params = params![&passkey.credential_id];
+                let taken: Option<(i64,)> =
+                    sqlx::query_as_with(credential_taken, arguments::<Db>(&taken_params)?)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if taken.is_some() {
+                    tx.rollback().await?;
+                    return Ok(EnrollOutcome::KeyInUse);
+                }
+                let drop_params = params![ticket_sha256];
+                sqlx::query_with(drop_registration, arguments::<Db>(&drop_params)?)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             let insert_params = params![
                 &device.id,
                 &user,
@@ -146,6 +172,9 @@ impl Store {
                 &device.key_thumbprint,
                 &device.push_channel,
                 now,
+                passkey.map(|p| p.credential_id.as_str()),
+                passkey.map(|p| p.credential.as_str()),
+                passkey.map(|p| p.sign_count),
             ];
             let inserted = sqlx::query_with(insert, arguments::<Db>(&insert_params)?)
                 .execute(&mut *tx)

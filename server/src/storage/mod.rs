@@ -39,6 +39,7 @@ pub mod jtis;
 pub mod messages;
 pub mod mfa;
 pub mod outbox;
+pub mod passkeys;
 pub mod passwordless;
 pub mod raw;
 pub mod refresh_tokens;
@@ -62,6 +63,7 @@ pub use mfa::{
 pub use outbox::{
     ClaimedPushJob, DeviceEventRow, EventKind, EventListener, Notification, PushJobState,
 };
+pub use passkeys::{DevicePasskey, NewPasskey, TicketRow, TicketState};
 pub use passwordless::{
     CodeKind, DeliveryChannel, FollowedLink, LiveCode, NewPasswordlessCode, PasswordlessApi,
     RedeemedCode, WindowCount, WrongGuess,

@@ -29,6 +29,7 @@ fn decision(
     let url = server.url(&path::decision(&challenge.claims.request_id));
     let binding = request_binding("POST", &url);
     DecisionClaims {
+        passkey: None,
         exp: binding.iat + 30,
         binding,
         request_id: challenge.claims.request_id.clone(),
@@ -201,6 +202,7 @@ on_both_backends! {
         let (signer, other) = (DeviceKey::generate(), DeviceKey::generate());
         let url = server.url(path::ENROLL);
         let claims = EnrollmentClaims {
+            passkey: None,
             binding: request_binding("POST", &url),
             ticket: link.ticket.clone(),
             pin: link.pin.clone(),

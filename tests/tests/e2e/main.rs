@@ -36,3 +36,4 @@ mod push_delivery;
 mod rogue_server;
 mod schemathesis;
 mod trust;
+mod web_authenticator;

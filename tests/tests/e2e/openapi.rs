@@ -591,6 +591,7 @@ async fn device_answers_match_their_schemas() {
     let link = EnrollmentUri::parse(&link).unwrap();
     let key = DeviceKey::generate();
     let claims = EnrollmentClaims {
+        passkey: None,
         binding: request_binding("POST", &server.url(path::ENROLL)),
         ticket: link.ticket.clone(),
         pin: link.pin.clone(),
@@ -641,6 +642,7 @@ async fn device_answers_match_their_schemas() {
     let decision_path = path::decision(&challenge.claims.request_id);
     let binding = request_binding("POST", &server.url(&decision_path));
     let claims = DecisionClaims {
+        passkey: None,
         exp: binding.iat + 30,
         binding,
         request_id: challenge.claims.request_id.clone(),
