@@ -12,8 +12,9 @@
 // side: clients, the loopback push service, the database.
 //
 // Commands ({"cmd": NAME, ...}):
-//   open {url}                    new phone-sized page at url (first: browser,
-//                                 virtual authenticator, service-worker watch)
+//   open {url, user_verification} new phone-sized page at url with its own
+//                                 virtual authenticator (user verification
+//                                 unless false: a phone without screen lock)
 //   url                           the page's address
 //   click {testid}                click [data-testid=testid]
 //   tap {selector}                tap (touch) the CSS selector
@@ -22,6 +23,7 @@
 //   wait_hidden {selector}        wait until it is hidden or gone
 //   text {selector}               its text, once visible
 //   wait_text {selector, text}    wait until its text contains text
+//   color_scheme {scheme}         "light" or "dark", as the phone's setting
 //   screenshot {path}             PNG of the page
 //   evaluate {script, arg}        runs `async (arg) => { <script> }` in the page
 //   credentials                   the virtual authenticator's credentials
@@ -63,7 +65,7 @@ function canonicalDecision(c) {
   ].join("\n");
 }
 
-async function open({ url }) {
+async function open({ url, user_verification = true }) {
   if (!browser) {
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
     context = await browser.newContext({
@@ -88,8 +90,8 @@ async function open({ url }) {
       protocol: "ctap2",
       transport: "internal",
       hasResidentKey: true,
-      hasUserVerification: true,
-      isUserVerified: true,
+      hasUserVerification: user_verification,
+      isUserVerified: user_verification,
       automaticPresenceSimulation: true,
     },
   }));
@@ -183,6 +185,7 @@ const commands = {
     await element.waitFor({ state: "visible" });
     return element.innerText();
   },
+  color_scheme: async ({ scheme }) => (await page.emulateMedia({ colorScheme: scheme }), null),
   screenshot: async ({ path }) => (await page.screenshot({ path, animations: "disabled" }), null),
   // The script is the test's own code, run in the page beside the app's
   // (through the DevTools protocol, so the page's CSP, which allows no

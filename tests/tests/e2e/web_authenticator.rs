@@ -194,6 +194,13 @@ async fn enroll_by_link_then_approve_deny_and_not_me_with_the_passkey() {
     open_request(&mut phone, &first.id).await;
     phone.fill("match-code", &first.code).await;
     phone.screenshot("web-request.png").await;
+    phone
+        .cmd(json!({"cmd": "color_scheme", "scheme": "dark"}))
+        .await;
+    phone.screenshot("web-request-dark.png").await;
+    phone
+        .cmd(json!({"cmd": "color_scheme", "scheme": "light"}))
+        .await;
     phone.click("approve").await;
     phone.wait_text("[data-testid=outcome]", "Approved").await;
     phone.screenshot("web-approved.png").await;
@@ -444,4 +451,74 @@ async fn forged_mismatched_and_replayed_assertions_are_refused_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn forged_mismatched_and_replayed_assertions_are_refused_postgres() {
     passkey_refusals(Backend::Postgres).await;
+}
+
+/// The app's enrollment with its own check bypassed: a passkey made without
+/// user verification (and without the credProtect extension, which asks
+/// for it); the refusal's fields.
+const ENROLL_WITHOUT_USER_VERIFICATION: &str = "\
+    const publicKey = await AssentProtocol.passkeyRegistration(arg.ticket); \
+    publicKey.authenticatorSelection.userVerification = 'discouraged'; \
+    delete publicKey.extensions; \
+    try { \
+      await AssentProtocol.enroll(arg, 'No screen lock', {publicKey}); \
+      return {enrolled: true}; \
+    } catch (e) { \
+      return {name: e.name, message: String(e.message), status: e.status, error: e.error, \
+              description: e.error_description}; \
+    }";
+
+/// A phone that cannot verify its user (no fingerprint, face or screen
+/// lock): the app says why and does not enroll; a passkey made without
+/// user verification anyway (the app's own check bypassed) is refused by
+/// the server, and the ticket stays unused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_phone_that_cannot_verify_its_user_is_told_so_and_refused() {
+    let server = TestServer::start_on_localhost(Backend::Sqlite, |_| {}).await;
+    create_user(
+        server.store(),
+        ALICE,
+        Some("alice@example.com"),
+        Some("Alice"),
+    )
+    .await;
+    let ticket = assent_server::device::create_enrollment_ticket(server.assent(), ALICE, 600)
+        .await
+        .unwrap();
+    let link = ticket.web_enrollment_uri.unwrap();
+    let fragment: std::collections::HashMap<String, String> =
+        form_urlencoded::parse(link.split_once('#').unwrap().1.as_bytes())
+            .into_owned()
+            .collect();
+
+    let mut phone = Phone::start();
+    phone
+        .cmd(json!({"cmd": "open", "url": link, "user_verification": false}))
+        .await;
+    phone
+        .wait_text("#view-enroll", "cannot keep a passkey")
+        .await;
+
+    let answer = phone
+        .evaluate(
+            ENROLL_WITHOUT_USER_VERIFICATION,
+            json!({"ticket": fragment["ticket"], "pin": fragment["pin"]}),
+        )
+        .await;
+    assert_eq!(answer["status"], 400, "{answer}");
+    assert_eq!(answer["error"], "passkey_refused", "{answer}");
+    assert!(
+        answer["description"]
+            .as_str()
+            .unwrap()
+            .contains("did not verify the user"),
+        "{answer}"
+    );
+    let unused = fetch_text(
+        server.store(),
+        "SELECT CAST(COUNT(*) AS TEXT) FROM enrollment_tickets WHERE used_at IS NULL",
+    )
+    .await;
+    assert_eq!(unused, "1");
+    phone.close().await;
 }
