@@ -25,7 +25,20 @@ pub struct RelyingParty {
 /// Why a passkey was refused, in words for the device's error description.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub struct Refusal(pub String);
+pub struct Refusal(pub String, pub RefusalKind);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalKind {
+    /// The assertion or registration does not check out.
+    Invalid,
+    /// A valid assertion whose signature counter did not move past the
+    /// stored one: a replay (the same decision resent included) or a clone.
+    Counter,
+}
+
+fn invalid(why: impl Into<String>) -> Refusal {
+    Refusal(why.into(), RefusalKind::Invalid)
+}
 
 /// What a checked assertion says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +46,9 @@ pub struct Asserted {
     /// The counter the assertion carries (0: the authenticator keeps none).
     pub sign_count: u32,
     pub user_verified: bool,
+    /// The authenticator says the key may be copied to the user's other
+    /// devices (a synced passkey, flag BE): not a hardware-bound key.
+    pub backup_eligible: bool,
 }
 
 /// A passkey as stored with its device.
@@ -92,16 +108,16 @@ impl RelyingParty {
     ) -> Result<Registered, Refusal> {
         let credential: RegisterPublicKeyCredential = serde_json::from_value(credential.clone())
             .map_err(|e| {
-                Refusal(format!(
+                invalid(format!(
                     "passkey is not a WebAuthn credential in JSON form: {e}"
                 ))
             })?;
-        let state: PasskeyRegistration = serde_json::from_str(state)
-            .map_err(|_| Refusal("the registration is unusable".into()))?;
+        let state: PasskeyRegistration =
+            serde_json::from_str(state).map_err(|_| invalid("the registration is unusable"))?;
         let passkey = self
             .webauthn
             .finish_passkey_registration(&credential, &state)
-            .map_err(|e| Refusal(registration_refusal(e)))?;
+            .map_err(|e| invalid(registration_refusal(e)))?;
         let sign_count = stored_counter(&passkey);
         Ok(Registered {
             credential_id: b64url(passkey.cred_id().as_ref()),
@@ -121,27 +137,42 @@ impl RelyingParty {
     ) -> Result<Asserted, Refusal> {
         let assertion: PublicKeyCredential =
             serde_json::from_value(assertion.clone()).map_err(|e| {
-                Refusal(format!(
+                invalid(format!(
                     "passkey is not a WebAuthn assertion in JSON form: {e}"
                 ))
             })?;
         let mut stored: Value = serde_json::from_str(credential)
-            .map_err(|_| Refusal("the stored passkey is unusable".into()))?;
+            .map_err(|_| invalid("the stored passkey is unusable"))?;
         // The counter lives in its own column (one UPDATE moves it).
         if let Some(counter) = stored.pointer_mut("/cred/counter") {
             *counter = sign_count.into();
         }
         let passkey: Passkey = serde_json::from_value(stored)
-            .map_err(|_| Refusal("the stored passkey is unusable".into()))?;
+            .map_err(|_| invalid("the stored passkey is unusable"))?;
         if assertion.raw_id.as_ref() != passkey.cred_id().as_ref() {
-            return Err(Refusal(
-                "the assertion is by another passkey than the device's (rawId)".into(),
+            return Err(invalid(
+                "the assertion is by another passkey than the device's (rawId)",
+            ));
+        }
+        // What webauthn-rs leaves to its caller at authentication: the
+        // credential type, and an assertion made inside another site's frame.
+        if assertion.type_ != "public-key" {
+            return Err(invalid("the assertion's type is not public-key"));
+        }
+        let client_data: Value =
+            serde_json::from_slice(assertion.response.client_data_json.as_ref())
+                .map_err(|_| invalid("clientDataJSON is not JSON"))?;
+        if client_data.get("crossOrigin").is_some_and(|c| c != false)
+            || client_data.get("topOrigin").is_some()
+        {
+            return Err(invalid(
+                "the assertion was made inside a frame of another site (crossOrigin, topOrigin)",
             ));
         }
         let (_, state) = self
             .webauthn
             .start_passkey_authentication(std::slice::from_ref(&passkey))
-            .map_err(|e| Refusal(format!("the stored passkey is unusable ({e})")))?;
+            .map_err(|e| invalid(format!("the stored passkey is unusable ({e})")))?;
         // The challenge is the decision itself, not a random one the server
         // handed out: the device needs no round trip, and the assertion
         // is worth nothing for any other decision.
@@ -155,10 +186,11 @@ impl RelyingParty {
         let result = self
             .webauthn
             .finish_passkey_authentication(&assertion, &state)
-            .map_err(|e| Refusal(assertion_refusal(e)))?;
+            .map_err(assertion_refusal)?;
         Ok(Asserted {
             sign_count: result.counter(),
             user_verified: result.user_verified(),
+            backup_eligible: result.backup_eligible(),
         })
     }
 }
@@ -192,21 +224,26 @@ fn registration_refusal(error: WebauthnError) -> String {
     }
 }
 
-fn assertion_refusal(error: WebauthnError) -> String {
+/// The words of a counter refusal, whoever finds it (webauthn-rs, or the
+/// statement that moves the stored counter).
+pub const COUNTER_REFUSAL: &str =
+    "the passkey's signature counter did not increase: a replayed assertion or a cloned passkey";
+
+fn assertion_refusal(error: WebauthnError) -> Refusal {
     match error {
         WebauthnError::MismatchedChallenge => {
-            "the passkey signed another decision (challenge)".into()
+            invalid("the passkey signed another decision (challenge)")
         }
         WebauthnError::UserNotVerified => {
-            "the passkey assertion has no user verification (flag UV)".into()
+            invalid("the passkey assertion has no user verification (flag UV)")
         }
-        WebauthnError::CredentialPossibleCompromise => "the passkey's signature counter did not \
-             increase: a replayed assertion or a cloned passkey"
-            .into(),
-        other => format!(
+        WebauthnError::CredentialPossibleCompromise => {
+            Refusal(COUNTER_REFUSAL.into(), RefusalKind::Counter)
+        }
+        other => invalid(format!(
             "the passkey assertion does not check out: {}",
             describe(&other)
-        ),
+        )),
     }
 }
 
@@ -275,7 +312,8 @@ mod tests {
             asserted,
             Asserted {
                 sign_count: 7,
-                user_verified: true
+                user_verified: true,
+                backup_eligible: false,
             }
         );
         // Another decision (the same with "deny"), the counter already at 7,

@@ -28,7 +28,7 @@
 //   evaluate {script, arg}        runs `async (arg) => { <script> }` in the page
 //   credentials                   the virtual authenticator's credentials
 //   user_verified {value}         whether the authenticator verifies the user
-//   forge_assertion {claims, origin, flags, sign_count}
+//   forge_assertion {claims, origin, flags, sign_count, cross_origin}
 //                                 an assertion over the canonical decision of
 //                                 claims, made here with the credential's own
 //                                 private key: what an attacker holding the
@@ -119,7 +119,7 @@ async function credentials() {
   }));
 }
 
-async function forgeAssertion({ claims, origin, flags, sign_count }) {
+async function forgeAssertion({ claims, origin, flags, sign_count, cross_origin = false }) {
   const [credential] = await credentials();
   const authenticatorData = Buffer.alloc(37);
   sha256(credential.rp_id).copy(authenticatorData, 0);
@@ -130,7 +130,7 @@ async function forgeAssertion({ claims, origin, flags, sign_count }) {
       type: "webauthn.get",
       challenge: b64url(sha256(canonicalDecision(claims))),
       origin,
-      crossOrigin: false,
+      crossOrigin: cross_origin,
     }),
   );
   const key = createPrivateKey({

@@ -1350,7 +1350,7 @@
         return "This enrollment link has expired. Ask for a new one.";
       case "pin_mismatch":
         return `${host} did not prove it is the server named in the enrollment link. This phone was not enrolled: ask your administrator for a new link.`;
-      case "invalid_passkey":
+      case "passkey_refused":
         return `${host} did not accept the passkey this phone made (${description}). Passkeys must be unlocked with your fingerprint, face or screen lock. Try again, or ask for a new link.`;
       case "key_in_use":
         return "This passkey or key is already enrolled for another device. Try again; if it happens again, ask for a new link.";
@@ -1417,7 +1417,59 @@
     $("enroll-unsupported").hidden = true;
     $("enroll-form").hidden = false;
     $("enroll").disabled = false;
+    $("enroll-ios").hidden = !(isAppleMobile() && !isStandalone());
     prefetchRegistration();
+  }
+
+  /** iPhone or iPad (iPadOS reports itself as a Mac with touch). */
+  function isAppleMobile() {
+    return /iPhone|iPad|iPod/.test(navigator.userAgent) || (/Macintosh/.test(navigator.userAgent) && navigator.maxTouchPoints > 1);
+  }
+
+  /** Opened from the Home Screen (an installed app), not in a browser tab. */
+  function isStandalone() {
+    return navigator.standalone === true || window.matchMedia("(display-mode: standalone)").matches;
+  }
+
+  /** The enrollment link again (the address bar no longer holds it), to paste into the Home Screen app. */
+  async function copyEnrollmentLink() {
+    const link = state.link;
+    if (!link) return;
+    const fragment = new URLSearchParams({ v: link.v, ticket: link.ticket, pin: link.pin });
+    if (link.account) fragment.set("account", link.account);
+    const text = `${P.serverUrl()}/authenticator/enroll#${fragment.toString()}`;
+    try {
+      await navigator.clipboard.writeText(text);
+      notice("Link copied. Open Assent from your Home Screen and paste it there.");
+    } catch {
+      notice("The link could not be copied here. Scan the QR code again from the Home Screen app.", "error");
+    }
+  }
+
+  /** A pasted enrollment link of this server: opened as if scanned. */
+  function pastedLink(event) {
+    event.preventDefault();
+    const error = $("paste-error");
+    error.textContent = "";
+    let url;
+    try {
+      url = new URL($("paste-link").value.trim(), location.href);
+    } catch {
+      url = null;
+    }
+    const ours =
+      url &&
+      url.origin === location.origin &&
+      url.pathname === new URL("enroll", location.href).pathname &&
+      new URLSearchParams(url.hash.slice(1)).get("ticket");
+    if (!ours) {
+      error.textContent = `This is not an enrollment link of ${hostOf(P.serverUrl())}. Links look like ${P.serverUrl()}/authenticator/enroll#v=1&ticket=…`;
+      return;
+    }
+    const samePage = url.pathname === location.pathname;
+    location.assign(url.href);
+    // Only the fragment differs: the page would not load again by itself.
+    if (samePage) location.reload();
   }
 
   async function enrollSubmitted(event) {
@@ -1519,6 +1571,8 @@
       button.addEventListener("click", () => navigate(button.dataset.view === "inbox" ? "" : `#${button.dataset.view}`));
     }
     $("refresh").addEventListener("click", () => refresh());
+    $("paste-form").addEventListener("submit", pastedLink);
+    $("enroll-copy").addEventListener("click", copyEnrollmentLink);
     $("request-back").addEventListener("click", () => navigate(""));
     $("outcome-back").addEventListener("click", () => navigate(""));
     $("approve-form").addEventListener("submit", (event) => {

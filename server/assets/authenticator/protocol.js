@@ -202,7 +202,7 @@
     if (c.audience !== undefined && !isString(c.audience)) problems.push("audience");
     if (c.requester !== undefined && (typeof c.requester !== "object" || c.requester === null)) problems.push("requester");
     if (!isInt(c.iat) || !isInt(c.exp)) problems.push("iat/exp");
-    if (c.match_code_digits !== undefined && !(isInt(c.match_code_digits) && c.match_code_digits >= 1 && c.match_code_digits <= 12)) {
+    if (c.match_code_digits !== undefined && !(isInt(c.match_code_digits) && c.match_code_digits >= 2 && c.match_code_digits <= 4)) {
       problems.push("match_code_digits");
     }
     if (c.purpose !== undefined && c.purpose !== "mfa") problems.push("purpose");

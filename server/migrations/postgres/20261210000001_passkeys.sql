@@ -1,5 +1,5 @@
 -- The web authenticator (issue 17): devices that decide with a passkey.
--- The PostgreSQL migration is the same.
+-- The SQLite migration is the same.
 
 -- A device enrolled with a passkey (WebAuthn, user verification required)
 -- must carry an assertion of it in every decision. The credential as

@@ -15,6 +15,7 @@ use crate::{
     decision::log_not_me,
     error::{DeviceError, DeviceErrorCode},
     keys::DeviceKeyInfo,
+    passkeys::{Refusal, RefusalKind, COUNTER_REFUSAL},
     secrets::{constant_time_eq, match_code_sha256},
     state::Assent,
     storage::{ChallengeDecision, MatchFailure, RequestStatus},
@@ -91,7 +92,8 @@ pub async fn decide(
     }
     let decision = Decision::from_wire(claims.decision, claims.deny_reason)
         .ok_or_else(|| DeviceError::bad_request("deny_reason is only for deny"))?;
-    let by_passkey = check_passkey(assent, &device, &claims).await?;
+    let signer = check_passkey(assent, &device, request_id, &claims).await?;
+    let by_passkey = matches!(signer, Signer::Passkey { .. });
     let now_ms = assent.clock.now_ms();
     // An approval is checked against what the request needs first (one
     // more read, for approvals only): the code compared in constant time,
@@ -140,8 +142,8 @@ pub async fn decide(
         }
     }
     let amr = decision.is_approval().then(|| {
-        if by_passkey {
-            PASSKEY_AMR.to_string()
+        if let Signer::Passkey { synced } = signer {
+            passkey_amr(synced)
         } else {
             amr_json(&claims.user_verification)
         }
@@ -180,62 +182,122 @@ pub async fn decide(
     })
 }
 
-/// RFC 8176 methods of an approval signed by a passkey: a hardware-protected
-/// key (`hwk`), the user present and verified by the authenticator
-/// (`user`), two factors (`mfa`).
-const PASSKEY_AMR: &str = r#"["hwk","user","mfa"]"#;
+/// How a decision was signed, for the tokens' `amr`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signer {
+    /// The device key alone (the user's verification is the device's word).
+    DeviceKey,
+    /// The device key and the passkey, the user verified by the
+    /// authenticator; `synced` when the authenticator says the key may be
+    /// copied to the user's other devices (flag BE).
+    Passkey { synced: bool },
+}
+
+/// RFC 8176 methods of an approval signed by a passkey: the kind of key
+/// (`hwk` a device-bound one, `swk` a synced one, which lives in software
+/// on more than one device), the user present and verified by the
+/// authenticator (`user`), two factors (`mfa`).
+fn passkey_amr(synced: bool) -> String {
+    let key = if synced { "swk" } else { "hwk" };
+    format!(r#"["{key}","user","mfa"]"#)
+}
 
 /// Checks 5a-5c of docs/protocol.md, section 5: a device enrolled with a
-/// passkey signs each decision with it too. True when it did (the user
-/// verified themselves on the authenticator).
+/// passkey signs each decision with it too.
 async fn check_passkey(
     assent: &Assent,
     device: &DeviceKeyInfo,
+    request_id: &str,
     claims: &DecisionClaims,
-) -> Result<bool, DeviceError> {
+) -> Result<Signer, DeviceError> {
     let stored = if device.passkey {
         assent.store.device_passkey(&device.id).await?
     } else {
         None
     };
+    let refuse = |error: DeviceError| async move {
+        // A revoked or deleted device hears that first, as on every path.
+        confirm_device(assent, device).await?;
+        Err(error)
+    };
     let (stored, assertion) =
         match (stored, &claims.passkey) {
-            (None, None) => return Ok(false),
+            (None, None) => return Ok(Signer::DeviceKey),
             (None, Some(_)) => {
-                return Err(DeviceError::bad_request(
+                return refuse(DeviceError::bad_request(
                     "this device enrolled no passkey: send the decision without one",
                 ))
+                .await
             }
-            (Some(_), None) => return Err(DeviceError::new(
+            (Some(_), None) => return refuse(DeviceError::new(
                 DeviceErrorCode::PasskeyRequired,
                 "this device decides with its passkey: the decision needs its assertion (passkey)",
-            )),
+            ))
+            .await,
             (Some(stored), Some(assertion)) => (stored, assertion),
         };
+    // One value per line: a line feed inside one would make two decisions
+    // read alike.
+    if claims
+        .match_code
+        .as_deref()
+        .is_some_and(|c| c.contains('\n'))
+        || [&claims.request_id, &claims.nonce, &claims.challenge_hash]
+            .iter()
+            .any(|v| v.contains('\n'))
+    {
+        return Err(DeviceError::bad_request(
+            "a decision signed by a passkey has no line feed in its values",
+        ));
+    }
     let invalid = |why: String| DeviceError::new(DeviceErrorCode::InvalidPasskey, why);
-    let relying_party = assent
-        .passkeys
-        .as_ref()
-        .ok_or_else(|| invalid("passkeys need an issuer with a host name".to_string()))?;
+    let Some(relying_party) = assent.passkeys.as_ref() else {
+        return refuse(invalid("passkeys need an issuer with a host name".into())).await;
+    };
     let checked = u32::try_from(stored.passkey_sign_count).unwrap_or(u32::MAX);
-    let asserted = relying_party
-        .verify_assertion(assertion, &claims.canonical(), &stored.passkey, checked)
-        .map_err(|refusal| invalid(refusal.0))?;
+    let asserted = match relying_party.verify_assertion(
+        assertion,
+        &claims.canonical(),
+        &stored.passkey,
+        checked,
+    ) {
+        Ok(asserted) => asserted,
+        Err(Refusal(why, RefusalKind::Counter)) => {
+            return refuse(counter_refusal(assent, request_id, why).await).await
+        }
+        Err(Refusal(why, RefusalKind::Invalid)) => return refuse(invalid(why)).await,
+    };
+    if !asserted.user_verified {
+        // webauthn-rs refuses this already (policy: required); never let a
+        // decision fall back to what the device says of itself.
+        return refuse(invalid(
+            "the passkey assertion has no user verification (flag UV)".into(),
+        ))
+        .await;
+    }
     if asserted.sign_count != checked {
         let advanced = assent
             .store
-            .advance_passkey_counter(&device.id, checked.into(), asserted.sign_count.into())
+            .advance_passkey_counter(&device.id, asserted.sign_count.into())
             .await?;
         if !advanced {
-            confirm_device(assent, device).await?;
-            return Err(invalid(
-                "the passkey's signature counter did not increase: a replayed assertion or a \
-                 cloned passkey"
-                    .to_string(),
-            ));
+            return refuse(counter_refusal(assent, request_id, COUNTER_REFUSAL.into()).await).await;
         }
     }
-    Ok(asserted.user_verified)
+    Ok(Signer::Passkey {
+        synced: asserted.backup_eligible,
+    })
+}
+
+/// A counter that did not move: the same decision sent again after its
+/// answer was lost (the request is no longer pending: say so, as for any
+/// resent decision), or a replay or clone.
+async fn counter_refusal(assent: &Assent, request_id: &str, why: String) -> DeviceError {
+    match assent.store.decision_target(request_id).await {
+        Ok(Some(target)) if target.status != RequestStatus::Pending => not_pending(target.status),
+        Ok(_) => DeviceError::new(DeviceErrorCode::InvalidPasskey, why),
+        Err(e) => DeviceError::from(e),
+    }
 }
 
 /// RFC 8176 methods of a device approval: a software-held key (`swk`),

@@ -15,7 +15,7 @@ use crate::error::OAuthError;
 /// What the app's pages may load and do: only its own files, and requests
 /// to its own origin. No inline script or style, no frames, no forms.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
-     style-src 'self'; img-src 'self' data:; connect-src 'self'; manifest-src 'self'; \
+     style-src 'self'; img-src 'self'; connect-src 'self'; manifest-src 'self'; \
      worker-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 struct Asset {
@@ -70,9 +70,10 @@ static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
 });
 
 /// `GET /authenticator`: the app lives under the trailing slash (its
-/// relative links and its service worker's scope need it).
+/// relative links and its service worker's scope need it). Relative, so
+/// that a path before it (an issuer behind a prefix) stays.
 pub async fn root_redirect() -> Redirect {
-    Redirect::permanent("/authenticator/")
+    Redirect::permanent("authenticator/")
 }
 
 /// `GET /authenticator/`: the app.

@@ -125,19 +125,18 @@ impl Store {
             .await
     }
 
-    /// Moves a device's signature counter from `checked` (the value the
-    /// assertion was checked against) to `new`; false when another decision
-    /// moved it first, so that one counter value is accepted once.
+    /// Moves a device's signature counter up to `new`; false when it is
+    /// there or past it already (another decision with this or a later
+    /// count came first), so that one counter value is accepted once.
     pub async fn advance_passkey_counter(
         &self,
         device_id: &str,
-        checked: i64,
         new: i64,
     ) -> Result<bool, StorageError> {
-        let sql = "UPDATE devices SET passkey_sign_count = $3 \
-                   WHERE id = $1 AND passkey_sign_count = $2 AND revoked_at IS NULL";
+        let sql = "UPDATE devices SET passkey_sign_count = $2 \
+                   WHERE id = $1 AND passkey_sign_count < $2 AND revoked_at IS NULL";
         let changed = self
-            .hot_statement(sql, &params![device_id, checked, new])
+            .hot_statement(sql, &params![device_id, new])
             .execute()
             .await?;
         Ok(changed == 1)

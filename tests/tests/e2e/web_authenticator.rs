@@ -390,6 +390,16 @@ async fn passkey_refusals(backend: Backend) {
     let answer = send(&mut phone, &forged).await;
     refused(&answer, 401, "invalid_passkey", "origin");
 
+    // ... inside a frame of another site (the issuer's page framed) ...
+    forged["passkey"] = phone
+        .cmd(
+            json!({"cmd": "forge_assertion", "claims": approve, "origin": origin,
+                    "flags": 0x05, "sign_count": next, "cross_origin": true}),
+        )
+        .await;
+    let answer = send(&mut phone, &forged).await;
+    refused(&answer, 401, "invalid_passkey", "frame");
+
     // ... and, with everything right, the control: the same forgery with
     // user verification and the issuer's origin is accepted, so the
     // refusals above are the checks they name.
@@ -408,6 +418,10 @@ async fn passkey_refusals(backend: Backend) {
     other_decision["passkey"] = assertion(&mut phone, &other_claims).await;
     let answer = send(&mut phone, &other_decision).await;
     assert_eq!(answer.0, 200, "{}", answer.1);
+    // Sent again (its answer lost, say): told it is decided, as any
+    // resent decision is, not that the passkey was replayed.
+    let answer = send(&mut phone, &other_decision).await;
+    refused(&answer, 409, "request_not_pending", "already been approved");
     let answer = send(&mut phone, &kept).await;
     refused(&answer, 401, "invalid_passkey", "counter");
     // The forgery's counter is stale by now too.
@@ -469,7 +483,7 @@ const ENROLL_WITHOUT_USER_VERIFICATION: &str = "\
     }";
 
 /// A phone that cannot verify its user (no fingerprint, face or screen
-/// lock): the app says why and does not enroll; a passkey made without
+/// lock), given the link by pasting it: the app says why and does not enroll; a passkey made without
 /// user verification anyway (the app's own check bypassed) is refused by
 /// the server, and the ticket stays unused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -491,10 +505,24 @@ async fn a_phone_that_cannot_verify_its_user_is_told_so_and_refused() {
             .into_owned()
             .collect();
 
+    // The link pasted into the app (as on an iPhone, into the Home Screen
+    // app, whose storage is not Safari's) opens the enrollment as a scan does.
     let mut phone = Phone::start();
     phone
-        .cmd(json!({"cmd": "open", "url": link, "user_verification": false}))
+        .cmd(json!({"cmd": "open", "url": format!("{}/authenticator/", server.issuer()), "user_verification": false}))
         .await;
+    phone
+        .fill(
+            "paste-link",
+            "https://elsewhere.example/authenticator/enroll#v=1&ticket=x",
+        )
+        .await;
+    phone.click("paste-continue").await;
+    phone
+        .wait_text("#paste-error", "not an enrollment link")
+        .await;
+    phone.fill("paste-link", &link).await;
+    phone.click("paste-continue").await;
     phone
         .wait_text("#view-enroll", "cannot keep a passkey")
         .await;
