@@ -1,6 +1,7 @@
 //! The operator HTTP API's domain side: who may call it, and what it does.
 
 use crate::{
+    audit::{self, Actor},
     device::{self, EnrollmentTicket, TicketError},
     error::{OAuthError, OAuthErrorCode},
     secrets::sha256_hex,
@@ -83,8 +84,9 @@ pub async fn authenticate(
     Ok(row)
 }
 
-/// Issues an enrollment ticket for `user`, as the operator API answers it.
-pub async fn create_enrollment_ticket(
+/// An enrollment ticket for `user`, its refusals as OAuth errors (for the
+/// operator API and the MFA API's self-enrollment).
+pub async fn enrollment_ticket(
     assent: &Assent,
     user: &str,
     ttl_secs: u64,
@@ -98,4 +100,30 @@ pub async fn create_enrollment_ticket(
             TicketError::BadTtl => OAuthError::invalid_request(e.to_string()),
             TicketError::Storage(e) => e.into(),
         })
+}
+
+/// Issues an enrollment ticket for `user`, as the operator API answers it,
+/// and writes it to the audit log as `token`'s doing from `source`.
+pub async fn create_enrollment_ticket(
+    assent: &Assent,
+    token: &AdminTokenRow,
+    source: &str,
+    user: &str,
+    ttl_secs: u64,
+) -> Result<EnrollmentTicket, OAuthError> {
+    let ticket = enrollment_ticket(assent, user, ttl_secs).await?;
+    let actor = Actor::AdminToken {
+        id: token.id.clone(),
+        name: token.name.clone(),
+    };
+    audit::record(
+        &assent.store,
+        &actor,
+        source,
+        "enrollment_ticket.create",
+        Some(&ticket.user),
+        serde_json::json!({"expires_at": ticket.expires_at}),
+    )
+    .await?;
+    Ok(ticket)
 }

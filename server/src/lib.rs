@@ -37,6 +37,7 @@ pub mod admin;
 pub mod alerts;
 pub mod apis;
 pub mod approval;
+pub mod audit;
 pub mod cache;
 pub mod challenge;
 pub mod ciba;

@@ -8,6 +8,7 @@ use serde_json::json;
 use super::output::{self, Table};
 use crate::{
     admin::AdminScope,
+    audit,
     clock::{now_ms, rfc3339},
     secrets::{new_secret, random_token, sha256_hex},
     storage::{AdminTokenRow, Store},
@@ -92,6 +93,13 @@ pub async fn run(store: &Store, AdminCommand::Token(cmd): AdminCommand) -> anyho
                 expires_at: (!no_expiry).then(|| now + expires_in as i64 * 1000),
             };
             store.insert_admin_token(&sha256_hex(&token), &row).await?;
+            audit::record_cli(
+                store,
+                "admin_token.create",
+                Some(&row.id),
+                json!({"name": row.name, "scopes": row.scopes, "expires_at": row.expires_at}),
+            )
+            .await?;
             if json {
                 output::json(&json!({
                     "id": row.id,
@@ -143,6 +151,7 @@ pub async fn run(store: &Store, AdminCommand::Token(cmd): AdminCommand) -> anyho
             if !store.delete_admin_token(&id).await? {
                 bail!("no admin token {id:?}");
             }
+            audit::record_cli(store, "admin_token.delete", Some(&id), json!({})).await?;
             output::text(&format!("deleted admin token {id}"))
         }
     }

@@ -10,6 +10,7 @@ use super::{
 };
 use crate::{
     apis::{self, NewApi},
+    audit,
     clock::rfc3339,
     storage::{MfaPolicy, Store},
 };
@@ -94,6 +95,13 @@ pub async fn run(store: &Store, cmd: ApiCommand) -> anyhow::Result<()> {
                 },
             )
             .await?;
+            audit::record_cli(
+                store,
+                "api.create",
+                Some(&api.identifier),
+                json!({"name": api.name, "scopes": words(&api.scopes), "mfa": api.mfa_policy.as_str()}),
+            )
+            .await?;
             if json {
                 return output::json(&json!({
                     "identifier": api.identifier,
@@ -107,6 +115,13 @@ pub async fn run(store: &Store, cmd: ApiCommand) -> anyhow::Result<()> {
         }
         ApiCommand::Update { identifier, mfa } => {
             apis::set_mfa_policy(store, &identifier, mfa).await?;
+            audit::record_cli(
+                store,
+                "api.update",
+                Some(&identifier),
+                json!({"mfa": mfa.as_str()}),
+            )
+            .await?;
             output::text(&format!("API {identifier}: mfa {}", mfa.as_str()))
         }
         ApiCommand::List { json } => {
@@ -151,6 +166,7 @@ pub async fn run(store: &Store, cmd: ApiCommand) -> anyhow::Result<()> {
         }
         ApiCommand::Delete { identifier } => {
             apis::delete(store, &identifier).await?;
+            audit::record_cli(store, "api.delete", Some(&identifier), json!({})).await?;
             output::text(&format!("deleted API {identifier} and its grants"))
         }
         ApiCommand::Grant {
@@ -160,6 +176,13 @@ pub async fn run(store: &Store, cmd: ApiCommand) -> anyhow::Result<()> {
             json,
         } => {
             let grant = apis::grant(store, &client, &identifier, &scopes).await?;
+            audit::record_cli(
+                store,
+                "api.grant",
+                Some(&identifier),
+                json!({"client_id": grant.client_id, "scopes": words(&grant.scopes)}),
+            )
+            .await?;
             if json {
                 return output::json(&json!({
                     "client_id": grant.client_id,
@@ -176,6 +199,13 @@ pub async fn run(store: &Store, cmd: ApiCommand) -> anyhow::Result<()> {
         }
         ApiCommand::Revoke { identifier, client } => {
             apis::revoke_grant(store, &client, &identifier).await?;
+            audit::record_cli(
+                store,
+                "api.revoke",
+                Some(&identifier),
+                json!({"client_id": client}),
+            )
+            .await?;
             output::text(&format!(
                 "client {client} may no longer ask for tokens for {identifier}"
             ))

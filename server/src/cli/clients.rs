@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use super::output::{self, Table};
 use crate::{
+    audit,
     ciba::{CIBA_GRANT, REFRESH_GRANT},
     client_auth::AuthMethod,
     clients::{self, NewClient},
@@ -180,6 +181,13 @@ pub async fn run(store: &Store, settings: &Settings, cmd: ClientCommand) -> anyh
                 .await?;
                 client.row.logo_sha256 = Some(logo.sha256);
             }
+            audit::record_cli(
+                store,
+                "client.create",
+                Some(&client.row.client_id),
+                client_json(&client.row),
+            )
+            .await?;
             if json {
                 let mut out = client_json(&client.row);
                 if let Some(secret) = &client.secret {
@@ -240,6 +248,7 @@ pub async fn run(store: &Store, settings: &Settings, cmd: ClientCommand) -> anyh
                 store.remove_client_logo(&client_id).await?;
                 row.logo_sha256 = None;
             }
+            audit::record_cli(store, "client.update", Some(&client_id), client_json(&row)).await?;
             if json {
                 output::json(&client_json(&row))
             } else {
@@ -276,6 +285,7 @@ pub async fn run(store: &Store, settings: &Settings, cmd: ClientCommand) -> anyh
         }
         ClientCommand::Delete { client_id } => {
             clients::delete(store, &client_id, None).await?;
+            audit::record_cli(store, "client.delete", Some(&client_id), json!({})).await?;
             output::text(&format!("deleted client {client_id}"))
         }
     }

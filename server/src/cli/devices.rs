@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use super::output::{self, Table};
 use crate::{
+    audit,
     clock::{now_ms, rfc3339},
     storage::{DeviceRow, Store},
 };
@@ -50,6 +51,7 @@ pub async fn run(store: &Store, cmd: DeviceCommand) -> anyhow::Result<()> {
             {
                 bail!("no active device {device_id:?}");
             }
+            audit::record_cli(store, "device.revoke", Some(&device_id), json!({})).await?;
             output::text(&format!("revoked device {device_id}"))
         }
     }

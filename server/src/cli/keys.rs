@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::output::{self, Table};
 use crate::{
+    audit,
     clock::{now_ms, rfc3339},
     config::Settings,
     keys::{self, KeyPurpose, JWKS_MAX_AGE_SECS},
@@ -72,6 +73,16 @@ pub async fn run(store: &Store, settings: &Settings, cmd: KeysCommand) -> anyhow
             let mut made = Vec::new();
             for purpose in purposes {
                 made.extend(keys::rotate(store, &keks, purpose, activates_at, now).await?);
+            }
+            for key in &made {
+                audit::record_cli(
+                    store,
+                    "key.rotate",
+                    Some(&key.kid),
+                    serde_json::json!({"purpose": key.purpose.to_string(), "alg": key.alg.to_string(),
+                                       "activates_at": key.activates_at}),
+                )
+                .await?;
             }
             if json {
                 return output::json(&serde_json::to_value(&made)?);

@@ -5,6 +5,7 @@
 
 mod admin_tokens;
 mod apis;
+mod audit;
 mod clients;
 mod devices;
 mod enroll;
@@ -26,6 +27,7 @@ use crate::{
 pub use self::{
     admin_tokens::{AdminCommand, AdminTokenCommand},
     apis::ApiCommand,
+    audit::AuditCommand,
     clients::ClientCommand,
     devices::DeviceCommand,
     enroll::{EnrollCommand, TicketArgs},
@@ -70,6 +72,9 @@ pub enum Command {
     /// Manage operator API tokens.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Read the audit log: every operator change, by whom, when, from where.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Inspect back-channel requests.
     #[command(subcommand)]
     Request(RequestCommand),
@@ -119,6 +124,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Request(cmd) => requests::run(&open_store(&settings).await?, cmd).await,
         Command::Keys(cmd) => keys::run(&open_store(&settings).await?, &settings, cmd).await,
         Command::Api(cmd) => apis::run(&open_store(&settings).await?, cmd).await,
+        Command::Audit(cmd) => audit::run(&open_store(&settings).await?, cmd).await,
     }
 }
 

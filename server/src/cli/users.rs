@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 
 use super::output::{self, Table};
 use crate::{
+    audit,
     clock::rfc3339,
     storage::{Store, UserChanges, UserRow},
     users::{self, NewUser},
@@ -101,6 +102,7 @@ pub async fn run(store: &Store, cmd: UserCommand) -> anyhow::Result<()> {
                 name,
             };
             let user = users::create(store, new).await?;
+            audit::record_cli(store, "user.create", Some(&user.sub), user_fields(&user)).await?;
             if json {
                 output::json(&user_json(&user))
             } else {
@@ -133,7 +135,9 @@ pub async fn run(store: &Store, cmd: UserCommand) -> anyhow::Result<()> {
                 phone_verified,
                 name: optional(name, no_name),
             };
+            let changed = json!({"changed": changes.names()});
             let user = users::update(store, &sub, changes).await?;
+            audit::record_cli(store, "user.update", Some(&user.sub), changed).await?;
             if json {
                 output::json(&user_json(&user))
             } else {
@@ -159,17 +163,32 @@ pub async fn run(store: &Store, cmd: UserCommand) -> anyhow::Result<()> {
         }
         UserCommand::Delete { sub } => {
             users::delete(store, &sub).await?;
+            audit::record_cli(store, "user.delete", Some(&sub), json!({})).await?;
             output::text(&format!("deleted user {sub}"))
         }
         UserCommand::Block { sub } => {
             users::block(store, &sub).await?;
+            audit::record_cli(store, "user.block", Some(&sub), json!({})).await?;
             output::text(&format!("blocked user {sub}"))
         }
         UserCommand::Unblock { sub } => {
             users::unblock(store, &sub).await?;
+            audit::record_cli(store, "user.unblock", Some(&sub), json!({})).await?;
             output::text(&format!("unblocked user {sub}"))
         }
     }
+}
+
+/// What a new user has, for the audit log: which fields are set, not
+/// their (personal) values.
+fn user_fields(u: &UserRow) -> Value {
+    json!({
+        "email": u.email.is_some(),
+        "email_verified": u.email_verified,
+        "phone_number": u.phone_number.is_some(),
+        "phone_verified": u.phone_verified,
+        "name": u.name.is_some(),
+    })
 }
 
 fn user_json(u: &UserRow) -> Value {

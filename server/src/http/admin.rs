@@ -9,7 +9,7 @@ use axum::{
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{form::read_body, AppState};
+use super::{form::read_body, AppState, RequesterAddr};
 use crate::{admin, clock::rfc3339, device::DEFAULT_TICKET_TTL_SECS, error::OAuthError, qr};
 
 /// Largest operator request body, in bytes.
@@ -25,6 +25,7 @@ pub struct TicketRequest {
 /// `POST /admin/v1/enrollment-tickets` with an operator's admin token.
 pub async fn create_ticket(
     State(state): State<AppState>,
+    requester: RequesterAddr,
     request: Request,
 ) -> Result<Response, OAuthError> {
     let token = request
@@ -35,13 +36,18 @@ pub async fn create_ticket(
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim().to_string())
         .ok_or_else(OAuthError::bearer_missing)?;
-    admin::authenticate(&state.assent, &token, admin::AdminScope::Enroll).await?;
+    let admin_token = admin::authenticate(&state.assent, &token, admin::AdminScope::Enroll).await?;
+    let source = requester
+        .0
+        .map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
     let bytes = read_body(request.into_body(), MAX_ADMIN_BODY).await?;
     let body: TicketRequest = serde_json::from_slice(&bytes).map_err(|_| {
         OAuthError::invalid_request("the body must be JSON {\"user\": SUB, \"ttl\": SECONDS}")
     })?;
     let ticket = admin::create_enrollment_ticket(
         &state.assent,
+        &admin_token,
+        &source,
         &body.user,
         body.ttl.unwrap_or(DEFAULT_TICKET_TTL_SECS),
     )

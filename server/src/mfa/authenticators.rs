@@ -316,8 +316,7 @@ async fn associate_device(
     caller: &Caller,
     user: &UserRow,
 ) -> Result<Association, OAuthError> {
-    let ticket =
-        crate::admin::create_enrollment_ticket(assent, &user.sub, ENROLLMENT_TTL_SECS).await?;
+    let ticket = crate::admin::enrollment_ticket(assent, &user.sub, ENROLLMENT_TTL_SECS).await?;
     let oob_code = crate::secrets::new_secret();
     let now = assent.clock.now_ms();
     assent

@@ -29,6 +29,7 @@ use sqlx::{
 
 pub mod admin_tokens;
 pub mod apis;
+pub mod audit;
 pub mod auth_failures;
 pub mod clients;
 pub mod decisions;
@@ -50,6 +51,7 @@ pub mod users;
 
 pub use admin_tokens::AdminTokenRow;
 pub use apis::{ApiRow, ClientGrantRow};
+pub use audit::{AuditRow, NewAuditEntry};
 pub use auth_failures::AuthFailureCount;
 pub use clients::{ClientChanges, ClientLogo, ClientRow, NumberMatching, UserVerificationPolicy};
 pub use decisions::{ChallengeDecision, DecisionTarget, MatchFailure, MAX_MATCH_FAILURES};

@@ -51,6 +51,22 @@ pub struct UserChanges {
     pub name: Option<Option<String>>,
 }
 
+impl UserChanges {
+    /// The fields this changes (for the audit log: names, not values).
+    pub fn names(&self) -> Vec<&'static str> {
+        [
+            ("email", self.email.is_some()),
+            ("email_verified", self.email_verified.is_some()),
+            ("phone_number", self.phone_number.is_some()),
+            ("phone_verified", self.phone_verified.is_some()),
+            ("name", self.name.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, set)| set.then_some(name))
+        .collect()
+    }
+}
+
 impl Store {
     pub async fn insert_user(&self, u: &UserRow) -> Result<(), StorageError> {
         let sql = "INSERT INTO users (sub, email, email_normalized, email_verified, name, \

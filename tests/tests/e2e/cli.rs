@@ -452,3 +452,91 @@ async fn users_get_phone_numbers_and_clients_passwordless_settings() {
         );
     }
 }
+
+assent_tests::on_both_backends! {
+    /// Every operator change is in the audit log, newest first, with who
+    /// (the OS user, or the admin token), from where, what and to what; a
+    /// new client's secret and a new admin token never are.
+    async fn operator_changes_are_written_to_the_audit_log(backend: Backend) {
+        let server = assent_tests::TestServer::start(backend).await;
+        let url = &server.db.url;
+        let cli = |args: &'static [&'static str]| {
+            let url = url.clone();
+            async move {
+                server_command(&url)
+                    .args(args)
+                    .env("USER", "olga")
+                    .output()
+                    .await
+                    .unwrap()
+            }
+        };
+        let client = cli(&["client", "create", "--name", "Desk", "--json"]).await;
+        let client: Value = serde_json::from_slice(&client.stdout).unwrap();
+        let client_id = client["client_id"].as_str().unwrap().to_string();
+        let secret = client["client_secret"].as_str().unwrap().to_string();
+        cli(&["user", "create", "--sub", "hugo", "--email", "hugo@example.com"]).await;
+        cli(&["user", "update", "hugo", "--name", "Hugo"]).await;
+        cli(&["user", "block", "hugo"]).await;
+        cli(&["user", "unblock", "hugo"]).await;
+        let token = cli(&["admin", "token", "create", "--name", "helpdesk", "--json"]).await;
+        let token: Value = serde_json::from_slice(&token.stdout).unwrap();
+        let token_secret = token["token"].as_str().unwrap().to_string();
+        let r = server
+            .http
+            .post(server.url("/admin/v1/enrollment-tickets"))
+            .bearer_auth(&token_secret)
+            .json(&serde_json::json!({"user": "hugo"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), reqwest::StatusCode::CREATED);
+        let ticket: Value = r.json().await.unwrap();
+
+        let log = run_cli_json(url, &["audit", "list", "--json"]).await;
+        let entries = log.as_array().unwrap();
+        let actions: Vec<&str> = entries.iter().map(|e| e["action"].as_str().unwrap()).collect();
+        assert_eq!(
+            actions,
+            [
+                "enrollment_ticket.create",
+                "admin_token.create",
+                "user.unblock",
+                "user.block",
+                "user.update",
+                "user.create",
+                "client.create",
+            ],
+            "newest first"
+        );
+        let by_api = &entries[0];
+        assert_eq!(by_api["target"], "hugo");
+        assert_eq!(
+            by_api["actor"],
+            format!("admin-token:helpdesk ({})", token["id"].as_str().unwrap())
+        );
+        assert_eq!(by_api["source"], "127.0.0.1");
+        for entry in &entries[1..] {
+            assert_eq!(entry["actor"], "cli:olga", "{entry}");
+            assert_eq!(entry["source"], "cli", "{entry}");
+        }
+        assert_eq!(entries[4]["details"], serde_json::json!({"changed": ["name"]}));
+        assert_eq!(entries[6]["target"], client_id.as_str());
+        assert_eq!(entries[6]["details"]["name"], "Desk");
+        // No secret, ticket or personal value in the log.
+        let text = log.to_string();
+        for secret in [
+            secret.as_str(),
+            token_secret.as_str(),
+            ticket["enrollment_uri"].as_str().unwrap().split("ticket=").nth(1).unwrap().split('&').next().unwrap(),
+            "hugo@example.com",
+        ] {
+            assert!(!text.contains(secret), "{secret} is in the audit log");
+        }
+        // Filtered by action.
+        let users = run_cli_json(url, &["audit", "list", "--action", "user.", "--json"]).await;
+        assert_eq!(users.as_array().unwrap().len(), 4);
+        let table = run_cli(url, &["audit", "list"]).await;
+        assert!(table.contains("cli:olga") && table.contains("client.create"), "{table}");
+    }
+}
