@@ -129,6 +129,30 @@ pub async fn unblock(store: &Store, sub: &str) -> Result<(), UserError> {
     set_blocked(store, sub, false).await
 }
 
+/// Which console a user may sign into (issue 18): `admin` everything,
+/// `operator` the operator console, `agent` the agent console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    Admin,
+    Operator,
+    Agent,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Operator => "operator",
+            Role::Agent => "agent",
+        }
+    }
+}
+
+/// Gives the user a console role, or with `None` takes it away.
+pub async fn set_role(store: &Store, sub: &str, role: Option<Role>) -> Result<(), UserError> {
+    found(store.set_user_role(sub, role.map(Role::as_str)).await, sub)
+}
+
 /// Deletes the user with every request and token of theirs.
 pub async fn delete(store: &Store, sub: &str) -> Result<(), UserError> {
     found(store.delete_user(sub).await, sub)

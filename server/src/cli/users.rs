@@ -8,7 +8,7 @@ use crate::{
     audit,
     clock::rfc3339,
     storage::{Store, UserChanges, UserRow},
-    users::{self, NewUser},
+    users::{self, NewUser, Role},
 };
 
 #[derive(Debug, Subcommand)]
@@ -80,6 +80,17 @@ pub enum UserCommand {
     Block { sub: String },
     /// Lift a block.
     Unblock { sub: String },
+    /// Console roles: which console a user may sign into.
+    #[command(subcommand)]
+    Role(RoleCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoleCommand {
+    /// Give a user a console role (admin, operator or agent).
+    Set { sub: String, role: Role },
+    /// Take a user's console role away.
+    Clear { sub: String },
 }
 
 pub async fn run(store: &Store, cmd: UserCommand) -> anyhow::Result<()> {
@@ -146,16 +157,33 @@ pub async fn run(store: &Store, cmd: UserCommand) -> anyhow::Result<()> {
         }
         UserCommand::List { json } => {
             let users = store.users().await?;
+            let roles: std::collections::HashMap<String, String> = store
+                .user_roles()
+                .await?
+                .into_iter()
+                .map(|r| (r.sub, r.role))
+                .collect();
             if json {
-                return output::json(&users.iter().map(user_json).collect());
+                return output::json(
+                    &users
+                        .iter()
+                        .map(|u| {
+                            let mut out = user_json(u);
+                            out["role"] = json!(roles.get(&u.sub));
+                            out
+                        })
+                        .collect(),
+                );
             }
-            let mut table = Table::new(&["SUB", "EMAIL", "PHONE", "BLOCKED", "NAME"]);
+            let mut table = Table::new(&["SUB", "EMAIL", "PHONE", "BLOCKED", "ROLE", "NAME"]);
             for u in users {
+                let role = roles.get(&u.sub).cloned().unwrap_or_else(|| "-".into());
                 table.row(vec![
                     u.sub,
                     u.email.unwrap_or_else(|| "-".into()),
                     u.phone_number.unwrap_or_else(|| "-".into()),
                     u.blocked.to_string(),
+                    role,
                     u.name.unwrap_or_else(|| "-".into()),
                 ]);
             }
@@ -170,6 +198,22 @@ pub async fn run(store: &Store, cmd: UserCommand) -> anyhow::Result<()> {
             users::block(store, &sub).await?;
             audit::record_cli(store, "user.block", Some(&sub), json!({})).await?;
             output::text(&format!("blocked user {sub}"))
+        }
+        UserCommand::Role(RoleCommand::Set { sub, role }) => {
+            users::set_role(store, &sub, Some(role)).await?;
+            audit::record_cli(
+                store,
+                "user.role",
+                Some(&sub),
+                json!({"role": role.as_str()}),
+            )
+            .await?;
+            output::text(&format!("{sub} is now {}", role.as_str()))
+        }
+        UserCommand::Role(RoleCommand::Clear { sub }) => {
+            users::set_role(store, &sub, None).await?;
+            audit::record_cli(store, "user.role", Some(&sub), json!({"role": null})).await?;
+            output::text(&format!("{sub} has no console role now"))
         }
         UserCommand::Unblock { sub } => {
             users::unblock(store, &sub).await?;

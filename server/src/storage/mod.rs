@@ -77,7 +77,7 @@ pub use requests::{
 };
 pub use signing_keys::SigningKeyRow;
 pub use sql::Stored;
-pub use users::{normalize_email, UserChanges, UserLookup, UserRow};
+pub use users::{normalize_email, UserChanges, UserLookup, UserRole, UserRow};
 
 use inline::{Busy, InlineConnection};
 

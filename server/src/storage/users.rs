@@ -23,6 +23,15 @@ row! {
     }
 }
 
+row! {
+    /// A user's console role (`admin`, `operator`, `agent`).
+    #[derive(Debug, Clone)]
+    pub struct UserRole {
+        pub sub: String,
+        pub role: String,
+    }
+}
+
 /// How to find the user a request is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserLookup {
@@ -68,6 +77,20 @@ impl UserChanges {
 }
 
 impl Store {
+    /// Sets (or with `None` removes) a user's console role; false when
+    /// there is no such user.
+    pub async fn set_user_role(&self, sub: &str, role: Option<&str>) -> Result<bool, StorageError> {
+        let sql = "UPDATE users SET role = $2 WHERE sub = $1";
+        let changed = self.statement(sql, &params![sub, role]).execute().await?;
+        Ok(changed == 1)
+    }
+
+    /// The users who have a console role, and their role.
+    pub async fn user_roles(&self) -> Result<Vec<UserRole>, StorageError> {
+        let sql = "SELECT sub, role FROM users WHERE role IS NOT NULL ORDER BY sub";
+        self.statement(sql, &[]).fetch_all().await
+    }
+
     pub async fn insert_user(&self, u: &UserRow) -> Result<(), StorageError> {
         let sql = "INSERT INTO users (sub, email, email_normalized, email_verified, name, \
                    blocked, created_at, updated_at, phone_number, phone_verified) \

@@ -479,6 +479,13 @@ assent_tests::on_both_backends! {
         cli(&["user", "update", "hugo", "--name", "Hugo"]).await;
         cli(&["user", "block", "hugo"]).await;
         cli(&["user", "unblock", "hugo"]).await;
+        // Console roles: one of three, shown by user list.
+        let refused = cli(&["user", "role", "set", "hugo", "boss"]).await;
+        assert!(!refused.status.success());
+        let set = cli(&["user", "role", "set", "hugo", "operator"]).await;
+        assert!(set.status.success(), "{}", String::from_utf8_lossy(&set.stderr));
+        let listed = run_cli_json(url, &["user", "list", "--json"]).await;
+        assert_eq!(listed[0]["role"], "operator");
         let token = cli(&["admin", "token", "create", "--name", "helpdesk", "--json"]).await;
         let token: Value = serde_json::from_slice(&token.stdout).unwrap();
         let token_secret = token["token"].as_str().unwrap().to_string();
@@ -501,6 +508,7 @@ assent_tests::on_both_backends! {
             [
                 "enrollment_ticket.create",
                 "admin_token.create",
+                "user.role",
                 "user.unblock",
                 "user.block",
                 "user.update",
@@ -520,9 +528,10 @@ assent_tests::on_both_backends! {
             assert_eq!(entry["actor"], "cli:olga", "{entry}");
             assert_eq!(entry["source"], "cli", "{entry}");
         }
-        assert_eq!(entries[4]["details"], serde_json::json!({"changed": ["name"]}));
-        assert_eq!(entries[6]["target"], client_id.as_str());
-        assert_eq!(entries[6]["details"]["name"], "Desk");
+        assert_eq!(entries[2]["details"], serde_json::json!({"role": "operator"}));
+        assert_eq!(entries[5]["details"], serde_json::json!({"changed": ["name"]}));
+        assert_eq!(entries[7]["target"], client_id.as_str());
+        assert_eq!(entries[7]["details"]["name"], "Desk");
         // No secret, ticket or personal value in the log.
         let text = log.to_string();
         for secret in [
@@ -535,7 +544,7 @@ assent_tests::on_both_backends! {
         }
         // Filtered by action.
         let users = run_cli_json(url, &["audit", "list", "--action", "user.", "--json"]).await;
-        assert_eq!(users.as_array().unwrap().len(), 4);
+        assert_eq!(users.as_array().unwrap().len(), 5);
         let table = run_cli(url, &["audit", "list"]).await;
         assert!(table.contains("cli:olga") && table.contains("client.create"), "{table}");
     }
