@@ -238,6 +238,13 @@ pub const ALICE: &str = "auth0|alice";
 /// and a `client_secret_basic` client whose ID tokens are ES256.
 pub async fn server_with_alice() -> (TestServer, TestClient) {
     let server = TestServer::start_with(Backend::Sqlite, |s| s.poll_interval = 1).await;
+    let client = alice_and_client(&server).await;
+    (server, client)
+}
+
+/// [`ALICE`] (alice@example.com, with a stand-in device) and a
+/// `client_secret_basic` client whose ID tokens are ES256, on `server`.
+pub async fn alice_and_client(server: &TestServer) -> TestClient {
     client::create_user(
         server.store(),
         ALICE,
@@ -245,13 +252,12 @@ pub async fn server_with_alice() -> (TestServer, TestClient) {
         Some("Alice"),
     )
     .await;
-    let client = TestClient::register(
+    TestClient::register(
         server.store(),
         assent_server::client_auth::AuthMethod::ClientSecretBasic,
         assent_server::keys::TokenAlg::ES256,
     )
-    .await;
-    (server, client)
+    .await
 }
 
 /// The claims of a JWT (unverified: the tests read what the server issued).

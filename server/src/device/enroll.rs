@@ -160,24 +160,9 @@ pub async fn enroll(assent: &Assent, body: &str) -> Result<EnrollmentResponse, D
         .await?
     {
         EnrollOutcome::Enrolled(user) => user,
-        EnrollOutcome::UnknownTicket => {
-            return Err(DeviceError::new(
-                DeviceErrorCode::InvalidTicket,
-                "unknown enrollment ticket",
-            ))
-        }
-        EnrollOutcome::TicketUsed => {
-            return Err(DeviceError::new(
-                DeviceErrorCode::TicketUsed,
-                "this enrollment ticket has already been used",
-            ))
-        }
-        EnrollOutcome::TicketExpired => {
-            return Err(DeviceError::new(
-                DeviceErrorCode::TicketExpired,
-                "this enrollment ticket has expired: ask for a new one",
-            ))
-        }
+        EnrollOutcome::UnknownTicket => return Err(ticket_refusal(TicketState::Unknown)),
+        EnrollOutcome::TicketUsed => return Err(ticket_refusal(TicketState::Used)),
+        EnrollOutcome::TicketExpired => return Err(ticket_refusal(TicketState::Expired)),
         EnrollOutcome::KeyInUse => {
             return Err(DeviceError::new(
                 DeviceErrorCode::KeyInUse,

@@ -20,24 +20,38 @@ use crate::{
 /// Largest device message accepted, in bytes.
 const MAX_DEVICE_BODY: usize = 16 * 1024;
 
-/// A device-signed body: `application/jose`, one compact JWS.
-async fn jose_body(request: Request) -> Result<String, DeviceError> {
-    let is_jose = request
+/// A device API body of `media_type` (parameters ignored), at most
+/// [`MAX_DEVICE_BODY`] bytes; `expected` says what was wanted when the
+/// media type differs.
+async fn device_body(
+    request: Request,
+    media_type: &str,
+    expected: &'static str,
+) -> Result<axum::body::Bytes, DeviceError> {
+    let matches = request
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case(JOSE_CONTENT_TYPE));
-    if !is_jose {
-        return Err(DeviceError::bad_request(
-            "the body must be application/jose (a compact JWS)",
-        ));
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case(media_type));
+    if !matches {
+        return Err(DeviceError::bad_request(expected));
     }
-    let bytes = axum::body::to_bytes(request.into_body(), MAX_DEVICE_BODY)
+    axum::body::to_bytes(request.into_body(), MAX_DEVICE_BODY)
         .await
         .map_err(|_| {
             DeviceError::body_too_large(DeviceErrorCode::InvalidRequest, "the body is too large")
-        })?;
+        })
+}
+
+/// A device-signed body: `application/jose`, one compact JWS.
+async fn jose_body(request: Request) -> Result<String, DeviceError> {
+    let bytes = device_body(
+        request,
+        JOSE_CONTENT_TYPE,
+        "the body must be application/jose (a compact JWS)",
+    )
+    .await?;
     String::from_utf8(bytes.to_vec())
         .map(|s| s.trim().to_string())
         .map_err(|_| DeviceError::bad_request("the body is not UTF-8"))
@@ -58,22 +72,12 @@ pub async fn passkey_registration(
     State(state): State<AppState>,
     request: Request,
 ) -> Result<Response, DeviceError> {
-    let is_json = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
-        return Err(DeviceError::bad_request(
-            "the body must be application/json: {\"ticket\": \"...\"}",
-        ));
-    }
-    let bytes = axum::body::to_bytes(request.into_body(), MAX_DEVICE_BODY)
-        .await
-        .map_err(|_| {
-            DeviceError::body_too_large(DeviceErrorCode::InvalidRequest, "the body is too large")
-        })?;
+    let bytes = device_body(
+        request,
+        "application/json",
+        "the body must be application/json: {\"ticket\": \"...\"}",
+    )
+    .await?;
     #[derive(serde::Deserialize)]
     struct Body {
         ticket: String,

@@ -86,16 +86,10 @@ impl Store {
         if saved > 0 {
             return Ok(TicketState::Usable);
         }
-        let why = "SELECT used_at FROM enrollment_tickets WHERE ticket_sha256 = $1";
-        let state: Option<(Option<i64>,)> = self
-            .statement(why, &params![ticket_sha256])
-            .fetch_optional()
-            .await?;
-        Ok(match state {
-            None => TicketState::Unknown,
-            Some((Some(_),)) => TicketState::Used,
-            Some((None,)) => TicketState::Expired,
-        })
+        Ok(self
+            .enrollment_ticket(ticket_sha256)
+            .await?
+            .map_or(TicketState::Unknown, |ticket| ticket.state(now)))
     }
 
     /// The registration kept for a ticket, while it is unexpired.

@@ -18,8 +18,9 @@ use std::time::Duration;
 
 use assent_shared::{error::OAuthErrorCode, protocol::PushSubscription};
 use assent_tests::{
+    alice_and_client,
     browser::Phone,
-    client::{create_user, expect_error},
+    client::expect_error,
     fetch_text, jwt_payload,
     push_service::{Behavior, TestPushService},
     request_id, Backend, TestClient, TestServer, ALICE,
@@ -45,19 +46,7 @@ async fn enrolled_phone(backend: Backend, screenshots: bool) -> Setup {
         s.push_allowed_hosts = vec![allowed];
     })
     .await;
-    create_user(
-        server.store(),
-        ALICE,
-        Some("alice@example.com"),
-        Some("Alice"),
-    )
-    .await;
-    let client = TestClient::register(
-        server.store(),
-        assent_server::client_auth::AuthMethod::ClientSecretBasic,
-        assent_server::keys::TokenAlg::ES256,
-    )
-    .await;
+    let client = alice_and_client(&server).await;
     let ticket = assent_server::device::create_enrollment_ticket(server.assent(), ALICE, 600)
         .await
         .unwrap();
@@ -489,13 +478,7 @@ const ENROLL_WITHOUT_USER_VERIFICATION: &str = "\
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_phone_that_cannot_verify_its_user_is_told_so_and_refused() {
     let server = TestServer::start_on_localhost(Backend::Sqlite, |_| {}).await;
-    create_user(
-        server.store(),
-        ALICE,
-        Some("alice@example.com"),
-        Some("Alice"),
-    )
-    .await;
+    alice_and_client(&server).await;
     let ticket = assent_server::device::create_enrollment_ticket(server.assent(), ALICE, 600)
         .await
         .unwrap();
