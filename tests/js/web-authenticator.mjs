@@ -43,7 +43,7 @@ import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
 
 const CHROMIUM = process.env.ASSENT_CHROMIUM || "/usr/bin/chromium";
-const TIMEOUT = 20_000;
+const TIMEOUT = 30_000;
 
 let browser, context, page, cdp, authenticatorId;
 const registrations = new Map(); // scopeURL -> registrationId

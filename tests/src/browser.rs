@@ -14,7 +14,7 @@ use tokio::{
 
 use crate::sdk::tests_dir;
 
-/// Longest a command may take (the driver's own waits stop at 20 s).
+/// Longest a command may take (the driver's own waits stop at 30 s).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One browser with one phone-sized page at a time.

@@ -206,13 +206,9 @@ impl AppError {
             ),
             DeviceErrorCode::RequestExpired => Self::expired(),
             DeviceErrorCode::UnknownRequest => Self::gone(),
-            DeviceErrorCode::UnknownDevice | DeviceErrorCode::DeviceRevoked => Self::new(
-                ErrorKind::Revoked,
-                format!(
-                    "{host} no longer knows this device: it was removed by an administrator. \
-                     Remove the account here and enroll again."
-                ),
-            ),
+            DeviceErrorCode::UnknownDevice | DeviceErrorCode::DeviceRevoked => {
+                Self::new(ErrorKind::Revoked, device_removed_words(host))
+            }
             DeviceErrorCode::InvalidTicket => Self::new(
                 ErrorKind::InvalidLink,
                 "The server does not recognise this enrollment link. Ask for a new one.",
@@ -332,4 +328,14 @@ mod tests {
             serde_json::json!({ "kind": "unknown_account", "message": "gone" })
         );
     }
+}
+
+/// What the person reads once the server has removed their device, the same
+/// whether the event stream said so or a refused call found out first.
+pub fn device_removed_words(host: &str) -> String {
+    format!(
+        "{host} removed this device, so requests for this account no longer come here. \
+         Remove the account from the app; ask your administrator for a new enrollment link \
+         if you still need it."
+    )
 }

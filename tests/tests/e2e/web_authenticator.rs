@@ -238,8 +238,10 @@ async fn enroll_by_link_then_approve_deny_and_not_me_with_the_passkey() {
         ),
     )
     .await;
+    // The service worker fetches the verified pending list before it shows
+    // anything: on a loaded CI machine that can take seconds.
     let mut shown = Value::Null;
-    for _ in 0..100 {
+    for _ in 0..300 {
         shown = phone.cmd(json!({"cmd": "notifications"})).await;
         if shown.as_array().is_some_and(|n| !n.is_empty()) {
             break;

@@ -591,12 +591,9 @@ impl Authenticator {
             if let Some(a) = accounts.get_mut(account_id) {
                 a.connection = Connection::Revoked;
                 if a.problem.is_none() {
-                    a.problem = Some(format!(
-                        "{} removed this device, so requests for this account no longer come \
-                         here. Remove the account from the app; ask your administrator for a \
-                         new enrollment link if you still need it.",
-                        host_of(&a.stored.account.server)
-                    ));
+                    a.problem = Some(crate::error::device_removed_words(host_of(
+                        &a.stored.account.server,
+                    )));
                 }
             }
         }
