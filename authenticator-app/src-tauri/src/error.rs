@@ -258,6 +258,16 @@ pub fn host_of(server: &str) -> &str {
     rest.split('/').next().unwrap_or(rest)
 }
 
+/// What the person reads once the server has removed their device, the same
+/// whether the event stream said so or a refused call found out first.
+pub fn device_removed_words(host: &str) -> String {
+    format!(
+        "{host} removed this device, so requests for this account no longer come here. \
+         Remove the account from the app; ask your administrator for a new enrollment link \
+         if you still need it."
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,14 +338,4 @@ mod tests {
             serde_json::json!({ "kind": "unknown_account", "message": "gone" })
         );
     }
-}
-
-/// What the person reads once the server has removed their device, the same
-/// whether the event stream said so or a refused call found out first.
-pub fn device_removed_words(host: &str) -> String {
-    format!(
-        "{host} removed this device, so requests for this account no longer come here. \
-         Remove the account from the app; ask your administrator for a new enrollment link \
-         if you still need it."
-    )
 }
