@@ -1,7 +1,6 @@
 //! The operator HTTP API's domain side: who may call it, and what it does.
 
 use crate::{
-    audit::{self, Actor},
     device::{self, EnrollmentTicket, TicketError},
     error::{OAuthError, OAuthErrorCode},
     secrets::sha256_hex,
@@ -100,30 +99,4 @@ pub async fn enrollment_ticket(
             TicketError::BadTtl => OAuthError::invalid_request(e.to_string()),
             TicketError::Storage(e) => e.into(),
         })
-}
-
-/// Issues an enrollment ticket for `user`, as the operator API answers it,
-/// and writes it to the audit log as `token`'s doing from `source`.
-pub async fn create_enrollment_ticket(
-    assent: &Assent,
-    token: &AdminTokenRow,
-    source: &str,
-    user: &str,
-    ttl_secs: u64,
-) -> Result<EnrollmentTicket, OAuthError> {
-    let ticket = enrollment_ticket(assent, user, ttl_secs).await?;
-    let actor = Actor::AdminToken {
-        id: token.id.clone(),
-        name: token.name.clone(),
-    };
-    audit::record(
-        &assent.store,
-        &actor,
-        source,
-        "enrollment_ticket.create",
-        Some(&ticket.user),
-        serde_json::json!({"expires_at": ticket.expires_at}),
-    )
-    .await?;
-    Ok(ticket)
 }

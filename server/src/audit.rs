@@ -16,6 +16,8 @@ pub enum Actor {
     Cli { os_user: String },
     /// The admin API, with this admin token.
     AdminToken { id: String, name: String },
+    /// A console user, signed in by approving on their device.
+    Console { user: String },
 }
 
 impl Actor {
@@ -32,6 +34,7 @@ impl Actor {
         match self {
             Actor::Cli { os_user } => format!("cli:{os_user}"),
             Actor::AdminToken { id, name } => format!("admin-token:{name} ({id})"),
+            Actor::Console { user } => format!("console:{user}"),
         }
     }
 }

@@ -97,6 +97,16 @@ pub struct AuthenticatedClient {
 }
 
 impl AuthenticatedClient {
+    /// A client of the server itself (the consoles), whose secret nobody
+    /// holds: it is authenticated by being the server.
+    pub fn internal(row: Arc<ClientRow>) -> Self {
+        Self {
+            row,
+            method: AuthMethod::ClientSecretBasic,
+            from_cache: false,
+        }
+    }
+
     /// The secret digest the caller's statement must find in `clients` for
     /// this client, when the client was authenticated from the cache.
     pub fn unconfirmed_secret_sha256(&self) -> Option<&str> {

@@ -316,6 +316,28 @@ pub async fn register(store: &Store, new: NewClient) -> Result<RegisteredClient,
     Ok(client)
 }
 
+/// The client `client_id` that the server itself uses (the consoles),
+/// registered from `new` the first time. Several processes starting at
+/// once agree: the first insert wins and the others read it.
+pub async fn ensure_builtin(
+    store: &Store,
+    client_id: &str,
+    new: NewClient,
+) -> Result<ClientRow, ClientError> {
+    if let Some(row) = store.client(client_id).await? {
+        return Ok(row);
+    }
+    let mut row = new_client_row(new, now_ms())?.row;
+    row.client_id = client_id.to_string();
+    match store.insert_client(&row).await {
+        Ok(()) => Ok(row),
+        Err(e) => store
+            .client(client_id)
+            .await?
+            .ok_or(ClientError::Storage(e)),
+    }
+}
+
 /// Deletes a client and everything issued to it. `cache` is the client cache
 /// of the calling process when it serves HTTP; other processes' caches need
 /// nothing, since every use of a cached client is confirmed by the database.

@@ -26,6 +26,18 @@ pub struct Error<C> {
     pub mfa_token: Option<String>,
 }
 
+/// The description, as a command-line operator reads it.
+impl<C: std::fmt::Display> std::fmt::Display for Error<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.storage_failure() {
+            Some(cause) => write!(f, "{}: {cause}", self.description),
+            None => f.write_str(&self.description),
+        }
+    }
+}
+
+impl<C: std::fmt::Display + std::fmt::Debug> std::error::Error for Error<C> {}
+
 /// Errors of the OAuth and OpenID endpoints and the operator API.
 pub type OAuthError = Error<OAuthErrorCode>;
 /// Errors of the device API.
@@ -110,6 +122,7 @@ constructors! { OAuthErrorCode:
     expired_token => ExpiredToken,
     access_denied => AccessDenied,
     not_found => NotFound,
+    conflict => Conflict,
     method_not_allowed => MethodNotAllowed,
 }
 

@@ -702,6 +702,11 @@ impl Keys {
         })
     }
 
+    /// The key-encryption keys new signing keys are sealed with.
+    pub fn key_encryption_keys(&self) -> &KeyEncryptionKeys {
+        &self.keks
+    }
+
     /// The keys that hold now.
     pub fn get(&self) -> Arc<KeySet> {
         self.current.load_full()

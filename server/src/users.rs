@@ -148,6 +148,16 @@ impl Role {
     }
 }
 
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        [Role::Admin, Role::Operator, Role::Agent]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown role {s:?} (admin, operator or agent)"))
+    }
+}
+
 /// Gives the user a console role, or with `None` takes it away.
 pub async fn set_role(store: &Store, sub: &str, role: Option<Role>) -> Result<(), UserError> {
     found(store.set_user_role(sub, role.map(Role::as_str)).await, sub)

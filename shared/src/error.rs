@@ -113,8 +113,11 @@ codes! {
         InsufficientScope => "insufficient_scope",
         /// Operator API: the user named does not exist.
         UnknownUser => "unknown_user",
-        /// No route at this path.
+        /// No route at this path, or (operator API) no such thing.
         NotFound => "not_found",
+        /// Operator API: the change clashes with what exists (a user with
+        /// this e-mail address, an API with this identifier).
+        Conflict => "conflict",
         MethodNotAllowed => "method_not_allowed",
         ServerError => "server_error",
         TemporarilyUnavailable => "temporarily_unavailable",

@@ -25,8 +25,18 @@ pub struct Phone {
 }
 
 impl Phone {
-    /// Starts the driver (the browser starts with the first [`Phone::open`]).
+    /// Starts the phone's driver (the browser starts with the first [`Phone::open`]).
     pub fn start() -> Self {
+        Self::driven_by("web-authenticator.mjs")
+    }
+
+    /// A laptop's browser for the consoles (`tests/js/console.mjs`): the
+    /// same commands where they overlap, plus `axe`, `cookies`, `post`.
+    pub fn laptop() -> Self {
+        Self::driven_by("console.mjs")
+    }
+
+    fn driven_by(script: &str) -> Self {
         let js = tests_dir().join("js");
         assert!(
             js.join("node_modules/playwright-core").exists(),
@@ -40,13 +50,13 @@ impl Phone {
         );
         let mut child = Command::new("node")
             .current_dir(&js)
-            .arg("web-authenticator.mjs")
+            .arg(script)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
-            .expect("run node web-authenticator.mjs");
+            .unwrap_or_else(|e| panic!("run node {script}: {e}"));
         let stdin = child.stdin.take().unwrap();
         let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
         Self {

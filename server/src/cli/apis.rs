@@ -2,17 +2,15 @@
 //! servers) access tokens may be for, and which clients may ask for them.
 
 use clap::Subcommand;
-use serde_json::json;
 
 use super::{
     clients::parse_stored,
     output::{self, Table},
 };
 use crate::{
-    apis::{self, NewApi},
-    audit,
-    clock::rfc3339,
-    storage::{MfaPolicy, Store},
+    apis::NewApi,
+    operations::{views, ApiGrant, Operator},
+    storage::MfaPolicy,
 };
 
 #[derive(Debug, Subcommand)]
@@ -76,7 +74,7 @@ pub enum ApiCommand {
     },
 }
 
-pub async fn run(store: &Store, cmd: ApiCommand) -> anyhow::Result<()> {
+pub async fn run(op: &Operator<'_>, cmd: ApiCommand) -> anyhow::Result<()> {
     match cmd {
         ApiCommand::Create {
             identifier,
@@ -85,67 +83,27 @@ pub async fn run(store: &Store, cmd: ApiCommand) -> anyhow::Result<()> {
             mfa,
             json,
         } => {
-            let api = apis::create(
-                store,
-                NewApi {
+            let api = op
+                .create_api(NewApi {
                     identifier,
                     name,
                     scopes,
                     mfa_policy: mfa,
-                },
-            )
-            .await?;
-            audit::record_cli(
-                store,
-                "api.create",
-                Some(&api.identifier),
-                json!({"name": api.name, "scopes": words(&api.scopes), "mfa": api.mfa_policy.as_str()}),
-            )
-            .await?;
+                })
+                .await?;
             if json {
-                return output::json(&json!({
-                    "identifier": api.identifier,
-                    "name": api.name,
-                    "scopes": words(&api.scopes),
-                    "mfa": api.mfa_policy.as_str(),
-                    "created_at": rfc3339(api.created_at),
-                }));
+                return output::json(&views::api(&api, &[]));
             }
             output::text(&format!("registered API {}", api.identifier))
         }
         ApiCommand::Update { identifier, mfa } => {
-            apis::set_mfa_policy(store, &identifier, mfa).await?;
-            audit::record_cli(
-                store,
-                "api.update",
-                Some(&identifier),
-                json!({"mfa": mfa.as_str()}),
-            )
-            .await?;
+            op.set_api_mfa(&identifier, mfa).await?;
             output::text(&format!("API {identifier}: mfa {}", mfa.as_str()))
         }
         ApiCommand::List { json } => {
-            let (apis, grants) = (store.apis().await?, store.client_grants().await?);
+            let (apis, grants) = op.apis().await?;
             if json {
-                let list = apis
-                    .iter()
-                    .map(|api| {
-                        let granted: Vec<_> = grants
-                            .iter()
-                            .filter(|g| g.api_identifier == api.identifier)
-                            .map(|g| json!({"client_id": g.client_id, "scopes": words(&g.scopes)}))
-                            .collect();
-                        json!({
-                            "identifier": api.identifier,
-                            "name": api.name,
-                            "scopes": words(&api.scopes),
-                            "mfa": api.mfa_policy.as_str(),
-                            "created_at": rfc3339(api.created_at),
-                            "grants": granted,
-                        })
-                    })
-                    .collect();
-                return output::json(&list);
+                return output::json(&apis.iter().map(|api| views::api(api, &grants)).collect());
             }
             let mut table = Table::new(&["IDENTIFIER", "NAME", "SCOPES", "MFA", "GRANTED TO"]);
             for api in apis {
@@ -165,8 +123,7 @@ pub async fn run(store: &Store, cmd: ApiCommand) -> anyhow::Result<()> {
             table.print()
         }
         ApiCommand::Delete { identifier } => {
-            apis::delete(store, &identifier).await?;
-            audit::record_cli(store, "api.delete", Some(&identifier), json!({})).await?;
+            op.delete_api(&identifier).await?;
             output::text(&format!("deleted API {identifier} and its grants"))
         }
         ApiCommand::Grant {
@@ -175,20 +132,15 @@ pub async fn run(store: &Store, cmd: ApiCommand) -> anyhow::Result<()> {
             scopes,
             json,
         } => {
-            let grant = apis::grant(store, &client, &identifier, &scopes).await?;
-            audit::record_cli(
-                store,
-                "api.grant",
-                Some(&identifier),
-                json!({"client_id": grant.client_id, "scopes": words(&grant.scopes)}),
-            )
-            .await?;
+            let grant = op
+                .grant_api(ApiGrant {
+                    api: &identifier,
+                    client_id: &client,
+                    scopes: &scopes,
+                })
+                .await?;
             if json {
-                return output::json(&json!({
-                    "client_id": grant.client_id,
-                    "api": grant.api_identifier,
-                    "scopes": words(&grant.scopes),
-                }));
+                return output::json(&views::grant(&grant));
             }
             output::text(&format!(
                 "client {} may ask for tokens for {} with scopes: {}",
@@ -198,23 +150,12 @@ pub async fn run(store: &Store, cmd: ApiCommand) -> anyhow::Result<()> {
             ))
         }
         ApiCommand::Revoke { identifier, client } => {
-            apis::revoke_grant(store, &client, &identifier).await?;
-            audit::record_cli(
-                store,
-                "api.revoke",
-                Some(&identifier),
-                json!({"client_id": client}),
-            )
-            .await?;
+            op.revoke_api_grant(&identifier, &client).await?;
             output::text(&format!(
                 "client {client} may no longer ask for tokens for {identifier}"
             ))
         }
     }
-}
-
-fn words(list: &str) -> Vec<&str> {
-    list.split(' ').filter(|s| !s.is_empty()).collect()
 }
 
 fn or_none(list: &str) -> String {

@@ -1,13 +1,11 @@
 //! `assent-server audit list`: who changed what, when and from where.
 
-use clap::Subcommand;
-use serde_json::{json, Value};
-
 use super::output::{self, Table};
 use crate::{
     clock::rfc3339,
-    storage::{AuditRow, Store},
+    operations::{views, Operator},
 };
+use clap::Subcommand;
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
@@ -25,18 +23,15 @@ pub enum AuditCommand {
     },
 }
 
-pub async fn run(store: &Store, cmd: AuditCommand) -> anyhow::Result<()> {
+pub async fn run(op: &Operator<'_>, cmd: AuditCommand) -> anyhow::Result<()> {
     let AuditCommand::List {
         action,
         limit,
         json,
     } = cmd;
-    if !(1..=10_000).contains(&limit) {
-        anyhow::bail!("--limit must be 1 to 10000");
-    }
-    let entries = store.audit_log(action.as_deref(), limit).await?;
+    let entries = op.audit_log(action.as_deref(), limit).await?;
     if json {
-        return output::json(&entries.iter().map(entry_json).collect());
+        return output::json(&entries.iter().map(views::audit_entry).collect());
     }
     let mut table = Table::new(&["TIME", "ACTOR", "SOURCE", "ACTION", "TARGET", "DETAILS"]);
     for e in entries {
@@ -50,16 +45,4 @@ pub async fn run(store: &Store, cmd: AuditCommand) -> anyhow::Result<()> {
         ]);
     }
     table.print()
-}
-
-fn entry_json(e: &AuditRow) -> Value {
-    json!({
-        "id": e.id,
-        "at": rfc3339(e.at),
-        "actor": e.actor,
-        "source": e.source,
-        "action": e.action,
-        "target": e.target,
-        "details": serde_json::from_str::<Value>(&e.details).unwrap_or(Value::Null),
-    })
 }

@@ -4,18 +4,16 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Subcommand;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::output::{self, Table};
 use crate::{
-    audit,
     ciba::{CIBA_GRANT, REFRESH_GRANT},
     client_auth::AuthMethod,
-    clients::{self, NewClient},
-    clock::rfc3339,
-    config::Settings,
+    clients::NewClient,
     keys::TokenAlg,
-    storage::{ClientChanges, ClientRow, MfaPolicy, NumberMatching, Store, UserVerificationPolicy},
+    operations::{views, ClientUpdate, Operator},
+    storage::{ClientChanges, MfaPolicy, NumberMatching, UserVerificationPolicy},
 };
 
 #[derive(Debug, Subcommand)]
@@ -136,7 +134,7 @@ fn parse_alg(s: &str) -> Result<TokenAlg, String> {
     s.parse().map_err(|e: anyhow::Error| e.to_string())
 }
 
-pub async fn run(store: &Store, settings: &Settings, cmd: ClientCommand) -> anyhow::Result<()> {
+pub async fn run(op: &Operator<'_>, cmd: ClientCommand) -> anyhow::Result<()> {
     match cmd {
         ClientCommand::Create {
             name,
@@ -169,27 +167,9 @@ pub async fn run(store: &Store, settings: &Settings, cmd: ClientCommand) -> anyh
                 otp_code_in_response: login.otp_code_in_response.unwrap_or(false),
                 mfa_policy: login.mfa.unwrap_or(MfaPolicy::Off),
             };
-            let mut client = clients::register(store, new).await?;
-            if let Some(url) = &shown.logo_url {
-                let logo = clients::fetch_logo(
-                    store,
-                    &client.row.client_id,
-                    url,
-                    &settings.push_allowed_hosts,
-                    settings.outbound_proxy.as_ref(),
-                )
-                .await?;
-                client.row.logo_sha256 = Some(logo.sha256);
-            }
-            audit::record_cli(
-                store,
-                "client.create",
-                Some(&client.row.client_id),
-                client_json(&client.row),
-            )
-            .await?;
+            let client = op.create_client(new, shown.logo_url.as_deref()).await?;
             if json {
-                let mut out = client_json(&client.row);
+                let mut out = views::client(&client.row);
                 if let Some(secret) = &client.secret {
                     out["client_secret"] = json!(secret);
                 }
@@ -233,24 +213,16 @@ pub async fn run(store: &Store, settings: &Settings, cmd: ClientCommand) -> anyh
                 otp_code_in_response: login.otp_code_in_response,
                 mfa_policy: login.mfa,
             };
-            let mut row = clients::update(store, &client_id, changes, None).await?;
-            if let Some(url) = &shown.logo_url {
-                let logo = clients::fetch_logo(
-                    store,
-                    &client_id,
-                    url,
-                    &settings.push_allowed_hosts,
-                    settings.outbound_proxy.as_ref(),
-                )
+            let logo_url = if no_logo {
+                Some(None)
+            } else {
+                shown.logo_url.map(Some)
+            };
+            let row = op
+                .update_client(&client_id, ClientUpdate { changes, logo_url })
                 .await?;
-                row.logo_sha256 = Some(logo.sha256);
-            } else if no_logo {
-                store.remove_client_logo(&client_id).await?;
-                row.logo_sha256 = None;
-            }
-            audit::record_cli(store, "client.update", Some(&client_id), client_json(&row)).await?;
             if json {
-                output::json(&client_json(&row))
+                output::json(&views::client(&row))
             } else {
                 output::text(&format!(
                     "updated client {client_id} (servers apply the change within {} s)",
@@ -259,9 +231,9 @@ pub async fn run(store: &Store, settings: &Settings, cmd: ClientCommand) -> anyh
             }
         }
         ClientCommand::List { json } => {
-            let clients = store.clients().await?;
+            let clients = op.clients().await?;
             if json {
-                return output::json(&clients.iter().map(client_json).collect());
+                return output::json(&clients.iter().map(views::client).collect());
             }
             let mut table = Table::new(&[
                 "CLIENT_ID",
@@ -284,27 +256,8 @@ pub async fn run(store: &Store, settings: &Settings, cmd: ClientCommand) -> anyh
             table.print()
         }
         ClientCommand::Delete { client_id } => {
-            clients::delete(store, &client_id, None).await?;
-            audit::record_cli(store, "client.delete", Some(&client_id), json!({})).await?;
+            op.delete_client(&client_id).await?;
             output::text(&format!("deleted client {client_id}"))
         }
     }
-}
-
-fn client_json(c: &ClientRow) -> Value {
-    json!({
-        "client_id": c.client_id,
-        "name": c.name,
-        "token_endpoint_auth_method": c.token_endpoint_auth_method,
-        "id_token_signed_response_alg": c.id_token_signed_response_alg,
-        "grant_types": c.grant_types.split(' ').collect::<Vec<_>>(),
-        "number_matching": c.number_matching.as_str(),
-        "user_verification": c.user_verification.as_str(),
-        "client_uri": c.client_uri,
-        "logo": c.logo_sha256.is_some(),
-        "redirect_uris": c.redirect_uris.split(' ').filter(|u| !u.is_empty()).collect::<Vec<_>>(),
-        "otp_code_in_response": c.otp_code_in_response,
-        "mfa": c.mfa_policy.as_str(),
-        "created_at": rfc3339(c.created_at),
-    })
 }

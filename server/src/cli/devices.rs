@@ -1,15 +1,9 @@
 //! `assent-server device list|revoke`.
 
-use anyhow::bail;
 use clap::Subcommand;
-use serde_json::{json, Value};
 
 use super::output::{self, Table};
-use crate::{
-    audit,
-    clock::{now_ms, rfc3339},
-    storage::{DeviceRow, Store},
-};
+use crate::operations::{views, Operator};
 
 #[derive(Debug, Subcommand)]
 pub enum DeviceCommand {
@@ -26,12 +20,12 @@ pub enum DeviceCommand {
     Revoke { device_id: String },
 }
 
-pub async fn run(store: &Store, cmd: DeviceCommand) -> anyhow::Result<()> {
+pub async fn run(op: &Operator<'_>, cmd: DeviceCommand) -> anyhow::Result<()> {
     match cmd {
         DeviceCommand::List { user, json } => {
-            let devices = store.devices(user.as_deref()).await?;
+            let devices = op.devices(user.as_deref()).await?;
             if json {
-                return output::json(&devices.iter().map(device_json).collect());
+                return output::json(&devices.iter().map(views::device).collect());
             }
             let mut table = Table::new(&["DEVICE_ID", "USER", "PLATFORM", "STATE", "NAME"]);
             for d in devices {
@@ -45,29 +39,8 @@ pub async fn run(store: &Store, cmd: DeviceCommand) -> anyhow::Result<()> {
             table.print()
         }
         DeviceCommand::Revoke { device_id } => {
-            if !store
-                .revoke_device(&device_id, "revoked by operator", now_ms())
-                .await?
-            {
-                bail!("no active device {device_id:?}");
-            }
-            audit::record_cli(store, "device.revoke", Some(&device_id), json!({})).await?;
+            op.revoke_device(&device_id).await?;
             output::text(&format!("revoked device {device_id}"))
         }
     }
-}
-
-fn device_json(d: &DeviceRow) -> Value {
-    json!({
-        "device_id": d.id,
-        "user": d.user_sub,
-        "name": d.name,
-        "platform": d.platform,
-        "key_thumbprint": d.key_thumbprint,
-        "push": d.push_channel.is_some(),
-        "push_disabled_reason": d.push_disabled_reason,
-        "created_at": rfc3339(d.created_at),
-        "revoked_at": d.revoked_at.map(rfc3339),
-        "revoke_reason": d.revoke_reason,
-    })
 }

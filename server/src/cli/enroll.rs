@@ -7,11 +7,7 @@ use serde_json::json;
 
 use super::{open_store, output};
 use crate::{
-    audit,
-    clock::rfc3339,
-    config::Settings,
-    device::{self, DEFAULT_TICKET_TTL_SECS},
-    qr,
+    clock::rfc3339, config::Settings, device::DEFAULT_TICKET_TTL_SECS, operations::Operator, qr,
     state::Assent,
 };
 
@@ -57,14 +53,9 @@ pub async fn run(
         .clone()
         .unwrap_or_else(|| format!("http://{}", settings.listen));
     let assent = Assent::open(store, settings, &issuer).await?;
-    let ticket = device::create_enrollment_ticket(&assent, &args.user, args.ttl).await?;
-    audit::record_cli(
-        &assent.store,
-        "enrollment_ticket.create",
-        Some(&ticket.user),
-        json!({"expires_at": ticket.expires_at}),
-    )
-    .await?;
+    let ticket = Operator::cli(&assent.store, &assent.settings)
+        .create_enrollment_ticket(&assent, &args.user, args.ttl)
+        .await?;
     if let Some(path) = &args.qr {
         qr::write_file(&ticket.enrollment_uri, path)?;
     }

@@ -1,17 +1,13 @@
 //! `assent-server keys list|rotate`: the server's signing keys.
 
-use std::collections::HashMap;
-
 use clap::Subcommand;
-use serde_json::json;
 
 use super::output::{self, Table};
 use crate::{
-    audit,
-    clock::{now_ms, rfc3339},
+    clock::rfc3339,
     config::Settings,
-    keys::{self, KeyPurpose, JWKS_MAX_AGE_SECS},
-    storage::{SigningKeyRow, Store},
+    keys::{KeyPurpose, JWKS_MAX_AGE_SECS},
+    operations::Operator,
 };
 
 #[derive(Debug, Subcommand)]
@@ -46,9 +42,9 @@ fn parse_purpose(text: &str) -> Result<KeyPurpose, String> {
     text.parse().map_err(|e: anyhow::Error| e.to_string())
 }
 
-pub async fn run(store: &Store, settings: &Settings, cmd: KeysCommand) -> anyhow::Result<()> {
+pub async fn run(op: &Operator<'_>, settings: &Settings, cmd: KeysCommand) -> anyhow::Result<()> {
     match cmd {
-        KeysCommand::List { json } => list(store, json).await,
+        KeysCommand::List { json } => list(op, json).await,
         KeysCommand::Rotate {
             purposes,
             activate_in,
@@ -68,22 +64,7 @@ pub async fn run(store: &Store, settings: &Settings, cmd: KeysCommand) -> anyhow
             }
             // Never a new key-encryption key here: the servers' one seals.
             let keks = settings.key_encryption_keys(false)?;
-            let now = now_ms();
-            let activates_at = now + activate_in as i64 * 1000;
-            let mut made = Vec::new();
-            for purpose in purposes {
-                made.extend(keys::rotate(store, &keks, purpose, activates_at, now).await?);
-            }
-            for key in &made {
-                audit::record_cli(
-                    store,
-                    "key.rotate",
-                    Some(&key.kid),
-                    serde_json::json!({"purpose": key.purpose.to_string(), "alg": key.alg.to_string(),
-                                       "activates_at": key.activates_at}),
-                )
-                .await?;
-            }
+            let made = op.rotate_keys(&keks, &purposes, activate_in).await?;
             if json {
                 return output::json(&serde_json::to_value(&made)?);
             }
@@ -105,67 +86,20 @@ pub async fn run(store: &Store, settings: &Settings, cmd: KeysCommand) -> anyhow
     }
 }
 
-/// What a stored key is doing at `now`.
-fn states(rows: &[SigningKeyRow], now: i64) -> HashMap<String, &'static str> {
-    let mut by_slot: HashMap<(&str, &str), Vec<&SigningKeyRow>> = HashMap::new();
-    for row in rows {
-        by_slot
-            .entry((&row.purpose, &row.alg))
-            .or_default()
-            .push(row);
-    }
-    let mut states = HashMap::new();
-    for slot in by_slot.values_mut() {
-        slot.sort_by_key(|r| (r.activates_at, r.created_at));
-        let current = slot.iter().rposition(|r| r.activates_at <= now);
-        for (i, row) in slot.iter().enumerate() {
-            let state = match current {
-                _ if row.activates_at > now => "upcoming",
-                Some(c) if c == i => "signing",
-                _ if row.private_key_pkcs8.is_empty() => "retired",
-                _ => "superseded",
-            };
-            states.insert(row.kid.clone(), state);
-        }
-    }
-    states
-}
-
-async fn list(store: &Store, json: bool) -> anyhow::Result<()> {
-    let rows = store.signing_keys().await?;
-    let states = states(&rows, now_ms());
-    let activates = |r: &SigningKeyRow| {
-        if r.activates_at == 0 {
-            rfc3339(r.created_at)
-        } else {
-            rfc3339(r.activates_at)
-        }
-    };
+async fn list(op: &Operator<'_>, json: bool) -> anyhow::Result<()> {
+    let keys = op.keys().await?;
     if json {
-        let list = rows
-            .iter()
-            .map(|r| {
-                json!({
-                    "kid": r.kid,
-                    "purpose": r.purpose,
-                    "alg": r.alg,
-                    "state": states[&r.kid],
-                    "signs_from": activates(r),
-                    "sealed_by": r.kek_id,
-                })
-            })
-            .collect();
-        return output::json(&list);
+        return output::json(&keys.iter().map(|k| k.view()).collect());
     }
     let mut table = Table::new(&["KID", "PURPOSE", "ALG", "STATE", "SIGNS FROM", "SEALED BY"]);
-    for r in &rows {
+    for k in &keys {
         table.row(vec![
-            r.kid.clone(),
-            r.purpose.clone(),
-            r.alg.clone(),
-            states[&r.kid].to_string(),
-            activates(r),
-            r.kek_id.clone().unwrap_or_else(|| "(in clear)".into()),
+            k.row.kid.clone(),
+            k.row.purpose.clone(),
+            k.row.alg.clone(),
+            k.state.to_string(),
+            k.signs_from(),
+            k.row.kek_id.clone().unwrap_or_else(|| "(in clear)".into()),
         ]);
     }
     table.print()

@@ -7,6 +7,7 @@ mod admin_tokens;
 mod apis;
 mod audit;
 mod clients;
+mod console;
 mod devices;
 mod enroll;
 mod keys;
@@ -20,6 +21,7 @@ use clap::{Parser, Subcommand};
 
 use crate::{
     config::{CommonArgs, GlobalServerArgs, LogFormat, ServerArgs, Settings},
+    operations::Operator,
     server,
     storage::Store,
 };
@@ -29,6 +31,7 @@ pub use self::{
     apis::ApiCommand,
     audit::AuditCommand,
     clients::ClientCommand,
+    console::ConsoleCommand,
     devices::DeviceCommand,
     enroll::{EnrollCommand, TicketArgs},
     keys::KeysCommand,
@@ -84,6 +87,9 @@ pub enum Command {
     /// Register APIs (the audiences of access tokens) and grant them to clients.
     #[command(subcommand)]
     Api(ApiCommand),
+    /// The web consoles: a sign-in link for the first operator.
+    #[command(subcommand)]
+    Console(ConsoleCommand),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -103,6 +109,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             Settings::resolve(&common, &server)?
         }
+        Command::Console(ConsoleCommand::LoginLink { issuer, .. }) => {
+            let server = ServerArgs {
+                issuer: issuer.clone(),
+                ..global_server
+            };
+            Settings::resolve(&common, &server)?
+        }
         // A logo is fetched under the push address rules (push_allowed_hosts).
         Command::Client(_) => Settings::resolve(&common, &global_server)?,
         // The rest need the database only: server settings in the
@@ -116,15 +129,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = open_store(&settings).await?;
             output::text(&format!("migrations applied ({})", store.backend()))
         }
-        Command::Client(cmd) => clients::run(&open_store(&settings).await?, &settings, cmd).await,
-        Command::User(cmd) => users::run(&open_store(&settings).await?, cmd).await,
         Command::Enroll(cmd) => enroll::run(settings, cmd).await,
-        Command::Device(cmd) => devices::run(&open_store(&settings).await?, cmd).await,
-        Command::Admin(cmd) => admin_tokens::run(&open_store(&settings).await?, cmd).await,
-        Command::Request(cmd) => requests::run(&open_store(&settings).await?, cmd).await,
-        Command::Keys(cmd) => keys::run(&open_store(&settings).await?, &settings, cmd).await,
-        Command::Api(cmd) => apis::run(&open_store(&settings).await?, cmd).await,
-        Command::Audit(cmd) => audit::run(&open_store(&settings).await?, cmd).await,
+        Command::Console(cmd) => console::run(settings, cmd).await,
+        command => {
+            let store = open_store(&settings).await?;
+            let op = Operator::cli(&store, &settings);
+            match command {
+                Command::Client(cmd) => clients::run(&op, cmd).await,
+                Command::User(cmd) => users::run(&op, cmd).await,
+                Command::Device(cmd) => devices::run(&op, cmd).await,
+                Command::Admin(cmd) => admin_tokens::run(&op, cmd).await,
+                Command::Request(cmd) => requests::run(&op, cmd).await,
+                Command::Keys(cmd) => keys::run(&op, &settings, cmd).await,
+                Command::Api(cmd) => apis::run(&op, cmd).await,
+                Command::Audit(cmd) => audit::run(&op, cmd).await,
+                Command::Serve(_) | Command::Migrate | Command::Enroll(_) | Command::Console(_) => {
+                    unreachable!("handled above")
+                }
+            }
+        }
     }
 }
 

@@ -1,15 +1,12 @@
 //! `assent-server user create|update|list|delete|block|unblock`.
 
-use clap::Subcommand;
-use serde_json::{json, Value};
-
 use super::output::{self, Table};
 use crate::{
-    audit,
-    clock::rfc3339,
-    storage::{Store, UserChanges, UserRow},
-    users::{self, NewUser, Role},
+    operations::{views, Operator},
+    storage::UserChanges,
+    users::{NewUser, Role},
 };
+use clap::Subcommand;
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
@@ -93,7 +90,7 @@ pub enum RoleCommand {
     Clear { sub: String },
 }
 
-pub async fn run(store: &Store, cmd: UserCommand) -> anyhow::Result<()> {
+pub async fn run(op: &Operator<'_>, cmd: UserCommand) -> anyhow::Result<()> {
     match cmd {
         UserCommand::Create {
             sub,
@@ -112,10 +109,9 @@ pub async fn run(store: &Store, cmd: UserCommand) -> anyhow::Result<()> {
                 phone_verified,
                 name,
             };
-            let user = users::create(store, new).await?;
-            audit::record_cli(store, "user.create", Some(&user.sub), user_fields(&user)).await?;
+            let user = op.create_user(new).await?;
             if json {
-                output::json(&user_json(&user))
+                output::json(&views::user(&user, None))
             } else {
                 output::text(&format!("created user {}", user.sub))
             }
@@ -146,104 +142,56 @@ pub async fn run(store: &Store, cmd: UserCommand) -> anyhow::Result<()> {
                 phone_verified,
                 name: optional(name, no_name),
             };
-            let changed = json!({"changed": changes.names()});
-            let user = users::update(store, &sub, changes).await?;
-            audit::record_cli(store, "user.update", Some(&user.sub), changed).await?;
+            op.update_user(&sub, changes).await?;
             if json {
-                output::json(&user_json(&user))
+                let (user, role) = op.user(&sub).await?;
+                output::json(&views::user(&user, role.as_deref()))
             } else {
-                output::text(&format!("updated user {}", user.sub))
+                output::text(&format!("updated user {sub}"))
             }
         }
         UserCommand::List { json } => {
-            let users = store.users().await?;
-            let roles: std::collections::HashMap<String, String> = store
-                .user_roles()
-                .await?
-                .into_iter()
-                .map(|r| (r.sub, r.role))
-                .collect();
+            let users = op.users().await?;
             if json {
                 return output::json(
                     &users
                         .iter()
-                        .map(|u| {
-                            let mut out = user_json(u);
-                            out["role"] = json!(roles.get(&u.sub));
-                            out
-                        })
+                        .map(|(u, role)| views::user(u, role.as_deref()))
                         .collect(),
                 );
             }
             let mut table = Table::new(&["SUB", "EMAIL", "PHONE", "BLOCKED", "ROLE", "NAME"]);
-            for u in users {
-                let role = roles.get(&u.sub).cloned().unwrap_or_else(|| "-".into());
+            for (u, role) in users {
                 table.row(vec![
                     u.sub,
                     u.email.unwrap_or_else(|| "-".into()),
                     u.phone_number.unwrap_or_else(|| "-".into()),
                     u.blocked.to_string(),
-                    role,
+                    role.unwrap_or_else(|| "-".into()),
                     u.name.unwrap_or_else(|| "-".into()),
                 ]);
             }
             table.print()
         }
         UserCommand::Delete { sub } => {
-            users::delete(store, &sub).await?;
-            audit::record_cli(store, "user.delete", Some(&sub), json!({})).await?;
+            op.delete_user(&sub).await?;
             output::text(&format!("deleted user {sub}"))
         }
         UserCommand::Block { sub } => {
-            users::block(store, &sub).await?;
-            audit::record_cli(store, "user.block", Some(&sub), json!({})).await?;
+            op.block_user(&sub, true).await?;
             output::text(&format!("blocked user {sub}"))
         }
+        UserCommand::Unblock { sub } => {
+            op.block_user(&sub, false).await?;
+            output::text(&format!("unblocked user {sub}"))
+        }
         UserCommand::Role(RoleCommand::Set { sub, role }) => {
-            users::set_role(store, &sub, Some(role)).await?;
-            audit::record_cli(
-                store,
-                "user.role",
-                Some(&sub),
-                json!({"role": role.as_str()}),
-            )
-            .await?;
+            op.set_role(&sub, Some(role)).await?;
             output::text(&format!("{sub} is now {}", role.as_str()))
         }
         UserCommand::Role(RoleCommand::Clear { sub }) => {
-            users::set_role(store, &sub, None).await?;
-            audit::record_cli(store, "user.role", Some(&sub), json!({"role": null})).await?;
+            op.set_role(&sub, None).await?;
             output::text(&format!("{sub} has no console role now"))
         }
-        UserCommand::Unblock { sub } => {
-            users::unblock(store, &sub).await?;
-            audit::record_cli(store, "user.unblock", Some(&sub), json!({})).await?;
-            output::text(&format!("unblocked user {sub}"))
-        }
     }
-}
-
-/// What a new user has, for the audit log: which fields are set, not
-/// their (personal) values.
-fn user_fields(u: &UserRow) -> Value {
-    json!({
-        "email": u.email.is_some(),
-        "email_verified": u.email_verified,
-        "phone_number": u.phone_number.is_some(),
-        "phone_verified": u.phone_verified,
-        "name": u.name.is_some(),
-    })
-}
-
-fn user_json(u: &UserRow) -> Value {
-    json!({
-        "sub": u.sub,
-        "email": u.email,
-        "email_verified": u.email_verified,
-        "phone_number": u.phone_number,
-        "phone_verified": u.phone_verified,
-        "name": u.name,
-        "blocked": u.blocked,
-        "created_at": rfc3339(u.created_at),
-    })
 }

@@ -34,6 +34,7 @@ pub fn oauth_status(code: OAuthErrorCode) -> StatusCode {
         InvalidClient | InvalidToken => StatusCode::UNAUTHORIZED,
         AccessDenied | InsufficientScope | MfaRequired => StatusCode::FORBIDDEN,
         UnknownUser | NotFound => StatusCode::NOT_FOUND,
+        Conflict => StatusCode::CONFLICT,
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         TooManyRequests | TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
         TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,

@@ -3,6 +3,7 @@
 
 mod admin;
 mod authenticator;
+mod console;
 mod device;
 mod discovery;
 pub mod errors;
@@ -183,9 +184,93 @@ pub fn route_table() -> Vec<Route> {
             handler: get(discovery::client_logo),
         },
         Route {
+            path: "/admin/v1/clients",
+            methods: &[Method::GET, Method::POST],
+            handler: get(admin::list_clients).post(admin::create_client),
+        },
+        Route {
+            path: "/admin/v1/clients/{client_id}",
+            methods: &[Method::GET, Method::PATCH, Method::DELETE],
+            handler: get(admin::get_client)
+                .patch(admin::update_client)
+                .delete(admin::delete_client),
+        },
+        Route {
+            path: "/admin/v1/users",
+            methods: &[Method::GET, Method::POST],
+            handler: get(admin::list_users).post(admin::create_user),
+        },
+        Route {
+            path: "/admin/v1/users/{sub}",
+            methods: &[Method::GET, Method::PATCH, Method::DELETE],
+            handler: get(admin::get_user)
+                .patch(admin::update_user)
+                .delete(admin::delete_user),
+        },
+        Route {
+            path: "/admin/v1/devices",
+            methods: &[Method::GET],
+            handler: get(admin::list_devices),
+        },
+        Route {
+            path: "/admin/v1/devices/{device_id}/revoke",
+            methods: &[Method::POST],
+            handler: post(admin::revoke_device),
+        },
+        Route {
             path: "/admin/v1/enrollment-tickets",
             methods: &[Method::POST],
             handler: post(admin::create_ticket),
+        },
+        Route {
+            path: "/admin/v1/requests",
+            methods: &[Method::GET],
+            handler: get(admin::list_requests),
+        },
+        Route {
+            path: "/admin/v1/requests/feed",
+            methods: &[Method::GET],
+            handler: get(admin::request_feed),
+        },
+        Route {
+            path: "/admin/v1/admin-tokens",
+            methods: &[Method::GET, Method::POST],
+            handler: get(admin::list_admin_tokens).post(admin::create_admin_token),
+        },
+        Route {
+            path: "/admin/v1/admin-tokens/{id}",
+            methods: &[Method::DELETE],
+            handler: axum::routing::delete(admin::delete_admin_token),
+        },
+        Route {
+            path: "/admin/v1/apis",
+            methods: &[Method::GET, Method::POST],
+            handler: get(admin::list_apis).post(admin::create_api),
+        },
+        Route {
+            path: "/admin/v1/apis/{identifier}",
+            methods: &[Method::PATCH, Method::DELETE],
+            handler: axum::routing::patch(admin::update_api).delete(admin::delete_api),
+        },
+        Route {
+            path: "/admin/v1/apis/{identifier}/grants/{client_id}",
+            methods: &[Method::PUT, Method::DELETE],
+            handler: axum::routing::put(admin::grant_api).delete(admin::revoke_api_grant),
+        },
+        Route {
+            path: "/admin/v1/keys",
+            methods: &[Method::GET],
+            handler: get(admin::list_keys),
+        },
+        Route {
+            path: "/admin/v1/keys/rotate",
+            methods: &[Method::POST],
+            handler: post(admin::rotate_keys),
+        },
+        Route {
+            path: "/admin/v1/audit",
+            methods: &[Method::GET],
+            handler: get(admin::audit_log),
         },
         Route {
             path: "/authenticator",
@@ -238,6 +323,7 @@ pub fn router(assent: Assent) -> Router {
         router = router.route(route.path, route.handler);
     }
     router
+        .merge(console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

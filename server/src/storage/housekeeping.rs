@@ -35,6 +35,12 @@ const PURGE_DEVICE_EVENTS: &str = "DELETE FROM device_events WHERE seq IN \
      (SELECT seq FROM device_events WHERE created_at < $1 LIMIT $2)";
 const PURGE_ENROLLMENT_TICKETS: &str = "DELETE FROM enrollment_tickets WHERE ticket_sha256 IN \
      (SELECT ticket_sha256 FROM enrollment_tickets WHERE expires_at < $1 LIMIT $2)";
+const PURGE_CONSOLE_SESSIONS: &str = "DELETE FROM console_sessions WHERE id_sha256 IN \
+     (SELECT id_sha256 FROM console_sessions WHERE expires_at < $1 LIMIT $2)";
+const PURGE_CONSOLE_SIGN_INS: &str = "DELETE FROM console_sign_ins WHERE id_sha256 IN \
+     (SELECT id_sha256 FROM console_sign_ins WHERE expires_at < $1 LIMIT $2)";
+const PURGE_CONSOLE_LOGIN_LINKS: &str = "DELETE FROM console_login_links WHERE token_sha256 IN \
+     (SELECT token_sha256 FROM console_login_links WHERE expires_at < $1 LIMIT $2)";
 /// Finished messages, and any left pending long after their expiry (their
 /// channel is sent by no process).
 const PURGE_MESSAGES: &str = "DELETE FROM message_outbox WHERE id IN \
@@ -74,6 +80,12 @@ impl Store {
         self.purge_client_auth_failures(now - 2 * 60_000).await?;
         // Passwordless codes an hour past expiry, ended 15-minute windows
         // of its counters, and sessions past expiry.
+        // Console sessions past their absolute expiry (idle ones are
+        // refused when used, and go at their expiry), sign-ins and links.
+        self.purge_in_batches(PURGE_CONSOLE_SESSIONS, now).await?;
+        self.purge_in_batches(PURGE_CONSOLE_SIGN_INS, now).await?;
+        self.purge_in_batches(PURGE_CONSOLE_LOGIN_LINKS, now)
+            .await?;
         self.purge_passwordless(now - 3_600_000).await?;
         self.purge_mfa_tokens(now - 3_600_000).await?;
         Ok(PurgeCounts {

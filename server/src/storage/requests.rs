@@ -236,6 +236,7 @@ row! {
         pub binding_message: String,
         pub created_at: i64,
         pub expires_at: i64,
+        pub decided_at: Option<i64>,
     }
 }
 
@@ -258,8 +259,8 @@ row! {
     }
 }
 
-const STATE_COLUMNS: &str =
-    "id, client_id, user_sub, status, deny_reason, binding_message, created_at, expires_at";
+const STATE_COLUMNS: &str = "id, client_id, user_sub, status, deny_reason, binding_message, \
+     created_at, expires_at, decided_at";
 
 impl Store {
     /// Resolves the user, checks that they may be asked (not blocked, not
@@ -475,6 +476,41 @@ impl Store {
                    ORDER BY created_at DESC, id LIMIT $3";
         let params = params![user_sub, only_not_me, limit, DenialReason::NotMe];
         self.statement(sql, &params).fetch_all().await
+    }
+
+    /// The requests that started or were decided after the device event
+    /// `after_seq` (at most `limit` events' worth), and the sequence number
+    /// to continue from. Two primary-key range reads: the events, then
+    /// their requests.
+    pub async fn request_changes_after(
+        &self,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<(Vec<RequestSummary>, i64), StorageError> {
+        let events = self.device_events_after(after_seq, None, limit).await?;
+        let Some(last) = events.last().map(|e| e.seq) else {
+            return Ok((Vec::new(), after_seq));
+        };
+        let sql = "SELECT id, client_id, user_sub, binding_message, scope, status, deny_reason, \
+                   decided_by_device, requester_ip, created_at, expires_at, decided_at \
+                   FROM auth_requests WHERE id IN \
+                     (SELECT request_id FROM device_events WHERE seq > $1 AND seq <= $2) \
+                   ORDER BY created_at, id";
+        let requests = self
+            .statement(sql, &params![after_seq, last])
+            .fetch_all()
+            .await?;
+        Ok((requests, last))
+    }
+
+    /// When a push service first took a notification of the request, if one did.
+    pub async fn push_sent_at(&self, request_id: &str) -> Result<Option<i64>, StorageError> {
+        let sql = "SELECT MIN(sent_at) FROM push_jobs WHERE request_id = $1 AND state = 'sent'";
+        let (sent_at,): (Option<i64>,) = self
+            .statement(sql, &params![request_id])
+            .fetch_one()
+            .await?;
+        Ok(sent_at)
     }
 
     pub async fn count_pending_requests(&self, now: i64) -> Result<i64, StorageError> {

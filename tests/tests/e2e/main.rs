@@ -7,6 +7,7 @@
 //! Select an area by its module path, e.g. `./scripts/test ciba_flow` or
 //! `cargo test -p assent-tests --test e2e device_errors::`.
 
+mod admin_api;
 mod apis;
 mod auth0_sdks;
 #[cfg(target_os = "linux")]
@@ -15,6 +16,7 @@ mod bench_smoke;
 mod ciba_flow;
 mod cli;
 mod concurrency;
+mod consoles;
 mod delivery_processes;
 mod device_errors;
 mod device_flow;
