@@ -248,8 +248,8 @@ pub async fn get_client(
     client_id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    let client_id = path(client_id)?;
     let op = operator(&state, &headers, &requester, AdminScope::Read).await?;
+    let client_id = path(client_id)?;
     Ok(answer(
         StatusCode::OK,
         views::client(&op.client(&client_id).await?),
@@ -262,9 +262,9 @@ pub async fn update_client(
     client_id: Result<Path<String>, PathRejection>,
     request: Request,
 ) -> Result<Response, OAuthError> {
-    let client_id = path(client_id)?;
     let (parts, body) = request.into_parts();
     let op = operator(&state, &parts.headers, &requester, AdminScope::Admin).await?;
+    let client_id = path(client_id)?;
     let patch: ClientPatch = json_body(body, &parts.headers).await?;
     let changes = ClientChanges {
         name: patch.name,
@@ -290,8 +290,8 @@ pub async fn delete_client(
     client_id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    let client_id = path(client_id)?;
     let op = operator(&state, &headers, &requester, AdminScope::Admin).await?;
+    let client_id = path(client_id)?;
     op.delete_client(&client_id).await?;
     Ok(done())
 }
@@ -384,8 +384,8 @@ pub async fn get_user(
     sub: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    let sub = path(sub)?;
     let op = operator(&state, &headers, &requester, AdminScope::Read).await?;
+    let sub = path(sub)?;
     let (user, role) = op.user(&sub).await?;
     Ok(answer(StatusCode::OK, views::user(&user, role.as_deref())))
 }
@@ -396,9 +396,9 @@ pub async fn update_user(
     sub: Result<Path<String>, PathRejection>,
     request: Request,
 ) -> Result<Response, OAuthError> {
-    let sub = path(sub)?;
     let (parts, body) = request.into_parts();
     let op = operator(&state, &parts.headers, &requester, AdminScope::Admin).await?;
+    let sub = path(sub)?;
     let patch: UserPatch = json_body(body, &parts.headers).await?;
     let role: Option<Option<Role>> = match patch.role {
         None => None,
@@ -430,8 +430,8 @@ pub async fn delete_user(
     sub: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    let sub = path(sub)?;
     let op = operator(&state, &headers, &requester, AdminScope::Admin).await?;
+    let sub = path(sub)?;
     op.delete_user(&sub).await?;
     Ok(done())
 }
@@ -444,8 +444,8 @@ pub async fn list_devices(
     filter: Result<Query<UserQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    let filter = query(filter)?;
     let op = operator(&state, &headers, &requester, AdminScope::Read).await?;
+    let filter = query(filter)?;
     let devices: Vec<Value> = op
         .devices(filter.user.as_deref())
         .await?
@@ -461,8 +461,8 @@ pub async fn revoke_device(
     device_id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    let device_id = path(device_id)?;
     let op = operator(&state, &headers, &requester, AdminScope::Admin).await?;
+    let device_id = path(device_id)?;
     op.revoke_device(&device_id).await?;
     Ok(done())
 }
@@ -529,8 +529,8 @@ pub async fn list_requests(
     filter: Result<Query<RequestQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    let filter = query(filter)?;
     let op = operator(&state, &headers, &requester, AdminScope::Read).await?;
+    let filter = query(filter)?;
     let requests: Vec<Value> = op
         .requests(&RequestFilter {
             user: filter.user,
@@ -672,8 +672,8 @@ pub async fn delete_admin_token(
     id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    let id = path(id)?;
     let op = operator(&state, &headers, &requester, AdminScope::Admin).await?;
+    let id = path(id)?;
     op.delete_admin_token(&id).await?;
     Ok(done())
 }
@@ -739,9 +739,9 @@ pub async fn update_api(
     identifier: Result<Path<String>, PathRejection>,
     request: Request,
 ) -> Result<Response, OAuthError> {
-    let identifier = path(identifier)?;
     let (parts, body) = request.into_parts();
     let op = operator(&state, &parts.headers, &requester, AdminScope::Admin).await?;
+    let identifier = path(identifier)?;
     let patch: ApiPatch = json_body(body, &parts.headers).await?;
     op.set_api_mfa(&identifier, parsed("mfa", &patch.mfa)?)
         .await?;
@@ -759,8 +759,8 @@ pub async fn delete_api(
     identifier: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    let identifier = path(identifier)?;
     let op = operator(&state, &headers, &requester, AdminScope::Admin).await?;
+    let identifier = path(identifier)?;
     op.delete_api(&identifier).await?;
     Ok(done())
 }
@@ -771,9 +771,9 @@ pub async fn grant_api(
     ids: Result<Path<(String, String)>, PathRejection>,
     request: Request,
 ) -> Result<Response, OAuthError> {
-    let (identifier, client_id) = path(ids)?;
     let (parts, body) = request.into_parts();
     let op = operator(&state, &parts.headers, &requester, AdminScope::Admin).await?;
+    let (identifier, client_id) = path(ids)?;
     let body: GrantBody = json_body(body, &parts.headers).await?;
     let grant = op
         .grant_api(ApiGrant {
@@ -791,8 +791,8 @@ pub async fn revoke_api_grant(
     ids: Result<Path<(String, String)>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    let (identifier, client_id) = path(ids)?;
     let op = operator(&state, &headers, &requester, AdminScope::Admin).await?;
+    let (identifier, client_id) = path(ids)?;
     op.revoke_api_grant(&identifier, &client_id).await?;
     Ok(done())
 }
@@ -872,8 +872,8 @@ pub async fn audit_log(
     filter: Result<Query<AuditQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    let filter = query(filter)?;
     let op = operator(&state, &headers, &requester, AdminScope::Read).await?;
+    let filter = query(filter)?;
     let entries: Vec<Value> = op
         .audit_log(filter.action.as_deref(), filter.limit.unwrap_or(100))
         .await?
