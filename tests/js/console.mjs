@@ -15,9 +15,11 @@
 //   click {testid}              click [data-testid=testid]
 //   click_text {text}           click the link or button with this text
 //   fill {testid, value}        type into [data-testid=testid]
+//   select {testid, value}      choose the option of [data-testid=testid] with this value
 //   wait_text {selector, text}  wait until the selector's text contains text
 //   text {selector}             its text, once visible
-//   count {selector}            how many elements match
+//   wait_visible {selector}     wait until the selector is visible
+//   count {selector}            how many elements match (":visible" for shown ones)
 //   attribute {selector, name}  an attribute of the first match
 //   cookies                     the context's cookies (name, httpOnly, sameSite, secure)
 //   viewport {width, height}    resize (a tablet's width)
@@ -27,6 +29,8 @@
 //   post {url, form}            a form POST from the page (fetch, same origin
 //                               unless the url says otherwise)
 //   close
+//
+// Confirmation dialogs (a form's data-confirm) are accepted.
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { createInterface } from "node:readline";
@@ -52,6 +56,8 @@ async function open({ url }) {
     page = await context.newPage();
     page.on("pageerror", (e) => process.stderr.write(`[page error] ${e.stack || e}\n`));
     page.on("console", (m) => process.stderr.write(`[page ${m.type()}] ${m.text()}\n`));
+    // Destructive actions ask first (form[data-confirm]): the person says yes.
+    page.on("dialog", (d) => d.accept());
   }
   const response = await page.goto(url);
   return response ? response.status() : null;
@@ -66,11 +72,14 @@ const commands = {
   click_text: async ({ text }) =>
     (await page.getByRole("link", { name: text }).or(page.getByRole("button", { name: text })).first().click(), null),
   fill: async ({ testid, value }) => (await byTestId(testid).fill(value), null),
+  select: async ({ testid, value }) => (await byTestId(testid).selectOption(value), null),
   wait_text: async ({ selector, text }) => {
     const element = page.locator(selector).filter({ hasText: text }).first();
     await element.waitFor({ state: "visible" });
     return element.innerText();
   },
+  wait_visible: async ({ selector }) =>
+    (await page.locator(selector).first().waitFor({ state: "visible" }), null),
   text: async ({ selector }) => {
     const element = page.locator(selector).first();
     await element.waitFor({ state: "visible" });

@@ -8,8 +8,8 @@
 //! types beside its queries: [`signing_keys`], [`clients`], [`users`],
 //! [`requests`], [`decisions`], [`refresh_tokens`], [`devices`], [`outbox`]
 //! (push jobs and device events), [`messages`] (the e-mail and SMS
-//! outbox), [`admin_tokens`], [`jtis`],
-//! [`housekeeping`], and [`raw`] for tests and diagnostics.
+//! outbox), [`admin_tokens`], [`jtis`], [`stats`] (the console's
+//! dashboard counts), [`housekeeping`], and [`raw`] for tests and diagnostics.
 //!
 //! The schema and nearly every statement are written once in the common
 //! subset of both dialects (`$N` placeholders, `RETURNING`, partial indexes,
@@ -48,6 +48,7 @@ pub mod refresh_tokens;
 pub mod requests;
 pub mod signing_keys;
 pub(crate) mod sql;
+pub mod stats;
 pub mod users;
 
 pub use admin_tokens::AdminTokenRow;
@@ -79,6 +80,7 @@ pub use requests::{
 };
 pub use signing_keys::SigningKeyRow;
 pub use sql::Stored;
+pub use stats::{HourlyCount, HourlyDecisions, PushHealth, HOUR_MS};
 pub use users::{normalize_email, UserChanges, UserLookup, UserRole, UserRow};
 
 use inline::{Busy, InlineConnection};

@@ -9,16 +9,23 @@
 //! Sessions: cookie flags, CSRF, idle expiry, sign-out ends the session on
 //! the server, no page without one, roles keep people to their pages. axe
 //! finds no serious or critical accessibility problem on any page.
+//!
+//! The operator's management pages: a client registered (its secret shown
+//! once, and working), a user added, a device enrolled from the QR code
+//! the page shows (read by an independent decoder) and revoked, requests
+//! appearing and changing without a reload, the audit log naming the
+//! operator, keys, admin tokens and settings, the dashboard's charts.
 
 use std::{path::Path, time::Duration};
 
 use assent_tests::{
     browser::Phone as Browser,
-    client::create_user,
+    client::{create_user, Credentials, TestClient},
     count,
     process::{run_cli, run_device},
     Backend, TestServer,
 };
+use base64::{engine::general_purpose::STANDARD, Engine};
 use serde_json::{json, Value};
 
 /// A person's device: `assent-device` with its own state, enrolled for `sub`.
@@ -97,6 +104,359 @@ async fn sign_in(browser: &mut Browser, server: &TestServer, name: &str, device:
             "[data-testid=signed-in-as]",
             name.split('@').next().unwrap(),
         )
+        .await;
+}
+
+/// An attribute of the first element `selector` finds.
+async fn attribute(browser: &mut Browser, selector: &str, name: &str) -> Option<String> {
+    browser
+        .cmd(json!({"cmd": "attribute", "selector": selector, "name": name}))
+        .await
+        .as_str()
+        .map(str::to_string)
+}
+
+/// How many of the elements `selector` finds are shown.
+async fn shown(browser: &mut Browser, selector: &str) -> i64 {
+    browser
+        .cmd(json!({"cmd": "count", "selector": format!("{selector}:visible")}))
+        .await
+        .as_i64()
+        .unwrap()
+}
+
+/// The text of the QR code the image `[data-testid=testid]` shows (a PNG
+/// data URI), read by an independent decoder.
+async fn qr_text(browser: &mut Browser, testid: &str) -> String {
+    let src = attribute(browser, &format!("img[data-testid={testid}]"), "src")
+        .await
+        .unwrap();
+    let png_base64 = src
+        .strip_prefix("data:image/png;base64,")
+        .unwrap_or_else(|| panic!("a PNG data URI: {src}"));
+    let bytes = STANDARD.decode(png_base64).unwrap();
+    let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    let mut reader = decoder.read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    let (w, h) = (info.width as usize, info.height as usize);
+    let mut image = rqrr::PreparedImage::prepare_from_greyscale(w, h, |x, y| pixels[y * w + x]);
+    let grids = image.detect_grids();
+    assert_eq!(grids.len(), 1);
+    grids[0].decode().unwrap().1
+}
+
+/// The operator's management pages, as Olga (an operator; an admin for
+/// the admins' pages).
+async fn management_pages(server: &TestServer, operator: &mut Browser, screenshots: bool) {
+    // A client: registered, its secret shown once, then never again.
+    operator.open(&at(server, "/console/clients")).await;
+    operator.wait_text("h1", "Clients").await;
+    accessible(operator, "the clients page").await;
+    operator.fill("client-name", "Shop").await;
+    operator.click("create-client").await;
+    let secret = operator.text("[data-testid=client-secret]").await;
+    let client_id = operator.text("[data-testid=client-id]").await;
+    let warning = operator.text("[data-testid=secret-warning]").await;
+    assert!(warning.contains("not shown again"), "{warning}");
+    accessible(operator, "a registered client").await;
+    operator.click("client-page").await;
+    operator.wait_text("h1", "Shop").await;
+    let page = operator.text("main").await;
+    assert!(page.contains(&client_id), "{page}");
+    assert!(!page.contains(&secret), "the secret is shown once: {page}");
+    accessible(operator, "a client's page").await;
+    operator.fill("client-name", "Shop (test)").await;
+    operator.click("save-client").await;
+    operator.wait_text("[data-testid=notice]", "Saved").await;
+    operator.wait_text("h1", "Shop (test)").await;
+    // The list narrows as one types, and sorts by a click on a heading.
+    operator.open(&at(server, "/console/clients")).await;
+    assert_eq!(shown(operator, "#clients-table tbody tr").await, 2);
+    operator.fill("filter", "shop").await;
+    assert_eq!(shown(operator, "#clients-table tbody tr").await, 1);
+    operator.fill("filter", "").await;
+    assert_eq!(shown(operator, "#clients-table tbody tr").await, 2);
+    let first = operator.text("#clients-table tbody tr").await;
+    assert!(first.contains("Assent console"), "by name: {first}");
+    operator
+        .cmd(json!({"cmd": "click_text", "text": "Name"}))
+        .await;
+    assert_eq!(
+        attribute(operator, "#clients-table th:first-child", "aria-sort")
+            .await
+            .as_deref(),
+        Some("descending")
+    );
+    let first = operator.text("#clients-table tbody tr").await;
+    assert!(first.contains("Shop (test)"), "{first}");
+
+    // A user, added on the page.
+    operator.open(&at(server, "/console/users")).await;
+    accessible(operator, "the users page").await;
+    operator.fill("user-sub", "bob").await;
+    operator.fill("user-email", "bob@example.com").await;
+    operator.fill("user-name", "Bob").await;
+    operator.click("create-user").await;
+    operator.wait_text("[data-testid=notice]", "Created").await;
+    operator.wait_text("h1", "bob").await;
+    operator.text("[data-testid=no-devices]").await;
+    accessible(operator, "a user's page").await;
+    // Refused in words, the form kept: the id is taken.
+    operator.open(&at(server, "/console/users")).await;
+    operator.fill("user-sub", "bob").await;
+    operator.fill("user-name", "Another Bob").await;
+    operator.click("create-user").await;
+    operator
+        .wait_text("[data-testid=problem]", "already exists")
+        .await;
+    assert_eq!(
+        attribute(operator, "[data-testid=user-name]", "value")
+            .await
+            .as_deref(),
+        Some("Another Bob")
+    );
+    // An id with a slash and a space has a page of its own.
+    operator.fill("user-sub", "carol/ops team").await;
+    operator.click("create-user").await;
+    operator.wait_text("h1", "carol/ops team").await;
+    let url = operator.url().await;
+    assert!(
+        url.ends_with("/console/users/carol%2Fops%20team?done=created"),
+        "{url}"
+    );
+    // A change needs the session's CSRF token.
+    let forged = operator
+        .cmd(
+            json!({"cmd": "post", "url": at(server, "/console/users"), "form": {"sub": "mallory"}}),
+        )
+        .await;
+    assert_eq!(forged["status"], 403, "{forged}");
+    operator.open(&at(server, "/console/users")).await;
+    operator
+        .wait_text("[data-testid=users-table]", "bob@example.com")
+        .await;
+    let listed = operator.text("[data-testid=users-table]").await;
+    assert!(
+        !listed.contains("mallory") && listed.contains("carol/ops team"),
+        "{listed}"
+    );
+    if screenshots {
+        operator.screenshot("console-users.png").await;
+    }
+
+    // A device for Bob: the ticket's QR code says what its link says, and
+    // the real device enrolls with it (once).
+    operator.open(&at(server, "/console/users/bob")).await;
+    operator.click("enroll").await;
+    let link = operator.text("[data-testid=ticket-link]").await;
+    assert!(link.contains("enroll"), "{link}");
+    assert_eq!(qr_text(operator, "ticket-qr").await, link);
+    let web_codes = operator
+        .cmd(json!({"cmd": "count", "selector": "[data-testid=web-ticket-qr]"}))
+        .await;
+    if web_codes == 1 {
+        let web_link = operator.text("[data-testid=web-ticket-link]").await;
+        assert_eq!(qr_text(operator, "web-ticket-qr").await, web_link);
+    }
+    let note = operator.text("[data-testid=ticket-note]").await;
+    assert!(note.contains("once"), "{note}");
+    accessible(operator, "an enrollment ticket").await;
+    let bob = Device {
+        state: tempfile::tempdir().unwrap(),
+    };
+    let (ok, _, stderr) = run_device(bob.path(), &["enroll", &link]).await;
+    assert!(ok, "assent-device enroll: {stderr}");
+    let again = tempfile::tempdir().unwrap();
+    assert!(
+        !run_device(again.path(), &["enroll", &link]).await.0,
+        "once"
+    );
+    operator.click("back-to-user").await;
+    let device = operator.text("[data-testid=device]").await;
+    assert!(device.contains("active"), "{device}");
+
+    // Requests appear and change on the page as they happen: the client's
+    // secret works, Bob's device approves.
+    let shop = TestClient {
+        client_id: client_id.clone(),
+        credentials: Credentials::SecretBasic(secret.clone()),
+    };
+    operator.open(&at(server, "/console/requests")).await;
+    operator
+        .wait_text("[data-testid=live-status]", "Live:")
+        .await;
+    accessible(operator, "the requests page").await;
+    let url = operator.url().await;
+    let response = shop
+        .bc_authorize(
+            server,
+            &[
+                ("scope", "openid"),
+                ("login_hint", "bob"),
+                ("binding_message", "Order 77"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 200, "the secret shown works");
+    let ack: Value = response.json().await.unwrap();
+    let row = "[data-testid=requests] tr:has-text(\"Order 77\")";
+    operator.wait_text(row, "pending").await;
+    bob.approve(ack["match_code"].as_str().unwrap()).await;
+    operator.wait_text(row, "approved").await;
+    assert_eq!(operator.url().await, url, "no reload");
+    // Only "this wasn't me": the report, highlighted.
+    operator.click("filter-not-me").await;
+    operator.click("filter").await;
+    operator.wait_text("h2", "Matching requests").await;
+    let reports = operator.text("[data-testid=requests] tbody").await;
+    assert!(
+        reports.contains("#4712") && !reports.contains("Order 77"),
+        "{reports}"
+    );
+    assert_eq!(shown(operator, "[data-testid=not-me]").await, 1);
+
+    // Revoked (the page asks first; the person says yes).
+    operator.open(&at(server, "/console/users/bob")).await;
+    operator.click("revoke").await;
+    operator.wait_text("[data-testid=notice]", "revoked").await;
+    let state = operator.text("[data-testid=device-state]").await;
+    assert!(state.starts_with("revoked"), "{state}");
+    assert_eq!(
+        count(
+            server.store(),
+            "SELECT COUNT(*) FROM devices WHERE user_sub = 'bob' AND revoked_at IS NULL"
+        )
+        .await,
+        0
+    );
+
+    // The audit log names Olga for every change.
+    operator.open(&at(server, "/console/audit")).await;
+    accessible(operator, "the audit log").await;
+    for action in [
+        "client.create",
+        "client.update",
+        "user.create",
+        "enrollment_ticket.create",
+        "device.revoke",
+    ] {
+        let entry = operator
+            .text(&format!("[data-testid=audit] tr:has-text(\"{action}\")"))
+            .await;
+        assert!(entry.contains("console:olga"), "{entry}");
+    }
+    operator.fill("filter-action", "device.").await;
+    operator.click("filter").await;
+    operator.wait_text("h2", "device.").await;
+    let log = operator.text("[data-testid=audit]").await;
+    assert!(
+        log.contains("device.revoke") && !log.contains("client.create"),
+        "{log}"
+    );
+
+    // Keys: an operator reads them; rotating and admin tokens are an admin's.
+    operator.open(&at(server, "/console/keys")).await;
+    operator.wait_text("[data-testid=keys]", "signing").await;
+    accessible(operator, "the keys page").await;
+    operator.text("[data-testid=rotate-admins-only]").await;
+    operator.open(&at(server, "/console/admin-tokens")).await;
+    operator.wait_text("h1", "Not for your role").await;
+
+    // Settings: the agents' message.
+    operator.open(&at(server, "/console/settings")).await;
+    accessible(operator, "the settings page").await;
+    operator
+        .fill("binding-template", "Verification by {agent}, case {ticket}")
+        .await;
+    operator.click("save-settings").await;
+    operator.wait_text("[data-testid=notice]", "Saved").await;
+    operator
+        .wait_text(
+            "[data-testid=template-example]",
+            "Verification by Amir, case 4711",
+        )
+        .await;
+
+    // As an admin: keys rotated, an admin token issued (shown once, and
+    // working) and deleted.
+    run_cli(&server.db.url, &["user", "role", "set", "olga", "admin"]).await;
+    operator.open(&at(server, "/console/keys")).await;
+    operator.click("rotate").await;
+    operator.wait_text("[data-testid=notice]", "New keys").await;
+    operator.wait_text("[data-testid=keys]", "upcoming").await;
+    operator.open(&at(server, "/console/admin-tokens")).await;
+    accessible(operator, "the admin tokens page").await;
+    operator.fill("admin-token-name", "Help desk").await;
+    operator.click("scope-read").await;
+    operator.click("create-admin-token").await;
+    let token = operator.text("[data-testid=admin-token]").await;
+    assert!(token.starts_with("assent_admin_"), "{token}");
+    accessible(operator, "an issued admin token").await;
+    let users = server
+        .http
+        .get(server.url("/admin/v1/users"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(users.status(), 200);
+    operator.open(&at(server, "/console/admin-tokens")).await;
+    operator.click("delete-admin-token").await;
+    operator.wait_text("[data-testid=notice]", "Deleted").await;
+    assert_eq!(shown(operator, "[data-testid=admin-token-row]").await, 0);
+    // Carol becomes an admin: from then on, only admins change her account.
+    operator
+        .open(&at(server, "/console/users/carol%2Fops%20team"))
+        .await;
+    operator
+        .cmd(json!({"cmd": "select", "testid": "user-role", "value": "admin"}))
+        .await;
+    operator.click("save-role").await;
+    operator.wait_text("[data-testid=notice]", "role").await;
+    run_cli(&server.db.url, &["user", "role", "set", "olga", "operator"]).await;
+    operator
+        .open(&at(server, "/console/users/carol%2Fops%20team"))
+        .await;
+    operator
+        .wait_text("main", "only an admin can change it")
+        .await;
+    assert_eq!(shown(operator, "[data-testid=enroll]").await, 0);
+    assert_eq!(shown(operator, "[data-testid=delete-user]").await, 0);
+
+    // The dashboard counts the day's decisions per hour.
+    operator.open(&at(server, "/console/")).await;
+    let total = |key: &str| format!("[data-testid=chart-{key}]");
+    for (key, expected) in [
+        ("approvals", "4"),
+        ("denials", "0"),
+        ("not-me", "1"),
+        ("push-failures", "0"),
+    ] {
+        assert_eq!(
+            attribute(operator, &total(key), "data-total")
+                .await
+                .as_deref(),
+            Some(expected),
+            "{key}"
+        );
+    }
+    // Deleted (the page asks first), with everything issued to it.
+    operator
+        .open(&at(server, &format!("/console/clients/{client_id}")))
+        .await;
+    operator.click("delete-client").await;
+    operator.wait_text("[data-testid=notice]", "Deleted").await;
+    let clients = operator.text("#clients-table").await;
+    assert!(!clients.contains("Shop"), "{clients}");
+    // The dashboard at a tablet's width too.
+    operator.open(&at(server, "/console/")).await;
+    operator
+        .cmd(json!({"cmd": "viewport", "width": 768, "height": 1024}))
+        .await;
+    accessible(operator, "the dashboard at a tablet's width").await;
+    operator
+        .cmd(json!({"cmd": "viewport", "width": 1280, "height": 800}))
         .await;
 }
 
@@ -198,6 +558,8 @@ async fn consoles(backend: Backend, screenshots: bool) {
     // The operator's pages are not an agent's.
     agent.open(&at(&server, "/console/")).await;
     agent.wait_text("h1", "Not for your role").await;
+    agent.open(&at(&server, "/console/users")).await;
+    agent.wait_text("h1", "Not for your role").await;
     agent.open(&at(&server, "/console/verify")).await;
     agent.fill("caller", "alice@example.com").await;
     agent.fill("ticket", "4711").await;
@@ -242,6 +604,8 @@ async fn consoles(backend: Backend, screenshots: bool) {
     if screenshots {
         operator.screenshot("console-dashboard.png").await;
     }
+
+    management_pages(&server, &mut operator, screenshots).await;
 
     // The audit log has the console's doings under the people's names.
     let log = run_cli(&server.db.url, &["audit", "list", "--action", "console."]).await;

@@ -16,6 +16,7 @@ mod bench_smoke;
 mod ciba_flow;
 mod cli;
 mod concurrency;
+mod console_sessions;
 mod consoles;
 mod delivery_processes;
 mod device_errors;

@@ -1,7 +1,8 @@
 //! The consoles' pages (`/console/...`): server-rendered HTML from
 //! compile-time templates (askama), usable without JavaScript; one small
-//! script of our own (`console.js`) adds live updates. Nothing is loaded
-//! from elsewhere, and the CSP says so.
+//! script of our own (`console.js`) adds live updates, sorting and
+//! filtering of tables, and confirmations. Nothing is loaded from
+//! elsewhere, and the CSP says so.
 //!
 //! Every page needs a session (else it sends the browser to the sign-in
 //! page); every change is a POST with the session's CSRF token, from this
@@ -239,6 +240,10 @@ pub struct Frame {
     pub csrf: String,
     pub operate: bool,
     pub verify: bool,
+    /// Admin tokens and key rotation (admins).
+    pub administer: bool,
+    /// The navigation entry of the page (`aria-current`), or empty.
+    pub current: &'static str,
 }
 
 impl Frame {
@@ -249,6 +254,16 @@ impl Frame {
             csrf: session.csrf.clone(),
             operate: session.role.may(Area::Operate),
             verify: session.role.may(Area::Verify),
+            administer: session.role.may(Area::Administer),
+            current: "",
+        }
+    }
+
+    /// The frame of a page that is the navigation's entry `current`.
+    pub fn at(session: &Session, current: &'static str) -> Self {
+        Self {
+            current,
+            ..Self::of(session)
         }
     }
 }

@@ -138,7 +138,7 @@ async fn verify_page(
     page(
         status,
         &VerifyPage {
-            frame: Frame::of(session),
+            frame: Frame::at(session, "verify"),
             caller,
             ticket,
             template,
@@ -219,7 +219,7 @@ pub async fn verification(
     page(
         StatusCode::OK,
         &VerificationPage {
-            frame: Frame::of(&session),
+            frame: Frame::at(&session, "verify"),
             v: shown,
         },
     )
