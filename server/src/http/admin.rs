@@ -1,9 +1,12 @@
 //! The admin API (`/admin/v1/...`): JSON in, JSON out, for operators'
-//! scripts and the operator console. Every call is authenticated by an
-//! admin token (`Authorization: Bearer`) whose scopes allow it: `read` for
-//! reading, `enroll` for enrollment tickets, `admin` for everything. The
-//! changes go through [`crate::operations`], as the CLI's do, and land in
-//! the audit log under the token's name.
+//! scripts and the consoles' scripts. Every call is authenticated by an
+//! admin token (`Authorization: Bearer`) whose scopes allow it (`read` for
+//! reading, `enroll` for enrollment tickets, `admin` for everything), or by
+//! a console session whose role allows it (operators and admins; admin
+//! tokens and key rotation: admins), whose changes carry the session's
+//! CSRF token in `X-CSRF-Token`. The changes go through
+//! [`crate::operations`], as the CLI's do, and land in the audit log under
+//! the token's or the person's name.
 
 use std::{convert::Infallible, str::FromStr, time::Duration};
 
@@ -13,7 +16,7 @@ use axum::{
         rejection::{PathRejection, QueryRejection},
         Path, Query, Request, State,
     },
-    http::{header, HeaderMap, HeaderValue, StatusCode},
+    http::{header, HeaderMap, HeaderValue, Method, StatusCode},
     response::{
         sse::{Event, KeepAlive, Sse},
         IntoResponse, Response,
@@ -25,7 +28,7 @@ use futures_util::{stream, Stream};
 use serde::{de::DeserializeOwned, Deserialize, Deserializer};
 use serde_json::{json, Value};
 
-use super::{form::read_body, AppState, RequesterAddr};
+use super::{console as console_http, form::read_body, AppState, RequesterAddr};
 use crate::{
     admin::{self, AdminScope},
     audit::Actor,
@@ -33,8 +36,9 @@ use crate::{
     client_auth::AuthMethod,
     clients::NewClient,
     clock::rfc3339,
+    console::{self, Area, Session},
     device::DEFAULT_TICKET_TTL_SECS,
-    error::OAuthError,
+    error::{OAuthError, OAuthErrorCode},
     keys::{KeyPurpose, TokenAlg},
     operations::{
         views, ApiGrant, ClientUpdate, NewAdminToken, NewApiSpec, Operator, RequestFilter,
@@ -57,29 +61,106 @@ const MAX_FEED_LIFETIME: Duration = Duration::from_secs(3600);
 /// Most changes one look of the feed sends.
 const FEED_BATCH: i64 = 200;
 
-/// The operator the bearer admin token names, if it may act within `needed`.
+/// What a call does, and so who may make it: an admin token whose scopes
+/// allow it, or a console session whose role does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Reads (scope `read`; operators and admins).
+    Read,
+    /// Issues enrollment tickets (scope `enroll`; operators and admins).
+    Enroll,
+    /// Changes clients, users, devices, APIs (scope `admin`; operators and admins).
+    Change,
+    /// Admin tokens and key rotation (scope `admin`; console admins only).
+    Administer,
+}
+
+impl Access {
+    fn scope(self) -> AdminScope {
+        match self {
+            Access::Read => AdminScope::Read,
+            Access::Enroll => AdminScope::Enroll,
+            Access::Change | Access::Administer => AdminScope::Admin,
+        }
+    }
+
+    fn area(self) -> Area {
+        match self {
+            Access::Administer => Area::Administer,
+            Access::Read | Access::Enroll | Access::Change => Area::Operate,
+        }
+    }
+}
+
+/// The operator making the call: the bearer admin token's, or (without an
+/// `Authorization` header) the console session's. A session's changes
+/// carry its CSRF token in `X-CSRF-Token` and come from the console's origin.
 async fn operator<'a>(
     state: &'a AppState,
+    method: &Method,
     headers: &HeaderMap,
     requester: &RequesterAddr,
-    needed: AdminScope,
+    access: Access,
 ) -> Result<Operator<'a>, OAuthError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+    let source = requester
+        .0
+        .map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
+    let Some(authorization) = headers.get(header::AUTHORIZATION) else {
+        let session = console_session(state, method, headers, access).await?;
+        return Ok(Operator::serving(&state.assent, session.actor(), source));
+    };
+    let token = authorization
+        .to_str()
+        .ok()
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim().to_string())
         .ok_or_else(OAuthError::bearer_missing)?;
-    let row = admin::authenticate(&state.assent, &token, needed).await?;
+    let row = admin::authenticate(&state.assent, &token, access.scope()).await?;
     let actor = Actor::AdminToken {
         id: row.id,
         name: row.name,
     };
-    let source = requester
-        .0
-        .map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
     Ok(Operator::serving(&state.assent, actor, source))
+}
+
+/// The console session a call without a token comes with, if it may make it.
+async fn console_session(
+    state: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+    access: Access,
+) -> Result<Session, OAuthError> {
+    let assent = &state.assent;
+    let Some(secret) =
+        console_http::cookie_value(headers, console_http::session_cookie_name(assent))
+    else {
+        return Err(OAuthError::bearer_missing());
+    };
+    let session = console::session(assent, secret).await?.ok_or_else(|| {
+        OAuthError::bearer(
+            OAuthErrorCode::InvalidToken,
+            "the console session has ended",
+        )
+    })?;
+    if !session.role.may(access.area()) {
+        return Err(OAuthError::bearer(
+            OAuthErrorCode::InsufficientScope,
+            "the console role does not allow this",
+        ));
+    }
+    if !matches!(*method, Method::GET | Method::HEAD) {
+        let csrf = headers
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !console_http::same_origin(assent, headers) || !console::csrf_matches(&session, csrf) {
+            return Err(OAuthError::access_denied(
+                "a change with a console session needs the session's X-CSRF-Token, from the console's origin",
+            ));
+        }
+    }
+    Ok(session)
 }
 
 /// The JSON body, refused with `invalid_request` in words when it is not
@@ -194,9 +275,10 @@ pub struct ClientPatch {
 pub async fn list_clients(
     State(state): State<AppState>,
     requester: RequesterAddr,
+    method: Method,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    let op = operator(&state, &headers, &requester, AdminScope::Read).await?;
+    let op = operator(&state, &method, &headers, &requester, Access::Read).await?;
     let clients: Vec<Value> = op.clients().await?.iter().map(views::client).collect();
     Ok(answer(StatusCode::OK, json!({ "clients": clients })))
 }
@@ -207,7 +289,14 @@ pub async fn create_client(
     request: Request,
 ) -> Result<Response, OAuthError> {
     let (parts, body) = request.into_parts();
-    let op = operator(&state, &parts.headers, &requester, AdminScope::Admin).await?;
+    let op = operator(
+        &state,
+        &parts.method,
+        &parts.headers,
+        &requester,
+        Access::Change,
+    )
+    .await?;
     let body: NewClientBody = json_body(body, &parts.headers).await?;
     let new = NewClient {
         name: body.name,
@@ -246,9 +335,10 @@ pub async fn get_client(
     State(state): State<AppState>,
     requester: RequesterAddr,
     client_id: Result<Path<String>, PathRejection>,
+    method: Method,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    let op = operator(&state, &headers, &requester, AdminScope::Read).await?;
+    let op = operator(&state, &method, &headers, &requester, Access::Read).await?;
     let client_id = path(client_id)?;
     Ok(answer(
         StatusCode::OK,
@@ -263,7 +353,14 @@ pub async fn update_client(
     request: Request,
 ) -> Result<Response, OAuthError> {
     let (parts, body) = request.into_parts();
-    let op = operator(&state, &parts.headers, &requester, AdminScope::Admin).await?;
+    let op = operator(
+        &state,
+        &parts.method,
+        &parts.headers,
+        &requester,
+        Access::Change,
+    )
+    .await?;
     let client_id = path(client_id)?;
     let patch: ClientPatch = json_body(body, &parts.headers).await?;
     let changes = ClientChanges {
@@ -288,9 +385,10 @@ pub async fn delete_client(
     State(state): State<AppState>,
     requester: RequesterAddr,
     client_id: Result<Path<String>, PathRejection>,
+    method: Method,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    let op = operator(&state, &headers, &requester, AdminScope::Admin).await?;
+    let op = operator(&state, &method, &headers, &requester, Access::Change).await?;
     let client_id = path(client_id)?;
     op.delete_client(&client_id).await?;
     Ok(done())
@@ -338,9 +436,10 @@ pub struct UserQuery {
 pub async fn list_users(
     State(state): State<AppState>,
     requester: RequesterAddr,
+    method: Method,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    let op = operator(&state, &headers, &requester, AdminScope::Read).await?;
+    let op = operator(&state, &method, &headers, &requester, Access::Read).await?;
     let users: Vec<Value> = op
         .users()
         .await?
@@ -356,7 +455,14 @@ pub async fn create_user(
     request: Request,
 ) -> Result<Response, OAuthError> {
     let (parts, body) = request.into_parts();
-    let op = operator(&state, &parts.headers, &requester, AdminScope::Admin).await?;
+    let op = operator(
+        &state,
+        &parts.method,
+        &parts.headers,
+        &requester,
+        Access::Change,
+    )
+    .await?;
     let body: NewUserBody = json_body(body, &parts.headers).await?;
     let role: Option<Role> = optional("role", body.role)?;
     let user = op
@@ -382,9 +488,10 @@ pub async fn get_user(
     State(state): State<AppState>,
     requester: RequesterAddr,
     sub: Result<Path<String>, PathRejection>,
+    method: Method,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    let op = operator(&state, &headers, &requester, AdminScope::Read).await?;
+    let op = operator(&state, &method, &headers, &requester, Access::Read).await?;
     let sub = path(sub)?;
     let (user, role) = op.user(&sub).await?;
     Ok(answer(StatusCode::OK, views::user(&user, role.as_deref())))
@@ -397,7 +504,14 @@ pub async fn update_user(
     request: Request,
 ) -> Result<Response, OAuthError> {
     let (parts, body) = request.into_parts();
-    let op = operator(&state, &parts.headers, &requester, AdminScope::Admin).await?;
+    let op = operator(
+        &state,
+        &parts.method,
+        &parts.headers,
+        &requester,
+        Access::Change,
+    )
+    .await?;
     let sub = path(sub)?;
     let patch: UserPatch = json_body(body, &parts.headers).await?;
     let role: Option<Option<Role>> = match patch.role {
@@ -428,9 +542,10 @@ pub async fn delete_user(
     State(state): State<AppState>,
     requester: RequesterAddr,
     sub: Result<Path<String>, PathRejection>,
+    method: Method,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    let op = operator(&state, &headers, &requester, AdminScope::Admin).await?;
+    let op = operator(&state, &method, &headers, &requester, Access::Change).await?;
     let sub = path(sub)?;
     op.delete_user(&sub).await?;
     Ok(done())
@@ -442,9 +557,10 @@ pub async fn list_devices(
     State(state): State<AppState>,
     requester: RequesterAddr,
     filter: Result<Query<UserQuery>, QueryRejection>,
+    method: Method,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    let op = operator(&state, &headers, &requester, AdminScope::Read).await?;
+    let op = operator(&state, &method, &headers, &requester, Access::Read).await?;
     let filter = query(filter)?;
     let devices: Vec<Value> = op
         .devices(filter.user.as_deref())
@@ -459,9 +575,10 @@ pub async fn revoke_device(
     State(state): State<AppState>,
     requester: RequesterAddr,
     device_id: Result<Path<String>, PathRejection>,
+    method: Method,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    let op = operator(&state, &headers, &requester, AdminScope::Admin).await?;
+    let op = operator(&state, &method, &headers, &requester, Access::Change).await?;
     let device_id = path(device_id)?;
     op.revoke_device(&device_id).await?;
     Ok(done())
@@ -482,7 +599,14 @@ pub async fn create_ticket(
     request: Request,
 ) -> Result<Response, OAuthError> {
     let (parts, body) = request.into_parts();
-    let op = operator(&state, &parts.headers, &requester, AdminScope::Enroll).await?;
+    let op = operator(
+        &state,
+        &parts.method,
+        &parts.headers,
+        &requester,
+        Access::Enroll,
+    )
+    .await?;
     let body: TicketRequest = json_body(body, &parts.headers).await?;
     let ticket = op
         .create_enrollment_ticket(
@@ -527,9 +651,10 @@ pub async fn list_requests(
     State(state): State<AppState>,
     requester: RequesterAddr,
     filter: Result<Query<RequestQuery>, QueryRejection>,
+    method: Method,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    let op = operator(&state, &headers, &requester, AdminScope::Read).await?;
+    let op = operator(&state, &method, &headers, &requester, Access::Read).await?;
     let filter = query(filter)?;
     let requests: Vec<Value> = op
         .requests(&RequestFilter {
@@ -551,9 +676,10 @@ pub async fn list_requests(
 pub async fn request_feed(
     State(state): State<AppState>,
     requester: RequesterAddr,
+    method: Method,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    operator(&state, &headers, &requester, AdminScope::Read).await?;
+    operator(&state, &method, &headers, &requester, Access::Read).await?;
     let store = state.assent.store.clone();
     let start = store.last_device_event_seq().await?;
     let stopping = state.assent.delivery.stopping();
@@ -628,9 +754,10 @@ pub struct NewAdminTokenBody {
 pub async fn list_admin_tokens(
     State(state): State<AppState>,
     requester: RequesterAddr,
+    method: Method,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    let op = operator(&state, &headers, &requester, AdminScope::Admin).await?;
+    let op = operator(&state, &method, &headers, &requester, Access::Administer).await?;
     let tokens: Vec<Value> = op
         .admin_tokens()
         .await?
@@ -646,7 +773,14 @@ pub async fn create_admin_token(
     request: Request,
 ) -> Result<Response, OAuthError> {
     let (parts, body) = request.into_parts();
-    let op = operator(&state, &parts.headers, &requester, AdminScope::Admin).await?;
+    let op = operator(
+        &state,
+        &parts.method,
+        &parts.headers,
+        &requester,
+        Access::Administer,
+    )
+    .await?;
     let body: NewAdminTokenBody = json_body(body, &parts.headers).await?;
     let scopes = body
         .scopes
@@ -670,9 +804,10 @@ pub async fn delete_admin_token(
     State(state): State<AppState>,
     requester: RequesterAddr,
     id: Result<Path<String>, PathRejection>,
+    method: Method,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    let op = operator(&state, &headers, &requester, AdminScope::Admin).await?;
+    let op = operator(&state, &method, &headers, &requester, Access::Administer).await?;
     let id = path(id)?;
     op.delete_admin_token(&id).await?;
     Ok(done())
@@ -706,9 +841,10 @@ pub struct GrantBody {
 pub async fn list_apis(
     State(state): State<AppState>,
     requester: RequesterAddr,
+    method: Method,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    let op = operator(&state, &headers, &requester, AdminScope::Read).await?;
+    let op = operator(&state, &method, &headers, &requester, Access::Read).await?;
     let (apis, grants) = op.apis().await?;
     let apis: Vec<Value> = apis.iter().map(|a| views::api(a, &grants)).collect();
     Ok(answer(StatusCode::OK, json!({ "apis": apis })))
@@ -720,7 +856,14 @@ pub async fn create_api(
     request: Request,
 ) -> Result<Response, OAuthError> {
     let (parts, body) = request.into_parts();
-    let op = operator(&state, &parts.headers, &requester, AdminScope::Admin).await?;
+    let op = operator(
+        &state,
+        &parts.method,
+        &parts.headers,
+        &requester,
+        Access::Change,
+    )
+    .await?;
     let body: NewApiBody = json_body(body, &parts.headers).await?;
     let api = op
         .create_api(NewApiSpec {
@@ -740,7 +883,14 @@ pub async fn update_api(
     request: Request,
 ) -> Result<Response, OAuthError> {
     let (parts, body) = request.into_parts();
-    let op = operator(&state, &parts.headers, &requester, AdminScope::Admin).await?;
+    let op = operator(
+        &state,
+        &parts.method,
+        &parts.headers,
+        &requester,
+        Access::Change,
+    )
+    .await?;
     let identifier = path(identifier)?;
     let patch: ApiPatch = json_body(body, &parts.headers).await?;
     op.set_api_mfa(&identifier, parsed("mfa", &patch.mfa)?)
@@ -757,9 +907,10 @@ pub async fn delete_api(
     State(state): State<AppState>,
     requester: RequesterAddr,
     identifier: Result<Path<String>, PathRejection>,
+    method: Method,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    let op = operator(&state, &headers, &requester, AdminScope::Admin).await?;
+    let op = operator(&state, &method, &headers, &requester, Access::Change).await?;
     let identifier = path(identifier)?;
     op.delete_api(&identifier).await?;
     Ok(done())
@@ -772,7 +923,14 @@ pub async fn grant_api(
     request: Request,
 ) -> Result<Response, OAuthError> {
     let (parts, body) = request.into_parts();
-    let op = operator(&state, &parts.headers, &requester, AdminScope::Admin).await?;
+    let op = operator(
+        &state,
+        &parts.method,
+        &parts.headers,
+        &requester,
+        Access::Change,
+    )
+    .await?;
     let (identifier, client_id) = path(ids)?;
     let body: GrantBody = json_body(body, &parts.headers).await?;
     let grant = op
@@ -789,9 +947,10 @@ pub async fn revoke_api_grant(
     State(state): State<AppState>,
     requester: RequesterAddr,
     ids: Result<Path<(String, String)>, PathRejection>,
+    method: Method,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    let op = operator(&state, &headers, &requester, AdminScope::Admin).await?;
+    let op = operator(&state, &method, &headers, &requester, Access::Change).await?;
     let (identifier, client_id) = path(ids)?;
     op.revoke_api_grant(&identifier, &client_id).await?;
     Ok(done())
@@ -815,9 +974,10 @@ const DEFAULT_ACTIVATE_IN_SECS: u64 = 600;
 pub async fn list_keys(
     State(state): State<AppState>,
     requester: RequesterAddr,
+    method: Method,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    let op = operator(&state, &headers, &requester, AdminScope::Read).await?;
+    let op = operator(&state, &method, &headers, &requester, Access::Read).await?;
     let keys: Vec<Value> = op.keys().await?.iter().map(|k| k.view()).collect();
     Ok(answer(StatusCode::OK, json!({ "keys": keys })))
 }
@@ -828,7 +988,14 @@ pub async fn rotate_keys(
     request: Request,
 ) -> Result<Response, OAuthError> {
     let (parts, body) = request.into_parts();
-    let op = operator(&state, &parts.headers, &requester, AdminScope::Admin).await?;
+    let op = operator(
+        &state,
+        &parts.method,
+        &parts.headers,
+        &requester,
+        Access::Administer,
+    )
+    .await?;
     let body: RotateBody = json_body(body, &parts.headers).await?;
     let purposes = if body.purposes.is_empty() {
         vec![KeyPurpose::IdToken, KeyPurpose::AccessToken]
@@ -870,9 +1037,10 @@ pub async fn audit_log(
     State(state): State<AppState>,
     requester: RequesterAddr,
     filter: Result<Query<AuditQuery>, QueryRejection>,
+    method: Method,
     headers: HeaderMap,
 ) -> Result<Response, OAuthError> {
-    let op = operator(&state, &headers, &requester, AdminScope::Read).await?;
+    let op = operator(&state, &method, &headers, &requester, Access::Read).await?;
     let filter = query(filter)?;
     let entries: Vec<Value> = op
         .audit_log(filter.action.as_deref(), filter.limit.unwrap_or(100))

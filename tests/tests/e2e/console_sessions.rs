@@ -89,6 +89,73 @@ async fn sessions(backend: Backend) {
     assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"));
     assert_eq!(page.headers()[header::CACHE_CONTROL], "no-store");
 
+    // The admin API takes the session too: reads as they are, changes with
+    // the session's CSRF token from the console's origin, audited as the person.
+    let api = |method: reqwest::Method, path: &str| {
+        browser_like()
+            .request(method, format!("{}{path}", server.issuer()))
+            .header(header::COOKIE, format!("assent-console={secret}"))
+    };
+    let listed = api(reqwest::Method::GET, "/admin/v1/users")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), StatusCode::OK);
+    let new_user = serde_json::json!({"sub": "bob", "email": "bob@example.com"});
+    let refused = api(reqwest::Method::POST, "/admin/v1/users")
+        .header(header::ORIGIN, server.issuer())
+        .json(&new_user)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let session = console::session(server.assent(), &secret)
+        .await
+        .unwrap()
+        .unwrap();
+    let foreign = api(reqwest::Method::POST, "/admin/v1/users")
+        .header(header::ORIGIN, "https://evil.example")
+        .header("x-csrf-token", &session.csrf)
+        .json(&new_user)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), StatusCode::FORBIDDEN);
+    let created = api(reqwest::Method::POST, "/admin/v1/users")
+        .header(header::ORIGIN, server.issuer())
+        .header("x-csrf-token", &session.csrf)
+        .json(&new_user)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let log = run_cli(
+        &server.db.url,
+        &["audit", "list", "--action", "user.create"],
+    )
+    .await;
+    assert!(log.contains("console:olga"), "{log}");
+    // An operator's session may not touch admin tokens.
+    run_cli(&server.db.url, &["user", "role", "set", "bob", "operator"]).await;
+    let link = console::create_login_link(server.assent(), "bob")
+        .await
+        .unwrap();
+    let (bob, _) = console::redeem_login_link(
+        server.assent(),
+        link.split_once('#').unwrap().1,
+        "127.0.0.1",
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let tokens = browser_like()
+        .get(format!("{}/admin/v1/admin-tokens", server.issuer()))
+        .header(header::COOKIE, format!("assent-console={bob}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tokens.status(), StatusCode::FORBIDDEN);
+
     // A form from another origin, or without the CSRF token, changes nothing.
     for (origin, csrf) in [("https://evil.example", true), (server.issuer(), false)] {
         let session = console::session(server.assent(), &secret)

@@ -70,7 +70,7 @@ fn secure(assent: &Assent) -> bool {
     assent.endpoints.issuer.starts_with("https://")
 }
 
-fn session_cookie_name(assent: &Assent) -> &'static str {
+pub(super) fn session_cookie_name(assent: &Assent) -> &'static str {
     if secure(assent) {
         "__Host-assent-console"
     } else {
@@ -95,7 +95,7 @@ fn cookie(assent: &Assent, name: &str, value: &str, max_age_secs: i64) -> Header
     .expect("cookie values are base64url")
 }
 
-fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(super) fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -213,7 +213,7 @@ pub async fn posted_form<T: DeserializeOwned>(
 
 /// The request comes from a page of this origin: its `Origin` (browsers
 /// send one with every POST) is the issuer's.
-fn same_origin(assent: &Assent, headers: &HeaderMap) -> bool {
+pub(super) fn same_origin(assent: &Assent, headers: &HeaderMap) -> bool {
     let issuer = assent.endpoints.issuer.trim_end_matches('/');
     let issuer_origin = match reqwest::Url::parse(issuer) {
         Ok(url) => url.origin().ascii_serialization(),
