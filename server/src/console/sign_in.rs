@@ -65,11 +65,9 @@ async fn console_user(assent: &Assent, name: &str) -> Result<(UserRow, Role), OA
     let user = user.ok_or_else(no_access)?;
     let role = assent
         .store
-        .user_roles()
+        .user_role(&user.sub)
         .await?
-        .into_iter()
-        .find(|r| r.sub == user.sub)
-        .and_then(|r| r.role.parse::<Role>().ok())
+        .and_then(|role| role.parse::<Role>().ok())
         .ok_or_else(no_access)?;
     Ok((user, role))
 }

@@ -41,13 +41,7 @@ impl Operator<'_> {
                 format!("no user {sub:?}"),
             )
         })?;
-        let role = self
-            .store
-            .user_roles()
-            .await?
-            .into_iter()
-            .find(|r| r.sub == sub)
-            .map(|r| r.role);
+        let role = self.store.user_role(sub).await?;
         Ok((user, role))
     }
 

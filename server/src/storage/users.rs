@@ -85,6 +85,13 @@ impl Store {
         Ok(changed == 1)
     }
 
+    /// One user's console role, if they have one.
+    pub async fn user_role(&self, sub: &str) -> Result<Option<String>, StorageError> {
+        let sql = "SELECT role FROM users WHERE sub = $1 AND role IS NOT NULL";
+        let row: Option<(String,)> = self.statement(sql, &params![sub]).fetch_optional().await?;
+        Ok(row.map(|(role,)| role))
+    }
+
     /// The users who have a console role, and their role.
     pub async fn user_roles(&self) -> Result<Vec<UserRole>, StorageError> {
         let sql = "SELECT sub, role FROM users WHERE role IS NOT NULL ORDER BY sub";

@@ -152,6 +152,22 @@ impl ConsoleUser {
     }
 }
 
+impl ConsoleUser {
+    /// A change posted from a console page by a session whose role opens
+    /// `area`: the session and its form (Origin and CSRF token checked), or
+    /// the page that refuses it.
+    pub async fn posted<T: DeserializeOwned>(
+        self,
+        assent: &Assent,
+        area: Area,
+        request: Request,
+    ) -> Result<(Session, T), Response> {
+        let session = self.allowed(area).map_err(IntoResponse::into_response)?;
+        let form = posted_form(assent, request, Some(&session)).await?;
+        Ok((session, form))
+    }
+}
+
 /// A signed-in person on a page their role does not open.
 pub struct NotForRole(Session);
 

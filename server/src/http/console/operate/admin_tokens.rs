@@ -18,7 +18,7 @@ use crate::{
     console::Area,
     error::OAuthError,
     http::{
-        console::{error_page, page, posted_form, source, ConsoleUser, Frame},
+        console::{error_page, page, source, ConsoleUser, Frame},
         AppState, RequesterAddr,
     },
     operations::{views::words, NewAdminToken, Operator},
@@ -163,14 +163,11 @@ pub async fn create(
     user: ConsoleUser,
     request: Request,
 ) -> Response {
-    let session = match user.allowed(Area::Administer) {
-        Ok(s) => s,
-        Err(refused) => return refused.into_response(),
-    };
-    let form: Fields = match posted_form(&state.assent, request, Some(&session)).await {
-        Ok(f) => f,
-        Err(refused) => return refused,
-    };
+    let (session, form): (_, Fields) =
+        match user.posted(&state.assent, Area::Administer, request).await {
+            Ok(posted) => posted,
+            Err(refused) => return refused,
+        };
     let op = Operator::serving(&state.assent, session.actor(), source(&requester));
     match async { op.create_admin_token(new_token(&form)?).await }.await {
         Ok(created) => page(
@@ -193,13 +190,11 @@ pub async fn delete(
     id: Result<Path<String>, PathRejection>,
     request: Request,
 ) -> Response {
-    let session = match user.allowed(Area::Administer) {
-        Ok(s) => s,
-        Err(refused) => return refused.into_response(),
-    };
-    if let Err(refused) = posted_form::<Fields>(&state.assent, request, Some(&session)).await {
-        return refused;
-    }
+    let (session, _): (_, Fields) =
+        match user.posted(&state.assent, Area::Administer, request).await {
+            Ok(posted) => posted,
+            Err(refused) => return refused,
+        };
     let op = Operator::serving(&state.assent, session.actor(), source(&requester));
     match async { op.delete_admin_token(&segment(id)?).await }.await {
         Ok(()) => done("/console/admin-tokens?done=deleted"),

@@ -21,7 +21,7 @@ use crate::{
     console::{Area, CONSOLE_CLIENT_ID},
     error::OAuthError,
     http::{
-        console::{error_page, page, posted_form, source, ConsoleUser, Frame},
+        console::{error_page, page, source, ConsoleUser, Frame},
         AppState, RequesterAddr,
     },
     keys::TokenAlg,
@@ -278,14 +278,11 @@ pub async fn create(
     user: ConsoleUser,
     request: Request,
 ) -> Response {
-    let session = match user.allowed(Area::Operate) {
-        Ok(s) => s,
-        Err(refused) => return refused.into_response(),
-    };
-    let form: Fields = match posted_form(&state.assent, request, Some(&session)).await {
-        Ok(f) => f,
-        Err(refused) => return refused,
-    };
+    let (session, form): (_, Fields) =
+        match user.posted(&state.assent, Area::Operate, request).await {
+            Ok(posted) => posted,
+            Err(refused) => return refused,
+        };
     let op = Operator::serving(&state.assent, session.actor(), source(&requester));
     let created = async { op.create_client(new_client(&form)?, None).await }.await;
     match created {
@@ -364,14 +361,11 @@ pub async fn update(
     id: Result<Path<String>, PathRejection>,
     request: Request,
 ) -> Response {
-    let session = match user.allowed(Area::Operate) {
-        Ok(s) => s,
-        Err(refused) => return refused.into_response(),
-    };
-    let form: Fields = match posted_form(&state.assent, request, Some(&session)).await {
-        Ok(f) => f,
-        Err(refused) => return refused,
-    };
+    let (session, form): (_, Fields) =
+        match user.posted(&state.assent, Area::Operate, request).await {
+            Ok(posted) => posted,
+            Err(refused) => return refused,
+        };
     let op = Operator::serving(&state.assent, session.actor(), source(&requester));
     let saved = async {
         let id = segment(id)?;
@@ -395,13 +389,10 @@ pub async fn delete(
     id: Result<Path<String>, PathRejection>,
     request: Request,
 ) -> Response {
-    let session = match user.allowed(Area::Operate) {
-        Ok(s) => s,
-        Err(refused) => return refused.into_response(),
+    let (session, _): (_, Fields) = match user.posted(&state.assent, Area::Operate, request).await {
+        Ok(posted) => posted,
+        Err(refused) => return refused,
     };
-    if let Err(refused) = posted_form::<Fields>(&state.assent, request, Some(&session)).await {
-        return refused;
-    }
     let op = Operator::serving(&state.assent, session.actor(), source(&requester));
     let deleted = async {
         let id = segment(id)?;

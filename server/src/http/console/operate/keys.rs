@@ -13,7 +13,7 @@ use crate::{
     console::Area,
     error::OAuthError,
     http::{
-        console::{error_page, page, posted_form, source, ConsoleUser, Frame},
+        console::{error_page, page, source, ConsoleUser, Frame},
         AppState, RequesterAddr,
     },
     keys::KeyPurpose,
@@ -166,14 +166,11 @@ pub async fn rotate(
     user: ConsoleUser,
     request: Request,
 ) -> Response {
-    let session = match user.allowed(Area::Administer) {
-        Ok(s) => s,
-        Err(refused) => return refused.into_response(),
-    };
-    let form: Fields = match posted_form(&state.assent, request, Some(&session)).await {
-        Ok(f) => f,
-        Err(refused) => return refused,
-    };
+    let (session, form): (_, Fields) =
+        match user.posted(&state.assent, Area::Administer, request).await {
+            Ok(posted) => posted,
+            Err(refused) => return refused,
+        };
     let op = Operator::serving(&state.assent, session.actor(), source(&requester));
     let rotated = async {
         let (purposes, activate_in) = rotation(&form)?;

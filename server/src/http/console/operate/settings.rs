@@ -12,7 +12,7 @@ use super::{done, query_or_default, Done, Fields};
 use crate::{
     console::{self, Area, Session, DEFAULT_BINDING_TEMPLATE},
     http::{
-        console::{error_page, page, posted_form, source, ConsoleUser, Frame},
+        console::{error_page, page, source, ConsoleUser, Frame},
         AppState, RequesterAddr,
     },
 };
@@ -82,14 +82,11 @@ pub async fn save(
     user: ConsoleUser,
     request: Request,
 ) -> Response {
-    let session = match user.allowed(Area::Operate) {
-        Ok(s) => s,
-        Err(refused) => return refused.into_response(),
-    };
-    let form: Fields = match posted_form(&state.assent, request, Some(&session)).await {
-        Ok(f) => f,
-        Err(refused) => return refused,
-    };
+    let (session, form): (_, Fields) =
+        match user.posted(&state.assent, Area::Operate, request).await {
+            Ok(posted) => posted,
+            Err(refused) => return refused,
+        };
     let template = form.text("binding_template");
     match console::set_binding_template(&state.assent, &session, &source(&requester), template)
         .await

@@ -24,7 +24,7 @@ use crate::{
     device::DEFAULT_TICKET_TTL_SECS,
     error::OAuthError,
     http::{
-        console::{error_page, page, posted_form, source, ConsoleUser, Frame},
+        console::{error_page, page, source, ConsoleUser, Frame},
         AppState, RequesterAddr,
     },
     operations::{Operator, RequestFilter, UserUpdate},
@@ -316,14 +316,11 @@ pub async fn create(
     user: ConsoleUser,
     request: Request,
 ) -> Response {
-    let session = match user.allowed(Area::Operate) {
-        Ok(s) => s,
-        Err(refused) => return refused.into_response(),
-    };
-    let form: Fields = match posted_form(&state.assent, request, Some(&session)).await {
-        Ok(f) => f,
-        Err(refused) => return refused,
-    };
+    let (session, form): (_, Fields) =
+        match user.posted(&state.assent, Area::Operate, request).await {
+            Ok(posted) => posted,
+            Err(refused) => return refused,
+        };
     let op = Operator::serving(&state.assent, session.actor(), source(&requester));
     let created = async {
         let role = role_of(&form)?;
@@ -445,10 +442,7 @@ async fn change_form(
     sub: Result<Path<String>, PathRejection>,
     request: Request,
 ) -> Result<(Session, Fields, String), Response> {
-    let session = user
-        .allowed(Area::Operate)
-        .map_err(IntoResponse::into_response)?;
-    let form: Fields = posted_form(&state.assent, request, Some(&session)).await?;
+    let (session, form): (_, Fields) = user.posted(&state.assent, Area::Operate, request).await?;
     let sub = match segment(sub) {
         Ok(sub) => sub,
         Err(e) => return Err(error_page(e, Some(&session))),
@@ -635,13 +629,10 @@ pub async fn revoke_device(
     ids: Result<Path<(String, String)>, PathRejection>,
     request: Request,
 ) -> Response {
-    let session = match user.allowed(Area::Operate) {
-        Ok(s) => s,
-        Err(refused) => return refused.into_response(),
+    let (session, _): (_, Fields) = match user.posted(&state.assent, Area::Operate, request).await {
+        Ok(posted) => posted,
+        Err(refused) => return refused,
     };
-    if let Err(refused) = posted_form::<Fields>(&state.assent, request, Some(&session)).await {
-        return refused;
-    }
     let op = Operator::serving(&state.assent, session.actor(), source(&requester));
     let revoked = async {
         let (sub, id) = segment(ids)?;
